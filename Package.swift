@@ -1,0 +1,50 @@
+// swift-tools-version:6.0
+// Weft: an encrypted overlay network router for Linux. Module layout: docs/architecture.md.
+import PackageDescription
+
+let package = Package(
+    name: "Weft",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "weft", targets: ["weft"]),
+        .executable(name: "weft-vectors", targets: ["weft-vectors"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+    ],
+    targets: [
+        // C libraries from Debian packages; SwiftPM names the apt package when pkg-config fails.
+        .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
+        .systemLibrary(name: "CMnl", pkgConfig: "libmnl", providers: [.apt(["libmnl-dev"])]),
+        // The few things Swift cannot express (GNU-only socket calls, ioctl numbers).
+        .target(name: "CWeftShims"),
+
+        // Pure cores: no sockets, no clocks they are not handed.
+        .target(name: "WeftCrypto", dependencies: ["CSodium"]),
+        .target(name: "WeftWire"),
+        .target(name: "WeftMesh", dependencies: ["WeftWire"]),
+
+        // Linux-facing wiring: gossip link, control API, persistence.
+        .target(name: "WeftRouter", dependencies: [
+            "WeftCrypto", "WeftWire", "WeftMesh", "CWeftShims",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
+        .executableTarget(name: "weft", dependencies: [
+            "WeftRouter",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "weft-vectors", dependencies: ["WeftCrypto"]),
+
+        .testTarget(name: "WeftCryptoTests", dependencies: ["WeftCrypto"]),
+        .testTarget(name: "WeftWireTests", dependencies: ["WeftWire"]),
+        .testTarget(name: "WeftMeshTests", dependencies: ["WeftMesh"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["WeftRouter"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

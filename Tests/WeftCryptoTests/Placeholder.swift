@@ -1,0 +1,2 @@
+import XCTest
+final class PlaceholderWeftCryptoTests: XCTestCase { func testNothing() {} }

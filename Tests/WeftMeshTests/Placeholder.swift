@@ -1,0 +1,2 @@
+import XCTest
+final class PlaceholderWeftMeshTests: XCTestCase { func testNothing() {} }

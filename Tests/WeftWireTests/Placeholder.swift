@@ -1,0 +1,2 @@
+import XCTest
+final class PlaceholderWeftWireTests: XCTestCase { func testNothing() {} }
