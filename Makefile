@@ -1,0 +1,38 @@
+# The two set-up commands of README.md: `make demo` and `make test`. Both install what is
+# missing first. Other targets: build, release, unit, integration, clean.
+SWIFT ?= swift
+BIN_DIR := $(shell pwd)/.build/debug
+
+.PHONY: all deps build release test unit integration demo clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+# Every test: unit tests (no privileges) and integration tests (root: network namespaces;
+# without root they report that they were skipped and why).
+test: deps
+	$(SWIFT) build --build-tests
+	WEFT_BIN_DIR=$(BIN_DIR) $(SWIFT) test --skip-build
+	$(BIN_DIR)/weft-vectors Keys/vectors/*.json
+
+unit: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --skip IntegrationTests
+
+integration: deps
+	$(SWIFT) build --build-tests
+	WEFT_BIN_DIR=$(BIN_DIR) $(SWIFT) test --skip-build --filter IntegrationTests
+
+demo: build
+	WEFT=$(BIN_DIR)/weft scripts/demo.sh
+
+clean:
+	rm -rf .build

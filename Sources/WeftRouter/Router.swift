@@ -1,0 +1,454 @@
+// The router: owns the mesh state and every gossip link, on one event loop. Control plane only;
+// the data plane will run on its own threads and read routes from here.
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import WeftCrypto
+import WeftMesh
+import WeftWire
+
+/// An address the router dials, from the command line, `weft connect` or gossip.
+struct Target {
+    let address: String
+    /// Named by an operator: retried forever. Learned from gossip: until forgotten or gone.
+    var permanent: Bool
+    var failures = 0
+    var nextAttempt = NIODeadline.now()
+    var reason: String?
+    /// Authentication failures are "failed", transient ones "retrying".
+    var authFailure = false
+    var link: Link?
+    /// The peer this address led to last time.
+    var peer: PeerName?
+    var nickname: String?
+}
+
+/// An inbound attempt that was refused, shown in status for a while (both sides show the reason).
+struct InboundFailure {
+    var address: String
+    var reason: String
+    var pskId: String?
+    var at: NIODeadline
+}
+
+/// Per-source token bucket against connection floods (protocol.md §3.7).
+struct TokenBucket {
+    var tokens: Double
+    var last: NIODeadline
+    static let capacity = 20.0
+    static let perSecond = 20.0
+
+    mutating func take(now: NIODeadline) -> Bool {
+        let elapsed = Double((now - last).nanoseconds) / 1e9
+        tokens = min(Self.capacity, tokens + elapsed * Self.perSecond)
+        last = now
+        guard tokens >= 1 else { return false }
+        tokens -= 1
+        return true
+    }
+}
+
+public final class Router: @unchecked Sendable {  // confined to `loop`
+    public let config: RouterConfig
+    let group: MultiThreadedEventLoopGroup
+    let loop: EventLoop
+    let logger: Logger
+    let uid: UInt64
+    let started = Date()
+
+    private var topology: Topology
+    private(set) var routes: Routes
+    private var links: [ObjectIdentifier: Link] = [:]
+    private var established: [PeerName: Link] = [:]
+    private var targets: [String: Target] = [:]
+    private var forgotten: Set<String> = []
+    private var inboundFailures: [String: InboundFailure] = [:]
+    private var loggedRefusals: Set<String> = []
+    private var buckets: [String: TokenBucket] = [:]
+    private var listener: Channel?
+    private var control: ControlServer?
+    private var ticker: RepeatedTask?
+    private var lastFullGossip = NIODeadline.now()
+    private var stopping = false
+    private let stopped: EventLoopPromise<Void>
+    private let backoff = Backoff()
+
+    static let maxPendingHandshakes = 64
+    static let inboundFailureMemory: TimeAmount = .minutes(5)
+    static let fullGossipInterval: TimeAmount = .seconds(30)
+
+    public init(config: RouterConfig, logger: Logger) {
+        self.config = config
+        self.logger = logger
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.loop = group.next()
+        self.uid = UInt64.random(in: 1...UInt64.max)
+        let own = PeerEntry(name: config.name, nickname: config.nickname, uid: uid, version: 1,
+                            shortId: Topology.initialShortId(for: config.name), connections: [])
+        self.topology = Topology(own: own)
+        self.routes = topology.routes()
+        self.stopped = loop.makePromise()
+    }
+
+    // Read-only views for status (RouterStatus.swift).
+    var topologyPeers: [PeerName: PeerEntry] { topology.peers }
+    var targetAddresses: [String] { targets.keys.sorted() }
+    var allLinks: [Link] { links.values.sorted { $0.startedAt < $1.startedAt } }
+    var allTargets: [Target] { targets.values.sorted { $0.address < $1.address } }
+    var recentInboundFailures: [InboundFailure] { inboundFailures.values.sorted { $0.address < $1.address } }
+    func isEstablished(_ peer: PeerName) -> Bool { established[peer] != nil }
+
+    // MARK: lifecycle
+
+    /// Binds the gossip port and the control socket, starts dialing, and blocks until the router
+    /// has stopped (SIGTERM, SIGINT or `weft stop`).
+    public func run() throws {
+        try loop.submit { try self.start() }.wait()
+        let signals = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { [weak self] in
+                guard let self else { return }
+                self.loop.execute { self.shutdown(because: sig == SIGTERM ? "SIGTERM" : "SIGINT") }
+            }
+            source.resume()
+            return source
+        }
+        try stopped.futureResult.wait()
+        signals.forEach { $0.cancel() }
+        try? group.syncShutdownGracefully()
+    }
+
+    private func start() throws {
+        control = try ControlServer.start(path: config.socketPath, group: group, router: self)
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.so_keepalive), value: 1)
+            .childChannelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(self.linkHandler(direction: .inbound, target: nil))
+                }
+            }
+        do {
+            listener = try bootstrap.bind(host: config.listenAddress, port: config.port).wait()
+        } catch {
+            control?.close()
+            throw ConfigError("cannot listen on \(config.listenAddress):\(config.port) (\(error)); is another router running? use --port")
+        }
+        for address in config.initialPeers { addTarget(address, permanent: true) }
+        ticker = loop.scheduleRepeatedTask(initialDelay: .milliseconds(200), delay: .milliseconds(500)) { [self] _ in tick() }
+        logger.info("router started", metadata: [
+            "name": "\(config.name)", "nickname": "\(config.nickname)", "port": "\(config.port)",
+            "encryption": "\(config.psk != nil)", "pskId": "\(config.psk?.id.description ?? "none")",
+            "trustedSubnets": "\(config.trustedSubnets.map(\.text).joined(separator: ","))",
+        ])
+    }
+
+    /// Closes every link with a goodbye, the listener and the control socket, then ends run().
+    func shutdown(because why: String) {
+        guard !stopping else { return }
+        stopping = true
+        logger.info("router stopping", metadata: ["reason": "\(why)"])
+        ticker?.cancel()
+        for link in links.values { link.fail("router shutting down", refuse: .shuttingDown) }
+        let closes = [listener?.close()].compactMap { $0 }
+        control?.close()
+        EventLoopFuture.andAllComplete(closes, on: loop).whenComplete { [self] _ in
+            // Give the goodbyes a moment to leave before the loop goes away.
+            loop.scheduleTask(in: .milliseconds(100)) { self.stopped.succeed() }
+        }
+    }
+
+    // MARK: links
+
+    private func linkHandler(direction: LinkDirection, target: String?) -> LinkChannelHandler {
+        LinkChannelHandler(makeLink: { [self] channel in
+            makeLink(channel: channel, direction: direction, target: target)
+        }, onClose: { [self] link in
+            linkClosed(link)
+        })
+    }
+
+    private func makeLink(channel: Channel, direction: LinkDirection, target: String?) -> Link? {
+        let remoteIP = channel.remoteAddress?.ipAddress.flatMap(IPAddress.init)
+        if direction == .inbound {
+            guard !stopping else { return nil }
+            let now = NIODeadline.now()
+            let key = remoteIP?.description ?? "?"
+            var bucket = buckets[key] ?? TokenBucket(tokens: TokenBucket.capacity, last: now)
+            let allowed = bucket.take(now: now)
+            buckets[key] = bucket
+            let pending = links.values.filter { !$0.isEstablished }.count
+            guard allowed, pending < Self.maxPendingHandshakes else {
+                logOnce("inbound connections rate-limited", address: key, reason: "rate limited")
+                return nil
+            }
+        }
+        let hello = Hello(name: config.name, nickname: config.nickname, uid: uid, connectionId: UInt64.random(in: 0...UInt64.max),
+                          gossipPort: UInt16(config.port), sleevePort: UInt16(config.port), shortId: topology.own.shortId,
+                          trustsRemote: remoteIP.map(config.trusts) ?? false, fastdpCapable: false,
+                          overlays: 0b01, ciphers: DataCipher.aesGCMAvailable ? 0b11 : 0b01)
+        let link = Link(direction: direction, channel: channel, targetAddress: target, localHello: hello, localPSK: config.psk)
+        link.delegate = self
+        links[ObjectIdentifier(link)] = link
+        if let target { targets[target]?.link = link }
+        return link
+    }
+
+    private func linkClosed(_ link: Link) {
+        links[ObjectIdentifier(link)] = nil
+        let wasEstablished = link.establishedAt != nil
+        if let name = link.remoteName, established[name] === link {
+            established[name] = nil
+            logger.info("connection closed", metadata: ["peer": "\(name)", "address": "\(link.socketAddress)", "reason": "\(link.reason ?? "")"])
+            ownConnectionsChanged()
+        }
+        let duplicate = link.refuseCode == .duplicateConnection
+        if let address = link.targetAddress, var target = targets[address], target.link === link {
+            target.link = nil
+            if wasEstablished || duplicate {
+                target.failures = duplicate ? 0 : 1
+                target.reason = duplicate ? nil : link.reason
+                target.authFailure = false
+                target.nextAttempt = .now() + .milliseconds(duplicate ? 1000 : Int64(1000 * backoff.delay(afterFailures: 1, randomUnit: .random(in: 0..<1))))
+            } else {
+                target.failures += 1
+                target.reason = link.reason
+                target.authFailure = Self.isAuthFailure(link.refuseCode)
+                let failures = target.authFailure ? max(target.failures, 5) : target.failures
+                let delay = backoff.delay(afterFailures: failures, randomUnit: .random(in: 0..<1))
+                target.nextAttempt = .now() + .milliseconds(Int64(delay * 1000))
+                if target.authFailure { logOnce("connection refused", address: address, reason: link.reason ?? "") }
+            }
+            targets[address] = target
+        } else if link.direction == .inbound, !wasEstablished, !duplicate, let reason = link.reason,
+                  link.refuseCode != nil || link.remotePreamble != nil {
+            let key = link.remoteIP?.description ?? link.socketAddress
+            inboundFailures[key] = InboundFailure(address: link.socketAddress, reason: reason, pskId: link.pskId?.description, at: .now())
+            logOnce("refused inbound connection", address: key, reason: reason)
+        }
+    }
+
+    static func isAuthFailure(_ code: RefuseCode?) -> Bool {
+        switch code {
+        case .unknownPSKId, .handshakeFailed, .passwordMismatch, .noCommonVersion: return true
+        default: return false
+        }
+    }
+
+    /// Logs a refusal once per address and reason, so a peer that keeps retrying with a wrong
+    /// password does not flood the log.
+    private func logOnce(_ message: Logger.Message, address: String, reason: String) {
+        let key = "\(address)|\(reason)"
+        guard loggedRefusals.insert(key).inserted else { return }
+        logger.warning(message, metadata: ["address": "\(address)", "reason": "\(reason)"])
+    }
+
+    // MARK: targets
+
+    func addTarget(_ raw: String, permanent: Bool) {
+        let address = Self.normalize(raw, defaultPort: RouterConfig.defaultPort)
+        forgotten.remove(address)
+        if var existing = targets[address] {
+            existing.permanent = existing.permanent || permanent
+            if permanent { existing.nextAttempt = .now() }
+            targets[address] = existing
+        } else {
+            targets[address] = Target(address: address, permanent: permanent)
+        }
+    }
+
+    func forgetTarget(_ raw: String) -> Bool {
+        let address = Self.normalize(raw, defaultPort: RouterConfig.defaultPort)
+        forgotten.insert(address)
+        guard let target = targets.removeValue(forKey: address) else { return false }
+        if let link = target.link, !link.isEstablished { link.fail("address forgotten", refuse: nil) }
+        return true
+    }
+
+    /// `host` → `host:6783`; `[v6]:port` and `host:port` are kept.
+    static func normalize(_ address: String, defaultPort: Int) -> String {
+        if address.hasPrefix("[") { return address.contains("]:") ? address : "\(address):\(defaultPort)" }
+        let colons = address.filter { $0 == ":" }.count
+        if colons == 0 { return "\(address):\(defaultPort)" }
+        if colons > 1 { return "[\(address)]:\(defaultPort)" }
+        return address
+    }
+
+    static func split(_ address: String) -> (host: String, port: Int)? {
+        if address.hasPrefix("["), let close = address.firstIndex(of: "]") {
+            let host = String(address[address.index(after: address.startIndex)..<close])
+            let rest = address[address.index(after: close)...]
+            guard rest.hasPrefix(":"), let port = Int(rest.dropFirst()) else { return nil }
+            return (host, port)
+        }
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+              (1...65535).contains(port) else { return nil }
+        return (String(address[..<colon]), port)
+    }
+
+    private func dial(_ address: String) {
+        guard var target = targets[address], target.link == nil else { return }
+        guard let (host, port) = Self.split(address) else {
+            target.reason = "'\(address)' is not host:port"
+            target.authFailure = true
+            target.nextAttempt = .now() + .hours(1)
+            targets[address] = target
+            return
+        }
+        target.nextAttempt = .now() + .seconds(3600)  // until the attempt ends
+        targets[address] = target
+        ClientBootstrap(group: loop)
+            .connectTimeout(.seconds(5))
+            .channelOption(.socketOption(.so_keepalive), value: 1)
+            .channelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(self.linkHandler(direction: .outbound, target: address))
+                }
+            }
+            .connect(host: host, port: port)
+            .whenFailure { [self] error in
+                guard var target = targets[address], target.link == nil else { return }
+                target.failures += 1
+                target.authFailure = false
+                target.reason = "cannot connect to \(address): \(Self.describe(error))"
+                let delay = backoff.delay(afterFailures: target.failures, randomUnit: .random(in: 0..<1))
+                target.nextAttempt = .now() + .milliseconds(Int64(delay * 1000))
+                targets[address] = target
+            }
+    }
+
+    static func describe(_ error: Error) -> String {
+        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)) }
+        if error is ChannelError { return "\(error)" }
+        let text = "\(error)"
+        if text.contains("connectTimeout") { return "timed out" }
+        if text.contains("connectionRefused") || text.contains("Connection refused") { return "connection refused" }
+        return text
+    }
+
+    private func tick() {
+        let now = NIODeadline.now()
+        for link in links.values { link.tick(now: now) }
+        for (address, target) in targets where target.link == nil && now >= target.nextAttempt {
+            if let peer = target.peer, established[peer] != nil { continue }
+            dial(address)
+        }
+        inboundFailures = inboundFailures.filter { now - $0.value.at < Self.inboundFailureMemory }
+        buckets = buckets.filter { now - $0.value.last < .seconds(10) }
+        if now - lastFullGossip >= Self.fullGossipInterval {
+            lastFullGossip = now
+            broadcast(topology.fullUpdate())
+        }
+    }
+
+    // MARK: gossip
+
+    private func ownConnectionsChanged() {
+        let entries = established.values.sorted { $0.remoteName! < $1.remoteName! }.map { link in
+            ConnectionEntry(remote: link.remoteName!, address: link.remoteGossipAddress, established: true, outbound: link.direction == .outbound)
+        }
+        if topology.setOwn(nickname: config.nickname, connections: entries) {
+            broadcast(TopologyUpdate(peers: [topology.own]))
+        }
+        topologyChanged()
+    }
+
+    private func broadcast(_ update: TopologyUpdate) {
+        guard !update.peers.isEmpty else { return }
+        let payload = update.encode()
+        for link in established.values { link.send(type: MessageType.gossip.rawValue, payload: payload) }
+    }
+
+    private func topologyChanged() {
+        let gone = topology.removeUnreachable()
+        routes = topology.routes()
+        for (address, target) in targets where !target.permanent && target.link == nil {
+            if let peer = target.peer, gone.contains(peer) || topology.peers[peer] == nil { targets[address] = nil }
+        }
+        let known = Set(targets.values.compactMap(\.peer))
+        for candidate in topology.dialCandidates(connected: Set(established.keys)) where !known.contains(candidate.name) {
+            let address = Self.normalize(candidate.address, defaultPort: RouterConfig.defaultPort)
+            guard !forgotten.contains(address), targets[address] == nil else { continue }
+            var target = Target(address: address, permanent: false)
+            target.peer = candidate.name
+            target.nickname = topology.peers[candidate.name]?.nickname
+            targets[address] = target
+        }
+    }
+}
+
+extension Router: LinkDelegate {
+    func psk(for id: PSKID) -> PreSharedKey? {
+        guard let psk = config.psk, psk.id == id else { return nil }
+        return psk
+    }
+
+    func linkAuthenticated(_ link: Link) -> Refuse? {
+        guard let hello = link.remoteHello else { return Refuse(code: .protocolError, text: "no hello") }
+        if stopping { return Refuse(code: .shuttingDown, text: "router shutting down") }
+        if hello.name == config.name {
+            return Refuse(code: .connectingToSelf, text: "connection to self (\(config.name))")
+        }
+        if let existing = established[hello.name], existing !== link {
+            // A restarted peer (new UID) replaces its dead incarnation's link at once.
+            let restarted = existing.remoteHello?.uid != hello.uid
+            let keepOutbound = DuplicateConnections.keepOutbound(local: config.name, remote: hello.name)
+            if restarted || (link.direction == .outbound) == keepOutbound {
+                existing.fail(restarted ? "peer restarted" : "duplicate connection to \(hello.name); keeping the other one",
+                              refuse: .duplicateConnection)
+                linkClosedEarly(existing)
+            } else {
+                return Refuse(code: .duplicateConnection, text: "duplicate connection to \(hello.name); keeping the other one")
+            }
+        }
+        return nil
+    }
+
+    /// Forgets an established link at once when a newer one replaces it, rather than waiting for
+    /// its channel to report closure, so the new link can take its place in the same turn.
+    private func linkClosedEarly(_ link: Link) {
+        if let name = link.remoteName, established[name] === link { established[name] = nil }
+    }
+
+    func linkEstablished(_ link: Link) {
+        guard let hello = link.remoteHello else { return }
+        established[hello.name] = link
+        if let address = link.targetAddress, var target = targets[address] {
+            target.peer = hello.name
+            target.nickname = hello.nickname
+            target.failures = 0
+            target.reason = nil
+            target.authFailure = false
+            targets[address] = target
+        }
+        if let ip = link.remoteIP?.description { inboundFailures[ip] = nil }
+        logger.info("connection established", metadata: [
+            "peer": "\(hello.name)", "nickname": "\(hello.nickname)", "address": "\(link.socketAddress)",
+            "direction": "\(link.direction.rawValue)", "encrypted": "\(LinkPolicy.encrypted(passwordSet: config.psk != nil, trusted: link.trusted))",
+            "trusted": "\(link.trusted)",
+        ])
+        link.send(type: MessageType.gossip.rawValue, payload: topology.fullUpdate().encode())
+        ownConnectionsChanged()
+    }
+
+    func link(_ link: Link, received type: UInt8, payload: [UInt8]) {
+        switch MessageType(rawValue: type) {
+        case .gossip:
+            let update: TopologyUpdate
+            do { update = try TopologyUpdate.decode(payload) } catch {
+                link.fail("malformed gossip: \(error)", refuse: .protocolError)
+                return
+            }
+            let changed = topology.merge(update)
+            if !changed.isEmpty {
+                broadcast(TopologyUpdate(peers: changed))
+                topologyChanged()
+            }
+        default:
+            // Reserved types (rekey, password rotation, data-plane control) and unknown ones.
+            link.countUnknownMessage()
+        }
+    }
+}

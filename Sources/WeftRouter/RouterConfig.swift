@@ -1,0 +1,129 @@
+// What `weft launch` was asked to do, validated before anything starts.
+import Foundation
+import WeftCrypto
+import WeftMesh
+import WeftWire
+
+/// A refusal at start-up: the message says what to fix; `weft launch` exits with status 2.
+public struct ConfigError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+public struct RouterConfig: Sendable {
+    public static let defaultPort = 6783
+    public static let defaultSocket = "/run/weft/weft.sock"
+    public static let defaultDataDir = "/var/lib/weft"
+
+    public var name: PeerName
+    public var nickname: String
+    public var port: Int
+    public var trustedSubnets: [Subnet]
+    /// nil: no password, the gossip link and data are sent in clear (DESIGN §2).
+    public var psk: PreSharedKey?
+    public var socketPath: String
+    public var dataDir: String
+    public var mtu: Int?
+    public var fastdpEnabled: Bool
+    /// Addresses from the command line: retried forever.
+    public var initialPeers: [String]
+    public var listenAddress: String
+
+    public init(name: PeerName, nickname: String, port: Int, trustedSubnets: [Subnet], psk: PreSharedKey?, socketPath: String,
+                dataDir: String, mtu: Int?, fastdpEnabled: Bool, initialPeers: [String], listenAddress: String = "0.0.0.0") {
+        self.name = name
+        self.nickname = nickname
+        self.port = port
+        self.trustedSubnets = trustedSubnets
+        self.psk = psk
+        self.socketPath = socketPath
+        self.dataDir = dataDir
+        self.mtu = mtu
+        self.fastdpEnabled = fastdpEnabled
+        self.initialPeers = initialPeers
+        self.listenAddress = listenAddress
+    }
+
+    public func trusts(_ address: IPAddress) -> Bool { trustedSubnets.contains { $0.contains(address) } }
+}
+
+/// Reading the password and the persisted identity. Never logs or echoes a secret.
+public enum LaunchInputs {
+    /// The password from `--password-file` (first line, trailing newline removed) or `WEFT_PASSWORD`.
+    /// nil when neither is given. Too short or unreadable: a ConfigError that says what to fix.
+    public static func password(file: String?, environment: [String: String]) throws -> String? {
+        var password: String?
+        if let file {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw ConfigError("cannot read password file \(file): check that it exists and is readable by this user")
+            }
+            guard let text = String(data: data, encoding: .utf8) else {
+                throw ConfigError("password file \(file) is not UTF-8 text")
+            }
+            password = String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
+                .trimmingCharacters(in: CharacterSet(charactersIn: "\r"))
+        } else if let env = environment["WEFT_PASSWORD"] {
+            password = env
+        }
+        guard let password else { return nil }
+        guard password.count >= PreSharedKey.minimumPasswordLength else {
+            throw ConfigError("the password is \(password.count) characters long; use at least \(PreSharedKey.minimumPasswordLength)")
+        }
+        return password
+    }
+
+    /// The peer name: `--name` if given, else the one persisted in the data dir, else a new one
+    /// that is persisted there for the next start.
+    public static func peerName(flag: String?, dataDir: String) throws -> PeerName {
+        if let flag {
+            guard let name = PeerName(flag) else {
+                throw ConfigError("--name \(flag) is not a peer name: write it like 02:ab:cd:ef:01:23")
+            }
+            return name
+        }
+        let path = (dataDir as NSString).appendingPathComponent("peer-name")
+        if let data = FileManager.default.contents(atPath: path) {
+            let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard let name = PeerName(text) else {
+                throw ConfigError("\(path) does not hold a peer name (aa:bb:cc:dd:ee:ff); fix or delete it")
+            }
+            return name
+        }
+        var rng = SystemRandomNumberGenerator()
+        let name = PeerName.random(using: &rng)
+        do {
+            try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+            try AtomicFile.write(Array((name.description + "\n").utf8), to: path, mode: 0o644)
+        } catch {
+            throw ConfigError("cannot persist the peer name in \(dataDir): \(error); pass --data-dir to a writable directory")
+        }
+        return name
+    }
+
+    public static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count) == 0 else { return "weft" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// Write-to-temp, fsync, rename: a reader never sees half a file, and a crash leaves the old one.
+public enum AtomicFile {
+    public static func write(_ bytes: [UInt8], to path: String, mode: mode_t) throws {
+        let temp = path + ".tmp.\(getpid())"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw ConfigError("cannot create \(temp): \(String(cString: strerror(errno)))") }
+        var ok = fchmod(fd, mode) == 0
+        var offset = 0
+        while ok && offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { ok = false } else { offset += n }
+        }
+        ok = ok && fsync(fd) == 0
+        close(fd)
+        guard ok, rename(temp, path) == 0 else {
+            unlink(temp)
+            throw ConfigError("cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+}

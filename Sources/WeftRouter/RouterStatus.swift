@@ -1,0 +1,66 @@
+// Builds the status documents from the router's state. Runs on the router's event loop.
+import Foundation
+import NIOCore
+import WeftMesh
+import WeftWire
+
+extension Router {
+    func status() -> RouterStatus {
+        let connections = connectionStatus()
+        var counts: [String: Int] = [:]
+        for state in [ConnectionState.connecting, .established, .failed, .retrying] { counts[state.rawValue] = 0 }
+        for c in connections { counts[c.state.rawValue, default: 0] += 1 }
+        return RouterStatus(
+            name: config.name.description, nickname: config.nickname, port: config.port, encryption: config.psk != nil,
+            pskId: config.psk?.id.description, trustedSubnets: config.trustedSubnets.map(\.text),
+            protocolVersion: Int(LinkVersion.maximum), peers: topologyPeers.count, connections: counts,
+            targets: targetAddresses, uptimeSeconds: Int(Date().timeIntervalSince(started)))
+    }
+
+    func peerStatus() -> [PeerStatus] {
+        let routes = self.routes
+        return topologyPeers.values.sorted { $0.name < $1.name }.map { entry in
+            PeerStatus(name: entry.name.description, nickname: entry.nickname, uid: String(entry.uid, radix: 16),
+                       shortId: Int(entry.shortId), version: entry.version,
+                       connections: entry.connections.filter(\.established).count,
+                       reachable: entry.name == config.name || routes.reachable.contains(entry.name),
+                       nextHop: routes.nextHop(to: entry.name)?.description, isSelf: entry.name == config.name)
+        }
+    }
+
+    func connectionStatus() -> [ConnectionStatus] {
+        var result: [ConnectionStatus] = []
+        let passwordSet = config.psk != nil
+        var coveredTargets = Set<String>()
+        for link in allLinks {
+            if let target = link.targetAddress { coveredTargets.insert(target) }
+            let established = link.isEstablished
+            result.append(ConnectionStatus(
+                peer: link.remoteName?.description, nickname: link.remoteHello?.nickname, address: link.socketAddress,
+                direction: link.direction, state: established ? .established : .connecting,
+                encrypted: LinkPolicy.encrypted(passwordSet: passwordSet, trusted: link.trusted), trusted: link.trusted,
+                mode: nil, pskId: link.pskId?.description ?? (passwordSet && link.isInitiator ? config.psk?.id.description : nil),
+                reason: established ? nil : "handshake in progress",
+                connectionId: String(link.localHello.connectionId, radix: 16),
+                since: link.establishedAt.map { ISO8601DateFormatter().string(from: $0) }))
+        }
+        for target in allTargets where !coveredTargets.contains(target.address) {
+            if let peer = target.peer, isEstablished(peer) { continue }
+            let state: ConnectionState = target.authFailure ? .failed : (target.failures == 0 ? .connecting : .retrying)
+            let wait = max(0, Double((target.nextAttempt - .now()).nanoseconds) / 1e9)
+            var reason = target.reason ?? "waiting to connect"
+            if target.failures > 0 { reason += String(format: "; retrying in %.0f s", wait.rounded(.up)) }
+            result.append(ConnectionStatus(
+                peer: target.peer?.description, nickname: target.nickname, address: target.address, direction: .outbound,
+                state: state, encrypted: passwordSet, trusted: false, mode: nil,
+                pskId: config.psk?.id.description, reason: reason, connectionId: nil, since: nil))
+        }
+        for failure in recentInboundFailures {
+            result.append(ConnectionStatus(
+                peer: nil, nickname: nil, address: failure.address, direction: .inbound, state: .failed,
+                encrypted: passwordSet, trusted: false, mode: nil, pskId: failure.pskId, reason: failure.reason,
+                connectionId: nil, since: nil))
+        }
+        return result
+    }
+}

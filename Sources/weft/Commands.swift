@@ -1,0 +1,173 @@
+import ArgumentParser
+import Foundation
+import Logging
+import WeftCrypto
+import WeftMesh
+import WeftRouter
+
+struct WeftCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "weft",
+        abstract: "Weft: an encrypted overlay network router.",
+        subcommands: [Launch.self, Status.self, Connect.self, Forget.self, Stop.self])
+}
+
+/// `--socket`, shared by every command that talks to a running router.
+struct SocketOption: ParsableArguments {
+    @Option(name: .long, help: "Control socket of the router (default: $WEFT_SOCKET or /run/weft/weft.sock).")
+    var socket: String?
+
+    var path: String { socket ?? ProcessInfo.processInfo.environment["WEFT_SOCKET"] ?? RouterConfig.defaultSocket }
+
+    /// Performs a request and returns the body; prints the router's error and exits 1 otherwise.
+    func call(_ method: String, _ path: String, body: [UInt8] = []) throws -> [UInt8] {
+        do {
+            let (status, response) = try ControlClient(socketPath: self.path).request(method: method, path: path, body: body)
+            guard (200..<300).contains(status) else {
+                let message = (try? JSONDecoder().decode(ControlError.self, from: Data(response)))?.error ?? "HTTP \(status)"
+                throw ValidationFailure("the router refused: \(message)")
+            }
+            return response
+        } catch let error as ControlClientError {
+            throw ValidationFailure(error.description)
+        }
+    }
+}
+
+/// An error that prints as `weft: error: …` and exits 1.
+struct ValidationFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+func fail(_ message: String, code: Int32) -> ExitCode {
+    FileHandle.standardError.write(Data("weft: error: \(message)\n".utf8))
+    return ExitCode(code)
+}
+
+struct Launch: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the router in the foreground until SIGTERM or SIGINT.",
+        discussion: "The password comes from $WEFT_PASSWORD or --password-file, never from a flag value.")
+
+    @Argument(help: "Peers to connect to, HOST[:PORT]; retried until the router stops.")
+    var peers: [String] = []
+    @Option(help: "Peer name, like 02:ab:cd:ef:01:23 (default: generated once and kept in the data dir).")
+    var name: String?
+    @Option(help: "Human label shown to other peers (default: the host name).")
+    var nickname: String?
+    @Option(help: "TCP gossip port (and UDP sleeve port).")
+    var port: Int = RouterConfig.defaultPort
+    @Option(name: .customLong("trusted-subnets"), help: "CIDR[,CIDR…] of peer addresses whose links need no encryption.")
+    var trustedSubnets: String?
+    @Option(name: .customLong("password-file"), help: "File whose first line is the network password.")
+    var passwordFile: String?
+    @OptionGroup var socket: SocketOption
+    @Option(name: .customLong("data-dir"), help: "Where the peer name (and later the keyring) is kept.")
+    var dataDir: String = RouterConfig.defaultDataDir
+    @Option(help: "Overlay MTU (default: derived from the underlay interface).")
+    var mtu: Int?
+    @Flag(name: .customLong("no-fastdp"), help: "Never use the kernel fast datapath.")
+    var noFastdp = false
+    @Option(name: .customLong("log-level"), help: "debug, info, warning or error.")
+    var logLevel: String = "info"
+
+    func run() throws {
+        let config: RouterConfig
+        let level: Logger.Level
+        do {
+            guard let parsed = Logger.Level(rawValue: logLevel) else {
+                throw ConfigError("--log-level \(logLevel) is not one of debug, info, warning, error")
+            }
+            level = parsed
+            config = try makeConfig()
+        } catch let error as ConfigError {
+            throw fail(error.description, code: 2)
+        } catch let error as Subnet.ParseError {
+            throw fail("--trusted-subnets: \(error)", code: 2)
+        }
+        LogfmtHandler.bootstrap(level: level)
+        let logger = Logger(label: "weft")
+        do {
+            try Router(config: config, logger: logger).run()
+        } catch let error as ConfigError {
+            throw fail(error.description, code: 1)
+        }
+    }
+
+    private func makeConfig() throws -> RouterConfig {
+        guard (1...65535).contains(port) else { throw ConfigError("--port \(port) is not a port number (1–65535)") }
+        if let mtu, !(576...65000).contains(mtu) { throw ConfigError("--mtu \(mtu) is out of range (576–65000)") }
+        let subnets = try trustedSubnets.map(Subnet.parseList) ?? []
+        let password = try LaunchInputs.password(file: passwordFile, environment: ProcessInfo.processInfo.environment)
+        let peerName = try LaunchInputs.peerName(flag: name, dataDir: dataDir)
+        let psk = try password.map { try PreSharedKey.derive(password: $0) }
+        return RouterConfig(name: peerName, nickname: nickname ?? LaunchInputs.hostName(), port: port, trustedSubnets: subnets,
+                            psk: psk, socketPath: socket.path, dataDir: dataDir, mtu: mtu, fastdpEnabled: !noFastdp,
+                            initialPeers: peers)
+    }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show the router, its peers or its connections.")
+
+    enum What: String, ExpressibleByArgument, CaseIterable { case peers, connections }
+
+    @Argument(help: "peers or connections (default: the router itself).")
+    var what: What?
+    @Flag(help: "Print JSON.")
+    var json = false
+    @OptionGroup var socket: SocketOption
+
+    func run() throws {
+        let path = what.map { "/v1/status/\($0.rawValue)" } ?? "/v1/status"
+        let body = try socket.call("GET", path)
+        if json {
+            FileHandle.standardOutput.write(Data(body))
+            return
+        }
+        let decoder = JSONDecoder()
+        switch what {
+        case nil: print(StatusText.router(try decoder.decode(RouterStatus.self, from: Data(body))))
+        case .peers: print(StatusText.peers(try decoder.decode([PeerStatus].self, from: Data(body))))
+        case .connections: print(StatusText.connections(try decoder.decode([ConnectionStatus].self, from: Data(body))))
+        }
+    }
+}
+
+struct Connect: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Add a peer address to connect to (retried until forgotten).")
+    @Argument(help: "HOST[:PORT]") var address: String
+    @OptionGroup var socket: SocketOption
+
+    func run() throws {
+        let body = try JSONEncoder().encode(AddressRequest(address: address))
+        _ = try socket.call("POST", "/v1/connect", body: Array(body))
+        print("connecting to \(address)")
+    }
+}
+
+struct Forget: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Stop connecting to a peer address.")
+    @Argument(help: "HOST[:PORT]") var address: String
+    @OptionGroup var socket: SocketOption
+
+    func run() throws {
+        let body = try JSONEncoder().encode(AddressRequest(address: address))
+        let response = try socket.call("POST", "/v1/forget", body: Array(body))
+        let result = (try? JSONDecoder().decode([String: String].self, from: Data(response)))?["result"] ?? "forgot \(address)"
+        print(result)
+    }
+}
+
+struct Stop: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Stop the router gracefully.")
+    @OptionGroup var socket: SocketOption
+
+    func run() throws {
+        _ = try socket.call("POST", "/v1/stop")
+        // Wait until the control socket is gone, so `weft stop && …` sees a stopped router.
+        for _ in 0..<100 where FileManager.default.fileExists(atPath: socket.path) { usleep(50_000) }
+        print("stopped")
+    }
+}

@@ -1,0 +1,42 @@
+// Human-readable renderings of the status documents.
+import WeftRouter
+
+enum StatusText {
+    static func router(_ s: RouterStatus) -> String {
+        let counts = ["established", "connecting", "retrying", "failed"].map { "\(s.connections[$0] ?? 0) \($0)" }.joined(separator: ", ")
+        return """
+                Name: \(s.name) (\(s.nickname))
+                Port: \(s.port)
+          Encryption: \(s.encryption ? "enabled (password id \(s.pskId ?? "?"))" : "disabled (no password)")
+     Trusted subnets: \(s.trustedSubnets.isEmpty ? "none" : s.trustedSubnets.joined(separator: ", "))
+               Peers: \(s.peers)
+         Connections: \(counts)
+              Uptime: \(s.uptimeSeconds) s
+        """
+    }
+
+    static func peers(_ peers: [PeerStatus]) -> String {
+        table(["NAME", "NICKNAME", "SHORT ID", "CONNECTIONS", "NEXT HOP"], peers.map {
+            [$0.name + ($0.isSelf ? " (self)" : ""), $0.nickname, String($0.shortId), String($0.connections),
+             $0.isSelf ? "-" : ($0.nextHop ?? "unreachable")]
+        })
+    }
+
+    static func connections(_ connections: [ConnectionStatus]) -> String {
+        table(["ADDRESS", "DIR", "STATE", "PEER", "ENCRYPTED", "TRUSTED", "REASON"], connections.map {
+            [$0.address, $0.direction.rawValue, $0.state.rawValue,
+             $0.peer.map { p in p + ($0.nickname.map { " (\($0))" } ?? "") } ?? "-",
+             $0.encrypted ? "yes" : "no", $0.trusted ? "yes" : "no", $0.reason ?? ""]
+        })
+    }
+
+    static func table(_ header: [String], _ rows: [[String]]) -> String {
+        let all = [header] + rows
+        let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
+        return all.map { row in
+            row.enumerated().map { index, cell in
+                index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+}

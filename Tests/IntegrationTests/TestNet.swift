@@ -1,0 +1,200 @@
+// Test hosts as network namespaces on a shared underlay switch, and real `weft` processes in
+// them. Everything a TestNet creates carries its own prefix and is removed by `cleanup()`, also
+// when a test fails; it only ever signals the processes it started.
+import Foundation
+import XCTest
+@testable import WeftRouter
+
+enum Shell {
+    /// Runs a command to completion; returns its exit status and combined output.
+    @discardableResult
+    static func run(_ args: [String], check: Bool = true) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = args
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let output = String(decoding: data, as: UTF8.self)
+        if check && process.terminationStatus != 0 {
+            throw ShellError(description: "\(args.joined(separator: " ")) exited \(process.terminationStatus): \(output)")
+        }
+        return (process.terminationStatus, output)
+    }
+}
+
+struct ShellError: Error, CustomStringConvertible { let description: String }
+
+/// Integration tests need root for namespaces; without it they say so and skip.
+func requireRoot() throws {
+    try XCTSkipUnless(getuid() == 0, "integration tests need root (network namespaces); skipped")
+}
+
+/// The built binaries, next to the test bundle (or $WEFT_BIN_DIR).
+func binary(_ name: String) -> String {
+    if let dir = ProcessInfo.processInfo.environment["WEFT_BIN_DIR"] { return "\(dir)/\(name)" }
+    var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+    while url.pathComponents.count > 1 {
+        url.deleteLastPathComponent()
+        let candidate = url.appendingPathComponent(name).path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+    }
+    return name
+}
+
+final class TestNet {
+    struct Host {
+        let index: Int
+        let namespace: String
+        let address: String
+        let socket: String
+        let dataDir: String
+    }
+
+    let prefix: String
+    let directory: String
+    let switchNamespace: String
+    private(set) var hosts: [Host] = []
+    private var routers: [Int: Process] = [:]
+    private var background: [Process] = []
+
+    /// `count` hosts, 198.18.0.(index)/24 on the underlay; host indexes start at 1.
+    init(hosts count: Int, file: StaticString = #filePath) throws {
+        let tag = String(UInt32.random(in: 0..<0xFFFFFF), radix: 36)
+        prefix = "wt\(tag)"
+        directory = NSTemporaryDirectory() + "weft-it-\(tag)"
+        switchNamespace = "\(prefix)-sw"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        do {
+            try Shell.run(["ip", "netns", "add", switchNamespace])
+            try Shell.run(["ip", "-n", switchNamespace, "link", "add", "br0", "type", "bridge"])
+            try Shell.run(["ip", "-n", switchNamespace, "link", "set", "br0", "up"])
+            for _ in 0..<count { try addHost() }
+        } catch {
+            cleanup()
+            throw error
+        }
+    }
+
+    @discardableResult
+    func addHost(mtu: Int = 1500) throws -> Host {
+        let index = hosts.count + 1
+        let ns = "\(prefix)-h\(index)"
+        try Shell.run(["ip", "netns", "add", ns])
+        let outside = "\(prefix)h\(index)"
+        try Shell.run(["ip", "-n", switchNamespace, "link", "add", outside, "type", "veth", "peer", "name", "eth0", "netns", ns])
+        try Shell.run(["ip", "-n", switchNamespace, "link", "set", outside, "master", "br0", "mtu", "\(mtu)", "up"])
+        try Shell.run(["ip", "-n", ns, "link", "set", "lo", "up"])
+        try Shell.run(["ip", "-n", ns, "link", "set", "eth0", "mtu", "\(mtu)", "up"])
+        try Shell.run(["ip", "-n", ns, "addr", "add", "198.18.0.\(index)/24", "dev", "eth0"])
+        let host = Host(index: index, namespace: ns, address: "198.18.0.\(index)", socket: "\(directory)/h\(index).sock",
+                        dataDir: "\(directory)/h\(index)")
+        hosts.append(host)
+        return host
+    }
+
+    func host(_ index: Int) -> Host { hosts[index - 1] }
+
+    func nickname(_ index: Int) -> String { "\(prefix)-nick-\(index)" }
+
+    /// Starts `weft launch` in host `index`; its log goes to `<dir>/h<index>.log`.
+    @discardableResult
+    func launch(_ index: Int, peers: [Int] = [], password: String? = "correct horse battery", extraArgs: [String] = []) throws -> Process {
+        let h = host(index)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["ip", "netns", "exec", h.namespace, binary("weft"), "launch",
+                             "--nickname", nickname(index), "--socket", h.socket, "--data-dir", h.dataDir,
+                             "--log-level", "debug"] + extraArgs + peers.map { host($0).address }
+        var environment = ProcessInfo.processInfo.environment
+        environment["WEFT_PASSWORD"] = password
+        process.environment = environment
+        let log = "\(directory)/h\(index).log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        handle.seekToEndOfFile()
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        routers[index] = process
+        return process
+    }
+
+    func router(_ index: Int) -> Process? { routers[index] }
+
+    func log(_ index: Int) -> String {
+        (try? String(contentsOfFile: "\(directory)/h\(index).log", encoding: .utf8)) ?? ""
+    }
+
+    func kill(_ index: Int, signal: Int32 = SIGKILL) {
+        guard let process = routers[index], process.isRunning else { return }
+        Glibc.kill(process.processIdentifier, signal)
+        process.waitUntilExit()
+    }
+
+    func connections(_ index: Int) throws -> [ConnectionStatus] {
+        let (status, body) = try ControlClient(socketPath: host(index).socket, timeoutSeconds: 5).request(method: "GET", path: "/v1/status/connections")
+        guard status == 200 else { throw ShellError(description: "status connections answered \(status)") }
+        return try JSONDecoder().decode([ConnectionStatus].self, from: Data(body))
+    }
+
+    func cli(_ index: Int, _ args: [String]) throws -> (status: Int32, output: String) {
+        try Shell.run([binary("weft")] + args + ["--socket", host(index).socket], check: false)
+    }
+
+    /// Starts a long-running helper (tcpdump, ping) inside a namespace; stopped by cleanup().
+    func startBackground(namespace: String, _ args: [String], output: String) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["ip", "netns", "exec", namespace] + args
+        FileManager.default.createFile(atPath: output, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        background.append(process)
+        return process
+    }
+
+    func stopBackground(_ process: Process) {
+        if process.isRunning {
+            process.interrupt()
+            let deadline = Date().addingTimeInterval(3)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
+        }
+        process.waitUntilExit()
+    }
+
+    /// Polls `condition` until it holds or `timeout` passes; returns whether it held.
+    @discardableResult
+    func waitUntil(timeout: TimeInterval, _ condition: () throws -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if (try? condition()) == true { return true }
+            usleep(200_000)
+        }
+        return (try? condition()) == true
+    }
+
+    func cleanup() {
+        for process in routers.values where process.isRunning {
+            process.terminate()
+        }
+        let deadline = Date().addingTimeInterval(5)
+        for process in routers.values {
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+        }
+        for process in background { stopBackground(process) }
+        for host in hosts { _ = try? Shell.run(["ip", "netns", "del", host.namespace], check: false) }
+        _ = try? Shell.run(["ip", "netns", "del", switchNamespace], check: false)
+        if ProcessInfo.processInfo.environment["WEFT_KEEP_TEST_LOGS"] == nil {
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+    }
+}

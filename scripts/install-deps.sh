@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Weft needs to build, test, demo and benchmark, when missing.
+# Idempotent: does nothing (and needs no network) when everything is there.
+set -euo pipefail
+packages=(libsodium-dev libmnl-dev pkg-config iproute2 iputils-ping tcpdump iperf3 netcat-openbsd procps psmisc)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages: ${missing[*]}; run as root (or: sudo apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
