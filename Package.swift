@@ -44,7 +44,7 @@ let package = Package(
         .testTarget(name: "WeftCryptoTests", dependencies: ["WeftCrypto"]),
         .testTarget(name: "WeftWireTests", dependencies: ["WeftWire"]),
         .testTarget(name: "WeftMeshTests", dependencies: ["WeftMesh"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["WeftRouter"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["WeftRouter", .product(name: "NIOCore", package: "swift-nio")]),
     ],
     swiftLanguageModes: [.v6]
 )

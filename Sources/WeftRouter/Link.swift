@@ -219,7 +219,7 @@ final class Link: @unchecked Sendable {  // confined to the router's event loop
             if !isInitiator { writeFrame([MessageType.helloPlain.rawValue] + localHello.encode()) }
             establish(keys: nil)
         case .handshakeInit where !isInitiator && localPSK != nil && noise == nil:
-            let id = PSKID(bytes: remotePreamble?.pskId ?? [])
+            let id = PSKID(bytes: remotePreamble?.pskId ?? PSKID.zero.bytes)
             pskId = id
             guard let psk = delegate?.psk(for: id) else {
                 fail("authentication failed: wrong password (unknown password id \(id))", refuse: .unknownPSKId)

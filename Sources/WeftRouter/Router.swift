@@ -104,7 +104,8 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     /// Binds the gossip port and the control socket, starts dialing, and blocks until the router
     /// has stopped (SIGTERM, SIGINT or `weft stop`).
     public func run() throws {
-        try loop.submit { try self.start() }.wait()
+        try bind()
+        try loop.submit { self.startDialing() }.wait()
         let signals = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
@@ -120,7 +121,8 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         try? group.syncShutdownGracefully()
     }
 
-    private func start() throws {
+    /// Binds the control socket and the gossip port. Runs on the caller's thread: it waits.
+    private func bind() throws {
         control = try ControlServer.start(path: config.socketPath, group: group, router: self)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -136,6 +138,9 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
             control?.close()
             throw ConfigError("cannot listen on \(config.listenAddress):\(config.port) (\(error)); is another router running? use --port")
         }
+    }
+
+    private func startDialing() {
         for address in config.initialPeers { addTarget(address, permanent: true) }
         ticker = loop.scheduleRepeatedTask(initialDelay: .milliseconds(200), delay: .milliseconds(500)) { [self] _ in tick() }
         logger.info("router started", metadata: [
@@ -333,6 +338,12 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         for link in links.values { link.tick(now: now) }
         for (address, target) in targets where target.link == nil && now >= target.nextAttempt {
             if let peer = target.peer, established[peer] != nil { continue }
+            // Already connected the other way (the peer dialed us): adopt that link.
+            if let link = established.values.first(where: { $0.remoteGossipAddress == address }) {
+                targets[address]?.peer = link.remoteName
+                targets[address]?.nickname = link.remoteHello?.nickname
+                continue
+            }
             dial(address)
         }
         inboundFailures = inboundFailures.filter { now - $0.value.at < Self.inboundFailureMemory }

@@ -59,4 +59,5 @@ public struct ControlError: Codable, Sendable {
 
 public struct AddressRequest: Codable, Sendable {
     public var address: String
+    public init(address: String) { self.address = address }
 }

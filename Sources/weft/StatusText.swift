@@ -4,15 +4,16 @@ import WeftRouter
 enum StatusText {
     static func router(_ s: RouterStatus) -> String {
         let counts = ["established", "connecting", "retrying", "failed"].map { "\(s.connections[$0] ?? 0) \($0)" }.joined(separator: ", ")
-        return """
-                Name: \(s.name) (\(s.nickname))
-                Port: \(s.port)
-          Encryption: \(s.encryption ? "enabled (password id \(s.pskId ?? "?"))" : "disabled (no password)")
-     Trusted subnets: \(s.trustedSubnets.isEmpty ? "none" : s.trustedSubnets.joined(separator: ", "))
-               Peers: \(s.peers)
-         Connections: \(counts)
-              Uptime: \(s.uptimeSeconds) s
-        """
+        let encryption = s.encryption ? "enabled (password id \(s.pskId ?? "?"))" : "disabled (no password)"
+        return [
+            ("Name", "\(s.name) (\(s.nickname))"),
+            ("Port", "\(s.port)"),
+            ("Encryption", encryption),
+            ("Trusted subnets", s.trustedSubnets.isEmpty ? "none" : s.trustedSubnets.joined(separator: ", ")),
+            ("Peers", "\(s.peers)"),
+            ("Connections", counts),
+            ("Uptime", "\(s.uptimeSeconds) s"),
+        ].map { label, value in String(repeating: " ", count: 16 - label.count) + label + ": " + value }.joined(separator: "\n")
     }
 
     static func peers(_ peers: [PeerStatus]) -> String {
@@ -25,9 +26,14 @@ enum StatusText {
     static func connections(_ connections: [ConnectionStatus]) -> String {
         table(["ADDRESS", "DIR", "STATE", "PEER", "ENCRYPTED", "TRUSTED", "REASON"], connections.map {
             [$0.address, $0.direction.rawValue, $0.state.rawValue,
-             $0.peer.map { p in p + ($0.nickname.map { " (\($0))" } ?? "") } ?? "-",
+             peerLabel($0),
              $0.encrypted ? "yes" : "no", $0.trusted ? "yes" : "no", $0.reason ?? ""]
         })
+    }
+
+    static func peerLabel(_ c: ConnectionStatus) -> String {
+        guard let peer = c.peer else { return "-" }
+        return c.nickname.map { "\(peer) (\($0))" } ?? peer
     }
 
     static func table(_ header: [String], _ rows: [[String]]) -> String {
