@@ -1,2 +1,0 @@
-import XCTest
-final class PlaceholderWeftWireTests: XCTestCase { func testNothing() {} }
