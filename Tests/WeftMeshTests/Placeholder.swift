@@ -1,2 +1,0 @@
-import XCTest
-final class PlaceholderWeftMeshTests: XCTestCase { func testNothing() {} }
