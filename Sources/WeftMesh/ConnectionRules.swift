@@ -1,0 +1,42 @@
+import WeftWire
+
+// Connection rules of docs/protocol.md §3.7 that need no clock: reconnect backoff and which of
+// two simultaneous connections survives.
+
+/// Delay before the next dial attempt: `min(cap, base × 2^(failures−1))` times a random factor
+/// in [0.75, 1.25].
+public struct Backoff: Sendable, Equatable {
+    public let base: Double
+    public let cap: Double
+
+    /// Ordinary failures: 1 s, doubling, at most 60 s.
+    public init(base: Double = 1, cap: Double = 60) {
+        self.base = base
+        self.cap = cap
+    }
+
+    /// After a wrong password the delay starts at 15 s.
+    public static let wrongPassword = Backoff(base: 15, cap: 60)
+
+    /// Seconds to wait after `failures` consecutive failures (0 when there was none).
+    /// `randomUnit` in [0, 1) maps linearly to the factor [0.75, 1.25); values outside [0, 1]
+    /// are clamped (1 gives 1.25) and NaN counts as 0.5.
+    public func delay(afterFailures failures: Int, randomUnit: Double) -> Double {
+        guard failures > 0 else { return 0 }
+        // 2^62 is past any sensible cap; the exponent is bounded so the power stays finite.
+        let doubling = Double(sign: .plus, exponent: min(failures - 1, 62), significand: 1)
+        let raw = min(cap, base * doubling)
+        let unit = randomUnit.isNaN ? 0.5 : min(max(randomUnit, 0), 1)
+        return raw * (0.75 + 0.5 * unit)
+    }
+}
+
+public enum DuplicateConnections {
+    /// Which of two connections between `local` and `remote` survives (§3.7: the one dialed by the
+    /// peer with the smaller name): true if the one `local` dialed (outbound) is kept. Both ends
+    /// evaluate it with the names swapped and agree. For `local == remote` (a connection to self,
+    /// refused anyway) it returns false.
+    public static func keepOutbound(local: PeerName, remote: PeerName) -> Bool {
+        local < remote
+    }
+}

@@ -1,0 +1,151 @@
+import WeftWire
+
+// What this router knows of the mesh: one entry per peer, merged from gossip (docs/protocol.md §4).
+// Pure: no clocks, no sockets, no randomness.
+
+public struct Topology: Sendable {
+    public let ownName: PeerName
+    /// Every known peer's newest entry, including this router's own.
+    public private(set) var peers: [PeerName: PeerEntry]
+
+    /// Starts a topology holding only `own`. Its nickname and addresses are cut to the wire limits.
+    public init(own: PeerEntry) {
+        var own = own
+        own.nickname = Self.wireNickname(own.nickname)
+        own.connections = Self.wireConnections(own.connections)
+        ownName = own.name
+        peers = [own.name: own]
+    }
+
+    /// This router's own entry.
+    public var own: PeerEntry { peers[ownName]! }
+
+    /// Replaces own nickname and connections; bumps own version only if something changed;
+    /// returns whether it changed. The values are first cut to what the wire carries (nickname
+    /// 64 bytes, 4096 connections, addresses 255 bytes) so that every router sees the same entry.
+    public mutating func setOwn(nickname: String, connections: [ConnectionEntry]) -> Bool {
+        var entry = own
+        entry.nickname = Self.wireNickname(nickname)
+        entry.connections = Self.wireConnections(connections)
+        guard entry != own else { return false }
+        entry.version &+= 1
+        peers[ownName] = entry
+        return true
+    }
+
+    /// The merge rule of protocol.md §4: an entry replaces the known one when its
+    /// `(version, uid)` is greater. An entry about this router is never taken; if it has another
+    /// uid and a version at least our own (an earlier incarnation), our version goes above it.
+    /// Afterwards, if a peer with a smaller name claims our short id, we move to the lowest free
+    /// one (§1); only our own short id is ever changed, the owner of each entry fixes its own.
+    /// Returns the entries that changed here, in ascending name order, to be gossiped on;
+    /// empty when nothing changed.
+    public mutating func merge(_ update: TopologyUpdate) -> [PeerEntry] {
+        var changed = Set<PeerName>()
+        for entry in update.peers {
+            if entry.name == ownName {
+                var mine = own
+                if entry.uid != mine.uid && entry.version >= mine.version {
+                    mine.version = entry.version &+ 1
+                    peers[ownName] = mine
+                    changed.insert(ownName)
+                }
+                continue
+            }
+            if let known = peers[entry.name], (entry.version, entry.uid) <= (known.version, known.uid) { continue }
+            peers[entry.name] = entry
+            changed.insert(entry.name)
+        }
+        if !changed.isEmpty, resolveShortIdCollision() { changed.insert(ownName) }
+        return changed.sorted().compactMap { peers[$0] }
+    }
+
+    /// Moves our short id to the lowest id no other peer claims when a peer with a smaller name
+    /// claims ours. Returns whether our entry changed.
+    private mutating func resolveShortIdCollision() -> Bool {
+        var mine = own
+        var taken = Set<UInt16>()
+        var collides = false
+        for (name, entry) in peers where name != ownName {
+            taken.insert(entry.shortId)
+            if entry.shortId == mine.shortId && name < ownName { collides = true }
+        }
+        guard collides,
+              let free = (0...TopologyUpdate.maxShortId).first(where: { !taken.contains($0) }) else { return false }
+        mine.shortId = free
+        mine.version &+= 1
+        peers[ownName] = mine
+        return true
+    }
+
+    /// Drops the peers not reachable from this router over mutual established connections
+    /// (§4.1); returns their names in ascending order.
+    public mutating func removeUnreachable() -> [PeerName] {
+        let reachable = routes().reachable
+        let gone = peers.keys.filter { !reachable.contains($0) && $0 != ownName }.sorted()
+        for name in gone { peers[name] = nil }
+        return gone
+    }
+
+    /// The whole topology, in ascending name order.
+    public func fullUpdate() -> TopologyUpdate {
+        TopologyUpdate(peers: peers.keys.sorted().map { peers[$0]! })
+    }
+
+    /// Unicast routes from this router and the graph for broadcast trees (§4.1).
+    public func routes() -> Routes {
+        Routes(local: ownName, graph: MeshGraph(peers: peers))
+    }
+
+    /// The peers in the topology that are neither in `connected` nor this router, in ascending
+    /// name order, each with one address to dial: among the addresses other peers list for it
+    /// (this router's own entry included), those of established connections first, then the
+    /// others; within each group by the listing peer's name, then its list order. Peers nobody
+    /// lists an address for are left out.
+    public func dialCandidates(connected: Set<PeerName>) -> [(name: PeerName, address: String)] {
+        var best: [PeerName: (established: Bool, address: String)] = [:]
+        for lister in peers.keys.sorted() {
+            for c in peers[lister]!.connections where c.remote != lister && !c.address.isEmpty {
+                if let current = best[c.remote], current.established || !c.established { continue }
+                best[c.remote] = (c.established, c.address)
+            }
+        }
+        return peers.keys.sorted().compactMap { name in
+            guard name != ownName, !connected.contains(name), let choice = best[name] else { return nil }
+            return (name, choice.address)
+        }
+    }
+
+    /// The short id a router starts with (protocol.md §1): FNV-1a 64 of the 6 name bytes, low 12 bits.
+    public static func initialShortId(for name: PeerName) -> UInt16 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in name.bytes {
+            hash ^= UInt64(byte)
+            hash &*= 0x0000_0100_0000_01b3
+        }
+        return UInt16(truncatingIfNeeded: hash) & TopologyUpdate.maxShortId
+    }
+
+    // MARK: - Wire limits
+
+    /// The nickname exactly as the decoder will see it.
+    static func wireNickname(_ text: String) -> String {
+        guard text.utf8.count > TopologyUpdate.maxNicknameBytes else { return text }
+        var w = ByteWriter()
+        w.str8(text, maxLength: TopologyUpdate.maxNicknameBytes)
+        var r = ByteReader(w.bytes)
+        return (try? r.str8("nickname", maxLength: TopologyUpdate.maxNicknameBytes)) ?? ""
+    }
+
+    static func wireConnections(_ connections: [ConnectionEntry]) -> [ConnectionEntry] {
+        connections.prefix(TopologyUpdate.maxConnections).map { c in
+            guard c.address.utf8.count > TopologyUpdate.maxAddressBytes else { return c }
+            var c = c
+            var w = ByteWriter()
+            w.str8(c.address, maxLength: TopologyUpdate.maxAddressBytes)
+            var r = ByteReader(w.bytes)
+            c.address = (try? r.str8("address")) ?? ""
+            return c
+        }
+    }
+}

@@ -1,0 +1,124 @@
+// Topology gossip messages (docs/protocol.md §4): the codec only; merging and routes live in WeftMesh.
+
+/// One connection a peer reports: to whom, at which address, and in which state.
+public struct ConnectionEntry: Hashable, Sendable, Codable {
+    /// The peer at the other end.
+    public var remote: PeerName
+    /// `host:port` of the remote's gossip port (IPv6 as `[addr]:port`); at most 255 bytes on the wire.
+    public var address: String
+    /// The connection completed its handshake.
+    public var established: Bool
+    /// The reporting peer dialed it.
+    public var outbound: Bool
+
+    public init(remote: PeerName, address: String, established: Bool, outbound: Bool) {
+        self.remote = remote
+        self.address = address
+        self.established = established
+        self.outbound = outbound
+    }
+}
+
+/// What a router says about itself; only the named router ever changes its own entry.
+public struct PeerEntry: Hashable, Sendable, Codable {
+    public var name: PeerName
+    /// At most 64 bytes of UTF-8 on the wire.
+    public var nickname: String
+    /// Random per start of the router (protocol.md §1).
+    public var uid: UInt64
+    /// Incremented by the owner whenever its connections, nickname or short id change.
+    public var version: UInt64
+    /// 0…4095.
+    public var shortId: UInt16
+    public var connections: [ConnectionEntry]
+
+    public init(name: PeerName, nickname: String, uid: UInt64, version: UInt64, shortId: UInt16, connections: [ConnectionEntry]) {
+        self.name = name
+        self.nickname = nickname
+        self.uid = uid
+        self.version = version
+        self.shortId = shortId
+        self.connections = connections
+    }
+}
+
+/// The payload of a GOSSIP message: a list of peer entries.
+public struct TopologyUpdate: Equatable, Sendable {
+    public static let maxPeers = 4096
+    public static let maxConnections = 4096
+    public static let maxNicknameBytes = 64
+    public static let maxAddressBytes = 255
+    public static let maxShortId: UInt16 = 0x0FFF
+
+    /// Smallest encodings, used to reject forged counts before reserving anything:
+    /// name 6 + nickname length 1 + uid 8 + version 8 + short id 2 + count 2.
+    static let minPeerEntrySize = 27
+    /// name 6 + address length 1 + flags 1.
+    static let minConnectionEntrySize = 8
+
+    static let flagEstablished: UInt8 = 0x01
+    static let flagOutbound: UInt8 = 0x02
+
+    public var peers: [PeerEntry]
+
+    public init(peers: [PeerEntry]) { self.peers = peers }
+
+    /// Encodes per protocol.md §4. Beyond the caps, entries are dropped (only the first 4096 peers
+    /// and the first 4096 connections of each are written) and strings are cut at a UTF-8 boundary
+    /// (nickname 64 bytes, address 255), so the result always decodes. A short id above 4095 is
+    /// written as is and is then rejected by the decoder: keeping it in range is the owner's job.
+    public func encode() -> [UInt8] {
+        var w = ByteWriter(capacity: 2 + peers.count * 64)
+        let written = peers.prefix(Self.maxPeers)
+        w.u16(UInt16(written.count))
+        for peer in written {
+            w.peerName(peer.name)
+            w.str8(peer.nickname, maxLength: Self.maxNicknameBytes)
+            w.u64(peer.uid)
+            w.u64(peer.version)
+            w.u16(peer.shortId)
+            let connections = peer.connections.prefix(Self.maxConnections)
+            w.u16(UInt16(connections.count))
+            for c in connections {
+                w.peerName(c.remote)
+                w.str8(c.address, maxLength: Self.maxAddressBytes)
+                w.u8((c.established ? Self.flagEstablished : 0) | (c.outbound ? Self.flagOutbound : 0))
+            }
+        }
+        return w.bytes
+    }
+
+    /// Decodes per protocol.md §4. Throws `WireError` on anything malformed: truncation, a count
+    /// over its cap or larger than the bytes left could hold, a nickname over 64 bytes, invalid
+    /// UTF-8, a short id over 4095, or bytes after the last entry. Unknown connection flag bits
+    /// are ignored.
+    public static func decode(_ bytes: [UInt8]) throws -> TopologyUpdate {
+        var r = ByteReader(bytes)
+        let peerCount = try r.count16("topology peer count", limit: maxPeers, minEntrySize: minPeerEntrySize)
+        var peers: [PeerEntry] = []
+        peers.reserveCapacity(peerCount)
+        for _ in 0..<peerCount {
+            let name = try r.peerName("peer name")
+            let nickname = try r.str8("peer nickname", maxLength: maxNicknameBytes)
+            let uid = try r.u64("peer uid")
+            let version = try r.u64("peer version")
+            let shortId = try r.u16("peer short id")
+            guard shortId <= maxShortId else { throw WireError.invalid(what: "short id \(shortId) (over 4095)") }
+            let connectionCount = try r.count16("peer connection count", limit: maxConnections, minEntrySize: minConnectionEntrySize)
+            var connections: [ConnectionEntry] = []
+            connections.reserveCapacity(connectionCount)
+            for _ in 0..<connectionCount {
+                let remote = try r.peerName("connection remote name")
+                let address = try r.str8("connection address", maxLength: maxAddressBytes)
+                let flags = try r.u8("connection flags")
+                connections.append(ConnectionEntry(remote: remote, address: address,
+                                                   established: flags & flagEstablished != 0,
+                                                   outbound: flags & flagOutbound != 0))
+            }
+            peers.append(PeerEntry(name: name, nickname: nickname, uid: uid, version: version,
+                                   shortId: shortId, connections: connections))
+        }
+        guard r.isAtEnd else { throw WireError.invalid(what: "topology update (\(r.remaining) bytes after the last entry)") }
+        return TopologyUpdate(peers: peers)
+    }
+}

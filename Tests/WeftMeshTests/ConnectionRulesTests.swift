@@ -1,0 +1,54 @@
+import XCTest
+import WeftWire
+@testable import WeftMesh
+
+final class ConnectionRulesTests: XCTestCase {
+    func testBackoffBounds() {
+        let b = Backoff()
+        XCTAssertEqual(b.delay(afterFailures: 0, randomUnit: 0.5), 0)
+        XCTAssertEqual(b.delay(afterFailures: 1, randomUnit: 0), 0.75)
+        XCTAssertEqual(b.delay(afterFailures: 1, randomUnit: 0.5), 1)
+        XCTAssertEqual(b.delay(afterFailures: 1, randomUnit: 1), 1.25)
+        XCTAssertLessThan(b.delay(afterFailures: 1, randomUnit: 0.999_999), 1.25)
+        for n in 1...6 { XCTAssertEqual(b.delay(afterFailures: n, randomUnit: 0.5), Double(1 << (n - 1))) }
+        XCTAssertEqual(b.delay(afterFailures: 7, randomUnit: 0.5), 60)
+        for n in [7, 8, 63, 64, 1000, Int.max] {
+            XCTAssertEqual(b.delay(afterFailures: n, randomUnit: 0), 45)
+            XCTAssertEqual(b.delay(afterFailures: n, randomUnit: 1), 75)
+        }
+        // Out-of-range units are clamped.
+        XCTAssertEqual(b.delay(afterFailures: 1, randomUnit: -3), 0.75)
+        XCTAssertEqual(b.delay(afterFailures: 1, randomUnit: 7), 1.25)
+        XCTAssertEqual(b.delay(afterFailures: 1, randomUnit: .nan), 1)
+        XCTAssertEqual(Backoff.wrongPassword.delay(afterFailures: 1, randomUnit: 0.5), 15)
+        XCTAssertEqual(Backoff.wrongPassword.delay(afterFailures: 3, randomUnit: 0.5), 60)
+    }
+
+    func testBackoffIsMonotone() {
+        let b = Backoff()
+        var g = SplitMix64(seed: 30)
+        let units = ((0..<200).map { _ in Double.random(in: 0..<1, using: &g) } + [0, 1]).sorted()
+        var previousMax = 0.0
+        for n in 1...12 {
+            let delays = units.map { b.delay(afterFailures: n, randomUnit: $0) }
+            XCTAssertEqual(delays, delays.sorted(), "monotone in randomUnit")
+            XCTAssertGreaterThanOrEqual(delays.first!, min(60, Double(1 << (n - 1))) * 0.75)
+            XCTAssertLessThanOrEqual(delays.last!, min(60, Double(1 << (n - 1))) * 1.25)
+            XCTAssertGreaterThanOrEqual(b.delay(afterFailures: n, randomUnit: 0.5), previousMax / 1.25 * 1.0)
+            previousMax = b.delay(afterFailures: n, randomUnit: 0.5) * 1.25
+        }
+    }
+
+    func testDuplicateConnectionRuleIsSymmetric() {
+        var g = SplitMix64(seed: 31)
+        for _ in 0..<1000 {
+            let a = PeerName.random(using: &g), b = PeerName.random(using: &g)
+            guard a != b else { continue }
+            // Exactly one side keeps its outbound: the survivor is the same connection on both ends.
+            XCTAssertNotEqual(DuplicateConnections.keepOutbound(local: a, remote: b),
+                              DuplicateConnections.keepOutbound(local: b, remote: a))
+            // The kept one is dialed by the smaller name.
+            XCTAssertEqual(DuplicateConnections.keepOutbound(local: a, remote: b), a < b)
+        }
+    }
+}

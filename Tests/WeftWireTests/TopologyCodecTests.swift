@@ -1,0 +1,179 @@
+import XCTest
+@testable import WeftWire
+
+/// A small seeded generator so that failures reproduce.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+final class TopologyCodecTests: XCTestCase {
+    private func randomString<G: RandomNumberGenerator>(maxBytes: Int, using g: inout G) -> String {
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789-.:[] éß→🕸")
+        var s = ""
+        while true {
+            let c = alphabet.randomElement(using: &g)!
+            if s.utf8.count + String(c).utf8.count > maxBytes || Int.random(in: 0..<12, using: &g) == 0 { return s }
+            s.append(c)
+        }
+    }
+
+    private func randomUpdate<G: RandomNumberGenerator>(using g: inout G) -> TopologyUpdate {
+        let names = (0..<Int.random(in: 1...12, using: &g)).map { _ in PeerName.random(using: &g) }
+        let peers = (0..<Int.random(in: 0...10, using: &g)).map { _ in
+            PeerEntry(
+                name: names.randomElement(using: &g)!,
+                nickname: randomString(maxBytes: 64, using: &g),
+                uid: g.next(), version: g.next(),
+                shortId: UInt16.random(in: 0...4095, using: &g),
+                connections: (0..<Int.random(in: 0...6, using: &g)).map { _ in
+                    ConnectionEntry(remote: names.randomElement(using: &g)!,
+                                    address: randomString(maxBytes: 255, using: &g),
+                                    established: Bool.random(using: &g), outbound: Bool.random(using: &g))
+                })
+        }
+        return TopologyUpdate(peers: peers)
+    }
+
+    func testRoundTripOfRandomTopologies() throws {
+        var g = SplitMix64(seed: 1)
+        for _ in 0..<500 {
+            let update = randomUpdate(using: &g)
+            XCTAssertEqual(try TopologyUpdate.decode(update.encode()), update)
+        }
+    }
+
+    func testEmptyUpdateIsTwoZeroBytes() throws {
+        XCTAssertEqual(TopologyUpdate(peers: []).encode(), [0, 0])
+        XCTAssertEqual(try TopologyUpdate.decode([0, 0]), TopologyUpdate(peers: []))
+    }
+
+    func testKnownEncoding() throws {
+        let a = PeerName("02:00:00:00:00:0a")!, b = PeerName("02:00:00:00:00:0b")!
+        let update = TopologyUpdate(peers: [PeerEntry(name: a, nickname: "h", uid: 1, version: 2, shortId: 0x123, connections: [
+            ConnectionEntry(remote: b, address: "x:1", established: true, outbound: true),
+        ])])
+        let expected: [UInt8] = [0, 1, 2, 0, 0, 0, 0, 0x0a, 1, 0x68, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0x01, 0x23,
+                                 0, 1, 2, 0, 0, 0, 0, 0x0b, 3, 0x78, 0x3a, 0x31, 0x03]
+        XCTAssertEqual(update.encode(), expected)
+    }
+
+    func testEveryTruncationThrows() {
+        var g = SplitMix64(seed: 2)
+        for _ in 0..<50 {
+            let bytes = randomUpdate(using: &g).encode()
+            for length in 0..<bytes.count {
+                XCTAssertThrowsError(try TopologyUpdate.decode(Array(bytes[..<length])), "prefix of \(length)/\(bytes.count) bytes")
+            }
+        }
+    }
+
+    func testTrailingBytesThrow() {
+        var bytes = TopologyUpdate(peers: []).encode()
+        bytes.append(0)
+        XCTAssertThrowsError(try TopologyUpdate.decode(bytes))
+    }
+
+    func testRandomBytesNeverCrash() {
+        var g = SplitMix64(seed: 3)
+        for i in 0..<10_000 {
+            var bytes = (0..<Int.random(in: 0...200, using: &g)).map { _ in UInt8.random(in: 0...255, using: &g) }
+            // Make small counts common, so that the entry decoders are exercised, not only the count check.
+            if i % 2 == 0, bytes.count >= 2 { bytes[0] = 0; bytes[1] = UInt8.random(in: 0...3, using: &g) }
+            _ = try? TopologyUpdate.decode(bytes)
+        }
+    }
+
+    func testMutatedValidEncodingsNeverCrash() {
+        var g = SplitMix64(seed: 4)
+        for _ in 0..<2_000 {
+            var bytes = randomUpdate(using: &g).encode()
+            guard !bytes.isEmpty else { continue }
+            for _ in 0..<Int.random(in: 1...4, using: &g) {
+                bytes[Int.random(in: 0..<bytes.count, using: &g)] = UInt8.random(in: 0...255, using: &g)
+            }
+            _ = try? TopologyUpdate.decode(bytes)
+        }
+    }
+
+    func testForgedHugePeerCountThrowsTooLarge() {
+        let bytes: [UInt8] = [0xFF, 0xFF, 0, 0, 0, 0, 0, 0, 0, 0]
+        XCTAssertThrowsError(try TopologyUpdate.decode(bytes)) { error in
+            guard case .tooLarge(_, let count, let limit)? = error as? WireError else { return XCTFail("\(error)") }
+            XCTAssertEqual(count, 0xFFFF)
+            XCTAssertEqual(limit, 4096)
+        }
+    }
+
+    func testForgedCountWithinCapButLargerThanMessageThrowsTruncated() {
+        // 4000 peers cannot fit in 8 bytes: rejected before any array is reserved.
+        let bytes: [UInt8] = [0x0F, 0xA0, 0, 0, 0, 0, 0, 0, 0, 0]
+        XCTAssertThrowsError(try TopologyUpdate.decode(bytes)) { error in
+            guard case .truncated? = error as? WireError else { return XCTFail("\(error)") }
+        }
+    }
+
+    func testForgedHugeConnectionCountThrows() {
+        var w = ByteWriter()
+        w.u16(1)
+        w.peerName(PeerName(value: 1)); w.str8("n"); w.u64(1); w.u64(1); w.u16(1)
+        w.u16(0xFFFF)
+        XCTAssertThrowsError(try TopologyUpdate.decode(w.bytes)) { error in
+            guard case .tooLarge? = error as? WireError else { return XCTFail("\(error)") }
+        }
+    }
+
+    private func singlePeer(nicknameBytes: [UInt8], shortId: UInt16 = 1) -> [UInt8] {
+        var w = ByteWriter()
+        w.u16(1)
+        w.peerName(PeerName(value: 1))
+        w.u8(UInt8(nicknameBytes.count)); w.append(nicknameBytes)
+        w.u64(1); w.u64(1); w.u16(shortId); w.u16(0)
+        return w.bytes
+    }
+
+    func testInvalidUTF8NicknameThrows() {
+        XCTAssertNoThrow(try TopologyUpdate.decode(singlePeer(nicknameBytes: Array("ok".utf8))))
+        XCTAssertThrowsError(try TopologyUpdate.decode(singlePeer(nicknameBytes: [0x61, 0xFF, 0x62]))) { error in
+            guard case .invalid? = error as? WireError else { return XCTFail("\(error)") }
+        }
+        XCTAssertThrowsError(try TopologyUpdate.decode(singlePeer(nicknameBytes: [0xC3])))  // cut sequence
+    }
+
+    func testOverlongNicknameThrows() {
+        XCTAssertNoThrow(try TopologyUpdate.decode(singlePeer(nicknameBytes: Array(repeating: 0x61, count: 64))))
+        XCTAssertThrowsError(try TopologyUpdate.decode(singlePeer(nicknameBytes: Array(repeating: 0x61, count: 65))))
+    }
+
+    func testShortIdOver4095Throws() {
+        XCTAssertNoThrow(try TopologyUpdate.decode(singlePeer(nicknameBytes: [], shortId: 4095)))
+        XCTAssertThrowsError(try TopologyUpdate.decode(singlePeer(nicknameBytes: [], shortId: 4096)))
+    }
+
+    func testEncoderCutsLongStringsSoTheResultDecodes() throws {
+        let long = String(repeating: "é", count: 200)  // 400 bytes
+        let update = TopologyUpdate(peers: [PeerEntry(name: PeerName(value: 5), nickname: long, uid: 0, version: 0, shortId: 0, connections: [
+            ConnectionEntry(remote: PeerName(value: 6), address: long, established: false, outbound: true),
+        ])])
+        let decoded = try TopologyUpdate.decode(update.encode())
+        XCTAssertEqual(decoded.peers[0].nickname, String(repeating: "é", count: 32))
+        XCTAssertEqual(decoded.peers[0].connections[0].address, String(repeating: "é", count: 127))
+    }
+
+    func testUnknownConnectionFlagBitsAreIgnored() throws {
+        var w = ByteWriter()
+        w.u16(1)
+        w.peerName(PeerName(value: 1)); w.str8(""); w.u64(1); w.u64(1); w.u16(1)
+        w.u16(1); w.peerName(PeerName(value: 2)); w.str8("a:1"); w.u8(0xFD)
+        let c = try TopologyUpdate.decode(w.bytes).peers[0].connections[0]
+        XCTAssertTrue(c.established)
+        XCTAssertFalse(c.outbound)
+    }
+}
