@@ -79,10 +79,12 @@ public struct Topology: Sendable {
     }
 
     /// Drops the peers not reachable from this router over mutual established connections
-    /// (§4.1); returns their names in ascending order.
-    public mutating func removeUnreachable() -> [PeerName] {
+    /// (§4.1), except those in `keeping`; returns their names in ascending order. A router keeps
+    /// a newly unreachable peer for a grace period, since gossip that makes it reachable again
+    /// may be a message behind.
+    public mutating func removeUnreachable(keeping: Set<PeerName> = []) -> [PeerName] {
         let reachable = routes().reachable
-        let gone = peers.keys.filter { !reachable.contains($0) && $0 != ownName }.sorted()
+        let gone = peers.keys.filter { !reachable.contains($0) && $0 != ownName && !keeping.contains($0) }.sorted()
         for name in gone { peers[name] = nil }
         return gone
     }

@@ -71,12 +71,14 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     private var ticker: RepeatedTask?
     private var lastFullGossip = NIODeadline.now()
     private var stopping = false
+    private var unreachableSince: [PeerName: NIODeadline] = [:]
     private let stopped: EventLoopPromise<Void>
     private let backoff = Backoff()
 
     static let maxPendingHandshakes = 64
     static let inboundFailureMemory: TimeAmount = .minutes(5)
     static let fullGossipInterval: TimeAmount = .seconds(30)
+    static let unreachableGrace: TimeAmount = .seconds(10)
 
     public init(config: RouterConfig, logger: Logger) {
         self.config = config
@@ -221,8 +223,8 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
                 target.failures += 1
                 target.reason = link.reason
                 target.authFailure = Self.isAuthFailure(link.refuseCode)
-                let failures = target.authFailure ? max(target.failures, 5) : target.failures
-                let delay = backoff.delay(afterFailures: failures, randomUnit: .random(in: 0..<1))
+                let schedule = target.authFailure ? Backoff.wrongPassword : backoff
+                let delay = schedule.delay(afterFailures: target.failures, randomUnit: .random(in: 0..<1))
                 target.nextAttempt = .now() + .milliseconds(Int64(delay * 1000))
                 if target.authFailure { logOnce("connection refused", address: address, reason: link.reason ?? "") }
             }
@@ -350,7 +352,8 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         buckets = buckets.filter { now - $0.value.last < .seconds(10) }
         if now - lastFullGossip >= Self.fullGossipInterval {
             lastFullGossip = now
-            broadcast(topology.fullUpdate())
+            broadcast(topology.fullUpdate().peers)
+            topologyChanged()
         }
     }
 
@@ -361,20 +364,49 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
             ConnectionEntry(remote: link.remoteName!, address: link.remoteGossipAddress, established: true, outbound: link.direction == .outbound)
         }
         if topology.setOwn(nickname: config.nickname, connections: entries) {
-            broadcast(TopologyUpdate(peers: [topology.own]))
+            broadcast([])
         }
         topologyChanged()
     }
 
-    private func broadcast(_ update: TopologyUpdate) {
-        guard !update.peers.isEmpty else { return }
-        let payload = update.encode()
-        for link in established.values { link.send(type: MessageType.gossip.rawValue, payload: payload) }
+    /// Sends `entries` to every established link. Our own entry always travels along: a receiver
+    /// then knows the path to us, so it cannot drop the other entries as unreachable.
+    private func broadcast(_ entries: [PeerEntry]) {
+        let payloads = Self.gossipPayloads(entries, own: topology.own)
+        for link in established.values {
+            for payload in payloads { link.send(type: MessageType.gossip.rawValue, payload: payload) }
+        }
+    }
+
+    /// Splits a (possibly large) update into messages well under the frame cap; entries merge
+    /// one at a time, so any split is as good as one message.
+    static func gossipPayloads(_ entries: [PeerEntry], own: PeerEntry) -> [[UInt8]] {
+        let budget = FrameLimits.afterHandshake / 2
+        var payloads: [[UInt8]] = []
+        var batch: [PeerEntry] = [own]
+        var size = 0
+        for entry in entries where entry.name != own.name {
+            let entrySize = 40 + entry.nickname.utf8.count + entry.connections.reduce(0) { $0 + 8 + $1.address.utf8.count }
+            if size + entrySize > budget || batch.count >= TopologyUpdate.maxPeers {
+                payloads.append(TopologyUpdate(peers: batch).encode())
+                batch = [own]
+                size = 0
+            }
+            batch.append(entry)
+            size += entrySize
+        }
+        payloads.append(TopologyUpdate(peers: batch).encode())
+        return payloads
     }
 
     private func topologyChanged() {
-        let gone = topology.removeUnreachable()
         routes = topology.routes()
+        let now = NIODeadline.now()
+        let unreachable = Set(topology.peers.keys).subtracting(routes.reachable)
+        unreachableSince = unreachableSince.filter { unreachable.contains($0.key) }
+        for name in unreachable where unreachableSince[name] == nil { unreachableSince[name] = now }
+        let recent = Set(unreachableSince.filter { now - $0.value < Self.unreachableGrace }.keys)
+        let gone = topology.removeUnreachable(keeping: recent)
         for (address, target) in targets where !target.permanent && target.link == nil {
             if let peer = target.peer, gone.contains(peer) || topology.peers[peer] == nil { targets[address] = nil }
         }
@@ -440,7 +472,9 @@ extension Router: LinkDelegate {
             "direction": "\(link.direction.rawValue)", "encrypted": "\(LinkPolicy.encrypted(passwordSet: config.psk != nil, trusted: link.trusted))",
             "trusted": "\(link.trusted)",
         ])
-        link.send(type: MessageType.gossip.rawValue, payload: topology.fullUpdate().encode())
+        for payload in Self.gossipPayloads(topology.fullUpdate().peers, own: topology.own) {
+            link.send(type: MessageType.gossip.rawValue, payload: payload)
+        }
         ownConnectionsChanged()
     }
 
@@ -454,7 +488,7 @@ extension Router: LinkDelegate {
             }
             let changed = topology.merge(update)
             if !changed.isEmpty {
-                broadcast(TopologyUpdate(peers: changed))
+                broadcast(changed)
                 topologyChanged()
             }
         default:
