@@ -25,6 +25,7 @@ let package = Package(
         .target(name: "WeftCrypto", dependencies: ["CSodium"]),
         .target(name: "WeftWire"),
         .target(name: "WeftMesh", dependencies: ["WeftWire"]),
+        .target(name: "WeftNetlink", dependencies: ["CMnl", "CWeftShims"]),
 
         // Linux-facing wiring: gossip link, control API, persistence.
         .target(name: "WeftRouter", dependencies: [
@@ -44,6 +45,7 @@ let package = Package(
         .testTarget(name: "WeftCryptoTests", dependencies: ["WeftCrypto"]),
         .testTarget(name: "WeftWireTests", dependencies: ["WeftWire"]),
         .testTarget(name: "WeftMeshTests", dependencies: ["WeftMesh"]),
+        .testTarget(name: "WeftNetlinkTests", dependencies: ["WeftNetlink"]),
         .testTarget(name: "IntegrationTests", dependencies: ["WeftRouter", .product(name: "NIOCore", package: "swift-nio")]),
     ],
     swiftLanguageModes: [.v6]
