@@ -42,9 +42,10 @@ let package = Package(
         ]),
         .executableTarget(name: "weft-vectors", dependencies: ["WeftCrypto"]),
 
+        .target(name: "WeftTestSupport", path: "Tests/Support"),
         .testTarget(name: "WeftCryptoTests", dependencies: ["WeftCrypto"]),
-        .testTarget(name: "WeftWireTests", dependencies: ["WeftWire"]),
-        .testTarget(name: "WeftMeshTests", dependencies: ["WeftMesh"]),
+        .testTarget(name: "WeftWireTests", dependencies: ["WeftWire", "WeftTestSupport"]),
+        .testTarget(name: "WeftMeshTests", dependencies: ["WeftMesh", "WeftTestSupport"]),
         .testTarget(name: "WeftNetlinkTests", dependencies: ["WeftNetlink"]),
         .testTarget(name: "IntegrationTests", dependencies: ["WeftRouter", .product(name: "NIOCore", package: "swift-nio")]),
     ],

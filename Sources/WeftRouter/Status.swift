@@ -23,6 +23,28 @@ public struct ConnectionStatus: Codable, Sendable, Equatable {
     public var reason: String?
     public var connectionId: String?
     public var since: String?
+
+    enum CodingKeys: String, CodingKey {
+        case peer, nickname, address, direction, state, encrypted, trusted, mode, pskId, reason, connectionId, since
+    }
+
+    /// Absent values are written as `null`, not left out: scripts read `mode`, `pskId` and
+    /// `reason` on every connection.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(peer, forKey: .peer)
+        try c.encode(nickname, forKey: .nickname)
+        try c.encode(address, forKey: .address)
+        try c.encode(direction, forKey: .direction)
+        try c.encode(state, forKey: .state)
+        try c.encode(encrypted, forKey: .encrypted)
+        try c.encode(trusted, forKey: .trusted)
+        try c.encode(mode, forKey: .mode)
+        try c.encode(pskId, forKey: .pskId)
+        try c.encode(reason, forKey: .reason)
+        try c.encode(connectionId, forKey: .connectionId)
+        try c.encode(since, forKey: .since)
+    }
 }
 
 public struct PeerStatus: Codable, Sendable, Equatable {
@@ -36,6 +58,21 @@ public struct PeerStatus: Codable, Sendable, Equatable {
     /// Name of the directly connected peer that traffic to this one goes through; null for self.
     public var nextHop: String?
     public var isSelf: Bool
+
+    enum CodingKeys: String, CodingKey { case name, nickname, uid, shortId, version, connections, reachable, nextHop, isSelf }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(nickname, forKey: .nickname)
+        try c.encode(uid, forKey: .uid)
+        try c.encode(shortId, forKey: .shortId)
+        try c.encode(version, forKey: .version)
+        try c.encode(connections, forKey: .connections)
+        try c.encode(reachable, forKey: .reachable)
+        try c.encode(nextHop, forKey: .nextHop)
+        try c.encode(isSelf, forKey: .isSelf)
+    }
 }
 
 public struct RouterStatus: Codable, Sendable, Equatable {
@@ -50,6 +87,25 @@ public struct RouterStatus: Codable, Sendable, Equatable {
     public var connections: [String: Int]
     public var targets: [String]
     public var uptimeSeconds: Int
+
+    enum CodingKeys: String, CodingKey {
+        case name, nickname, port, encryption, pskId, trustedSubnets, protocolVersion, peers, connections, targets, uptimeSeconds
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(nickname, forKey: .nickname)
+        try c.encode(port, forKey: .port)
+        try c.encode(encryption, forKey: .encryption)
+        try c.encode(pskId, forKey: .pskId)
+        try c.encode(trustedSubnets, forKey: .trustedSubnets)
+        try c.encode(protocolVersion, forKey: .protocolVersion)
+        try c.encode(peers, forKey: .peers)
+        try c.encode(connections, forKey: .connections)
+        try c.encode(targets, forKey: .targets)
+        try c.encode(uptimeSeconds, forKey: .uptimeSeconds)
+    }
 }
 
 /// Error document of the control API: `{"error": "..."}` with a non-2xx status.

@@ -34,6 +34,15 @@ struct SocketOption: ParsableArguments {
     }
 }
 
+extension SocketOption {
+    /// POSTs `{"address": …}` and returns the router's `result` text.
+    func post(address: String, to path: String) throws -> String {
+        let body = try JSONEncoder().encode(AddressRequest(address: address))
+        let response = try call("POST", path, body: Array(body))
+        return (try? JSONDecoder().decode([String: String].self, from: Data(response)))?["result"] ?? "ok"
+    }
+}
+
 /// An error that prints as `weft: error: …` and exits 1.
 struct ValidationFailure: Error, CustomStringConvertible {
     let description: String
@@ -141,9 +150,7 @@ struct Connect: ParsableCommand {
     @OptionGroup var socket: SocketOption
 
     func run() throws {
-        let body = try JSONEncoder().encode(AddressRequest(address: address))
-        _ = try socket.call("POST", "/v1/connect", body: Array(body))
-        print("connecting to \(address)")
+        print(try socket.post(address: address, to: "/v1/connect"))
     }
 }
 
@@ -153,10 +160,7 @@ struct Forget: ParsableCommand {
     @OptionGroup var socket: SocketOption
 
     func run() throws {
-        let body = try JSONEncoder().encode(AddressRequest(address: address))
-        let response = try socket.call("POST", "/v1/forget", body: Array(body))
-        let result = (try? JSONDecoder().decode([String: String].self, from: Data(response)))?["result"] ?? "forgot \(address)"
-        print(result)
+        print(try socket.post(address: address, to: "/v1/forget"))
     }
 }
 

@@ -49,6 +49,18 @@ final class GossipLinkTests: XCTestCase {
             XCTAssertNil(bytes.range(of: Data(net.nickname(index).utf8)), "nickname \(net.nickname(index)) crossed the underlay in clear")
         }
         XCTAssertNotNil(bytes.range(of: Data("WEFT".utf8)), "the capture should contain the plaintext preamble")
+        // The JSON contract: an array whose objects carry every field, absent values as null.
+        let connectionsJSON = try net.cli(1, ["status", "connections", "--json"])
+        XCTAssertEqual(connectionsJSON.status, 0)
+        let array = try JSONSerialization.jsonObject(with: Data(connectionsJSON.output.utf8)) as? [[String: Any]]
+        XCTAssertEqual(array?.count, 2)
+        for object in array ?? [] {
+            for key in ["peer", "nickname", "address", "direction", "state", "encrypted", "trusted", "mode", "pskId", "reason"] {
+                XCTAssertTrue(object.keys.contains(key), "missing \(key) in \(object)")
+            }
+            XCTAssertTrue(object["mode"] is NSNull)
+            XCTAssertEqual(object["encrypted"] as? Bool, true)
+        }
         let status = try net.cli(1, ["status", "--json"])
         XCTAssertEqual(status.status, 0)
         let router = try JSONDecoder().decode(RouterStatus.self, from: Data(status.output.utf8))

@@ -1,3 +1,4 @@
+import WeftTestSupport
 import XCTest
 import WeftWire
 @testable import WeftMesh

@@ -1,19 +1,7 @@
+import WeftTestSupport
 import XCTest
 import WeftWire
 @testable import WeftMesh
-
-/// A small seeded generator so that failures reproduce.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// `02:00:00:00:00:xx`: names whose order is the order of `i`.
 func peer(_ i: Int) -> PeerName { PeerName(value: 0x02_00_00_00_00_00 + UInt64(i)) }

@@ -1,17 +1,6 @@
+import WeftTestSupport
 import XCTest
 @testable import WeftWire
-
-/// A small deterministic generator, so a failing fuzz case can be replayed.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 final class LinkCodecTests: XCTestCase {
     let hello = Hello(name: PeerName("02:11:22:33:44:55")!, nickname: "host-α", uid: 0xDEAD_BEEF, connectionId: 42,
@@ -33,7 +22,7 @@ final class LinkCodecTests: XCTestCase {
     }
 
     func testRandomBytesNeverCrashDecoders() {
-        var rng = SeededGenerator(state: 7)
+        var rng = SplitMix64(seed: 7)
         for _ in 0..<20_000 {
             let count = Int.random(in: 0..<96, using: &rng)
             var bytes = (0..<count).map { _ in UInt8.random(in: 0...255, using: &rng) }
@@ -79,7 +68,7 @@ final class LinkCodecTests: XCTestCase {
         var decoder = FrameDecoder(limit: 4096)
         var out: [[UInt8]] = []
         var index = 0
-        var rng = SeededGenerator(state: 3)
+        var rng = SplitMix64(seed: 3)
         while index < stream.count {
             let n = min(stream.count - index, Int.random(in: 1...700, using: &rng))
             decoder.append(stream[index..<(index + n)])
@@ -103,7 +92,7 @@ final class LinkCodecTests: XCTestCase {
         XCTAssertNil(PeerName("02:ab:cd:00:01"))
         XCTAssertNil(PeerName("02:ab:cd:00:01:fff"))
         XCTAssertNil(PeerName("zz:ab:cd:00:01:ff"))
-        var rng = SeededGenerator(state: 1)
+        var rng = SplitMix64(seed: 1)
         let name = PeerName.random(using: &rng)
         XCTAssertEqual(name.bytes[0] & 0x03, 0x02, "locally administered, not multicast")
         XCTAssertEqual(PeerName(name.description), name)
