@@ -29,7 +29,7 @@ let package = Package(
 
         // Linux-facing wiring: gossip link, control API, persistence.
         .target(name: "WeftRouter", dependencies: [
-            "WeftCrypto", "WeftWire", "WeftMesh", "CWeftShims",
+            "WeftCrypto", "WeftWire", "WeftMesh", "WeftNetlink", "CWeftShims",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
