@@ -30,3 +30,54 @@ int weft_tun_set_iff_tap(int fd, const char *name, int vnet_hdr, char *out_name)
     out_name[IFNAMSIZ - 1] = 0;
     return 0;
 }
+
+#include <string.h>
+#include <errno.h>
+
+int weft_recv_batch(int fd, void *const *bufs, size_t *lens, struct sockaddr_in *addrs, int n, int flags) {
+    struct mmsghdr msgs[WEFT_BATCH_MAX];
+    struct iovec iovs[WEFT_BATCH_MAX];
+    if (n > WEFT_BATCH_MAX) n = WEFT_BATCH_MAX;
+    memset(msgs, 0, sizeof(struct mmsghdr) * (size_t)n);
+    for (int i = 0; i < n; i++) {
+        iovs[i].iov_base = bufs[i];
+        iovs[i].iov_len = lens[i];
+        msgs[i].msg_hdr.msg_iov = &iovs[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+        msgs[i].msg_hdr.msg_name = &addrs[i];
+        msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_in);
+    }
+    int got = recvmmsg(fd, msgs, (unsigned int)n, flags, NULL);
+    for (int i = 0; i < got; i++) {
+        lens[i] = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? 0 : msgs[i].msg_len;
+    }
+    return got;
+}
+
+int weft_send_batch(int fd, void *const *bufs, const size_t *lens, const struct sockaddr_in *addrs, int n) {
+    struct mmsghdr msgs[WEFT_BATCH_MAX];
+    struct iovec iovs[WEFT_BATCH_MAX];
+    if (n > WEFT_BATCH_MAX) n = WEFT_BATCH_MAX;
+    memset(msgs, 0, sizeof(struct mmsghdr) * (size_t)n);
+    for (int i = 0; i < n; i++) {
+        iovs[i].iov_base = bufs[i];
+        iovs[i].iov_len = lens[i];
+        msgs[i].msg_hdr.msg_iov = &iovs[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+        msgs[i].msg_hdr.msg_name = (void *)&addrs[i];
+        msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_in);
+    }
+    return sendmmsg(fd, msgs, (unsigned int)n, 0);
+}
+
+int weft_set_dont_fragment(int fd) {
+    int value = IP_PMTUDISC_DO;
+    return setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &value, sizeof(value));
+}
+
+int weft_ip_mtu(int fd) {
+    int mtu = 0;
+    socklen_t len = sizeof(mtu);
+    if (getsockopt(fd, IPPROTO_IP, IP_MTU, &mtu, &len) != 0) return -1;
+    return mtu;
+}

@@ -18,4 +18,20 @@ int weft_setns_net(int fd);
 /// `name` may be empty (the kernel picks tapN). The name the kernel chose is copied to
 /// `out_name` (at least 16 bytes, NUL-terminated). Returns 0, or -1 with errno set.
 int weft_tun_set_iff_tap(int fd, const char *name, int vnet_hdr, char *out_name);
+
+#include <netinet/in.h>
+
+/// Largest batch the socket helpers take; their mmsghdr/iovec arrays live on the C stack.
+#define WEFT_BATCH_MAX 64
+
+/// recvmmsg of up to `n` datagrams (n <= WEFT_BATCH_MAX) into caller-owned buffers.
+/// `lens[i]` holds buffer i's capacity on entry and the datagram's length on return; `addrs[i]`
+/// its IPv4 source. MSG_TRUNC'd datagrams get length 0. Returns the count, or -1 with errno.
+int weft_recv_batch(int fd, void *const *bufs, size_t *lens, struct sockaddr_in *addrs, int n, int flags);
+/// sendmmsg of `n` datagrams (n <= WEFT_BATCH_MAX); returns how many were sent, or -1 with errno.
+int weft_send_batch(int fd, void *const *bufs, const size_t *lens, const struct sockaddr_in *addrs, int n);
+/// IP_MTU_DISCOVER = IP_PMTUDISC_DO (set DF, never fragment locally): 0 or -1.
+int weft_set_dont_fragment(int fd);
+/// The kernel's current path MTU towards the socket's connected address (IP_MTU), or -1.
+int weft_ip_mtu(int fd);
 #endif
