@@ -25,11 +25,13 @@ let package = Package(
         .target(name: "WeftCrypto", dependencies: ["CSodium"]),
         .target(name: "WeftWire"),
         .target(name: "WeftMesh", dependencies: ["WeftWire"]),
+        // The data planes: dedicated threads over raw file descriptors (never NIO).
+        .target(name: "WeftDatapath", dependencies: ["WeftCrypto", "WeftWire", "WeftMesh", "CWeftShims"]),
         .target(name: "WeftNetlink", dependencies: ["CMnl", "CWeftShims"]),
 
         // Linux-facing wiring: gossip link, control API, persistence.
         .target(name: "WeftRouter", dependencies: [
-            "WeftCrypto", "WeftWire", "WeftMesh", "WeftNetlink", "CWeftShims",
+            "WeftCrypto", "WeftWire", "WeftMesh", "WeftNetlink", "WeftDatapath", "CWeftShims",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

@@ -6,6 +6,7 @@ import NIOCore
 import NIOPosix
 import WeftCrypto
 import WeftMesh
+import WeftNetlink
 import WeftWire
 
 /// An address the router dials, from the command line, `weft connect` or gossip.
@@ -57,10 +58,10 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     let uid: UInt64
     let started = Date()
 
-    private var topology: Topology
+    var topology: Topology
     private(set) var routes: Routes
     private var links: [ObjectIdentifier: Link] = [:]
-    private var established: [PeerName: Link] = [:]
+    var established: [PeerName: Link] = [:]
     private var targets: [String: Target] = [:]
     private var forgotten: Set<String> = []
     private var inboundFailures: [String: InboundFailure] = [:]
@@ -72,6 +73,9 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     private var lastFullGossip = NIODeadline.now()
     private var stopping = false
     private var unreachableSince: [PeerName: NIODeadline] = [:]
+    private var lastHeartbeat = NIODeadline.now()
+    /// The sleeve data plane; nil until started (and in tests of the control plane alone).
+    var sleeve: SleeveState?
     private let stopped: EventLoopPromise<Void>
     private let backoff = Backoff()
 
@@ -125,6 +129,18 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
 
     /// Binds the control socket and the gossip port. Runs on the caller's thread: it waits.
     private func bind() throws {
+        // TEMPORARY until host plumbing lands: bridge + TAP straight from netlink.
+        if ProcessInfo.processInfo.environment["WEFT_TEMP_SLEEVE"] != nil {
+            let nl = try RouteNetlink()
+            try nl.deleteLink("weft")
+            try nl.createBridge(name: "weft", mac: config.name.bytes, mtu: 1420)
+            let tap = try TapDevice.open(name: "weft-tap", vnetHeader: false)
+            try nl.setMTU("weft-tap", 1420)
+            try nl.setMaster("weft-tap", master: "weft")
+            try nl.setUp("weft-tap", true)
+            try nl.setUp("weft", true)
+            try startSleeve(tapFD: tap.fd, underlayMTU: 1500, overlayMTU: 1420)
+        }
         control = try ControlServer.start(path: config.socketPath, group: group, router: self)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -158,6 +174,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         stopping = true
         logger.info("router stopping", metadata: ["reason": "\(why)"])
         ticker?.cancel()
+        sleeve?.engine.stop()
         for link in links.values { link.fail("router shutting down", refuse: .shuttingDown) }
         let closes = [listener?.close()].compactMap { $0 }
         control?.close()
@@ -350,6 +367,10 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         }
         inboundFailures = inboundFailures.filter { now - $0.value.at < Self.inboundFailureMemory }
         buckets = buckets.filter { now - $0.value.last < .seconds(10) }
+        if now - lastHeartbeat >= .seconds(1) {
+            lastHeartbeat = now
+            sleeve?.engine.sendHeartbeats()
+        }
         if now - lastFullGossip >= Self.fullGossipInterval {
             lastFullGossip = now
             broadcast(topology.fullUpdate().peers)
@@ -410,6 +431,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         for (address, target) in targets where !target.permanent && target.link == nil {
             if let peer = target.peer, gone.contains(peer) || topology.peers[peer] == nil { targets[address] = nil }
         }
+        refreshForwarding()
         let known = Set(targets.values.compactMap(\.peer))
         for candidate in topology.dialCandidates(connected: Set(established.keys)) where !known.contains(candidate.name) {
             let address = Self.normalize(candidate.address, defaultPort: RouterConfig.defaultPort)

@@ -35,14 +35,16 @@ extension Router {
         for link in allLinks {
             if let target = link.targetAddress { coveredTargets.insert(target) }
             let established = link.isEstablished
+            let data = established ? sleeveStatus(for: link.remoteName) : .none
             result.append(ConnectionStatus(
                 peer: link.remoteName?.description, nickname: link.remoteHello?.nickname, address: link.socketAddress,
                 direction: link.direction, state: established ? .established : .connecting,
                 encrypted: LinkPolicy.encrypted(passwordSet: passwordSet, trusted: link.trusted), trusted: link.trusted,
-                mode: nil, pskId: link.pskId?.description ?? (passwordSet && link.isInitiator ? config.psk?.id.description : nil),
-                reason: established ? nil : "handshake in progress",
+                mode: data.mode, pskId: link.pskId?.description ?? (passwordSet && link.isInitiator ? config.psk?.id.description : nil),
+                reason: established ? data.heartbeat : "handshake in progress",
                 connectionId: String(link.localHello.connectionId, radix: 16),
-                since: link.establishedAt.map { ISO8601DateFormatter().string(from: $0) }))
+                since: link.establishedAt.map { ISO8601DateFormatter().string(from: $0) },
+                cipher: data.cipher, mtu: data.mtu, keyEpoch: data.keyEpoch, counters: data.counters))
         }
         for target in allTargets where !coveredTargets.contains(target.address) {
             if let peer = target.peer, isEstablished(peer) { continue }
@@ -53,13 +55,14 @@ extension Router {
             result.append(ConnectionStatus(
                 peer: target.peer?.description, nickname: target.nickname, address: target.address, direction: .outbound,
                 state: state, encrypted: passwordSet, trusted: false, mode: nil,
-                pskId: config.psk?.id.description, reason: reason, connectionId: nil, since: nil))
+                pskId: config.psk?.id.description, reason: reason, connectionId: nil, since: nil,
+                cipher: nil, mtu: nil, keyEpoch: nil, counters: nil))
         }
         for failure in recentInboundFailures {
             result.append(ConnectionStatus(
                 peer: nil, nickname: nil, address: failure.address, direction: .inbound, state: .failed,
                 encrypted: passwordSet, trusted: false, mode: nil, pskId: failure.pskId, reason: failure.reason,
-                connectionId: nil, since: nil))
+                connectionId: nil, since: nil, cipher: nil, mtu: nil, keyEpoch: nil, counters: nil))
         }
         return result
     }

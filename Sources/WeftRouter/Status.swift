@@ -1,3 +1,5 @@
+import WeftDatapath
+
 // The JSON documents of the control API (`weft status … --json`). Field names are a public
 // contract: scripts and later issues depend on them.
 
@@ -23,9 +25,15 @@ public struct ConnectionStatus: Codable, Sendable, Equatable {
     public var reason: String?
     public var connectionId: String?
     public var since: String?
+    /// Data-plane cipher ("chacha20-poly1305", "aes-256-gcm"); null when unencrypted.
+    public var cipher: String?
+    public var mtu: Int?
+    public var keyEpoch: Int?
+    public var counters: SleeveCounters.Snapshot?
 
     enum CodingKeys: String, CodingKey {
         case peer, nickname, address, direction, state, encrypted, trusted, mode, pskId, reason, connectionId, since
+        case cipher, mtu, keyEpoch, counters
     }
 
     /// Absent values are written as `null`, not left out: scripts read `mode`, `pskId` and
@@ -44,6 +52,10 @@ public struct ConnectionStatus: Codable, Sendable, Equatable {
         try c.encode(reason, forKey: .reason)
         try c.encode(connectionId, forKey: .connectionId)
         try c.encode(since, forKey: .since)
+        try c.encode(cipher, forKey: .cipher)
+        try c.encode(mtu, forKey: .mtu)
+        try c.encode(keyEpoch, forKey: .keyEpoch)
+        try c.encode(counters, forKey: .counters)
     }
 }
 

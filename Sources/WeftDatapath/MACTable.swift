@@ -1,0 +1,37 @@
+// Which peer owns a remote MAC address, learned from frames that arrive over sleeve.
+import Synchronization
+
+public final class MACTable: Sendable {
+    /// Beyond this many entries the table starts over rather than grow without bound (a flood
+    /// of forged source MACs costs relearning, never memory).
+    static let capacity = 65536
+    private let entries = Mutex<[UInt64: UInt16]>([:])
+
+    public init() {}
+
+    @inline(__always)
+    static func key(_ p: UnsafeRawPointer) -> UInt64 {
+        var v: UInt64 = 0
+        for i in 0..<6 { v = (v << 8) | UInt64(p.load(fromByteOffset: i, as: UInt8.self)) }
+        return v
+    }
+
+    @inline(__always)
+    func lookup(_ mac: UInt64) -> UInt16? { entries.withLock { $0[mac] } }
+
+    @inline(__always)
+    func learn(_ mac: UInt64, peer: UInt16) {
+        entries.withLock { table in
+            if table[mac] == peer { return }
+            if table.count >= Self.capacity { table.removeAll(keepingCapacity: true) }
+            table[mac] = peer
+        }
+    }
+
+    /// Forgets the MACs of peers that are gone or whose short id changed.
+    public func purge(keeping live: Set<UInt16>) {
+        entries.withLock { table in table = table.filter { live.contains($0.value) } }
+    }
+
+    public var count: Int { entries.withLock { $0.count } }
+}

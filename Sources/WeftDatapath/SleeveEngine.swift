@@ -1,0 +1,414 @@
+// The sleeve data plane (DESIGN §3): one thread moves frames from the TAP device to peers over
+// UDP, another moves packets from UDP to the TAP device or on to the next hop. Both work in
+// batches over preallocated slabs; nothing on the packet path allocates, throws or logs.
+import CWeftShims
+import Foundation
+import Synchronization
+import WeftCrypto
+import WeftWire
+
+public struct DatapathError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ what: String) { description = "\(what): \(String(cString: strerror(errno)))" }
+}
+
+public final class SleeveEngine: @unchecked Sendable {  // threads own their slabs; shared state is atomic or locked
+    public let port: Int
+    let udpFD: Int32
+    let tapFD: Int32
+    /// Largest UDP payload this router sends: the underlay MTU minus IP and UDP headers.
+    public let maxPayload: Int
+    public let overlayMTU: Int
+    let slotSize: Int
+    private let table = Mutex<ForwardingTable>(.empty)
+    public let macs = MACTable()
+    /// Drops that cannot be charged to a connection (unknown sender, not for us, truncated).
+    public let stray = SleeveCounters()
+    private let stopping = Atomic<Bool>(false)
+    private var threads: [Thread] = []
+    private let finished = DispatchGroup()
+    /// Scratch for heartbeats sent from the control plane; guarded by its lock.
+    private let heartbeatBuffer = Mutex<[UInt8]>([UInt8](repeating: 0, count: 64))
+
+    static let batch = Int(WEFT_BATCH_MAX)
+    static let frameOffset = Sleeve.headerSize + Sleeve.frameHeaderSize
+
+    public init(tapFD: Int32, port: Int, overlayMTU: Int, underlayMTU: Int) throws {
+        self.tapFD = tapFD
+        self.port = port
+        self.overlayMTU = overlayMTU
+        self.maxPayload = underlayMTU - Sleeve.ipv4Overhead
+        // A frame of the overlay MTU plus its Ethernet header, with room for headers and tag.
+        self.slotSize = (overlayMTU + Sleeve.ethernetHeader + Self.frameOffset + Sleeve.tagSize + 63) & ~63
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { throw DatapathError("cannot create the sleeve UDP socket") }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var bufferSize: Int32 = 4 << 20
+        for option in [SO_RCVBUFFORCE, SO_SNDBUFFORCE] {
+            setsockopt(fd, SOL_SOCKET, option, &bufferSize, socklen_t(MemoryLayout<Int32>.size))
+        }
+        _ = weft_set_dont_fragment(fd)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else {
+            let error = DatapathError("cannot bind UDP port \(port) for sleeve")
+            close(fd)
+            throw error
+        }
+        udpFD = fd
+        let flags = fcntl(tapFD, F_GETFL)
+        _ = fcntl(tapFD, F_SETFL, flags | O_NONBLOCK)
+    }
+
+    public func start() {
+        for (name, body) in [("weft-tap-rx", tapLoop), ("weft-udp-rx", udpLoop)] as [(String, @Sendable () -> Void)] {
+            finished.enter()
+            let thread = Thread { [finished] in
+                body()
+                finished.leave()
+            }
+            thread.name = name
+            thread.stackSize = 1 << 20
+            threads.append(thread)
+            thread.start()
+        }
+    }
+
+    /// Stops both threads (they notice within a poll interval) and closes the UDP socket.
+    public func stop() {
+        stopping.store(true, ordering: .relaxed)
+        _ = finished.wait(timeout: .now() + 3)
+        close(udpFD)
+    }
+
+    public func install(_ newTable: ForwardingTable) {
+        table.withLock { $0 = newTable }
+    }
+
+    var currentTable: ForwardingTable { table.withLock { $0 } }
+
+    public static func monotonicNanos() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }
+
+    // MARK: sending
+
+    /// Writes the header, seals when the session is encrypted, and returns the packet length.
+    @inline(__always)
+    func finish(_ packet: UnsafeMutableRawPointer, bodyLength: Int, kind: SleeveKind, session: SleeveSession, own: UInt16) -> Int {
+        let counter = session.nextCounter()
+        let header = Sleeve.Header(kind: kind, sealed: session.encrypted, epoch: session.epoch, sender: own,
+                                   receiver: session.peerShortId, counter: counter)
+        Sleeve.writeHeader(header, to: packet)
+        if let key = session.txKey {
+            return key.seal(packet, headerLength: Sleeve.headerSize, bodyLength: bodyLength, counter: counter)
+        }
+        return Sleeve.headerSize + bodyLength
+    }
+
+    /// A batch of packets on their way out, flushed with one sendmmsg per 64.
+    struct OutBatch {
+        var pointers: [UnsafeMutableRawPointer?]
+        var lengths: [Int]
+        var addresses: [sockaddr_in]
+        var sessions: [SleeveSession?]
+        var count = 0
+
+        init(capacity: Int) {
+            pointers = Array(repeating: nil, count: capacity)
+            lengths = Array(repeating: 0, count: capacity)
+            addresses = Array(repeating: sockaddr_in(), count: capacity)
+            sessions = Array(repeating: nil, count: capacity)
+        }
+
+        @inline(__always)
+        mutating func add(_ p: UnsafeMutableRawPointer, _ length: Int, _ session: SleeveSession) {
+            pointers[count] = p
+            lengths[count] = length
+            addresses[count] = session.remoteAddress
+            sessions[count] = session
+            count += 1
+        }
+    }
+
+    func flush(_ out: inout OutBatch) {
+        var start = 0
+        while start < out.count {
+            let sent = out.pointers.withUnsafeBufferPointer { p in
+                out.lengths.withUnsafeBufferPointer { l in
+                    out.addresses.withUnsafeBufferPointer { a in
+                        weft_send_batch(udpFD, UnsafePointer(p.baseAddress! + start), l.baseAddress! + start,
+                                        a.baseAddress! + start, Int32(min(out.count - start, Self.batch)))
+                    }
+                }
+            }
+            if sent > 0 {
+                start += Int(sent)
+                continue
+            }
+            if errno == EAGAIN || errno == EWOULDBLOCK {
+                var p = pollfd(fd: udpFD, events: Int16(POLLOUT), revents: 0)
+                _ = poll(&p, 1, 100)
+                continue
+            }
+            // The first packet of the rest failed (EMSGSIZE: path MTU below it); drop it alone.
+            if errno == EMSGSIZE, let session = out.sessions[start] {
+                SleeveCounters.add(session.counters.dropTooBig, 1)
+            }
+            start += 1
+        }
+        for i in 0..<out.count { out.sessions[i] = nil }
+        out.count = 0
+    }
+
+    /// Sends one heartbeat to every directly connected peer. Called by the control plane.
+    public func sendHeartbeats() {
+        let table = currentTable
+        let now = Self.monotonicNanos()
+        heartbeatBuffer.withLock { buffer in
+            buffer.withUnsafeMutableBytes { raw in
+                let p = raw.baseAddress!
+                for case let session? in table.sessions {
+                    (p + Sleeve.headerSize).storeBytes(of: now.bigEndian, as: Int64.self)
+                    let length = finish(p, bodyLength: 8, kind: .heartbeat, session: session, own: table.ownShortId)
+                    var address = session.remoteAddress
+                    _ = withUnsafePointer(to: &address) {
+                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                            sendto(udpFD, p, length, Int32(MSG_DONTWAIT), $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: TAP → UDP
+
+    private func tapLoop() {
+        let slots = Self.batch * 2  // the second half holds copies of flooded frames
+        // Owned by this thread for its whole life: frames are read into slot i at frameOffset,
+        // so the packet is built around them in place.
+        let slab = UnsafeMutableRawPointer.allocate(byteCount: slots * slotSize, alignment: 64)
+        defer { slab.deallocate() }
+        var lengths = [Int](repeating: 0, count: Self.batch)
+        var out = OutBatch(capacity: slots)
+        var slotUsed = [Bool](repeating: false, count: slots)
+        var pfd = pollfd(fd: tapFD, events: Int16(POLLIN), revents: 0)
+        let maxFrame = slotSize - Self.frameOffset - Sleeve.tagSize
+
+        while !stopping.load(ordering: .relaxed) {
+            pfd.revents = 0
+            guard poll(&pfd, 1, 500) > 0 else { continue }
+            var n = 0
+            while n < Self.batch {
+                let r = read(tapFD, slab + n * slotSize + Self.frameOffset, maxFrame)
+                if r < 0 { break }
+                if r < Sleeve.ethernetHeader { continue }
+                lengths[n] = r
+                n += 1
+            }
+            if n == 0 { continue }
+            let table = currentTable
+            let own = table.ownShortId
+            if own == 0xFFFF { continue }
+            for i in 0..<slots { slotUsed[i] = false }
+            var copies = Self.batch
+            // The packet still open for appending: its slot, body length and session.
+            var openSlot = -1
+            var openBody = 0
+            var openSession: SleeveSession?
+
+            func close() {
+                guard openSlot >= 0, let session = openSession else { return }
+                let p = slab + openSlot * slotSize
+                let length = finish(p, bodyLength: openBody, kind: .data, session: session, own: own)
+                out.add(p, length, session)
+                openSlot = -1
+                openSession = nil
+            }
+
+            func emit(_ i: Int, to session: SleeveSession, destination: UInt16) {
+                let frameLength = lengths[i]
+                let frame = slab + i * slotSize + Self.frameOffset
+                let needed = Sleeve.frameHeaderSize + frameLength
+                guard Sleeve.headerSize + needed + Sleeve.tagSize <= maxPayload else {
+                    SleeveCounters.add(session.counters.dropTooBig, 1)
+                    return
+                }
+                SleeveCounters.add(session.counters.txFrames, 1)
+                SleeveCounters.add(session.counters.txBytes, UInt64(frameLength))
+                // Several frames to the same peer share one packet when they fit.
+                if openSession === session, Sleeve.headerSize + openBody + needed + Sleeve.tagSize <= maxPayload {
+                    let at = slab + openSlot * slotSize + Sleeve.headerSize + openBody
+                    Sleeve.writeFrameHeader(length: frameLength, source: own, destination: destination, to: at)
+                    (at + Sleeve.frameHeaderSize).copyMemory(from: frame, byteCount: frameLength)
+                    openBody += needed
+                    return
+                }
+                close()
+                var slot = i
+                if slotUsed[i] {
+                    guard copies < slots else { return }
+                    slot = copies
+                    copies += 1
+                    (slab + slot * slotSize + Self.frameOffset).copyMemory(from: frame, byteCount: frameLength)
+                }
+                slotUsed[slot] = true
+                Sleeve.writeFrameHeader(length: frameLength, source: own, destination: destination,
+                                        to: slab + slot * slotSize + Sleeve.headerSize)
+                openSlot = slot
+                openBody = needed
+                openSession = session
+            }
+
+            for i in 0..<n {
+                let frame = UnsafeRawPointer(slab + i * slotSize + Self.frameOffset)
+                let multicast = frame.load(as: UInt8.self) & 1 != 0
+                if !multicast, let peer = macs.lookup(MACTable.key(frame)), peer != own {
+                    if let session = table.route(to: peer) { emit(i, to: session, destination: peer) }
+                    continue
+                }
+                // Broadcast, multicast and unknown unicast: along our own broadcast tree.
+                for hop in table.broadcast[Int(own)] {
+                    if let session = table.session(hop) { emit(i, to: session, destination: Sleeve.broadcastShortId) }
+                }
+            }
+            close()
+            flush(&out)
+        }
+    }
+
+    // MARK: UDP → TAP
+
+    private func udpLoop() {
+        let packetSlot = max(slotSize, 2048)
+        // Owned by this thread: received packets (opened in place), then relay packets.
+        let slab = UnsafeMutableRawPointer.allocate(byteCount: 2 * Self.batch * packetSlot, alignment: 64)
+        defer { slab.deallocate() }
+        let relaySlab = slab + Self.batch * packetSlot
+        var pointers = (0..<Self.batch).map { Optional(slab + $0 * packetSlot) }
+        var lengths = [Int](repeating: 0, count: Self.batch)
+        var addresses = [sockaddr_in](repeating: sockaddr_in(), count: Self.batch)
+        var out = OutBatch(capacity: Self.batch)
+        var pfd = pollfd(fd: udpFD, events: Int16(POLLIN), revents: 0)
+
+        while !stopping.load(ordering: .relaxed) {
+            pfd.revents = 0
+            guard poll(&pfd, 1, 500) > 0 else { continue }
+            for i in 0..<Self.batch { lengths[i] = packetSlot }
+            let n = pointers.withUnsafeMutableBufferPointer { p in
+                lengths.withUnsafeMutableBufferPointer { l in
+                    addresses.withUnsafeMutableBufferPointer { a in
+                        weft_recv_batch(udpFD, UnsafePointer(p.baseAddress!), l.baseAddress!, a.baseAddress!, Int32(Self.batch), Int32(MSG_DONTWAIT))
+                    }
+                }
+            }
+            if n <= 0 { continue }
+            let table = currentTable
+            let own = table.ownShortId
+            let now = Self.monotonicNanos()
+            var relays = 0
+
+            func relay(_ frame: UnsafeRawPointer, _ length: Int, source: UInt16, destination: UInt16, via session: SleeveSession) {
+                guard relays < Self.batch,
+                      Sleeve.headerSize + Sleeve.frameHeaderSize + length + Sleeve.tagSize <= min(packetSlot, maxPayload) else {
+                    SleeveCounters.add(session.counters.dropTooBig, 1)
+                    return
+                }
+                let p = relaySlab + relays * packetSlot
+                relays += 1
+                Sleeve.writeFrameHeader(length: length, source: source, destination: destination, to: p + Sleeve.headerSize)
+                (p + Self.frameOffset).copyMemory(from: frame, byteCount: length)
+                let total = finish(p, bodyLength: Sleeve.frameHeaderSize + length, kind: .data, session: session, own: own)
+                SleeveCounters.add(session.counters.txFrames, 1)
+                SleeveCounters.add(session.counters.txBytes, UInt64(length))
+                out.add(p, total, session)
+            }
+
+            for i in 0..<Int(n) {
+                let p = slab + i * packetSlot
+                let length = lengths[i]
+                guard let header = Sleeve.readHeader(p, length: length), header.receiver == own,
+                      let session = table.session(header.sender) else {
+                    SleeveCounters.add(stray.dropMalformed, 1)
+                    continue
+                }
+                let bodyLength: Int
+                if header.sealed {
+                    guard let key = session.rxKey, header.epoch == session.epoch else {
+                        SleeveCounters.add(session.counters.dropBadTag, 1)
+                        continue
+                    }
+                    guard session.replay.check(header.counter) else {
+                        SleeveCounters.add(session.counters.dropReplay, 1)
+                        continue
+                    }
+                    bodyLength = key.open(p, headerLength: Sleeve.headerSize, length: length, counter: header.counter)
+                    guard bodyLength >= 0 else {
+                        SleeveCounters.add(session.counters.dropBadTag, 1)
+                        continue
+                    }
+                    session.replay.commit(header.counter)
+                } else {
+                    // A clear packet on an encrypted link is as good as a forged one.
+                    guard session.rxKey == nil else {
+                        SleeveCounters.add(session.counters.dropBadTag, 1)
+                        continue
+                    }
+                    guard session.replay.commit(header.counter) else {
+                        SleeveCounters.add(session.counters.dropReplay, 1)
+                        continue
+                    }
+                    bodyLength = length - Sleeve.headerSize
+                }
+                session.learn(addresses[i])
+                session.lastReceive.store(now, ordering: .relaxed)
+                let body = p + Sleeve.headerSize
+
+                switch header.kind {
+                case .heartbeat:
+                    // Answer with the same body; the buffer is ours to reuse.
+                    let total = finish(p, bodyLength: bodyLength, kind: .heartbeatAck, session: session, own: own)
+                    out.add(p, total, session)
+                case .heartbeatAck:
+                    session.lastHeartbeatAck.store(now, ordering: .relaxed)
+                case .pmtuProbe, .pmtuAck:
+                    break
+                case .data:
+                    let ok = Sleeve.forEachFrame(in: body, length: bodyLength) { record in
+                        let frame = UnsafeRawPointer(body + record.offset)
+                        guard record.source != own else { return }
+                        if record.source != Sleeve.broadcastShortId {
+                            macs.learn(MACTable.key(frame + 6), peer: record.source)
+                        }
+                        SleeveCounters.add(session.counters.rxFrames, 1)
+                        SleeveCounters.add(session.counters.rxBytes, UInt64(record.length))
+                        if record.destination == own {
+                            _ = write(tapFD, frame, record.length)
+                        } else if record.destination == Sleeve.broadcastShortId {
+                            _ = write(tapFD, frame, record.length)
+                            if Int(record.source) < ForwardingTable.slots {
+                                for hop in table.broadcast[Int(record.source)] where hop != header.sender {
+                                    if let next = table.session(hop) {
+                                        relay(frame, record.length, source: record.source, destination: record.destination, via: next)
+                                    }
+                                }
+                            }
+                        } else if let next = table.route(to: record.destination), next !== session {
+                            relay(frame, record.length, source: record.source, destination: record.destination, via: next)
+                        }
+                    }
+                    if !ok { SleeveCounters.add(session.counters.dropMalformed, 1) }
+                }
+            }
+            flush(&out)
+        }
+    }
+}

@@ -1,0 +1,115 @@
+// Wiring between the gossip links and the sleeve data plane: a session per established link,
+// a forwarding table rebuilt whenever links or routes change, heartbeats, and status.
+import Foundation
+import NIOCore
+import WeftCrypto
+import WeftDatapath
+import WeftMesh
+import WeftWire
+
+/// Data-plane state the router owns on its event loop.
+final class SleeveState: @unchecked Sendable {  // confined to the router's event loop
+    let engine: SleeveEngine
+    var sessions: [PeerName: SleeveSession] = [:]
+    var version: UInt64 = 0
+
+    init(engine: SleeveEngine) { self.engine = engine }
+}
+
+/// The data-plane part of a connection's status.
+struct DataPlaneStatus {
+    var mode: String?
+    var cipher: String?
+    var mtu: Int?
+    var keyEpoch: Int?
+    var counters: SleeveCounters.Snapshot?
+    /// Why the data plane is not (yet) proven, for `reason`.
+    var heartbeat: String?
+
+    static let none = DataPlaneStatus()
+}
+
+extension Router {
+    /// The cipher both ends can use: AES-256-GCM when both report AES-NI, else ChaCha20-Poly1305.
+    static func negotiateCipher(local: UInt8, remote: UInt8) -> DataCipher {
+        (local & remote & 0b10) != 0 ? .aes256GCM : .chaCha20Poly1305
+    }
+
+    /// A new session for a link that just became established (nil without a data plane, or
+    /// when the peer has no IPv4 underlay address).
+    func makeSleeveSession(for link: Link) -> SleeveSession? {
+        guard let hello = link.remoteHello, let ip = link.remoteIP, ip.isIPv4,
+              let address = SleeveSession.address(ip: ip.description, port: hello.sleevePort) else { return nil }
+        var tx: PacketKey?
+        var rx: PacketKey?
+        if LinkPolicy.encrypted(passwordSet: config.psk != nil, trusted: link.trusted), let keys = link.linkKeys {
+            let cipher = Self.negotiateCipher(local: link.localHello.ciphers, remote: hello.ciphers)
+            tx = PacketKey(cipher: cipher, key: link.isInitiator ? keys.udpInitiatorToResponder : keys.udpResponderToInitiator)
+            rx = PacketKey(cipher: cipher, key: link.isInitiator ? keys.udpResponderToInitiator : keys.udpInitiatorToResponder)
+        }
+        let shortId = topology.peers[hello.name]?.shortId ?? hello.shortId
+        return SleeveSession(peerShortId: shortId, txKey: tx, rxKey: rx, epoch: 0, address: address)
+    }
+
+    /// Rebuilds the forwarding table from the established links and the current routes.
+    func refreshForwarding() {
+        guard let sleeve else { return }
+        let live = Set(established.keys)
+        for name in sleeve.sessions.keys where !live.contains(name) { sleeve.sessions[name] = nil }
+        for (name, link) in established where sleeve.sessions[name] == nil {
+            if let session = makeSleeveSession(for: link) { sleeve.sessions[name] = session }
+        }
+        var shortIds: [PeerName: UInt16] = [:]
+        for (name, entry) in topology.peers { shortIds[name] = entry.shortId }
+        var sessions: [UInt16: SleeveSession] = [:]
+        for (name, session) in sleeve.sessions {
+            guard let id = shortIds[name] else { continue }
+            session.peerShortId = id
+            sessions[id] = session
+        }
+        var nextHop: [UInt16: UInt16] = [:]
+        for (destination, hop) in routes.unicast {
+            if let d = shortIds[destination], let h = shortIds[hop] { nextHop[d] = h }
+        }
+        var broadcast: [UInt16: [UInt16]] = [:]
+        for source in topology.peers.keys where routes.reachable.contains(source) {
+            guard let s = shortIds[source] else { continue }
+            broadcast[s] = routes.broadcastNextHops(from: source).compactMap { shortIds[$0] }
+        }
+        sleeve.version += 1
+        let own = topology.own.shortId
+        sleeve.engine.install(ForwardingTable(ownShortId: own, sessions: sessions, nextHop: nextHop, broadcast: broadcast,
+                                              version: sleeve.version))
+        sleeve.engine.macs.purge(keeping: Set(shortIds.values).subtracting([own]))
+    }
+
+    /// What status shows of a connection's data plane.
+    func sleeveStatus(for name: PeerName?) -> DataPlaneStatus {
+        guard let name, let sleeve, let session = sleeve.sessions[name] else { return .none }
+        var heartbeat: String?
+        let since = session.secondsSinceHeartbeatAck(now: SleeveEngine.monotonicNanos())
+        if since == nil {
+            heartbeat = "sleeve: waiting for the first heartbeat answer from \(session.remoteAddressText)"
+        } else if let since, since > 3 {
+            heartbeat = String(format: "sleeve: no heartbeat answer from %@ for %.0f s", session.remoteAddressText, since)
+        }
+        return DataPlaneStatus(mode: "sleeve", cipher: session.cipher?.rawValue, mtu: sleeve.engine.overlayMTU,
+                               keyEpoch: Int(session.epoch), counters: session.counters.snapshot(), heartbeat: heartbeat)
+    }
+}
+
+extension Router {
+    /// Starts the sleeve threads on the router's TAP device. Runs before the event loop takes
+    /// over, on the caller's thread.
+    func startSleeve(tapFD: Int32, underlayMTU: Int, overlayMTU: Int) throws {
+        let engine: SleeveEngine
+        do {
+            engine = try SleeveEngine(tapFD: tapFD, port: config.port, overlayMTU: overlayMTU, underlayMTU: underlayMTU)
+        } catch {
+            throw ConfigError("\(error); is another router using UDP port \(config.port)? use --port")
+        }
+        engine.start()
+        sleeve = SleeveState(engine: engine)
+        logger.info("sleeve started", metadata: ["udpPort": "\(config.port)", "overlayMTU": "\(overlayMTU)", "underlayMTU": "\(underlayMTU)"])
+    }
+}
