@@ -29,6 +29,8 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
     private let finished = DispatchGroup()
     /// Scratch for heartbeats sent from the control plane; guarded by its lock.
     private let heartbeatBuffer = Mutex<[UInt8]>([UInt8](repeating: 0, count: 64))
+    /// Scratch for path-MTU probes, as large as the largest probe.
+    private let probeBuffer: Mutex<[UInt8]>
 
     static let batch = Int(WEFT_BATCH_MAX)
     static let frameOffset = Sleeve.headerSize + Sleeve.frameHeaderSize
@@ -39,6 +41,7 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
         self.overlayMTU = overlayMTU
         self.maxPayload = underlayMTU - Sleeve.ipv4Overhead
         // A frame of the overlay MTU plus its Ethernet header, with room for headers and tag.
+        self.probeBuffer = Mutex([UInt8](repeating: 0, count: max(underlayMTU, 576)))
         self.slotSize = (overlayMTU + Sleeve.ethernetHeader + Self.frameOffset + Sleeve.tagSize + 63) & ~63
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw DatapathError("cannot create the sleeve UDP socket") }
@@ -178,13 +181,46 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                 for case let session? in table.sessions {
                     (p + Sleeve.headerSize).storeBytes(of: now.bigEndian, as: Int64.self)
                     let length = finish(p, bodyLength: 8, kind: .heartbeat, session: session, own: table.ownShortId)
-                    var address = session.remoteAddress
-                    _ = withUnsafePointer(to: &address) {
-                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                            sendto(udpFD, p, length, Int32(MSG_DONTWAIT), $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                        }
+                    send(p, length, to: session)
+                }
+            }
+        }
+    }
+
+    /// Underlay MTUs worth trying (common tunnel and link sizes), largest first.
+    static let probeMTUs = [9000, 4000, 1500, 1492, 1480, 1460, 1454, 1450, 1440, 1420, 1400, 1380, 1360, 1350, 1300, 1280, 1200, 1000, 576]
+
+    /// Starts a path-MTU probing round to every directly connected peer: one DF packet of each
+    /// candidate size (real sizes, never larger than our own underlay allows). The answers
+    /// arrive on the UDP thread; `finishProbeRounds` takes the result a moment later.
+    public func sendProbes() {
+        let table = currentTable
+        let sizes = ([maxPayload] + Self.probeMTUs.map { $0 - Sleeve.ipv4Overhead }).filter { $0 <= maxPayload && $0 >= 64 }
+        probeBuffer.withLock { buffer in
+            buffer.withUnsafeMutableBytes { raw in
+                let p = raw.baseAddress!
+                for case let session? in table.sessions {
+                    for size in Set(sizes) {
+                        let body = size - Sleeve.headerSize - (session.encrypted ? Sleeve.tagSize : 0)
+                        guard body >= 2, size <= raw.count else { continue }
+                        (p + Sleeve.headerSize).initializeMemory(as: UInt8.self, repeating: 0, count: body)
+                        let length = finish(p, bodyLength: body, kind: .pmtuProbe, session: session, own: table.ownShortId)
+                        send(p, length, to: session)
                     }
                 }
+            }
+        }
+    }
+
+    public func finishProbeRounds() {
+        for case let session? in currentTable.sessions { session.finishProbeRound() }
+    }
+
+    private func send(_ p: UnsafeRawPointer, _ length: Int, to session: SleeveSession) {
+        var address = session.remoteAddress
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                sendto(udpFD, p, length, Int32(MSG_DONTWAIT), $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         }
     }
@@ -202,6 +238,15 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
         var slotUsed = [Bool](repeating: false, count: slots)
         var pfd = pollfd(fd: tapFD, events: Int16(POLLIN), revents: 0)
         let maxFrame = slotSize - Self.frameOffset - Sleeve.tagSize
+        // Owned by this thread: where ICMP "too big" answers are built before going to the TAP.
+        let icmp = UnsafeMutableRawPointer.allocate(byteCount: ICMPTooBig.maxReply, alignment: 16)
+        defer { icmp.deallocate() }
+
+        /// Tells the sender of an oversize frame the MTU that fits, through the bridge.
+        func tooBig(_ frame: UnsafeMutableRawPointer, _ length: Int, pathMTU: Int) {
+            let n = ICMPTooBig.build(frame: frame, length: length, mtu: pathMTU, into: icmp)
+            if n > 0 { _ = write(tapFD, icmp, n) }
+        }
 
         while !stopping.load(ordering: .relaxed) {
             pfd.revents = 0
@@ -238,14 +283,16 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                 let frameLength = lengths[i]
                 let frame = slab + i * slotSize + Self.frameOffset
                 let needed = Sleeve.frameHeaderSize + frameLength
-                guard Sleeve.headerSize + needed + Sleeve.tagSize <= maxPayload else {
+                let limit = session.pathPayload.load(ordering: .relaxed)
+                guard Sleeve.headerSize + needed + Sleeve.tagSize <= limit else {
                     SleeveCounters.add(session.counters.dropTooBig, 1)
+                    tooBig(frame, frameLength, pathMTU: session.pathMTU)
                     return
                 }
                 SleeveCounters.add(session.counters.txFrames, 1)
                 SleeveCounters.add(session.counters.txBytes, UInt64(frameLength))
                 // Several frames to the same peer share one packet when they fit.
-                if openSession === session, Sleeve.headerSize + openBody + needed + Sleeve.tagSize <= maxPayload {
+                if openSession === session, Sleeve.headerSize + openBody + needed + Sleeve.tagSize <= limit {
                     let at = slab + openSlot * slotSize + Sleeve.headerSize + openBody
                     Sleeve.writeFrameHeader(length: frameLength, source: own, destination: destination, to: at)
                     (at + Sleeve.frameHeaderSize).copyMemory(from: frame, byteCount: frameLength)
@@ -318,7 +365,8 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
 
             func relay(_ frame: UnsafeRawPointer, _ length: Int, source: UInt16, destination: UInt16, via session: SleeveSession) {
                 guard relays < Self.batch,
-                      Sleeve.headerSize + Sleeve.frameHeaderSize + length + Sleeve.tagSize <= min(packetSlot, maxPayload) else {
+                      Sleeve.headerSize + Sleeve.frameHeaderSize + length + Sleeve.tagSize
+                        <= min(packetSlot, session.pathPayload.load(ordering: .relaxed)) else {
                     SleeveCounters.add(session.counters.dropTooBig, 1)
                     return
                 }
@@ -379,8 +427,17 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                     out.add(p, total, session)
                 case .heartbeatAck:
                     session.lastHeartbeatAck.store(now, ordering: .relaxed)
-                case .pmtuProbe, .pmtuAck:
-                    break
+                case .pmtuProbe:
+                    // Acknowledge with the size that arrived, in a small packet.
+                    (p + Sleeve.headerSize).storeBytes(of: UInt16(length).bigEndian, as: UInt16.self)
+                    let total = finish(p, bodyLength: 2, kind: .pmtuAck, session: session, own: own)
+                    out.add(p, total, session)
+                case .pmtuAck:
+                    guard bodyLength >= 2 else { break }
+                    let size = Int(UInt16(bigEndian: body.loadUnaligned(as: UInt16.self)))
+                    if size <= maxPayload && size > session.probeBest.load(ordering: .relaxed) {
+                        session.probeBest.store(size, ordering: .relaxed)
+                    }
                 case .data:
                     let ok = Sleeve.forEachFrame(in: body, length: bodyLength) { record in
                         let frame = UnsafeRawPointer(body + record.offset)

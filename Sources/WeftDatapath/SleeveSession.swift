@@ -50,11 +50,17 @@ public final class SleeveSession: @unchecked Sendable {  // rx state: the UDP th
     let lastReceive = Atomic<Int64>(0)
     /// Where the peer's sleeve packets come from: learned from authenticated packets (NAT).
     private let address: Mutex<sockaddr_in>
+    /// Largest UDP payload that reaches this peer: starts at what our underlay allows and is
+    /// lowered by path-MTU probing (docs/protocol.md §5.4).
+    let pathPayload: Atomic<Int>
+    /// Largest probe the peer acknowledged in the current probing round; 0 for none yet.
+    let probeBest = Atomic<Int>(0)
     /// Only the UDP receive thread touches the replay window.
     var replay = ReplayWindow()
 
-    public init(peerShortId: UInt16, txKey: PacketKey?, rxKey: PacketKey?, epoch: UInt8, address: sockaddr_in) {
+    public init(peerShortId: UInt16, txKey: PacketKey?, rxKey: PacketKey?, epoch: UInt8, address: sockaddr_in, maxPayload: Int) {
         self.shortId = Atomic(peerShortId)
+        self.pathPayload = Atomic(maxPayload)
         self.txKey = txKey
         self.rxKey = rxKey
         self.epoch = epoch
@@ -67,6 +73,16 @@ public final class SleeveSession: @unchecked Sendable {  // rx state: the UDP th
     }
 
     public var encrypted: Bool { txKey != nil }
+
+    /// The IP MTU a workload can use towards this peer: the path payload less sleeve overhead.
+    public var pathMTU: Int { pathPayload.load(ordering: .relaxed) - Sleeve.overheadIPv4 + Sleeve.ipv4Overhead }
+
+    /// Ends a probing round: the path payload becomes the largest acknowledged probe, when any
+    /// came back (a round with no answer at all says nothing about size; heartbeats cover that).
+    public func finishProbeRound() {
+        let best = probeBest.exchange(0, ordering: .relaxed)
+        if best > 0 { pathPayload.store(best, ordering: .relaxed) }
+    }
     public var cipher: DataCipher? { txKey?.cipher }
 
     @inline(__always)

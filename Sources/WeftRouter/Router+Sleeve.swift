@@ -13,7 +13,26 @@ final class SleeveState: @unchecked Sendable {  // confined to the router's even
     var sessions: [PeerName: SleeveSession] = [:]
     var version: UInt64 = 0
 
+    /// Path-MTU probing: a round every 10 s (and soon after a new session), results taken 1.5 s
+    /// after the probes left.
+    var nextProbe = NIODeadline.now()
+    var probeResultsDue: NIODeadline?
+    static let probeInterval: TimeAmount = .seconds(10)
+    static let probeWait: TimeAmount = .milliseconds(1500)
+
     init(engine: SleeveEngine) { self.engine = engine }
+
+    func probeTick(now: NIODeadline) {
+        if let due = probeResultsDue, now >= due {
+            engine.finishProbeRounds()
+            probeResultsDue = nil
+        }
+        if probeResultsDue == nil, now >= nextProbe {
+            engine.sendProbes()
+            probeResultsDue = now + Self.probeWait
+            nextProbe = now + Self.probeInterval
+        }
+    }
 }
 
 /// The data-plane part of a connection's status.
@@ -48,7 +67,8 @@ extension Router {
             rx = PacketKey(cipher: cipher, key: link.isInitiator ? keys.udpResponderToInitiator : keys.udpInitiatorToResponder)
         }
         let shortId = topology.peers[hello.name]?.shortId ?? hello.shortId
-        return SleeveSession(peerShortId: shortId, txKey: tx, rxKey: rx, epoch: 0, address: address)
+        return SleeveSession(peerShortId: shortId, txKey: tx, rxKey: rx, epoch: 0, address: address,
+                             maxPayload: sleeve?.engine.maxPayload ?? 0)
     }
 
     /// Rebuilds the forwarding table from the established links and the current routes.
@@ -57,7 +77,10 @@ extension Router {
         let live = Set(established.keys)
         for name in sleeve.sessions.keys where !live.contains(name) { sleeve.sessions[name] = nil }
         for (name, link) in established where sleeve.sessions[name] == nil {
-            if let session = makeSleeveSession(for: link) { sleeve.sessions[name] = session }
+            if let session = makeSleeveSession(for: link) {
+                sleeve.sessions[name] = session
+                sleeve.nextProbe = .now() + .milliseconds(500)
+            }
         }
         var shortIds: [PeerName: UInt16] = [:]
         for (name, entry) in topology.peers { shortIds[name] = entry.shortId }
@@ -93,7 +116,7 @@ extension Router {
         } else if let since, since > 3 {
             heartbeat = String(format: "sleeve: no heartbeat answer from %@ for %.0f s", session.remoteAddressText, since)
         }
-        return DataPlaneStatus(mode: "sleeve", cipher: session.cipher?.rawValue, mtu: sleeve.engine.overlayMTU,
+        return DataPlaneStatus(mode: "sleeve", cipher: session.cipher?.rawValue, mtu: min(sleeve.engine.overlayMTU, session.pathMTU),
                                keyEpoch: Int(session.epoch), counters: session.counters.snapshot(), heartbeat: heartbeat)
     }
 }

@@ -371,6 +371,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
             lastHeartbeat = now
             sleeve?.engine.sendHeartbeats()
         }
+        sleeve?.probeTick(now: now)
         if now - lastFullGossip >= Self.fullGossipInterval {
             lastFullGossip = now
             broadcast(topology.fullUpdate().peers)
