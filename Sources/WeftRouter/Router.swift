@@ -68,6 +68,8 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     private var buckets: [String: TokenBucket] = [:]
     private var listener: Channel?
     private var control: ControlServer?
+    /// The bridge, the router's TAP and the workloads (HostNetwork.swift); set by bind().
+    private(set) var hostNetwork: HostNetwork?
     private var ticker: RepeatedTask?
     private var lastFullGossip = NIODeadline.now()
     private var stopping = false
@@ -106,7 +108,15 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     /// Binds the gossip port and the control socket, starts dialing, and blocks until the router
     /// has stopped (SIGTERM, SIGINT or `weft stop`).
     public func run() throws {
-        try bind()
+        do {
+            try bind()
+        } catch {
+            // Nothing runs yet: complete the promise (NIO traps on a leaked one) and end the loop.
+            hostNetwork?.close()
+            stopped.succeed()
+            try? group.syncShutdownGracefully()
+            throw error
+        }
         try loop.submit { self.startDialing() }.wait()
         let signals = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
             signal(sig, SIG_IGN)
@@ -125,6 +135,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
 
     /// Binds the control socket and the gossip port. Runs on the caller's thread: it waits.
     private func bind() throws {
+        hostNetwork = try HostNetwork.start(config: config, logger: logger)
         control = try ControlServer.start(path: config.socketPath, group: group, router: self)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -161,6 +172,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         for link in links.values { link.fail("router shutting down", refuse: .shuttingDown) }
         let closes = [listener?.close()].compactMap { $0 }
         control?.close()
+        hostNetwork?.close()
         EventLoopFuture.andAllComplete(closes, on: loop).whenComplete { [self] _ in
             // Give the goodbyes a moment to leave before the loop goes away.
             loop.scheduleTask(in: .milliseconds(100)) { self.stopped.succeed() }
