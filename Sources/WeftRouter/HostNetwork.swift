@@ -6,6 +6,7 @@
 // away with the router, because it exists while its fd is open. `weft reset` removes the rest.
 import Foundation
 import Logging
+import WeftMesh
 import WeftNetlink
 import WeftWire
 
@@ -171,30 +172,12 @@ public final class HostNetwork: @unchecked Sendable {
     /// "10.47.0.1/24" or "fd00::1/64" in the kernel's spelling; a clear error otherwise.
     public static func canonicalCIDR(_ text: String) throws -> String {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-        let problem = HostNetworkError("'\(text)' is not an address with a prefix length: write it like 10.47.0.1/24 or fd00::1/64")
-        guard parts.count == 2, !parts[1].isEmpty, parts[1].allSatisfy(\.isASCII), parts[1].allSatisfy(\.isNumber),
-              let length = Int(parts[1]) else { throw problem }
-        let address = String(parts[0])
-        var out = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
-        if address.contains(":") {
-            var raw = in6_addr()
-            guard inet_pton(AF_INET6, address, &raw) == 1, length <= 128,
-                  inet_ntop(AF_INET6, &raw, &out, socklen_t(out.count)) != nil else { throw problem }
-        } else {
-            var raw = in_addr()
-            guard inet_pton(AF_INET, address, &raw) == 1, length <= 32,
-                  inet_ntop(AF_INET, &raw, &out, socklen_t(out.count)) != nil else { throw problem }
+        guard parts.count == 2, parts[1].allSatisfy({ $0.isASCII && $0.isNumber }), let length = Int(parts[1]),
+              let address = IPAddress(String(parts[0])),
+              address.isIPv4 != parts[0].contains(":"), length <= (address.isIPv4 ? 32 : 128) else {
+            throw HostNetworkError("'\(text)' is not an address with a prefix length: write it like 10.47.0.1/24 or fd00::1/64")
         }
-        return String(decoding: out.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) + "/\(length)"
-    }
-
-    /// Interface names as Linux accepts them: 1–15 bytes, no '/', ':' or whitespace.
-    static func checkIfname(_ name: String) throws {
-        let bytes = Array(name.utf8)
-        guard !bytes.isEmpty, bytes.count <= 15, name != ".", name != "..",
-              !bytes.contains(where: { $0 == 0x2F || $0 == 0x3A || $0 <= 0x20 || $0 == 0x7F }) else {
-            throw HostNetworkError("'\(name)' is not a valid interface name (1–15 bytes, no '/', ':' or whitespace)")
-        }
+        return "\(address)/\(length)"
     }
 
     // MARK: Workloads
@@ -264,7 +247,6 @@ public final class HostNetwork: @unchecked Sendable {
     func attach(namespace: String?, pid: Int32?, cidr: String, ifname: String) throws -> Workload {
         let target = try Target(namespace: namespace, pid: pid)
         let cidr = try Self.canonicalCIDR(cidr)
-        try Self.checkIfname(ifname)
         let fd = try target.open()
         defer { Glibc.close(fd) }
         let host = Self.hostIfname(namespaceInode: try Self.inode(of: fd), ifname: ifname)
