@@ -130,7 +130,8 @@ final class ControlHandler: ChannelInboundHandler, @unchecked Sendable {
             router.loop.scheduleTask(in: .milliseconds(50)) { router.shutdown(because: "weft stop") }
             return (.ok, encode(["result": "stopping"]))
         default:
-            return (.notFound, error("no such endpoint: \(method) \(path)"))
+            return WorkloadAPI.handle(router: router, method: method, path: path, body: body)
+                ?? (.notFound, error("no such endpoint: \(method) \(path)"))
         }
     }
 }

@@ -6,7 +6,6 @@ import NIOCore
 import NIOPosix
 import WeftCrypto
 import WeftMesh
-import WeftNetlink
 import WeftWire
 
 /// An address the router dials, from the command line, `weft connect` or gossip.
@@ -69,6 +68,8 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     private var buckets: [String: TokenBucket] = [:]
     private var listener: Channel?
     private var control: ControlServer?
+    /// The bridge, the router's TAP and the workloads (HostNetwork.swift); set by bind().
+    private(set) var hostNetwork: HostNetwork?
     private var ticker: RepeatedTask?
     private var lastFullGossip = NIODeadline.now()
     private var stopping = false
@@ -110,7 +111,15 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     /// Binds the gossip port and the control socket, starts dialing, and blocks until the router
     /// has stopped (SIGTERM, SIGINT or `weft stop`).
     public func run() throws {
-        try bind()
+        do {
+            try bind()
+        } catch {
+            // Nothing runs yet: complete the promise (NIO traps on a leaked one) and end the loop.
+            hostNetwork?.close()
+            stopped.succeed()
+            try? group.syncShutdownGracefully()
+            throw error
+        }
         try loop.submit { self.startDialing() }.wait()
         let signals = [SIGTERM, SIGINT].map { sig -> DispatchSourceSignal in
             signal(sig, SIG_IGN)
@@ -129,18 +138,9 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
 
     /// Binds the control socket and the gossip port. Runs on the caller's thread: it waits.
     private func bind() throws {
-        // TEMPORARY until host plumbing lands: bridge + TAP straight from netlink.
-        if ProcessInfo.processInfo.environment["WEFT_TEMP_SLEEVE"] != nil {
-            let nl = try RouteNetlink()
-            try nl.deleteLink("weft")
-            try nl.createBridge(name: "weft", mac: config.name.bytes, mtu: 1420)
-            let tap = try TapDevice.open(name: "weft-tap", vnetHeader: false)
-            try nl.setMTU("weft-tap", 1420)
-            try nl.setMaster("weft-tap", master: "weft")
-            try nl.setUp("weft-tap", true)
-            try nl.setUp("weft", true)
-            try startSleeve(tapFD: tap.fd, underlayMTU: 1500, overlayMTU: 1420)
-        }
+        let host = try HostNetwork.start(config: config, logger: logger)
+        hostNetwork = host
+        try startSleeve(tapFD: host.tap.fd, underlayMTU: host.underlayMTU, overlayMTU: host.overlayMTU)
         control = try ControlServer.start(path: config.socketPath, group: group, router: self)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -178,6 +178,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         for link in links.values { link.fail("router shutting down", refuse: .shuttingDown) }
         let closes = [listener?.close()].compactMap { $0 }
         control?.close()
+        hostNetwork?.close()
         EventLoopFuture.andAllComplete(closes, on: loop).whenComplete { [self] _ in
             // Give the goodbyes a moment to leave before the loop goes away.
             loop.scheduleTask(in: .milliseconds(100)) { self.stopped.succeed() }

@@ -14,7 +14,8 @@ extension Router {
             name: config.name.description, nickname: config.nickname, port: config.port, encryption: config.psk != nil,
             pskId: config.psk?.id.description, trustedSubnets: config.trustedSubnets.map(\.text),
             protocolVersion: Int(LinkVersion.maximum), peers: topologyPeers.count, connections: counts,
-            targets: targetAddresses, uptimeSeconds: Int(Date().timeIntervalSince(started)))
+            targets: targetAddresses, uptimeSeconds: Int(Date().timeIntervalSince(started)),
+            overlayMTU: hostNetwork?.overlayMTU ?? config.mtu ?? 0)
     }
 
     func peerStatus() -> [PeerStatus] {

@@ -99,9 +99,12 @@ public struct RouterStatus: Codable, Sendable, Equatable {
     public var connections: [String: Int]
     public var targets: [String]
     public var uptimeSeconds: Int
+    /// The overlay MTU of the bridge, TAP and workload interfaces; `mtu` in JSON.
+    public var overlayMTU: Int
 
     enum CodingKeys: String, CodingKey {
         case name, nickname, port, encryption, pskId, trustedSubnets, protocolVersion, peers, connections, targets, uptimeSeconds
+        case overlayMTU = "mtu"
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -117,6 +120,7 @@ public struct RouterStatus: Codable, Sendable, Equatable {
         try c.encode(connections, forKey: .connections)
         try c.encode(targets, forKey: .targets)
         try c.encode(uptimeSeconds, forKey: .uptimeSeconds)
+        try c.encode(overlayMTU, forKey: .overlayMTU)
     }
 }
 

@@ -8,6 +8,7 @@ enum StatusText {
         return [
             ("Name", "\(s.name) (\(s.nickname))"),
             ("Port", "\(s.port)"),
+            ("Overlay MTU", "\(s.overlayMTU)"),
             ("Encryption", encryption),
             ("Trusted subnets", s.trustedSubnets.isEmpty ? "none" : s.trustedSubnets.joined(separator: ", ")),
             ("Peers", "\(s.peers)"),

@@ -58,6 +58,8 @@ final class TestNet {
     let directory: String
     let switchNamespace: String
     private(set) var hosts: [Host] = []
+    /// Workload namespaces (`<prefix>-wN`) from addWorkload().
+    private(set) var workloads: [String] = []
     private var routers: [Int: Process] = [:]
     private var background: [Process] = []
 
@@ -94,6 +96,14 @@ final class TestNet {
                         dataDir: "\(directory)/h\(index)")
         hosts.append(host)
         return host
+    }
+
+    /// A bare network namespace `<prefix>-wN` for a workload to attach; removed by cleanup().
+    func addWorkload() throws -> String {
+        let ns = "\(prefix)-w\(workloads.count + 1)"
+        try Shell.run(["ip", "netns", "add", ns])
+        workloads.append(ns)
+        return ns
     }
 
     func host(_ index: Int) -> Host { hosts[index - 1] }
@@ -191,6 +201,7 @@ final class TestNet {
             process.waitUntilExit()
         }
         for process in background { stopBackground(process) }
+        for ns in workloads { _ = try? Shell.run(["ip", "netns", "del", ns], check: false) }
         for host in hosts { _ = try? Shell.run(["ip", "netns", "del", host.namespace], check: false) }
         _ = try? Shell.run(["ip", "netns", "del", switchNamespace], check: false)
         if ProcessInfo.processInfo.environment["WEFT_KEEP_TEST_LOGS"] == nil {

@@ -1,0 +1,130 @@
+// Host plumbing from the CLI: attach and detach workloads, expose and hide host addresses on the
+// bridge (through the running router), and reset (directly, without a router).
+import ArgumentParser
+import Foundation
+import WeftRouter
+
+extension SocketOption {
+    /// POSTs a JSON request and returns the router's `result` text.
+    func post<T: Encodable>(_ request: T, to path: String) throws -> String {
+        let response = try call("POST", path, body: Array(try JSONEncoder().encode(request)))
+        return (try? JSONDecoder().decode(WorkloadResult.self, from: Data(response)))?.result ?? "ok"
+    }
+}
+
+/// The workload's network namespace: a name (`ip netns add NAME`) or, with --pid, a process's.
+/// With --pid the first positional argument is the CIDR.
+struct NamespaceArguments: ParsableArguments {
+    @Argument(help: ArgumentHelp("Network namespace name (as in `ip netns add NAME`); omit with --pid.", valueName: "netns"))
+    var netns: String?
+    @Option(help: "Process whose network namespace to use, instead of a namespace name.")
+    var pid: Int32?
+}
+
+/// Runs a command's work; any failure prints `weft: error: …` and exits 1.
+func reportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as ValidationFailure {
+        throw fail(error.description, code: 1)
+    } catch let error as HostNetworkError {
+        throw fail(error.description, code: 1)
+    }
+}
+
+struct Attach: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Connect a network namespace to the overlay: a veth into it, with an address.",
+        discussion: """
+            weft attach NETNS CIDR [--ifname NAME]   or   weft attach --pid PID CIDR [--ifname NAME]
+            Idempotent: attaching again keeps the same veth and adds the address once.
+            """)
+
+    @OptionGroup var target: NamespaceArguments
+    @Argument(help: ArgumentHelp("Address of the workload with its prefix length, e.g. 10.32.0.5/12.", valueName: "cidr"))
+    var cidr: String?
+    @Option(help: "Interface name inside the namespace.")
+    var ifname: String = WeftInterfaces.defaultWorkloadIfname
+    @OptionGroup var socket: SocketOption
+
+    /// (namespace, cidr) after --pid shifted the arguments.
+    private func resolved() throws -> (namespace: String?, cidr: String) {
+        switch (target.pid, target.netns, cidr) {
+        case (nil, let ns?, let cidr?): return (ns, cidr)
+        case (_?, let cidr?, nil): return (nil, cidr)
+        case (nil, _, nil): throw ValidationError("give a network namespace and an address: weft attach NETNS CIDR")
+        case (_?, nil, _): throw ValidationError("give the address: weft attach --pid PID CIDR")
+        default: throw ValidationError("name either a network namespace or --pid, not both")
+        }
+    }
+
+    func validate() throws { _ = try resolved() }
+
+    func run() throws {
+        let (namespace, cidr) = try resolved()
+        try reportingErrors {
+            _ = try HostNetwork.canonicalCIDR(cidr)
+            print(try socket.post(AttachRequest(namespace: namespace, pid: target.pid, cidr: cidr, ifname: ifname), to: "/v1/attach"))
+        }
+    }
+}
+
+struct Detach: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Disconnect a network namespace from the overlay (removes Weft's veths in it).")
+
+    @OptionGroup var target: NamespaceArguments
+    @OptionGroup var socket: SocketOption
+
+    func validate() throws {
+        guard (target.netns == nil) != (target.pid == nil) else {
+            throw ValidationError("name either a network namespace or --pid: weft detach NETNS")
+        }
+    }
+
+    func run() throws {
+        try reportingErrors { print(try socket.post(DetachRequest(namespace: target.netns, pid: target.pid), to: "/v1/detach")) }
+    }
+}
+
+struct Expose: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Give this host an address on the weft bridge.")
+    @Argument(help: ArgumentHelp("Address with its prefix length, e.g. 10.32.0.1/12.", valueName: "cidr")) var cidr: String
+    @OptionGroup var socket: SocketOption
+
+    func run() throws {
+        try reportingErrors {
+            _ = try HostNetwork.canonicalCIDR(cidr)
+            print(try socket.post(CIDRRequest(cidr: cidr), to: "/v1/expose"))
+        }
+    }
+}
+
+struct Hide: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Remove an address of this host from the weft bridge.")
+    @Argument(help: ArgumentHelp("Address with its prefix length, as given to expose.", valueName: "cidr")) var cidr: String
+    @OptionGroup var socket: SocketOption
+
+    func run() throws {
+        try reportingErrors {
+            _ = try HostNetwork.canonicalCIDR(cidr)
+            print(try socket.post(CIDRRequest(cidr: cidr), to: "/v1/hide"))
+        }
+    }
+}
+
+struct Reset: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Remove every interface Weft created in this network namespace (bridge, TAP, workload veths).",
+        discussion: "Works without a router (directly over netlink). Stop the router first: a running one loses its bridge.")
+
+    func run() throws {
+        let removed: [String]
+        do {
+            removed = try HostNetwork.reset()
+        } catch {
+            throw fail("reset: \(error)", code: 1)
+        }
+        print(removed.isEmpty ? "nothing to remove" : removed.map { "removed \($0)" }.joined(separator: "\n"))
+    }
+}
