@@ -394,16 +394,17 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                         SleeveCounters.add(session.counters.dropBadTag, 1)
                         continue
                     }
-                    guard session.replay.check(header.counter) else {
-                        SleeveCounters.add(session.counters.dropReplay, 1)
-                        continue
-                    }
+                    // Tag first, so a tampered packet is counted as such whatever its counter;
+                    // the window moves only for authentic packets.
                     bodyLength = key.open(p, headerLength: Sleeve.headerSize, length: length, counter: header.counter)
                     guard bodyLength >= 0 else {
                         SleeveCounters.add(session.counters.dropBadTag, 1)
                         continue
                     }
-                    session.replay.commit(header.counter)
+                    guard session.replay.commit(header.counter) else {
+                        SleeveCounters.add(session.counters.dropReplay, 1)
+                        continue
+                    }
                 } else {
                     // A clear packet on an encrypted link is as good as a forged one.
                     guard session.rxKey == nil else {

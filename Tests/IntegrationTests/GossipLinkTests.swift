@@ -55,10 +55,11 @@ final class GossipLinkTests: XCTestCase {
         let array = try JSONSerialization.jsonObject(with: Data(connectionsJSON.output.utf8)) as? [[String: Any]]
         XCTAssertEqual(array?.count, 2)
         for object in array ?? [] {
-            for key in ["peer", "nickname", "address", "direction", "state", "encrypted", "trusted", "mode", "pskId", "reason"] {
+            for key in ["peer", "nickname", "address", "direction", "state", "encrypted", "trusted", "mode", "pskId", "reason",
+                        "cipher", "mtu", "keyEpoch", "counters"] {
                 XCTAssertTrue(object.keys.contains(key), "missing \(key) in \(object)")
             }
-            XCTAssertTrue(object["mode"] is NSNull)
+            XCTAssertEqual(object["mode"] as? String, "sleeve")
             XCTAssertEqual(object["encrypted"] as? Bool, true)
         }
         let status = try net.cli(1, ["status", "--json"])
