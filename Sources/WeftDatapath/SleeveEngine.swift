@@ -236,6 +236,9 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
         var lengths = [Int](repeating: 0, count: Self.batch)
         var out = OutBatch(capacity: slots)
         var slotUsed = [Bool](repeating: false, count: slots)
+        var pendingSlots = [Int](repeating: 0, count: slots)
+        var pendingBodies = [Int](repeating: 0, count: slots)
+        var pendingSessions = [SleeveSession?](repeating: nil, count: slots)
         var pfd = pollfd(fd: tapFD, events: Int16(POLLIN), revents: 0)
         let maxFrame = slotSize - Self.frameOffset - Sleeve.tagSize
         // Owned by this thread: where ICMP "too big" answers are built before going to the TAP.
@@ -270,11 +273,16 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
             var openBody = 0
             var openSession: SleeveSession?
 
+            // Packets are sealed only after every frame of the batch has been placed: sealing
+            // encrypts in place, and a flooded frame is still copied from its slot afterwards.
+            var pending = 0
+
             func close() {
                 guard openSlot >= 0, let session = openSession else { return }
-                let p = slab + openSlot * slotSize
-                let length = finish(p, bodyLength: openBody, kind: .data, session: session, own: own)
-                out.add(p, length, session)
+                pendingSlots[pending] = openSlot
+                pendingBodies[pending] = openBody
+                pendingSessions[pending] = session
+                pending += 1
                 openSlot = -1
                 openSession = nil
             }
@@ -328,6 +336,12 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                 }
             }
             close()
+            for k in 0..<pending {
+                guard let session = pendingSessions[k] else { continue }
+                let p = slab + pendingSlots[k] * slotSize
+                out.add(p, finish(p, bodyLength: pendingBodies[k], kind: .data, session: session, own: own), session)
+                pendingSessions[k] = nil
+            }
             flush(&out)
         }
     }

@@ -136,6 +136,31 @@ final class SleeveTests: XCTestCase {
         XCTAssertTrue(marker.seenOnUnderlay, "a trusted link is expected to carry frames in clear")
     }
 
+    /// Three hosts in a full encrypted mesh: every workload reaches every other. Broadcasts
+    /// (ARP) leave each router towards two neighbours at once, each copy sealed separately.
+    func testFullMeshEveryWorkloadReachesEveryOther() throws {
+        try requireRoot()
+        let net = try TestNet(hosts: 3)
+        defer { net.cleanup() }
+        try net.launch(1)
+        try net.launch(2, peers: [1])
+        try net.launch(3, peers: [1])
+        for index in 1...3 { XCTAssertTrue(net.sleeveReady(index, peers: 2), "host \(index)") }
+        let workloads = try (1...3).map { try net.attachWorkload($0, "10.47.0.\($0)/24") }
+        for (i, ns) in workloads.enumerated() {
+            for j in 1...3 where j != i + 1 {
+                XCTAssertTrue(net.waitUntil(timeout: 10) { try net.ping(from: ns, "10.47.0.\(j)", count: 1).status == 0 },
+                              "w\(i + 1) cannot reach 10.47.0.\(j)")
+            }
+        }
+        for index in 1...3 {
+            for c in try net.connections(index) where c.state == .established {
+                XCTAssertEqual(c.counters?.dropBadTag, 0)
+                XCTAssertEqual(c.counters?.dropMalformed, 0, "host \(index): a garbled frame arrived")
+            }
+        }
+    }
+
     /// A and C cannot reach each other's underlay address; their workloads talk through B.
     func testWorkloadsReachEachOtherThroughARelay() throws {
         try requireRoot()
