@@ -182,8 +182,8 @@ public enum DataCipher: String, Sendable, Codable {
 }
 
 /// Lowercase hex encoding and strict decoding.
-enum Hex {
-    static func encode(_ bytes: [UInt8]) -> String {
+public enum Hex {
+    public static func encode(_ bytes: [UInt8]) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var out = [UInt8]()
         out.reserveCapacity(bytes.count * 2)
@@ -195,7 +195,7 @@ enum Hex {
     }
 
     /// nil for an odd length or a non-hex character.
-    static func decode(_ text: String) -> [UInt8]? {
+    public static func decode(_ text: String) -> [UInt8]? {
         let chars = Array(text.utf8)
         guard chars.count % 2 == 0 else { return nil }
         func nibble(_ c: UInt8) -> UInt8? {

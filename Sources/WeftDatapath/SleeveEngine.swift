@@ -107,10 +107,11 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
     @inline(__always)
     func finish(_ packet: UnsafeMutableRawPointer, bodyLength: Int, kind: SleeveKind, session: SleeveSession, own: UInt16) -> Int {
         let counter = session.nextCounter()
-        let header = Sleeve.Header(kind: kind, sealed: session.encrypted, epoch: session.epoch, sender: own,
+        let keys = session.keys
+        let header = Sleeve.Header(kind: kind, sealed: keys.tx != nil, epoch: keys.txEpoch, sender: own,
                                    receiver: session.peerShortId, counter: counter)
         Sleeve.writeHeader(header, to: packet)
-        if let key = session.txKey {
+        if let key = keys.tx {
             return key.seal(packet, headerLength: Sleeve.headerSize, bodyLength: bodyLength, counter: counter)
         }
         return Sleeve.headerSize + bodyLength
@@ -404,7 +405,7 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                 }
                 let bodyLength: Int
                 if header.sealed {
-                    guard let key = session.rxKey, header.epoch == session.epoch else {
+                    guard let key = session.keys.receiveKey(epoch: header.epoch) else {
                         SleeveCounters.add(session.counters.dropBadTag, 1)
                         continue
                     }
@@ -415,17 +416,17 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                         SleeveCounters.add(session.counters.dropBadTag, 1)
                         continue
                     }
-                    guard session.replay.commit(header.counter) else {
+                    guard session.commitReplay(epoch: header.epoch, counter: header.counter) else {
                         SleeveCounters.add(session.counters.dropReplay, 1)
                         continue
                     }
                 } else {
                     // A clear packet on an encrypted link is as good as a forged one.
-                    guard session.rxKey == nil else {
+                    guard !session.encrypted else {
                         SleeveCounters.add(session.counters.dropBadTag, 1)
                         continue
                     }
-                    guard session.replay.commit(header.counter) else {
+                    guard session.commitReplay(epoch: header.epoch, counter: header.counter) else {
                         SleeveCounters.add(session.counters.dropReplay, 1)
                         continue
                     }

@@ -36,13 +36,45 @@ public final class SleeveCounters: Sendable {
     }
 }
 
+/// The keys of one session at one moment: the epoch and key packets are sent with, and the
+/// (at most two) epochs accepted on receive — the new one as soon as the peer may use it, the
+/// previous one as a grace period for packets already in flight. Immutable; replaced whole.
+public final class SessionKeys: Sendable {
+    public let txEpoch: UInt8
+    /// nil: the link is trusted or has no password, packets travel in clear.
+    public let tx: PacketKey?
+    let rx: [(epoch: UInt8, key: PacketKey)]
+
+    public init(txEpoch: UInt8, tx: PacketKey?, rx: [(epoch: UInt8, key: PacketKey)]) {
+        self.txEpoch = txEpoch
+        self.tx = tx
+        self.rx = rx
+    }
+
+    @inline(__always)
+    func receiveKey(epoch: UInt8) -> PacketKey? {
+        for entry in rx where entry.epoch == epoch { return entry.key }
+        return nil
+    }
+
+    /// Accepts `epoch` from now on, keeping the epoch packets are currently sent with.
+    public func receiving(epoch: UInt8, key: PacketKey?) -> SessionKeys {
+        guard let key else { return self }
+        let keep = rx.filter { $0.epoch == txEpoch && $0.epoch != epoch }
+        return SessionKeys(txEpoch: txEpoch, tx: tx, rx: [(epoch, key)] + keep)
+    }
+
+    /// Sends with `epoch` from now on; receive keys are unchanged (the old epoch stays as grace).
+    public func sending(epoch: UInt8, key: PacketKey?) -> SessionKeys {
+        SessionKeys(txEpoch: epoch, tx: key ?? tx, rx: rx)
+    }
+}
+
 public final class SleeveSession: @unchecked Sendable {  // rx state: the UDP thread only; the rest atomic or immutable
     /// The peer's short id can move when gossip resolves a collision; the router updates it.
     private let shortId: Atomic<UInt16>
-    /// nil keys: the link is trusted or has no password, packets travel in clear.
-    public let txKey: PacketKey?
-    public let rxKey: PacketKey?
-    public let epoch: UInt8
+    private let keyState: Mutex<SessionKeys>
+    public let encrypted: Bool
     public let counters = SleeveCounters()
     private let txCounter = Atomic<UInt64>(0)
     /// Monotonic nanoseconds of the last authenticated heartbeat answer; 0 for never.
@@ -55,16 +87,17 @@ public final class SleeveSession: @unchecked Sendable {  // rx state: the UDP th
     let pathPayload: Atomic<Int>
     /// Largest probe the peer acknowledged in the current probing round; 0 for none yet.
     let probeBest = Atomic<Int>(0)
-    /// Only the UDP receive thread touches the replay window.
-    var replay = ReplayWindow()
+    /// Replay windows by epoch parity (only two consecutive epochs are ever accepted), with the
+    /// epoch each one belongs to. Only the UDP receive thread touches them.
+    private var windows = [ReplayWindow(), ReplayWindow()]
+    private var windowEpochs: [Int] = [-1, -1]
 
-    public init(peerShortId: UInt16, txKey: PacketKey?, rxKey: PacketKey?, epoch: UInt8, address: sockaddr_in, maxPayload: Int) {
+    public init(peerShortId: UInt16, keys: SessionKeys, address: sockaddr_in, maxPayload: Int) {
         self.shortId = Atomic(peerShortId)
-        self.pathPayload = Atomic(maxPayload)
-        self.txKey = txKey
-        self.rxKey = rxKey
-        self.epoch = epoch
+        self.keyState = Mutex(keys)
+        self.encrypted = keys.tx != nil
         self.address = Mutex(address)
+        self.pathPayload = Atomic(maxPayload)
     }
 
     public var peerShortId: UInt16 {
@@ -72,7 +105,27 @@ public final class SleeveSession: @unchecked Sendable {  // rx state: the UDP th
         set { shortId.store(newValue, ordering: .relaxed) }
     }
 
-    public var encrypted: Bool { txKey != nil }
+    @inline(__always)
+    public var keys: SessionKeys { keyState.withLock { $0 } }
+
+    /// Replaces the keys (rekeying); the data plane picks them up with its next packet.
+    public func update(_ change: (SessionKeys) -> SessionKeys) {
+        keyState.withLock { $0 = change($0) }
+    }
+
+    public var cipher: DataCipher? { keys.tx?.cipher }
+    public var txCounterValue: UInt64 { txCounter.load(ordering: .relaxed) }
+
+    /// Accepts `counter` in `epoch`'s window if fresh (UDP thread only; after the tag verified).
+    @inline(__always)
+    func commitReplay(epoch: UInt8, counter: UInt64) -> Bool {
+        let slot = Int(epoch & 1)
+        if windowEpochs[slot] != Int(epoch) {
+            windowEpochs[slot] = Int(epoch)
+            windows[slot] = ReplayWindow()
+        }
+        return windows[slot].commit(counter)
+    }
 
     /// The IP MTU a workload can use towards this peer: the path payload less sleeve overhead.
     public var pathMTU: Int { pathPayload.load(ordering: .relaxed) - Sleeve.overheadIPv4 + Sleeve.ipv4Overhead }
@@ -83,7 +136,6 @@ public final class SleeveSession: @unchecked Sendable {  // rx state: the UDP th
         let best = probeBest.exchange(0, ordering: .relaxed)
         if best > 0 { pathPayload.store(best, ordering: .relaxed) }
     }
-    public var cipher: DataCipher? { txKey?.cipher }
 
     @inline(__always)
     func nextCounter() -> UInt64 { txCounter.wrappingAdd(1, ordering: .relaxed).oldValue }

@@ -73,8 +73,10 @@ final class ControlHandler: ChannelInboundHandler, @unchecked Sendable {
             body += chunk.readBytes(length: chunk.readableBytes) ?? []
         case .end:
             guard let head else { return }
-            let response = router.loop.submit { [router, body] in
-                Self.handle(router: router, method: head.method, uri: head.uri, body: body)
+            let response = router.loop.flatSubmit { [router, body] in
+                // Key operations answer when the mesh has answered; the rest at once.
+                KeysAPI.handle(router: router, method: head.method, uri: head.uri, body: body)
+                    ?? router.loop.makeSucceededFuture(Self.handle(router: router, method: head.method, uri: head.uri, body: body))
             }
             let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
             response.hop(to: context.eventLoop).whenComplete { result in

@@ -15,6 +15,12 @@ protocol LinkDelegate: AnyObject {
     func link(_ link: Link, received type: UInt8, payload: [UInt8])
     /// The PSK to use for a handshake the remote started under `id`, nil if not in the keyring.
     func psk(for id: PSKID) -> PreSharedKey?
+    /// Rekeying (protocol.md §3.8): from now on accept sleeve packets of `epoch` under `keys`.
+    func link(_ link: Link, acceptEpoch epoch: UInt8, keys: LinkKeys)
+    /// From now on send sleeve packets with `epoch` under `keys`.
+    func link(_ link: Link, sendEpoch epoch: UInt8, keys: LinkKeys)
+    /// A rekey this side took part in ended; `failure` says why it did not happen.
+    func linkRekeyEnded(_ link: Link, failure: String?)
 }
 
 /// Timings of the gossip link (protocol.md §3.6 and §3.7).
@@ -48,6 +54,17 @@ final class Link: @unchecked Sendable {  // confined to the router's event loop
     /// The refusal that ended the link, sent or received.
     private(set) var refuseCode: RefuseCode?
     private(set) var establishedAt: Date?
+    /// Key epoch: 0 after the handshake, +1 (wrapping) per rekey.
+    private(set) var epoch: UInt8 = 0
+    private(set) var lastRekeyAt: Date?
+    /// When the current keys were made, for the rekey schedule.
+    private(set) var keysSince = NIODeadline.now()
+    /// The Noise chaining key the current keys come from; nil on a link without a password.
+    private var chainingKey: [UInt8]?
+    /// This side's rekey in flight: the new epoch, our ephemeral, the PSK to move to.
+    private var rekeyStarted: (epoch: UInt8, ephemeral: RekeyEphemeral, psk: PreSharedKey?, at: NIODeadline)?
+    /// The responder's half-done rekey: keys to switch to when REKEY_DONE arrives.
+    private var rekeyAwaitingDone: (epoch: UInt8, keys: LinkKeys)?
     weak var delegate: LinkDelegate?
 
     private var decoder = FrameDecoder(limit: FrameLimits.beforeHandshake)
@@ -133,6 +150,7 @@ final class Link: @unchecked Sendable {  // confined to the router's event loop
                 fail("handshake timed out after 5 s", refuse: .handshakeTimeout)
             }
         case .established:
+            checkRekeyTimeout(now: now)
             if now - lastReceived > LinkTimers.idleTimeout {
                 fail("no traffic from peer for 20 s", refuse: nil)
             } else if now - lastSent >= LinkTimers.keepaliveInterval {
@@ -217,7 +235,7 @@ final class Link: @unchecked Sendable {  // confined to the router's event loop
             let hello = try Hello.decode(payload)
             guard admit(hello) else { return }
             if !isInitiator { writeFrame([MessageType.helloPlain.rawValue] + localHello.encode()) }
-            establish(keys: nil)
+            establish(chainingKey: nil)
         case .handshakeInit where !isInitiator && localPSK != nil && noise == nil:
             let id = PSKID(bytes: remotePreamble?.pskId ?? PSKID.zero.bytes)
             pskId = id
@@ -235,7 +253,7 @@ final class Link: @unchecked Sendable {  // confined to the router's event loop
             guard admit(hello) else { return }
             let response = try state.writeMessage(payload: localHello.encode())
             writeFrame([MessageType.handshakeResponse.rawValue] + response)
-            establish(keys: LinkKeys.derive(chainingKey: state.chainingKey))
+            establish(chainingKey: state.chainingKey)
         case .handshakeResponse where isInitiator && noise != nil:
             var state = noise!
             let helloBytes: [UInt8]
@@ -246,7 +264,7 @@ final class Link: @unchecked Sendable {  // confined to the router's event loop
             noise = state
             let hello = try Hello.decode(helloBytes)
             guard admit(hello) else { return }
-            establish(keys: LinkKeys.derive(chainingKey: state.chainingKey))
+            establish(chainingKey: state.chainingKey)
         default:
             throw WireError.invalid(what: "message type \(typeByte) during handshake")
         }
@@ -266,7 +284,7 @@ final class Link: @unchecked Sendable {  // confined to the router's event loop
         let text: String
         switch refusal.code {
         case .unknownPSKId:
-            text = "authentication failed: wrong password (remote does not know password id \(pskId?.description ?? "?"))"
+            text = "authentication failed: wrong password (unknown password id \(pskId?.description ?? "?") at the remote)"
         case .handshakeFailed:
             text = "authentication failed: wrong password (remote could not verify our handshake)"
         default:
@@ -277,13 +295,16 @@ final class Link: @unchecked Sendable {  // confined to the router's event loop
         channel.close(promise: nil)
     }
 
-    private func establish(keys: LinkKeys?) {
+    private func establish(chainingKey: [UInt8]?) {
         noise = nil
+        self.chainingKey = chainingKey
+        let keys = chainingKey.map(LinkKeys.derive)
         linkKeys = keys
         if let keys {
-            sealer = LinkSealer(key: isInitiator ? keys.tcpInitiatorToResponder : keys.tcpResponderToInitiator)
-            opener = LinkOpener(key: isInitiator ? keys.tcpResponderToInitiator : keys.tcpInitiatorToResponder)
+            sealer = LinkSealer(key: sendKey(keys))
+            opener = LinkOpener(key: receiveKey(keys))
         }
+        keysSince = .now()
         decoder.limit = FrameLimits.afterHandshake
         phase = .established
         establishedAt = Date()
@@ -308,12 +329,121 @@ final class Link: @unchecked Sendable {  // confined to the router's event loop
             break
         case .refuse:
             remoteRefused(try Refuse.decode(payload))
+        case .rekeyInit:
+            try handleRekeyInit(try RekeyInit.decode(payload))
+        case .rekeyResponse:
+            try handleRekeyResponse(try RekeyResponse.decode(payload))
+        case .rekeyDone:
+            var reader = ByteReader(payload)
+            handleRekeyDone(epoch: try reader.u8("rekey epoch"))
         default:
             delegate?.link(self, received: type, payload: payload)
         }
     }
 
     func countUnknownMessage() { unknownMessages += 1 }
+
+    // MARK: rekeying (protocol.md §3.8)
+
+    private func sendKey(_ keys: LinkKeys) -> [UInt8] { isInitiator ? keys.tcpInitiatorToResponder : keys.tcpResponderToInitiator }
+    private func receiveKey(_ keys: LinkKeys) -> [UInt8] { isInitiator ? keys.tcpResponderToInitiator : keys.tcpInitiatorToResponder }
+
+    var canRekey: Bool { phase == .established && chainingKey != nil }
+    var rekeyInProgress: Bool { rekeyStarted != nil || rekeyAwaitingDone != nil }
+    /// Messages sealed under the current gossip key, for the message-count limit.
+    var sealedMessages: UInt64 { sealer?.counter ?? 0 }
+
+    /// Starts a rekey; `psk` moves the link to another password. False when one is under way
+    /// or the link has no keys.
+    @discardableResult
+    func startRekey(psk: PreSharedKey?) -> Bool {
+        guard canRekey, !rekeyInProgress else { return false }
+        let ephemeral = RekeyEphemeral()
+        let next = epoch &+ 1
+        rekeyStarted = (next, ephemeral, psk, .now())
+        send(type: MessageType.rekeyInit.rawValue,
+             payload: RekeyInit(epoch: next, pskId: psk?.id.bytes ?? PSKID.zero.bytes, ephemeral: ephemeral.publicKey).encode())
+        return true
+    }
+
+    private func handleRekeyInit(_ message: RekeyInit) throws {
+        guard let chainingKey else { throw WireError.invalid(what: "rekey on a link without keys") }
+        if rekeyStarted != nil {
+            // Both sides started at once: the link's dialer wins, the other answers.
+            if isInitiator { return }
+            rekeyStarted = nil
+            delegate?.linkRekeyEnded(self, failure: nil)
+        }
+        guard message.epoch == epoch &+ 1, rekeyAwaitingDone == nil else {
+            throw WireError.invalid(what: "rekey epoch \(message.epoch), expected \(epoch &+ 1)")
+        }
+        var psk: PreSharedKey?
+        let id = PSKID(bytes: message.pskId)
+        if id != PSKID.zero {
+            psk = delegate?.psk(for: id)
+            guard psk != nil else {
+                send(type: MessageType.rekeyResponse.rawValue,
+                     payload: RekeyResponse(epoch: message.epoch, status: RekeyResponse.unknownPSK, ephemeral: [UInt8](repeating: 0, count: 32)).encode())
+                return
+            }
+        }
+        let ours = RekeyEphemeral()
+        let next = try Rekey.nextChainingKey(chainingKey, ours: ours, theirPublicKey: message.ephemeral, psk: psk?.key ?? [])
+        let keys = LinkKeys.derive(chainingKey: next)
+        // Accept the new epoch before telling the initiator, which starts using it at once.
+        delegate?.link(self, acceptEpoch: message.epoch, keys: keys)
+        send(type: MessageType.rekeyResponse.rawValue,
+             payload: RekeyResponse(epoch: message.epoch, status: RekeyResponse.accepted, ephemeral: ours.publicKey).encode())
+        // Everything after the response is sealed with the new key; the initiator's messages
+        // switch after its REKEY_DONE.
+        sealer = LinkSealer(key: sendKey(keys))
+        adopt(chainingKey: next, keys: keys, epoch: message.epoch, psk: psk)
+        rekeyAwaitingDone = (message.epoch, keys)
+    }
+
+    private func handleRekeyResponse(_ message: RekeyResponse) throws {
+        guard let started = rekeyStarted, started.epoch == message.epoch, let chainingKey else {
+            throw WireError.invalid(what: "unexpected rekey response")
+        }
+        rekeyStarted = nil
+        guard message.status == RekeyResponse.accepted else {
+            delegate?.linkRekeyEnded(self, failure: "peer does not hold password id \(started.psk?.id.description ?? "?")")
+            return
+        }
+        let next = try Rekey.nextChainingKey(chainingKey, ours: started.ephemeral, theirPublicKey: message.ephemeral, psk: started.psk?.key ?? [])
+        let keys = LinkKeys.derive(chainingKey: next)
+        opener = LinkOpener(key: receiveKey(keys))
+        delegate?.link(self, acceptEpoch: message.epoch, keys: keys)
+        delegate?.link(self, sendEpoch: message.epoch, keys: keys)
+        send(type: MessageType.rekeyDone.rawValue, payload: [message.epoch])
+        sealer = LinkSealer(key: sendKey(keys))
+        adopt(chainingKey: next, keys: keys, epoch: message.epoch, psk: started.psk)
+        delegate?.linkRekeyEnded(self, failure: nil)
+    }
+
+    private func handleRekeyDone(epoch done: UInt8) {
+        guard let waiting = rekeyAwaitingDone, waiting.epoch == done else { return }
+        rekeyAwaitingDone = nil
+        opener = LinkOpener(key: receiveKey(waiting.keys))
+        delegate?.link(self, sendEpoch: done, keys: waiting.keys)
+        delegate?.linkRekeyEnded(self, failure: nil)
+    }
+
+    private func adopt(chainingKey newKey: [UInt8], keys: LinkKeys, epoch newEpoch: UInt8, psk: PreSharedKey?) {
+        chainingKey = newKey
+        linkKeys = keys
+        epoch = newEpoch
+        if let psk { pskId = psk.id }
+        lastRekeyAt = Date()
+        keysSince = .now()
+    }
+
+    /// A rekey that got no answer within 10 s means the link is broken.
+    func checkRekeyTimeout(now: NIODeadline) {
+        if let started = rekeyStarted, now - started.at > .seconds(10) {
+            fail("rekey got no answer within 10 s", refuse: .protocolError)
+        }
+    }
 
     private func writeFrame(_ body: [UInt8]) {
         writeRaw(FrameDecoder.frame(body))

@@ -54,21 +54,24 @@ extension Router {
         (local & remote & 0b10) != 0 ? .aes256GCM : .chaCha20Poly1305
     }
 
+    /// The sleeve keys of `keys` for this link: nil when its data plane is not encrypted.
+    func packetKeys(for link: Link, _ keys: LinkKeys?) -> (tx: PacketKey, rx: PacketKey)? {
+        guard let keys, let hello = link.remoteHello,
+              LinkPolicy.encrypted(passwordSet: passwordSet, trusted: link.trusted) else { return nil }
+        let cipher = Self.negotiateCipher(local: link.localHello.ciphers, remote: hello.ciphers)
+        return (PacketKey(cipher: cipher, key: link.isInitiator ? keys.udpInitiatorToResponder : keys.udpResponderToInitiator),
+                PacketKey(cipher: cipher, key: link.isInitiator ? keys.udpResponderToInitiator : keys.udpInitiatorToResponder))
+    }
+
     /// A new session for a link that just became established (nil without a data plane, or
     /// when the peer has no IPv4 underlay address).
     func makeSleeveSession(for link: Link) -> SleeveSession? {
         guard let hello = link.remoteHello, let ip = link.remoteIP, ip.isIPv4,
               let address = SleeveSession.address(ip: ip.description, port: hello.sleevePort) else { return nil }
-        var tx: PacketKey?
-        var rx: PacketKey?
-        if LinkPolicy.encrypted(passwordSet: config.psk != nil, trusted: link.trusted), let keys = link.linkKeys {
-            let cipher = Self.negotiateCipher(local: link.localHello.ciphers, remote: hello.ciphers)
-            tx = PacketKey(cipher: cipher, key: link.isInitiator ? keys.udpInitiatorToResponder : keys.udpResponderToInitiator)
-            rx = PacketKey(cipher: cipher, key: link.isInitiator ? keys.udpResponderToInitiator : keys.udpInitiatorToResponder)
-        }
+        let pair = packetKeys(for: link, link.linkKeys)
+        let keys = SessionKeys(txEpoch: link.epoch, tx: pair?.tx, rx: pair.map { [(link.epoch, $0.rx)] } ?? [])
         let shortId = topology.peers[hello.name]?.shortId ?? hello.shortId
-        return SleeveSession(peerShortId: shortId, txKey: tx, rxKey: rx, epoch: 0, address: address,
-                             maxPayload: sleeve?.engine.maxPayload ?? 0)
+        return SleeveSession(peerShortId: shortId, keys: keys, address: address, maxPayload: sleeve?.engine.maxPayload ?? 0)
     }
 
     /// Rebuilds the forwarding table from the established links and the current routes.
@@ -117,7 +120,7 @@ extension Router {
             heartbeat = String(format: "sleeve: no heartbeat answer from %@ for %.0f s", session.remoteAddressText, since)
         }
         return DataPlaneStatus(mode: "sleeve", cipher: session.cipher?.rawValue, mtu: min(sleeve.engine.overlayMTU, session.pathMTU),
-                               keyEpoch: Int(session.epoch), counters: session.counters.snapshot(), heartbeat: heartbeat)
+                               keyEpoch: Int(session.keys.txEpoch), counters: session.counters.snapshot(), heartbeat: heartbeat)
     }
 }
 

@@ -85,8 +85,14 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     static let fullGossipInterval: TimeAmount = .seconds(30)
     static let unreachableGrace: TimeAmount = .seconds(10)
 
-    public init(config: RouterConfig, logger: Logger) {
+    /// The password keyring; nil when the router runs without a password.
+    let keyring: Keyring?
+    var passwordSet: Bool { keyring?.active != nil }
+    let keyWork = KeyWork()
+
+    public init(config: RouterConfig, keyring: Keyring?, logger: Logger) {
         self.config = config
+        self.keyring = keyring
         self.logger = logger
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.loop = group.next()
@@ -163,7 +169,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         ticker = loop.scheduleRepeatedTask(initialDelay: .milliseconds(200), delay: .milliseconds(500)) { [self] _ in tick() }
         logger.info("router started", metadata: [
             "name": "\(config.name)", "nickname": "\(config.nickname)", "port": "\(config.port)",
-            "encryption": "\(config.psk != nil)", "pskId": "\(config.psk?.id.description ?? "none")",
+            "encryption": "\(passwordSet)", "pskId": "\(keyring?.active?.id.description ?? "none")",
             "trustedSubnets": "\(config.trustedSubnets.map(\.text).joined(separator: ","))",
         ])
     }
@@ -214,7 +220,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
                           gossipPort: UInt16(config.port), sleevePort: UInt16(config.port), shortId: topology.own.shortId,
                           trustsRemote: remoteIP.map(config.trusts) ?? false, fastdpCapable: false,
                           overlays: 0b01, ciphers: DataCipher.aesGCMAvailable ? 0b11 : 0b01)
-        let link = Link(direction: direction, channel: channel, targetAddress: target, localHello: hello, localPSK: config.psk)
+        let link = Link(direction: direction, channel: channel, targetAddress: target, localHello: hello, localPSK: keyring?.active)
         link.delegate = self
         links[ObjectIdentifier(link)] = link
         if let target { targets[target]?.link = link }
@@ -373,6 +379,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
             sleeve?.engine.sendHeartbeats()
         }
         sleeve?.probeTick(now: now)
+        keyTick(now: now)
         if now - lastFullGossip >= Self.fullGossipInterval {
             lastFullGossip = now
             broadcast(topology.fullUpdate().peers)
@@ -448,8 +455,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
 
 extension Router: LinkDelegate {
     func psk(for id: PSKID) -> PreSharedKey? {
-        guard let psk = config.psk, psk.id == id else { return nil }
-        return psk
+        keyring?.accepted(id)
     }
 
     func linkAuthenticated(_ link: Link) -> Refuse? {
@@ -493,13 +499,14 @@ extension Router: LinkDelegate {
         if let ip = link.remoteIP?.description { inboundFailures[ip] = nil }
         logger.info("connection established", metadata: [
             "peer": "\(hello.name)", "nickname": "\(hello.nickname)", "address": "\(link.socketAddress)",
-            "direction": "\(link.direction.rawValue)", "encrypted": "\(LinkPolicy.encrypted(passwordSet: config.psk != nil, trusted: link.trusted))",
+            "direction": "\(link.direction.rawValue)", "encrypted": "\(LinkPolicy.encrypted(passwordSet: passwordSet, trusted: link.trusted))",
             "trusted": "\(link.trusted)",
         ])
         for payload in Self.gossipPayloads(topology.fullUpdate().peers, own: topology.own) {
             link.send(type: MessageType.gossip.rawValue, payload: payload)
         }
         ownConnectionsChanged()
+        catchUpPassword(link)
     }
 
     func link(_ link: Link, received type: UInt8, payload: [UInt8]) {
@@ -515,8 +522,10 @@ extension Router: LinkDelegate {
                 broadcast(changed)
                 topologyChanged()
             }
+        case .passwordOffer, .passwordAck, .passwordUse:
+            handlePasswordMessage(link, type: MessageType(rawValue: type)!, payload: payload)
         default:
-            // Reserved types (rekey, password rotation, data-plane control) and unknown ones.
+            // Reserved types (data-plane control) and unknown ones.
             link.countUnknownMessage()
         }
     }

@@ -1,5 +1,6 @@
 // What `weft launch` was asked to do, validated before anything starts.
 import Foundation
+import NIOCore
 import WeftCrypto
 import WeftMesh
 import WeftWire
@@ -28,6 +29,8 @@ public struct RouterConfig: Sendable {
     /// Addresses from the command line: retried forever.
     public var initialPeers: [String]
     public var listenAddress: String
+    /// Session keys are renewed this often (DESIGN §6).
+    public var rekeyInterval: TimeAmount = .seconds(120)
 
     public init(name: PeerName, nickname: String, port: Int, trustedSubnets: [Subnet], psk: PreSharedKey?, socketPath: String,
                 dataDir: String, mtu: Int?, fastdpEnabled: Bool, initialPeers: [String], listenAddress: String = "0.0.0.0") {

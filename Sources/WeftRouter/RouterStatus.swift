@@ -11,8 +11,8 @@ extension Router {
         for state in [ConnectionState.connecting, .established, .failed, .retrying] { counts[state.rawValue] = 0 }
         for c in connections { counts[c.state.rawValue, default: 0] += 1 }
         return RouterStatus(
-            name: config.name.description, nickname: config.nickname, port: config.port, encryption: config.psk != nil,
-            pskId: config.psk?.id.description, trustedSubnets: config.trustedSubnets.map(\.text),
+            name: config.name.description, nickname: config.nickname, port: config.port, encryption: passwordSet,
+            pskId: keyring?.active?.id.description, trustedSubnets: config.trustedSubnets.map(\.text),
             protocolVersion: Int(LinkVersion.maximum), peers: topologyPeers.count, connections: counts,
             targets: targetAddresses, uptimeSeconds: Int(Date().timeIntervalSince(started)),
             overlayMTU: hostNetwork?.overlayMTU ?? config.mtu ?? 0)
@@ -31,7 +31,8 @@ extension Router {
 
     func connectionStatus() -> [ConnectionStatus] {
         var result: [ConnectionStatus] = []
-        let passwordSet = config.psk != nil
+        let passwordSet = self.passwordSet
+        let activeId = keyring?.active?.id.description
         var coveredTargets = Set<String>()
         for link in allLinks {
             if let target = link.targetAddress { coveredTargets.insert(target) }
@@ -41,11 +42,12 @@ extension Router {
                 peer: link.remoteName?.description, nickname: link.remoteHello?.nickname, address: link.socketAddress,
                 direction: link.direction, state: established ? .established : .connecting,
                 encrypted: LinkPolicy.encrypted(passwordSet: passwordSet, trusted: link.trusted), trusted: link.trusted,
-                mode: data.mode, pskId: link.pskId?.description ?? (passwordSet && link.isInitiator ? config.psk?.id.description : nil),
+                mode: data.mode, pskId: link.pskId?.description ?? (passwordSet && link.isInitiator ? activeId : nil),
                 reason: established ? data.heartbeat : "handshake in progress",
                 connectionId: String(link.localHello.connectionId, radix: 16),
                 since: link.establishedAt.map { ISO8601DateFormatter().string(from: $0) },
-                cipher: data.cipher, mtu: data.mtu, keyEpoch: data.keyEpoch, counters: data.counters))
+                cipher: data.cipher, mtu: data.mtu, keyEpoch: established ? Int(link.epoch) : nil, counters: data.counters,
+                lastRekeyAt: link.lastRekeyAt.map { ISO8601DateFormatter().string(from: $0) }))
         }
         for target in allTargets where !coveredTargets.contains(target.address) {
             if let peer = target.peer, isEstablished(peer) { continue }
@@ -56,14 +58,14 @@ extension Router {
             result.append(ConnectionStatus(
                 peer: target.peer?.description, nickname: target.nickname, address: target.address, direction: .outbound,
                 state: state, encrypted: passwordSet, trusted: false, mode: nil,
-                pskId: config.psk?.id.description, reason: reason, connectionId: nil, since: nil,
-                cipher: nil, mtu: nil, keyEpoch: nil, counters: nil))
+                pskId: activeId, reason: reason, connectionId: nil, since: nil,
+                cipher: nil, mtu: nil, keyEpoch: nil, counters: nil, lastRekeyAt: nil))
         }
         for failure in recentInboundFailures {
             result.append(ConnectionStatus(
                 peer: nil, nickname: nil, address: failure.address, direction: .inbound, state: .failed,
                 encrypted: passwordSet, trusted: false, mode: nil, pskId: failure.pskId, reason: failure.reason,
-                connectionId: nil, since: nil, cipher: nil, mtu: nil, keyEpoch: nil, counters: nil))
+                connectionId: nil, since: nil, cipher: nil, mtu: nil, keyEpoch: nil, counters: nil, lastRekeyAt: nil))
         }
         return result
     }

@@ -30,10 +30,12 @@ public struct ConnectionStatus: Codable, Sendable, Equatable {
     public var mtu: Int?
     public var keyEpoch: Int?
     public var counters: SleeveCounters.Snapshot?
+    /// When this connection last rekeyed (ISO 8601); null before its first rekey.
+    public var lastRekeyAt: String?
 
     enum CodingKeys: String, CodingKey {
         case peer, nickname, address, direction, state, encrypted, trusted, mode, pskId, reason, connectionId, since
-        case cipher, mtu, keyEpoch, counters
+        case cipher, mtu, keyEpoch, counters, lastRekeyAt
     }
 
     /// Absent values are written as `null`, not left out: scripts read `mode`, `pskId` and
@@ -56,6 +58,7 @@ public struct ConnectionStatus: Codable, Sendable, Equatable {
         try c.encode(mtu, forKey: .mtu)
         try c.encode(keyEpoch, forKey: .keyEpoch)
         try c.encode(counters, forKey: .counters)
+        try c.encode(lastRekeyAt, forKey: .lastRekeyAt)
     }
 }
 

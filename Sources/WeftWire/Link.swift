@@ -66,6 +66,7 @@ public enum MessageType: UInt8, Sendable {
     case rekeyDone = 0x22
     case passwordOffer = 0x30
     case passwordAck = 0x31
+    case passwordUse = 0x32
 }
 
 /// Frame size caps, checked before any allocation (§3.2).

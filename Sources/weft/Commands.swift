@@ -9,7 +9,8 @@ struct WeftCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "weft",
         abstract: "Weft: an encrypted overlay network router.",
-        subcommands: [Launch.self, Status.self, Connect.self, Forget.self, Stop.self, Attach.self, Detach.self, Expose.self, Hide.self, Reset.self])
+        subcommands: [Launch.self, Status.self, Connect.self, Forget.self, Stop.self, Attach.self, Detach.self, Expose.self, Hide.self, Reset.self,
+                      RotateKey.self, Password.self, RotatePassword.self])
 }
 
 /// `--socket`, shared by every command that talks to a running router.
@@ -80,6 +81,8 @@ struct Launch: ParsableCommand {
     var noFastdp = false
     @Option(name: .customLong("log-level"), help: "debug, info, warning or error.")
     var logLevel: String = "info"
+    @Option(name: .customLong("rekey-interval"), help: "How often session keys are renewed, e.g. 120s or 10m.")
+    var rekeyInterval: String = "120s"
 
     func run() throws {
         let config: RouterConfig
@@ -97,8 +100,14 @@ struct Launch: ParsableCommand {
         }
         LogfmtHandler.bootstrap(level: level)
         let logger = Logger(label: "weft")
+        let keyring: Keyring?
         do {
-            try Router(config: config, logger: logger).run()
+            keyring = try Keyring.load(dataDir: dataDir, launchPSK: config.psk) { logger.warning("\($0)") }
+        } catch let error as ConfigError {
+            throw fail(error.description, code: 2)
+        }
+        do {
+            try Router(config: config, keyring: keyring, logger: logger).run()
         } catch let error as ConfigError {
             throw fail(error.description, code: 1)
         }
@@ -111,9 +120,14 @@ struct Launch: ParsableCommand {
         let password = try LaunchInputs.password(file: passwordFile, environment: ProcessInfo.processInfo.environment)
         let peerName = try LaunchInputs.peerName(flag: name, dataDir: dataDir)
         let psk = try password.map { try PreSharedKey.derive(password: $0) }
-        return RouterConfig(name: peerName, nickname: nickname ?? LaunchInputs.hostName(), port: port, trustedSubnets: subnets,
+        let rekeySeconds: Double
+        do { rekeySeconds = try DurationText.seconds(rekeyInterval) } catch { throw ConfigError("--rekey-interval: \(error)") }
+        guard rekeySeconds >= 1 else { throw ConfigError("--rekey-interval \(rekeyInterval) is too short; use at least 1s") }
+        var config = RouterConfig(name: peerName, nickname: nickname ?? LaunchInputs.hostName(), port: port, trustedSubnets: subnets,
                             psk: psk, socketPath: socket.path, dataDir: dataDir, mtu: mtu, fastdpEnabled: !noFastdp,
                             initialPeers: peers)
+        config.rekeyInterval = .milliseconds(Int64(rekeySeconds * 1000))
+        return config
     }
 }
 

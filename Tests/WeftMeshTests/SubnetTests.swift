@@ -36,3 +36,16 @@ final class SubnetTests: XCTestCase {
         XCTAssertFalse(LinkPolicy.encrypted(passwordSet: false, trusted: false))
     }
 }
+
+final class DurationTextTests: XCTestCase {
+    func testOperatorDurations() throws {
+        XCTAssertEqual(try DurationText.seconds("30s"), 30)
+        XCTAssertEqual(try DurationText.seconds("10m"), 600)
+        XCTAssertEqual(try DurationText.seconds("1h30m"), 5400)
+        XCTAssertEqual(try DurationText.seconds("90"), 90)
+        XCTAssertEqual(try DurationText.seconds("1.5s"), 1.5)
+        for bad in ["", "s", "10x", "1h30", "-5", "m10"] {
+            XCTAssertThrowsError(try DurationText.seconds(bad), bad)
+        }
+    }
+}

@@ -1,0 +1,165 @@
+// The password keyring (DESIGN §6, Keys/README.md): PSK entries with ids and states, kept in
+// `<data-dir>/keyring.json`, mode 0600, written atomically. It stores the Argon2id output (the
+// PSK), never the password, and is never logged.
+import Foundation
+import WeftCrypto
+
+public enum KeyState: String, Codable, Sendable {
+    /// Used for new handshakes (exactly one entry when a password is set).
+    case active
+    /// Still accepted from peers (during a rotation's grace period).
+    case accepted
+    /// No longer accepted: a handshake under it is refused with "unknown password id".
+    case retired
+}
+
+/// What `weft password list --json` shows of an entry: never the key.
+public struct PasswordInfo: Codable, Sendable, Equatable {
+    public var id: String
+    public var state: KeyState
+    public var addedAt: String
+    public var retireAt: String?
+}
+
+struct KeyringEntry: Codable, Equatable {
+    var id: String
+    var state: KeyState
+    var addedAt: String
+    var retireAt: String?
+    /// Hex of the 32-byte PSK.
+    var psk: String
+}
+
+struct KeyringFile: Codable {
+    var format = 1
+    var entries: [KeyringEntry]
+}
+
+public final class Keyring: @unchecked Sendable {  // confined to the router's event loop after start
+    public static let fileName = "keyring.json"
+    let path: String
+    private(set) var entries: [KeyringEntry]
+
+    init(path: String, entries: [KeyringEntry]) {
+        self.path = path
+        self.entries = entries
+    }
+
+    static func timestamp(_ date: Date) -> String { ISO8601DateFormatter().string(from: date) }
+
+    /// The keyring at start-up (the rules are in Keys/README.md): the file in the data dir if
+    /// there is one, seeded with the launch password when it is new; nil without either.
+    public static func load(dataDir: String, launchPSK: PreSharedKey?, log: (String) -> Void) throws -> Keyring? {
+        let path = (dataDir as NSString).appendingPathComponent(fileName)
+        var keyring: Keyring
+        if let data = FileManager.default.contents(atPath: path) {
+            let file: KeyringFile
+            do { file = try JSONDecoder().decode(KeyringFile.self, from: data) } catch {
+                throw ConfigError("\(path) is not a Weft keyring (\(error)); restore it from a backup or delete it and launch with the password")
+            }
+            for entry in file.entries where PSKID(hex: entry.id) == nil || Hex.decode(entry.psk)?.count != 32 {
+                throw ConfigError("\(path): entry \(entry.id) is damaged; remove it from the file or restore a backup")
+            }
+            keyring = Keyring(path: path, entries: file.entries)
+            if let launchPSK {
+                switch keyring.state(of: launchPSK.id) {
+                case nil:
+                    keyring.add(launchPSK, state: .accepted)
+                    log("the launch password is not in the keyring; added it as accepted (id \(launchPSK.id))")
+                case .retired:
+                    log("the launch password (id \(launchPSK.id)) is retired in the keyring; it stays retired")
+                default:
+                    break
+                }
+            }
+        } else if let launchPSK {
+            keyring = Keyring(path: path, entries: [])
+            keyring.add(launchPSK, state: .active)
+        } else {
+            return nil
+        }
+        if keyring.activeEntry == nil {
+            // No active entry: the newest accepted one takes over; none at all is an error.
+            guard let newest = keyring.entries.lastIndex(where: { $0.state == .accepted }) else {
+                throw ConfigError("\(path) has no active or accepted password; launch with WEFT_PASSWORD or --password-file to add one")
+            }
+            keyring.entries[newest].state = .active
+        }
+        try keyring.save()
+        return keyring
+    }
+
+    var activeEntry: KeyringEntry? { entries.first { $0.state == .active } }
+
+    public var active: PreSharedKey? {
+        guard let entry = activeEntry, let bytes = Hex.decode(entry.psk) else { return nil }
+        return PreSharedKey(key: bytes)
+    }
+
+    func state(of id: PSKID) -> KeyState? { entries.first { $0.id == id.description }?.state }
+
+    /// The PSK for a handshake or rekey under `id`: active or accepted entries only.
+    public func accepted(_ id: PSKID) -> PreSharedKey? {
+        guard let entry = entries.first(where: { $0.id == id.description && $0.state != .retired }),
+              let bytes = Hex.decode(entry.psk) else { return nil }
+        return PreSharedKey(key: bytes)
+    }
+
+    /// Adds a PSK; returns false when its id is already there (its state is kept).
+    @discardableResult
+    func add(_ psk: PreSharedKey, state: KeyState, at date: Date = Date()) -> Bool {
+        guard self.state(of: psk.id) == nil else { return false }
+        entries.append(KeyringEntry(id: psk.id.description, state: state, addedAt: Self.timestamp(date), retireAt: nil,
+                                    psk: Hex.encode(psk.key)))
+        return true
+    }
+
+    /// Makes `id` the active entry; the previous active one stays accepted.
+    func use(_ id: PSKID) throws {
+        guard let index = entries.firstIndex(where: { $0.id == id.description }) else {
+            throw ConfigError("no password with id \(id) in the keyring; add it first (weft password add)")
+        }
+        guard entries[index].state != .retired else {
+            throw ConfigError("password \(id) is retired; add a new password instead")
+        }
+        for i in entries.indices where entries[i].state == .active { entries[i].state = .accepted }
+        entries[index].state = .active
+        entries[index].retireAt = nil
+    }
+
+    func retire(_ id: PSKID) throws {
+        guard let index = entries.firstIndex(where: { $0.id == id.description }) else {
+            throw ConfigError("no password with id \(id) in the keyring")
+        }
+        guard entries[index].state != .active else {
+            throw ConfigError("password \(id) is the active one; make another active first (weft password use)")
+        }
+        entries[index].state = .retired
+        entries[index].retireAt = nil
+    }
+
+    func scheduleRetirement(_ id: PSKID, at date: Date) {
+        guard let index = entries.firstIndex(where: { $0.id == id.description }), entries[index].state == .accepted else { return }
+        entries[index].retireAt = Self.timestamp(date)
+    }
+
+    /// Accepted entries whose scheduled retirement has come.
+    func due(at date: Date) -> [PSKID] {
+        let formatter = ISO8601DateFormatter()
+        return entries.compactMap { entry in
+            guard entry.state == .accepted, let text = entry.retireAt, let when = formatter.date(from: text), when <= date else { return nil }
+            return PSKID(hex: entry.id)
+        }
+    }
+
+    var list: [PasswordInfo] { entries.map { PasswordInfo(id: $0.id, state: $0.state, addedAt: $0.addedAt, retireAt: $0.retireAt) } }
+
+    func save() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = try encoder.encode(KeyringFile(entries: entries))
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try AtomicFile.write(Array(data) + [10], to: path, mode: 0o600)
+    }
+}
+

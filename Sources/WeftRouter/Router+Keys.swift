@@ -1,0 +1,318 @@
+// Session rekeying and password rotation (DESIGN §6, protocol.md §3.8–3.9), on the router's
+// event loop: the schedule, `weft rotate-key`, the keyring commands and the mesh-wide rotation.
+import Foundation
+import NIOCore
+import NIOHTTP1
+import WeftCrypto
+import WeftDatapath
+import WeftMesh
+import WeftWire
+
+/// Router state for rekeys and rotations. Confined to the router's event loop.
+final class KeyWork: @unchecked Sendable {
+    /// Callers waiting for a link's rekey to end (rotate-key, password use).
+    var waiters: [ObjectIdentifier: [EventLoopPromise<String?>]] = [:]
+    /// Peers that acknowledged an offered PSK, by PSK id.
+    var acks: [PSKID: Set<PeerName>] = [:]
+    /// Rotations run one after another.
+    var rotationChain: EventLoopFuture<Void>?
+    var rekeys = 0
+}
+
+public struct RotateKeyResult: Codable, Sendable {
+    public var peer: String
+    public var nickname: String
+    public var oldEpoch: Int
+    public var newEpoch: Int
+    public var result: String
+}
+
+public struct RotatePasswordResult: Codable, Sendable {
+    public var id: String
+    public var previousId: String?
+    public var acknowledged: [String]
+    public var missing: [String]
+    public var retireAt: String?
+}
+
+extension Router {
+    static let rekeyMessageLimit: UInt64 = 1 << 60
+
+    // MARK: schedule
+
+    /// Rekeys links whose keys are older than `--rekey-interval` or have sealed too many
+    /// messages, and retires passwords whose grace period has ended. Called from tick().
+    func keyTick(now: NIODeadline) {
+        for link in established.values where link.canRekey && !link.rekeyInProgress {
+            let age = now - link.keysSince
+            // The link's dialer keeps the schedule; the other side steps in 30 s late.
+            let due = link.isInitiator ? config.rekeyInterval : config.rekeyInterval + .seconds(30)
+            let udpCount = sleeve?.sessions[link.remoteName!]?.txCounterValue ?? 0
+            if age >= due || link.sealedMessages >= Self.rekeyMessageLimit || udpCount >= Self.rekeyMessageLimit {
+                link.startRekey(psk: nil)
+            }
+        }
+        guard let keyring else { return }
+        let due = keyring.due(at: Date())
+        guard !due.isEmpty else { return }
+        for id in due {
+            try? keyring.retire(id)
+            logger.info("password retired", metadata: ["pskId": "\(id)", "reason": "grace period over"])
+        }
+        saveKeyring()
+        closeLinks(using: Set(due))
+    }
+
+    /// Links still under a retired password are closed: they reconnect under the active one,
+    /// or are refused if the peer knows only the retired one.
+    func closeLinks(using retired: Set<PSKID>) {
+        for link in established.values where link.pskId.map(retired.contains) == true {
+            link.fail("password \(link.pskId!) retired", refuse: .unknownPSKId)
+        }
+    }
+
+    func saveKeyring() {
+        do { try keyring?.save() } catch {
+            logger.error("cannot save the keyring", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: rekey callbacks from links
+
+    func link(_ link: Link, acceptEpoch epoch: UInt8, keys: LinkKeys) {
+        guard let name = link.remoteName, let session = sleeve?.sessions[name], let pair = packetKeys(for: link, keys) else { return }
+        session.update { $0.receiving(epoch: epoch, key: pair.rx) }
+    }
+
+    func link(_ link: Link, sendEpoch epoch: UInt8, keys: LinkKeys) {
+        guard let name = link.remoteName, let session = sleeve?.sessions[name] else { return }
+        let pair = packetKeys(for: link, keys)
+        session.update { $0.sending(epoch: epoch, key: pair?.tx) }
+    }
+
+    func linkRekeyEnded(_ link: Link, failure: String?) {
+        keyWork.rekeys += failure == nil ? 1 : 0
+        if failure == nil {
+            logger.info("link rekeyed", metadata: ["peer": "\(link.remoteName.map { "\($0)" } ?? "?")", "epoch": "\(link.epoch)",
+                                                  "pskId": "\(link.pskId?.description ?? "none")"])
+        }
+        for promise in keyWork.waiters.removeValue(forKey: ObjectIdentifier(link)) ?? [] { promise.succeed(failure) }
+    }
+
+    /// Starts a rekey of `link` and completes when it has ended (nil) or failed (the reason).
+    func rekey(_ link: Link, psk: PreSharedKey?) -> EventLoopFuture<String?> {
+        let promise = loop.makePromise(of: String?.self)
+        if !link.canRekey {
+            promise.succeed("no keys to rotate (no password)")
+        } else if link.startRekey(psk: psk) || link.rekeyInProgress {
+            keyWork.waiters[ObjectIdentifier(link), default: []].append(promise)
+            loop.scheduleTask(in: .seconds(10)) {
+                if let index = self.keyWork.waiters[ObjectIdentifier(link)]?.firstIndex(where: { $0.futureResult === promise.futureResult }) {
+                    self.keyWork.waiters[ObjectIdentifier(link)]?.remove(at: index)
+                    promise.succeed("timed out")
+                }
+            }
+        } else {
+            promise.succeed("could not start")
+        }
+        return promise.futureResult
+    }
+
+    // MARK: weft rotate-key
+
+    func rotateKeys(peer: String?) -> EventLoopFuture<(HTTPResponseStatus, [UInt8])> {
+        let links = established.values.filter { link in
+            guard let peer else { return true }
+            return link.remoteName?.description == peer || link.remoteHello?.nickname == peer
+        }.sorted { $0.remoteName! < $1.remoteName! }
+        if let peer, links.isEmpty {
+            return loop.makeSucceededFuture((.notFound, ControlHandler.error("no established connection to \(peer)")))
+        }
+        let before = links.map { Int($0.epoch) }
+        let futures = links.map { rekey($0, psk: nil) }
+        return EventLoopFuture.whenAllComplete(futures, on: loop).map { outcomes in
+            var results: [RotateKeyResult] = []
+            for (index, link) in links.enumerated() {
+                var text = "rotated"
+                if case .success(let failure?) = outcomes[index] { text = failure }
+                results.append(RotateKeyResult(peer: link.remoteName!.description, nickname: link.remoteHello?.nickname ?? "",
+                                               oldEpoch: before[index], newEpoch: Int(link.epoch), result: text))
+            }
+            return (.ok, ControlHandler.encode(results))
+        }
+    }
+
+    // MARK: password messages
+
+    func handlePasswordMessage(_ link: Link, type: MessageType, payload: [UInt8]) {
+        guard let keyring, let peer = link.remoteName else { return }
+        do {
+            switch type {
+            case .passwordOffer:
+                let offer = try PasswordOffer.decode(payload)
+                let psk = PreSharedKey(key: offer.psk)
+                if keyring.state(of: psk.id) != .retired, keyring.add(psk, state: .accepted) {
+                    saveKeyring()
+                    logger.info("password offered by peer", metadata: ["peer": "\(peer)", "pskId": "\(psk.id)"])
+                }
+                if keyring.accepted(psk.id) != nil { link.send(type: MessageType.passwordAck.rawValue, payload: psk.id.bytes) }
+            case .passwordAck:
+                var reader = ByteReader(payload)
+                let id = PSKID(bytes: try reader.bytes(8, "acknowledged psk id"))
+                keyWork.acks[id, default: []].insert(peer)
+            case .passwordUse:
+                let use = try PasswordUse.decode(payload)
+                switchPassword(to: PSKID(bytes: use.newId), retiring: PSKID(bytes: use.oldId), grace: Double(use.graceSeconds),
+                               except: link)
+            default:
+                break
+            }
+        } catch {
+            link.fail("malformed password message: \(error)", refuse: .protocolError)
+        }
+    }
+
+    /// Makes `id` active here, schedules the old one's retirement, and moves every link not
+    /// yet under it (but `except`, whose other end does that) to it by rekeying.
+    func switchPassword(to id: PSKID, retiring old: PSKID?, grace: Double, except: Link?) {
+        guard let keyring, let psk = keyring.accepted(id) else { return }
+        if keyring.active?.id != id {
+            try? keyring.use(id)
+            logger.info("password switched", metadata: ["pskId": "\(id)"])
+        }
+        if let old, old != PSKID.zero, old != id { keyring.scheduleRetirement(old, at: Date().addingTimeInterval(grace)) }
+        saveKeyring()
+        for link in established.values where link !== except && link.pskId != id && link.canRekey {
+            _ = rekey(link, psk: psk)
+        }
+    }
+
+    /// A peer that joined under an older password (it was down during a rotation) is handed
+    /// the active one and moved to it.
+    func catchUpPassword(_ link: Link) {
+        guard let keyring, let active = keyring.active, let linkPSK = link.pskId, linkPSK != active.id, link.canRekey else { return }
+        let retireAt = keyring.entries.first { $0.id == linkPSK.description }?.retireAt
+            .flatMap { ISO8601DateFormatter().date(from: $0) }
+        let grace = max(1, retireAt.map { $0.timeIntervalSinceNow } ?? 0)
+        link.send(type: MessageType.passwordOffer.rawValue, payload: PasswordOffer(psk: active.key).encode())
+        link.send(type: MessageType.passwordUse.rawValue,
+                  payload: PasswordUse(newId: active.id.bytes, oldId: linkPSK.bytes, graceSeconds: UInt32(grace)).encode())
+        _ = rekey(link, psk: active)
+    }
+
+    // MARK: weft rotate-password
+
+    /// Offers `psk` to every directly connected peer, switches once they acknowledged (or after
+    /// 5 s, naming those that did not), and retires the previous password after `grace`.
+    func rotatePassword(to psk: PreSharedKey, grace: Double) -> EventLoopFuture<(HTTPResponseStatus, [UInt8])> {
+        let previous = keyWork.rotationChain ?? loop.makeSucceededVoidFuture()
+        let result = previous.flatMap { () -> EventLoopFuture<(HTTPResponseStatus, [UInt8])> in
+            self.runRotation(psk: psk, grace: grace)
+        }
+        keyWork.rotationChain = result.map { _ in () }.recover { _ in () }
+        return result
+    }
+
+    private func runRotation(psk: PreSharedKey, grace: Double) -> EventLoopFuture<(HTTPResponseStatus, [UInt8])> {
+        guard let keyring, let old = keyring.active else {
+            return loop.makeSucceededFuture((.conflict, ControlHandler.error("this router has no password; launch it with one first")))
+        }
+        if keyring.state(of: psk.id) == .retired {
+            return loop.makeSucceededFuture((.conflict, ControlHandler.error("password \(psk.id) was retired; choose a new one")))
+        }
+        keyring.add(psk, state: .accepted)
+        saveKeyring()
+        let peers = Set(topology.peers.keys).subtracting([config.name])
+        keyWork.acks[psk.id] = []
+        for link in established.values where link.canRekey {
+            link.send(type: MessageType.passwordOffer.rawValue, payload: PasswordOffer(psk: psk.key).encode())
+        }
+        let done = loop.makePromise(of: Void.self)
+        let deadline = NIODeadline.now() + .seconds(5)
+        loop.scheduleRepeatedTask(initialDelay: .milliseconds(50), delay: .milliseconds(50)) { task in
+            let acked: Set<PeerName> = self.keyWork.acks[psk.id] ?? []
+            if acked.isSuperset(of: peers) || .now() >= deadline {
+                task.cancel()
+                done.succeed()
+            }
+        }
+        return done.futureResult.flatMap {
+            let acknowledged = self.keyWork.acks.removeValue(forKey: psk.id) ?? []
+            let use = PasswordUse(newId: psk.id.bytes, oldId: old.id.bytes, graceSeconds: UInt32(max(0, grace)))
+            for link in self.established.values where link.canRekey && acknowledged.contains(link.remoteName!) {
+                link.send(type: MessageType.passwordUse.rawValue, payload: use.encode())
+            }
+            self.switchPassword(to: psk.id, retiring: old.id, grace: grace, except: nil)
+            let waits = self.established.values.compactMap { link -> EventLoopFuture<String?>? in
+                guard let waiters = self.keyWork.waiters[ObjectIdentifier(link)], !waiters.isEmpty else { return nil }
+                let p = self.loop.makePromise(of: String?.self)
+                self.keyWork.waiters[ObjectIdentifier(link), default: []].append(p)
+                return p.futureResult
+            }
+            return EventLoopFuture.whenAllComplete(waits, on: self.loop).map { _ in
+                let names = { (set: Set<PeerName>) in set.sorted().map { name in
+                    "\(name) (\(self.topology.peers[name]?.nickname ?? "?"))" } }
+                let retireAt = Keyring.timestamp(Date().addingTimeInterval(grace))
+                let result = RotatePasswordResult(id: psk.id.description, previousId: old.id.description,
+                                                  acknowledged: names(acknowledged.intersection(peers)),
+                                                  missing: names(peers.subtracting(acknowledged)), retireAt: retireAt)
+                return (.ok, ControlHandler.encode(result))
+            }
+        }
+    }
+}
+
+/// Control-API endpoints of key management (`weft rotate-key`, `weft password …`,
+/// `weft rotate-password`). Runs on the router's loop.
+enum KeysAPI {
+    struct PeerRequest: Codable { var peer: String? }
+    struct PSKRequest: Codable { var psk: String; var graceSeconds: Double? }
+    struct IdRequest: Codable { var id: String }
+
+    static func handle(router: Router, method: HTTPMethod, uri: String, body: [UInt8]) -> EventLoopFuture<(HTTPResponseStatus, [UInt8])>? {
+        let path = uri.split(separator: "?").first.map(String.init) ?? uri
+        let loop = router.loop
+        func reply(_ status: HTTPResponseStatus, _ json: [UInt8]) -> EventLoopFuture<(HTTPResponseStatus, [UInt8])> {
+            loop.makeSucceededFuture((status, json))
+        }
+        func bad(_ message: String) -> EventLoopFuture<(HTTPResponseStatus, [UInt8])> { reply(.badRequest, ControlHandler.error(message)) }
+        func decode<T: Decodable>(_ type: T.Type) -> T? { try? JSONDecoder().decode(type, from: Data(body.isEmpty ? Array("{}".utf8) : body)) }
+        let needsKeyring = ["/v1/password/add", "/v1/password/use", "/v1/password/retire", "/v1/rotate-password", "/v1/passwords"]
+        if needsKeyring.contains(path), router.keyring == nil {
+            return reply(.conflict, ControlHandler.error("this router runs without a password; launch it with WEFT_PASSWORD or --password-file"))
+        }
+        switch (method, path) {
+        case (.POST, "/v1/rotate-key"):
+            return router.rotateKeys(peer: decode(PeerRequest.self)?.peer)
+        case (.GET, "/v1/passwords"):
+            return reply(.ok, ControlHandler.encode(router.keyring!.list))
+        case (.POST, "/v1/password/add"):
+            guard let request = decode(PSKRequest.self), let key = Hex.decode(request.psk), key.count == 32 else {
+                return bad("expected {\"psk\": \"<64 hex digits>\"}")
+            }
+            let psk = PreSharedKey(key: key)
+            if router.keyring!.state(of: psk.id) == .retired { return bad("password \(psk.id) was retired; choose a new one") }
+            router.keyring!.add(psk, state: .accepted)
+            router.saveKeyring()
+            return reply(.ok, ControlHandler.encode(["id": psk.id.description]))
+        case (.POST, "/v1/password/use"):
+            guard let request = decode(IdRequest.self), let id = PSKID(hex: request.id) else { return bad("expected {\"id\": \"<16 hex digits>\"}") }
+            guard router.keyring!.accepted(id) != nil else { return bad("no usable password with id \(request.id) in the keyring") }
+            router.switchPassword(to: id, retiring: nil, grace: 0, except: nil)
+            return reply(.ok, ControlHandler.encode(["result": "password \(id) is active; connections are moving to it"]))
+        case (.POST, "/v1/password/retire"):
+            guard let request = decode(IdRequest.self), let id = PSKID(hex: request.id) else { return bad("expected {\"id\": \"<16 hex digits>\"}") }
+            do { try router.keyring!.retire(id) } catch { return bad("\(error)") }
+            router.saveKeyring()
+            router.closeLinks(using: [id])
+            return reply(.ok, ControlHandler.encode(["result": "password \(id) retired"]))
+        case (.POST, "/v1/rotate-password"):
+            guard let request = decode(PSKRequest.self), let key = Hex.decode(request.psk), key.count == 32 else {
+                return bad("expected {\"psk\": \"<64 hex digits>\", \"graceSeconds\": N}")
+            }
+            return router.rotatePassword(to: PreSharedKey(key: key), grace: request.graceSeconds ?? 600)
+        default:
+            return nil
+        }
+    }
+}

@@ -1,0 +1,124 @@
+// `weft rotate-key`, `weft password …`, `weft rotate-password`: key management through the
+// running router. Passwords are read from a file or standard input (never argv) and stretched
+// here, so only the derived key crosses the control socket.
+import ArgumentParser
+import Foundation
+import WeftCrypto
+import WeftMesh
+import WeftRouter
+
+/// Reads a new password from `--file` or standard input and derives its PSK.
+func readNewPassword(file: String?) throws -> PreSharedKey {
+    var text: String
+    if let file {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw ValidationFailure("cannot read password file \(file): check that it exists and is readable")
+        }
+        text = String(decoding: data, as: UTF8.self)
+    } else {
+        text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+    }
+    text = String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "\r"))
+    guard text.count >= PreSharedKey.minimumPasswordLength else {
+        throw ValidationFailure("the new password is \(text.count) characters long; use at least \(PreSharedKey.minimumPasswordLength)")
+    }
+    return try PreSharedKey.derive(password: text)
+}
+
+func jsonBody<T: Encodable>(_ value: T) throws -> [UInt8] { Array(try JSONEncoder().encode(value)) }
+
+struct RotateKey: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rotate-key",
+        abstract: "Rekey every connection (or one peer's) now, and print old and new key epochs.")
+    @Argument(help: "Peer name or nickname (default: every connection).") var peer: String?
+    @Flag(help: "Print JSON.") var json = false
+    @OptionGroup var socket: SocketOption
+
+    func run() throws {
+        let body = try socket.call("POST", "/v1/rotate-key", body: try jsonBody(["peer": peer]))
+        if json { return FileHandle.standardOutput.write(Data(body)) }
+        let results = try JSONDecoder().decode([RotateKeyResult].self, from: Data(body))
+        if results.isEmpty { print("no established connections") }
+        for r in results {
+            print("\(r.peer) (\(r.nickname)): epoch \(r.oldEpoch) -> \(r.newEpoch)\(r.result == "rotated" ? "" : "  [\(r.result)]")")
+        }
+        if results.contains(where: { $0.result != "rotated" }) { throw ExitCode(1) }
+    }
+}
+
+struct Password: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Manage the password keyring: add, use, retire, list.",
+        subcommands: [Add.self, Use.self, Retire.self, List.self])
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add a password (from --file or standard input); prints its id.")
+        @Option(help: "File whose first line is the new password (default: standard input).") var file: String?
+        @OptionGroup var socket: SocketOption
+
+        func run() throws {
+            let psk = try readNewPassword(file: file)
+            let body = try socket.call("POST", "/v1/password/add", body: try jsonBody(["psk": Hex.encode(psk.key)]))
+            print((try? JSONDecoder().decode([String: String].self, from: Data(body)))?["id"] ?? psk.id.description)
+        }
+    }
+
+    struct Use: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Make a password active and move existing connections to it.")
+        @Argument(help: "Password id (16 hex digits, from weft password list).") var id: String
+        @OptionGroup var socket: SocketOption
+
+        func run() throws {
+            let body = try socket.call("POST", "/v1/password/use", body: try jsonBody(["id": id]))
+            print((try? JSONDecoder().decode([String: String].self, from: Data(body)))?["result"] ?? "ok")
+        }
+    }
+
+    struct Retire: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop accepting a password.")
+        @Argument(help: "Password id.") var id: String
+        @OptionGroup var socket: SocketOption
+
+        func run() throws {
+            let body = try socket.call("POST", "/v1/password/retire", body: try jsonBody(["id": id]))
+            print((try? JSONDecoder().decode([String: String].self, from: Data(body)))?["result"] ?? "ok")
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List password ids, states and when they were added (never a secret).")
+        @Flag(help: "Print JSON.") var json = false
+        @OptionGroup var socket: SocketOption
+
+        func run() throws {
+            let body = try socket.call("GET", "/v1/passwords")
+            if json { return FileHandle.standardOutput.write(Data(body)) }
+            let entries = try JSONDecoder().decode([PasswordInfo].self, from: Data(body))
+            print(StatusText.table(["ID", "STATE", "ADDED", "RETIRES"], entries.map { [$0.id, $0.state.rawValue, $0.addedAt, $0.retireAt ?? ""] }))
+        }
+    }
+}
+
+struct RotatePassword: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rotate-password",
+        abstract: "Move the whole mesh to a new password: offer, switch, retire the old one after a grace period.")
+    @Option(help: "File whose first line is the new password (default: standard input).") var file: String?
+    @Option(help: "How long the old password is still accepted, e.g. 30s, 10m, 1h.") var grace: String = "10m"
+    @Flag(help: "Print JSON.") var json = false
+    @OptionGroup var socket: SocketOption
+
+    func run() throws {
+        let seconds: Double
+        do { seconds = try DurationText.seconds(grace) } catch { throw ValidationFailure("--grace: \(error)") }
+        let psk = try readNewPassword(file: file)
+        struct Request: Encodable { var psk: String; var graceSeconds: Double }
+        let body = try socket.call("POST", "/v1/rotate-password", body: try jsonBody(Request(psk: Hex.encode(psk.key), graceSeconds: seconds)))
+        if json { return FileHandle.standardOutput.write(Data(body)) }
+        let r = try JSONDecoder().decode(RotatePasswordResult.self, from: Data(body))
+        print("new password id \(r.id) is active (previous \(r.previousId ?? "none"), retired at \(r.retireAt ?? "-"))")
+        print("acknowledged by: \(r.acknowledged.isEmpty ? "none" : r.acknowledged.joined(separator: ", "))")
+        if !r.missing.isEmpty { print("NOT acknowledged by: \(r.missing.joined(separator: ", ")) (they can join with the old password until it retires)") }
+    }
+}
