@@ -1,4 +1,4 @@
-// Session rekeying on an established link (docs/protocol.md §3.8): a fresh X25519 exchange over
+// Session rekeying on an established link (docs/protocol.md §3.7): a fresh X25519 exchange over
 // the sealed gossip link, mixed into the previous chaining key, optionally with a PSK so a link
 // moves to a new network password without reconnecting.
 

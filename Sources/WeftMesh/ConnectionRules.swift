@@ -1,6 +1,6 @@
 import WeftWire
 
-// Connection rules of docs/protocol.md §3.7 that need no clock: reconnect backoff and which of
+// Connection rules of docs/protocol.md §3.9 that need no clock: reconnect backoff and which of
 // two simultaneous connections survives.
 
 /// Delay before the next dial attempt: `min(cap, base × 2^(failures−1))` times a random factor
@@ -32,7 +32,7 @@ public struct Backoff: Sendable, Equatable {
 }
 
 public enum DuplicateConnections {
-    /// Which of two connections between `local` and `remote` survives (§3.7: the one dialed by the
+    /// Which of two connections between `local` and `remote` survives (§3.9: the one dialed by the
     /// peer with the smaller name): true if the one `local` dialed (outbound) is kept. Both ends
     /// evaluate it with the names swapped and agree. For `local == remote` (a connection to self,
     /// refused anyway) it returns false.

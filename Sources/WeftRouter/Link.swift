@@ -15,7 +15,7 @@ protocol LinkDelegate: AnyObject {
     func link(_ link: Link, received type: UInt8, payload: [UInt8])
     /// The PSK to use for a handshake the remote started under `id`, nil if not in the keyring.
     func psk(for id: PSKID) -> PreSharedKey?
-    /// Rekeying (protocol.md §3.8): from now on accept sleeve packets of `epoch` under `keys`.
+    /// Rekeying (protocol.md §3.7): from now on accept sleeve packets of `epoch` under `keys`.
     func link(_ link: Link, acceptEpoch epoch: UInt8, keys: LinkKeys)
     /// From now on send sleeve packets with `epoch` under `keys`.
     func link(_ link: Link, sendEpoch epoch: UInt8, keys: LinkKeys)
@@ -23,7 +23,7 @@ protocol LinkDelegate: AnyObject {
     func linkRekeyEnded(_ link: Link, failure: String?)
 }
 
-/// Timings of the gossip link (protocol.md §3.6 and §3.7).
+/// Timings of the gossip link (protocol.md §3.6 and §3.9).
 enum LinkTimers {
     static let handshakeTimeout: TimeAmount = .seconds(5)
     static let keepaliveInterval: TimeAmount = .seconds(5)
@@ -343,7 +343,7 @@ final class Link: @unchecked Sendable {  // confined to the router's event loop
 
     func countUnknownMessage() { unknownMessages += 1 }
 
-    // MARK: rekeying (protocol.md §3.8)
+    // MARK: rekeying (protocol.md §3.7)
 
     private func sendKey(_ keys: LinkKeys) -> [UInt8] { isInitiator ? keys.tcpInitiatorToResponder : keys.tcpResponderToInitiator }
     private func receiveKey(_ keys: LinkKeys) -> [UInt8] { isInitiator ? keys.tcpResponderToInitiator : keys.tcpInitiatorToResponder }

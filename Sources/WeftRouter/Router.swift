@@ -32,7 +32,7 @@ struct InboundFailure {
     var at: NIODeadline
 }
 
-/// Per-source token bucket against connection floods (protocol.md §3.7).
+/// Per-source token bucket against connection floods (protocol.md §3.9).
 struct TokenBucket {
     var tokens: Double
     var last: NIODeadline

@@ -1,5 +1,5 @@
 // Messages of session rekeying and password rotation on the sealed gossip link
-// (docs/protocol.md §3.8, §3.9).
+// (docs/protocol.md §3.7, §3.8).
 
 /// REKEY_INIT: start epoch `epoch`; `pskId` all zero keeps the link's password, otherwise the
 /// link moves to that password (the responder must hold it as active or accepted).
