@@ -6,3 +6,5 @@
 #include <linux/if_link.h>
 #include <linux/if_addr.h>
 #include <linux/veth.h>
+// Open vSwitch kernel datapath (generic netlink families ovs_datapath/vport/flow/packet).
+#include <linux/openvswitch.h>

@@ -25,7 +25,11 @@ struct MessageBuilder {
     }
 
     func putString(_ type: Int, _ value: String) { mnl_attr_put_strz(nlh, UInt16(type), value) }
+    func putU16(_ type: Int, _ value: UInt16) { mnl_attr_put_u16(nlh, UInt16(type), value) }
     func putU32(_ type: Int, _ value: UInt32) { mnl_attr_put_u32(nlh, UInt16(type), value) }
+    func putU64(_ type: Int, _ value: UInt64) { mnl_attr_put_u64(nlh, UInt16(type), value) }
+    /// An attribute without payload (NLA_FLAG).
+    func putFlag(_ type: Int) { mnl_attr_put(nlh, UInt16(type), 0, nil) }
     func putBytes(_ type: Int, _ value: [UInt8]) {
         value.withUnsafeBytes { mnl_attr_put(nlh, UInt16(type), $0.count, $0.baseAddress) }
     }
@@ -98,7 +102,8 @@ private func doneCallback(_ nlh: UnsafePointer<nlmsghdr>?, _ data: UnsafeMutable
 /// (up to the ACK, error or NLMSG_DONE) are read before the next request starts.
 final class NetlinkSocket: @unchecked Sendable {
     private let socket: OpaquePointer
-    private let portID: UInt32
+    /// The socket's netlink port id (nl_pid), which the kernel addresses unicasts to.
+    let portID: UInt32
     private let sequence: Mutex<UInt32>
 
     init(bus: Int32) throws {
@@ -171,6 +176,68 @@ final class NetlinkSocket: @unchecked Sendable {
         }
     }
 
+    /// Asks for a receive buffer of `bytes` (SO_RCVBUFFORCE, which needs CAP_NET_ADMIN, else
+    /// SO_RCVBUF capped by net.core.rmem_max), so bursts of unsolicited messages are not dropped.
+    func setReceiveBuffer(_ bytes: Int32) {
+        let fd = mnl_socket_get_fd(socket)
+        var size = bytes
+        let length = socklen_t(MemoryLayout<Int32>.size)
+        if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, length) != 0 {
+            _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, length)
+        }
+    }
+
+    /// Reads unsolicited messages (kernel unicasts such as OVS upcalls, not replies to a request):
+    /// waits up to `timeoutMillis` (-1 = forever) for the first datagram, then takes every datagram
+    /// already queued, handing each data message to `onMessage` (valid only during the call).
+    /// Truncated datagrams are skipped and counted in the result; an ENOBUFS (the kernel dropped
+    /// messages because the receive buffer was full) is counted too and reading goes on.
+    /// Must not run concurrently with `request` on the same socket.
+    func receiveUnsolicited(timeoutMillis: Int32, buffer: UnsafeMutableRawBufferPointer,
+                            onMessage: (UnsafePointer<nlmsghdr>) -> Void) throws -> (truncated: Int, overflows: Int) {
+        let fd = mnl_socket_get_fd(socket)
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        while true {
+            let ready = poll(&pfd, 1, timeoutMillis)
+            if ready < 0 {
+                if errno == EINTR { continue }
+                throw NetlinkError(operation: "wait for netlink messages", errno: errno)
+            }
+            if ready == 0 { return (0, 0) }
+            break
+        }
+        return try withoutActuallyEscaping(onMessage) { onMessage in
+            try receiveQueued(fd: fd, buffer: buffer, onMessage: onMessage)
+        }
+    }
+
+    private func receiveQueued(fd: Int32, buffer: UnsafeMutableRawBufferPointer,
+                               onMessage: @escaping (UnsafePointer<nlmsghdr>) -> Void) throws -> (truncated: Int, overflows: Int) {
+        let ctx = ReplyContext(onMessage: onMessage)
+        let ctxPointer = Unmanaged.passUnretained(ctx).toOpaque()
+        var truncated = 0, overflows = 0
+        while true {
+            // MSG_TRUNC: the datagram's real length, so a cut-off message is recognised.
+            let n = recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT) | Int32(MSG_TRUNC))
+            if n < 0 {
+                switch errno {
+                case EINTR: continue
+                case EAGAIN: return (truncated, overflows)
+                case ENOBUFS: overflows += 1; continue
+                default: throw NetlinkError(operation: "receive netlink messages", errno: errno)
+                }
+            }
+            if n == 0 { return (truncated, overflows) }
+            if n > buffer.count { truncated += 1; continue }
+            // seq 0 and port 0 turn libmnl's sequence and port checks off; control messages
+            // (errors, DONE) are ignored here.
+            var controls: [mnl_cb_t?] = [nil, nil, nil, nil]
+            _ = controls.withUnsafeMutableBufferPointer { ctl in
+                mnl_cb_run2(buffer.baseAddress, n, 0, 0, dataCallback, ctxPointer, ctl.baseAddress, UInt32(ctl.count))
+            }
+        }
+    }
+
     /// Discards queued replies of `seq` until its NLMSG_DONE/NLMSG_ERROR, or until none are left.
     private func drain(seq: UInt32, buffer: UnsafeMutableRawPointer) {
         let fd = mnl_socket_get_fd(socket)
@@ -185,6 +252,17 @@ final class NetlinkSocket: @unchecked Sendable {
                 if current.pointee.nlmsg_seq == seq, type == NLMSG_DONE || type == NLMSG_ERROR { return }
                 nlh = UnsafePointer(mnl_nlmsg_next(current, &remaining))
             }
+        }
+    }
+}
+
+/// Runs a dump again when the kernel reports it was interrupted by a concurrent change
+/// (NLM_F_DUMP_INTR, surfaced as EINTR); `body` must start its result afresh.
+func retryingInterruptedDump(_ body: () throws -> Void) throws {
+    var attempt = 0
+    while true {
+        do { return try body() } catch let error as NetlinkError where error.errno == EINTR && attempt < 4 {
+            attempt += 1
         }
     }
 }

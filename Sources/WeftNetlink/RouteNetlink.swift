@@ -296,12 +296,7 @@ public final class RouteNetlink: @unchecked Sendable {
 
     /// Runs a dump again when the kernel reports it was interrupted by a concurrent change.
     private func dumpWithRetry(_ operation: String, _ body: () throws -> Void) throws {
-        var attempt = 0
-        while true {
-            do { return try body() } catch let error as NetlinkError where error.errno == EINTR && attempt < 4 {
-                attempt += 1
-            }
-        }
+        try retryingInterruptedDump(body)
     }
 
     private func withSysfs(_ link: LinkInfo) -> LinkInfo {

@@ -23,7 +23,8 @@ func ip(_ arguments: String..., allowFailure: Bool = false, file: StaticString =
     return String(decoding: stdout, as: UTF8.self)
 }
 
-/// A throwaway network namespace `wnl<random>` with an open fd and a RouteNetlink inside it.
+/// A throwaway network namespace `<prefix><random>` (prefix `wnl` unless given) with an open fd
+/// and a RouteNetlink inside it.
 final class TestNamespace {
     let name: String
     let fd: Int32
@@ -35,8 +36,8 @@ final class TestNamespace {
         self.netlink = netlink
     }
 
-    static func create() throws -> TestNamespace {
-        let name = "wnl" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+    static func create(prefix: String = "wnl") throws -> TestNamespace {
+        let name = prefix + String(UInt32.random(in: 0...UInt32.max), radix: 16)
         try ip("netns", "add", name)
         do {
             let fd = try NetworkNamespace.open(name: name)
@@ -59,13 +60,13 @@ final class TestNamespace {
 }
 
 /// Skips unless root; creates `count` namespaces, runs `body`, and deletes them whatever happens.
-func withNamespaces(_ count: Int, _ body: ([TestNamespace]) throws -> Void) throws {
+func withNamespaces(_ count: Int, prefix: String = "wnl", _ body: ([TestNamespace]) throws -> Void) throws {
     guard getuid() == 0 else {
         throw XCTSkip("needs root: creates network namespaces with `ip netns add`")
     }
     var namespaces: [TestNamespace] = []
     defer { namespaces.forEach { $0.delete() } }
-    for _ in 0..<count { namespaces.append(try TestNamespace.create()) }
+    for _ in 0..<count { namespaces.append(try TestNamespace.create(prefix: prefix)) }
     try body(namespaces)
 }
 
