@@ -222,7 +222,9 @@ extension Router {
         }
         keyring.add(psk, state: .accepted)
         saveKeyring()
-        let peers = Set(topology.peers.keys).subtracting([config.name])
+        // Waits for the peers reachable now; a known peer that is down is reported, not awaited.
+        let peers = routes.reachable.subtracting([config.name])
+        let known = Set(topology.peers.keys).subtracting([config.name])
         keyWork.acks[psk.id] = []
         for link in established.values where link.canRekey {
             link.send(type: MessageType.passwordOffer.rawValue, payload: PasswordOffer(psk: psk.key).encode())
@@ -254,8 +256,8 @@ extension Router {
                     "\(name) (\(self.topology.peers[name]?.nickname ?? "?"))" } }
                 let retireAt = Keyring.timestamp(Date().addingTimeInterval(grace))
                 let result = RotatePasswordResult(id: psk.id.description, previousId: old.id.description,
-                                                  acknowledged: names(acknowledged.intersection(peers)),
-                                                  missing: names(peers.subtracting(acknowledged)), retireAt: retireAt)
+                                                  acknowledged: names(acknowledged.intersection(known)),
+                                                  missing: names(known.subtracting(acknowledged)), retireAt: retireAt)
                 return (.ok, ControlHandler.encode(result))
             }
         }

@@ -21,9 +21,10 @@ struct SocketOption: ParsableArguments {
     var path: String { socket ?? ProcessInfo.processInfo.environment["WEFT_SOCKET"] ?? RouterConfig.defaultSocket }
 
     /// Performs a request and returns the body; prints the router's error and exits 1 otherwise.
-    func call(_ method: String, _ path: String, body: [UInt8] = []) throws -> [UInt8] {
+    func call(_ method: String, _ path: String, body: [UInt8] = [], timeoutSeconds: Int = 10) throws -> [UInt8] {
         do {
-            let (status, response) = try ControlClient(socketPath: self.path).request(method: method, path: path, body: body)
+            let client = ControlClient(socketPath: self.path, timeoutSeconds: timeoutSeconds)
+            let (status, response) = try client.request(method: method, path: path, body: body)
             guard (200..<300).contains(status) else {
                 let message = (try? JSONDecoder().decode(ControlError.self, from: Data(response)))?.error ?? "HTTP \(status)"
                 throw ValidationFailure("the router refused: \(message)")

@@ -36,7 +36,7 @@ struct RotateKey: ParsableCommand {
     @OptionGroup var socket: SocketOption
 
     func run() throws {
-        let body = try socket.call("POST", "/v1/rotate-key", body: try jsonBody(["peer": peer]))
+        let body = try socket.call("POST", "/v1/rotate-key", body: try jsonBody(["peer": peer]), timeoutSeconds: 60)
         if json { return FileHandle.standardOutput.write(Data(body)) }
         let results = try JSONDecoder().decode([RotateKeyResult].self, from: Data(body))
         if results.isEmpty { print("no established connections") }
@@ -114,7 +114,8 @@ struct RotatePassword: ParsableCommand {
         do { seconds = try DurationText.seconds(grace) } catch { throw ValidationFailure("--grace: \(error)") }
         let psk = try readNewPassword(file: file)
         struct Request: Encodable { var psk: String; var graceSeconds: Double }
-        let body = try socket.call("POST", "/v1/rotate-password", body: try jsonBody(Request(psk: Hex.encode(psk.key), graceSeconds: seconds)))
+        let body = try socket.call("POST", "/v1/rotate-password", body: try jsonBody(Request(psk: Hex.encode(psk.key), graceSeconds: seconds)),
+                                   timeoutSeconds: 120)
         if json { return FileHandle.standardOutput.write(Data(body)) }
         let r = try JSONDecoder().decode(RotatePasswordResult.self, from: Data(body))
         print("new password id \(r.id) is active (previous \(r.previousId ?? "none"), retired at \(r.retireAt ?? "-"))")

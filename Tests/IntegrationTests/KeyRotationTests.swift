@@ -116,4 +116,55 @@ final class KeyRotationTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(c.keyEpoch ?? 0, 3, "scheduled rekeys every 2 s plus the manual ones")
         XCTAssertEqual(c.counters?.dropBadTag, 0)
     }
+
+    /// A rotation while a peer is down finishes for the others and names the missing one; the
+    /// peer then joins with the old password during the grace period and is moved to the new
+    /// one. Two rotations started at once run one after the other.
+    func testPeerDownDuringRotationCatchesUpAndRotationsAreSerialized() throws {
+        try requireRoot()
+        let net = try TestNet(hosts: 3)
+        defer { net.cleanup() }
+        try net.launch(1)
+        try net.launch(2, peers: [1])
+        try net.launch(3, peers: [1])
+        for index in 1...3 { XCTAssertTrue(net.sleeveReady(index, peers: 2), "host \(index)") }
+        net.kill(3, signal: SIGTERM)
+        XCTAssertTrue(net.waitUntil(timeout: 5) { self.established(net, 1).count == 1 })
+        let file = try writePassword(net, "password while one was away")
+        let rotation = try Shell.run([binary("weft"), "rotate-password", "--file", file, "--grace", "5m", "--json",
+                                      "--socket", net.host(1).socket], check: false)
+        XCTAssertEqual(rotation.status, 0, rotation.output)
+        let result = try JSONDecoder().decode(RotatePasswordResult.self, from: Data(rotation.output.utf8))
+        XCTAssertEqual(result.acknowledged.count, 1)
+        XCTAssertEqual(result.missing.count, 1, "the stopped router is reported")
+        XCTAssertTrue(result.missing.first?.contains(net.nickname(3)) == true, rotation.output)
+        // Back with only the old password (a fresh data dir: no keyring): it joins and is moved.
+        try? FileManager.default.removeItem(atPath: net.host(3).dataDir)
+        try net.launch(3, peers: [1])
+        XCTAssertTrue(net.waitUntil(timeout: 15) {
+            let links = self.established(net, 3)
+            return links.count == 2 && links.allSatisfy { $0.pskId == result.id }
+        }, "\(established(net, 3))")
+
+        // Two rotations at once: both complete, one after the other; the later one is active.
+        let a = try writePassword(net, "first of two concurrent rotations")
+        let bPath = "\(net.directory)/second-password"
+        try Data("second of two concurrent rotations\n".utf8).write(to: URL(fileURLWithPath: bPath))
+        let first = try net.startBackground(namespace: net.host(1).namespace,
+                                            [binary("weft"), "rotate-password", "--file", a, "--grace", "5m", "--json", "--socket", net.host(1).socket],
+                                            output: "\(net.directory)/rot-a.json")
+        let second = try net.startBackground(namespace: net.host(1).namespace,
+                                             [binary("weft"), "rotate-password", "--file", bPath, "--grace", "5m", "--json", "--socket", net.host(1).socket],
+                                             output: "\(net.directory)/rot-b.json")
+        XCTAssertTrue(net.waitUntil(timeout: 30) { !first.isRunning && !second.isRunning })
+        XCTAssertEqual(first.terminationStatus, 0)
+        XCTAssertEqual(second.terminationStatus, 0)
+        let list = try JSONDecoder().decode([PasswordInfo].self, from: Data(try net.cli(1, ["password", "list", "--json"]).output.utf8))
+        XCTAssertEqual(list.filter { $0.state == .active }.count, 1)
+        XCTAssertEqual(list.count, 4, "launch password, the rotation, and the two concurrent ones")
+        XCTAssertTrue(net.waitUntil(timeout: 10) {
+            let active = list.first { $0.state == .active }!.id
+            return (1...3).allSatisfy { index in self.established(net, index).allSatisfy { $0.pskId == active } }
+        })
+    }
 }
