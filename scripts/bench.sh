@@ -203,6 +203,9 @@ setup_weft() {  # extra launch flags...
   case " $* " in *" --trusted-subnets "*) encrypted=false ;; esac
   weft_ready 1 $encrypted
   weft_ready 2 $encrypted
+  sample - note "cipher: $("$WEFT" status connections --json --socket "$DIR/h1.sock" | python3 -c '
+import json, sys
+print(next(c for c in json.load(sys.stdin) if c["state"] == "established").get("cipher") or "none")')"
   for i in 1 2; do
     netns_add "$P-w$i"
     "$WEFT" attach "$P-w$i" "10.47.0.$i/24" --socket "$DIR/h$i.sock" >/dev/null
@@ -313,7 +316,10 @@ per_run, per_case = {}, {}
 for line in open(samples):
     case, run, metric, value = line.rstrip("\n").split("\t")
     if run == "-":
-        per_case.setdefault(case, {})[metric] = float(value)
+        try:
+            per_case.setdefault(case, {})[metric] = float(value)
+        except ValueError:
+            per_case.setdefault(case, {})[metric] = value
     else:
         per_run.setdefault(case, {}).setdefault(metric, []).append(float(value))
 
@@ -336,11 +342,14 @@ COLUMNS = [
     ("tunnel process CPU s / run", lambda c: med(c, "proc_cpu_s"), "{:.1f}"),
     ("ping idle p50 ms", lambda c: med(c, "ping_idle_p50_ms"), "{:.3f}"),
     ("tunnel process peak RSS MiB", lambda c: med(c, "proc_peak_rss_mib"), "{:.1f}"),
+    ("notes", lambda c: per_case.get(c, {}).get("note"), "{}"),
 ]
 
 def cell(value, fmt):
     if value is None:
         return "–"
+    if isinstance(value, str):
+        return value
     if isinstance(value, list):
         return " / ".join("%.2f" % v for v in value)
     return fmt.format(value)
