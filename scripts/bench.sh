@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # `make bench`: single-stream iperf3 throughput between two hosts (network namespaces on an
 # underlay switch namespace) through raw veth, the kernel VXLAN device, wireguard-go and Weft's
-# encrypted and unencrypted sleeve, side by side in one run on one machine. Prints a table
-# (median of BENCH_RUNS runs) with ratios to wireguard-go and writes it as Markdown to
-# $BENCH_RESULTS (bench-results.md).
+# encrypted and unencrypted sleeve, side by side in one run on one machine. All cases are set up
+# at once and the runs go round-robin over them (run 1 of every case, then run 2, ...), so that
+# load from elsewhere on a shared machine does not land on one case only. Prints a table (median
+# of BENCH_RUNS runs) with ratios to wireguard-go and writes it as Markdown to $BENCH_RESULTS
+# (bench-results.md).
 #
 # Knobs: BENCH_SECONDS (10), BENCH_RUNS (3), BENCH_CASES (all: "veth vxlan wireguard-go
 # weft-enc weft-clear"), BENCH_RESULTS (bench-results.md), WEFT (.build/release/weft).
@@ -52,6 +54,7 @@ ours_alive() {
   stat=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null) || return 1
   [ "$(cut -d' ' -f20 <<<"$stat")" = "$st" ] && [ "$(cut -d' ' -f1 <<<"$stat")" != Z ]
 }
+running() { local stat; stat=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) && [ "${stat%% *}" != Z ]; }
 # start_bg NETNS LOG CMD...: runs CMD in NETNS in the background (ip netns exec execs, so $! is
 # CMD's own pid); sets BG_PID.
 start_bg() {
@@ -81,8 +84,16 @@ del_namespaces() {
 }
 teardown() { stop_started; del_namespaces; }
 
+PREPARING=""
 cleanup() {
+  local status=$?
   trap - EXIT INT TERM
+  if [ -n "$PREPARING" ]; then
+    echo "bench: setting up $PREPARING failed (exit $status); its logs:" >&2
+    for f in "$DIR/$PREPARING"-*.log; do
+      [ -s "$f" ] && { echo "== $f" >&2; tail -n 20 "$f" >&2; }
+    done
+  fi
   teardown
   rm -rf "$DIR"
 }
@@ -93,18 +104,18 @@ trap 'exit 130' INT TERM
 
 netns_add() { ip netns add "$1"; ip -n "$1" link set lo up; ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1; }
 
-# Two hosts $P-h1, $P-h2 with eth0 198.18.0.1/24, .2/24 (MTU 1500) on a bridge in $P-sw.
+# Two hosts $N-h1, $N-h2 with eth0 198.18.0.1/24, .2/24 (MTU 1500) on a bridge in $N-sw.
 underlay() {
   local i
-  netns_add "$P-sw"
-  ip -n "$P-sw" link add br0 type bridge
-  ip -n "$P-sw" link set br0 up
+  netns_add "$N-sw"
+  ip -n "$N-sw" link add br0 type bridge
+  ip -n "$N-sw" link set br0 up
   for i in 1 2; do
-    netns_add "$P-h$i"
-    ip -n "$P-sw" link add "${P}h$i" type veth peer name eth0 netns "$P-h$i"
-    ip -n "$P-sw" link set "${P}h$i" master br0 mtu 1500 up
-    ip -n "$P-h$i" link set eth0 mtu 1500 up
-    ip -n "$P-h$i" addr add "198.18.0.$i/24" dev eth0
+    netns_add "$N-h$i"
+    ip -n "$N-sw" link add "${P}h$i" type veth peer name eth0 netns "$N-h$i"
+    ip -n "$N-sw" link set "${P}h$i" master br0 mtu 1500 up
+    ip -n "$N-h$i" link set eth0 mtu 1500 up
+    ip -n "$N-h$i" addr add "198.18.0.$i/24" dev eth0
   done
 }
 
@@ -118,22 +129,22 @@ wait_ping() {  # NETNS ADDRESS: until one ping answers (15 s)
 # (pids of the userspace data plane: its CPU time and peak RSS are reported).
 
 setup_veth() {
-  netns_add "$P-h1"; netns_add "$P-h2"
-  ip -n "$P-h1" link add eth0 type veth peer name eth0 netns "$P-h2"
-  ip -n "$P-h1" addr add 198.18.0.1/24 dev eth0; ip -n "$P-h1" link set eth0 up
-  ip -n "$P-h2" addr add 198.18.0.2/24 dev eth0; ip -n "$P-h2" link set eth0 up
-  CLIENT_NS=$P-h1 SERVER_NS=$P-h2 SERVER_ADDR=198.18.0.2 PROCS=""
+  netns_add "$N-h1"; netns_add "$N-h2"
+  ip -n "$N-h1" link add eth0 type veth peer name eth0 netns "$N-h2"
+  ip -n "$N-h1" addr add 198.18.0.1/24 dev eth0; ip -n "$N-h1" link set eth0 up
+  ip -n "$N-h2" addr add 198.18.0.2/24 dev eth0; ip -n "$N-h2" link set eth0 up
+  CLIENT_NS=$N-h1 SERVER_NS=$N-h2 SERVER_ADDR=198.18.0.2 PROCS=""
 }
 
 setup_vxlan() {
   underlay
   local i
   for i in 1 2; do
-    ip -n "$P-h$i" link add vxlan42 type vxlan id 42 dstport 4789 remote "198.18.0.$((3 - i))" dev eth0
-    ip -n "$P-h$i" link set vxlan42 mtu 1450 up
-    ip -n "$P-h$i" addr add "10.48.0.$i/24" dev vxlan42
+    ip -n "$N-h$i" link add vxlan42 type vxlan id 42 dstport 4789 remote "198.18.0.$((3 - i))" dev eth0
+    ip -n "$N-h$i" link set vxlan42 mtu 1450 up
+    ip -n "$N-h$i" addr add "10.48.0.$i/24" dev vxlan42
   done
-  CLIENT_NS=$P-h1 SERVER_NS=$P-h2 SERVER_ADDR=10.48.0.2 PROCS=""
+  CLIENT_NS=$N-h1 SERVER_NS=$N-h2 SERVER_ADDR=10.48.0.2 PROCS=""
 }
 
 setup_wireguard-go() {
@@ -148,26 +159,29 @@ setup_wireguard-go() {
   for i in 1 2; do
     # Interface names are unique per run: the UAPI socket /var/run/wireguard/NAME.sock is not
     # per namespace.
-    start_bg "$P-h$i" "$DIR/wg/h$i.log" env WG_PROCESS_FOREGROUND=1 wireguard-go "${P}g$i"
+    start_bg "$N-h$i" "$DIR/$CASE-h$i.log" env WG_PROCESS_FOREGROUND=1 wireguard-go "${P}g$i"
     PROCS="$PROCS $BG_PID"
   done
   for i in 1 2; do
     local j=$((3 - i)) n
     for n in $(seq 50); do [ -S "/var/run/wireguard/${P}g$i.sock" ] && break; sleep 0.1; done
-    ip netns exec "$P-h$i" wg set "${P}g$i" listen-port 51820 private-key "$DIR/wg/key$i" \
+    ip netns exec "$N-h$i" wg set "${P}g$i" listen-port 51820 private-key "$DIR/wg/key$i" \
       peer "$(cat "$DIR/wg/pub$j")" allowed-ips 10.49.0.0/24 endpoint "198.18.0.$j:51820"
-    ip -n "$P-h$i" addr add "10.49.0.$i/24" dev "${P}g$i"
-    ip -n "$P-h$i" link set "${P}g$i" mtu 1420 up
+    ip -n "$N-h$i" addr add "10.49.0.$i/24" dev "${P}g$i"
+    ip -n "$N-h$i" link set "${P}g$i" mtu 1420 up
   done
-  CLIENT_NS=$P-h1 SERVER_NS=$P-h2 SERVER_ADDR=10.49.0.2
+  CLIENT_NS=$N-h1 SERVER_NS=$N-h2 SERVER_ADDR=10.49.0.2
 }
 
 # Waits until router `i` shows an established sleeve connection with reason null and the
 # expected `encrypted` (true/false).
 weft_ready() {
-  local i=$1 encrypted=$2 n
+  local i=$1 encrypted=$2 n pid
   for n in $(seq 100); do
-    if "$WEFT" status connections --json --socket "$DIR/h$i.sock" 2>/dev/null | python3 -c '
+    for pid in $PROCS; do
+      running "$pid" || { echo "bench: $CASE: router $pid exited" >&2; return 1; }
+    done
+    if "$WEFT" status connections --json --socket "$DIR/$CASE-h$i.sock" 2>/dev/null | python3 -c '
 import json, sys
 want = sys.argv[1] == "true"
 try:
@@ -182,9 +196,8 @@ if ok[0].get("encrypted") != want:
 ' "$encrypted"; then return 0; fi
     sleep 0.2
   done
-  echo "bench: router h$i has no ready sleeve connection; status and logs:" >&2
-  "$WEFT" status connections --json --socket "$DIR/h$i.sock" >&2 || true
-  tail -n 20 "$DIR"/h*.log >&2 || true
+  echo "bench: router h$i has no ready sleeve connection; its status:" >&2
+  "$WEFT" status connections --json --socket "$DIR/$CASE-h$i.sock" >&2 || true
   return 1
 }
 
@@ -195,22 +208,22 @@ setup_weft() {  # extra launch flags...
   for i in 1 2; do
     local peers=()
     [ "$i" = 2 ] && peers=(198.18.0.1)
-    start_bg "$P-h$i" "$DIR/h$i.log" "$WEFT" launch --nickname "bench$i" --socket "$DIR/h$i.sock" \
-      --data-dir "$DIR/h$i" "$@" "${peers[@]}"
+    start_bg "$N-h$i" "$DIR/$CASE-h$i.log" "$WEFT" launch --nickname "bench$i" --socket "$DIR/$CASE-h$i.sock" \
+      --data-dir "$DIR/$CASE-h$i" "$@" "${peers[@]}"
     PROCS="$PROCS $BG_PID"
   done
   local encrypted=true
   case " $* " in *" --trusted-subnets "*) encrypted=false ;; esac
   weft_ready 1 $encrypted
   weft_ready 2 $encrypted
-  sample - note "cipher: $("$WEFT" status connections --json --socket "$DIR/h1.sock" | python3 -c '
+  sample - note "cipher: $("$WEFT" status connections --json --socket "$DIR/$CASE-h1.sock" | python3 -c '
 import json, sys
 print(next(c for c in json.load(sys.stdin) if c["state"] == "established").get("cipher") or "none")')"
   for i in 1 2; do
-    netns_add "$P-w$i"
-    "$WEFT" attach "$P-w$i" "10.47.0.$i/24" --socket "$DIR/h$i.sock" >/dev/null
+    netns_add "$N-w$i"
+    "$WEFT" attach "$N-w$i" "10.47.0.$i/24" --socket "$DIR/$CASE-h$i.sock" >/dev/null
   done
-  CLIENT_NS=$P-w1 SERVER_NS=$P-w2 SERVER_ADDR=10.47.0.2
+  CLIENT_NS=$N-w1 SERVER_NS=$N-w2 SERVER_ADDR=10.47.0.2
 }
 setup_weft-enc() { setup_weft; }
 setup_weft-clear() { setup_weft --trusted-subnets 198.18.0.0/24; }
@@ -240,61 +253,74 @@ procs_hwm_kib() {  # largest VmHWM of PROCS
   echo $max
 }
 
-measure() {
-  local run busy0 total0 busy1 total1 t0 t1 json
+# Phase 1 for one case: topology, data plane, reachability, iperf3 server. What later phases
+# need is handed on in $DIR/CASE.env.
+prepare() {
+  N=$P-$CASE
+  "setup_$CASE"
   wait_ping "$CLIENT_NS" "$SERVER_ADDR"
-  # Idle round-trip time: 20 pings, 50 ms apart, before any load.
-  ip netns exec "$CLIENT_NS" ping -c 20 -i 0.05 -W 1 "$SERVER_ADDR" >"$DIR/$CASE-ping-idle.txt" || true
-  sample - ping_idle_p50_ms "$(python3 -c '
-import re, statistics, sys
-t = [float(x) for x in re.findall(r"time=([0-9.]+)", open(sys.argv[1]).read())]
-print(statistics.median(t) if t else "nan")' "$DIR/$CASE-ping-idle.txt")"
-
   start_bg "$SERVER_NS" "$DIR/$CASE-iperf-server.log" iperf3 -s -B "$SERVER_ADDR"
   local n
   for n in $(seq 50); do
     ip netns exec "$SERVER_NS" ss -Htln 'sport = :5201' | grep -q . && break
     sleep 0.1
   done
-  for run in $(seq "$RUNS"); do
-    json=$DIR/$CASE-run$run.json
-    read -r busy0 total0 < <(cpu_jiffies)
-    t0=$(procs_ticks)
-    ip netns exec "$CLIENT_NS" iperf3 -c "$SERVER_ADDR" -t "$SECONDS_PER_RUN" -J >"$json" || true
-    read -r busy1 total1 < <(cpu_jiffies)
-    t1=$(procs_ticks)
-    local bps
-    bps=$(python3 -c '
-import json, sys
-d = json.load(open(sys.argv[1]))
-if "error" in d: sys.exit("bench: iperf3: " + d["error"])
-print(d["end"]["sum_received"]["bits_per_second"])' "$json")
-    sample "$run" gbps "$(python3 -c "print($bps / 1e9)")"
-    sample "$run" cpu_pct "$(python3 -c "print(100 * $((busy1 - busy0)) / max(1, $((total1 - total0))))")"
-    [ -n "$PROCS" ] && sample "$run" proc_cpu_s "$(python3 -c "print($((t1 - t0)) / $CLK_TCK)")"
-    printf 'bench: %-12s run %d/%d: %6.2f Gbit/s\n' "$CASE" "$run" "$RUNS" "$(python3 -c "print($bps / 1e9)")"
-  done
-  [ -n "$PROCS" ] && sample - proc_peak_rss_mib "$(python3 -c "print($(procs_hwm_kib) / 1024)")"
-  return 0
+  printf 'CLIENT_NS=%q SERVER_NS=%q SERVER_ADDR=%q PROCS=%q\n' "$CLIENT_NS" "$SERVER_NS" "$SERVER_ADDR" "$PROCS" >"$DIR/$CASE.env"
 }
 
-run_case() {
-  CASE=$1
-  echo "bench: $CASE: setting up"
-  local rc=0
+# Phase 2: idle round-trip time, 20 pings 50 ms apart, while nothing else is running.
+ping_idle() {
+  ip netns exec "$CLIENT_NS" ping -c 20 -i 0.05 -W 1 "$SERVER_ADDR" >"$DIR/$CASE-ping-idle.txt" || true
+  sample - ping_idle_p50_ms "$(python3 -c '
+import re, statistics, sys
+t = [float(x) for x in re.findall(r"time=([0-9.]+)", open(sys.argv[1]).read())]
+print(statistics.median(t) if t else "nan")' "$DIR/$CASE-ping-idle.txt")"
+}
+
+# Phase 3: one iperf3 run ($1 = run number) with machine CPU and data-plane process CPU.
+iperf_run() {
+  local run=$1 busy0 total0 busy1 total1 t0 t1 bps json=$DIR/$CASE-run$1.json
+  read -r busy0 total0 < <(cpu_jiffies)
+  t0=$(procs_ticks)
+  ip netns exec "$CLIENT_NS" iperf3 -c "$SERVER_ADDR" -t "$SECONDS_PER_RUN" -J >"$json" || true
+  read -r busy1 total1 < <(cpu_jiffies)
+  t1=$(procs_ticks)
+  bps=$(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+if "error" in d: sys.exit("bench: %s: iperf3: %s" % (sys.argv[2], d["error"]))
+print(d["end"]["sum_received"]["bits_per_second"])' "$json" "$CASE")
+  sample "$run" gbps "$(python3 -c "print($bps / 1e9)")"
+  sample "$run" cpu_pct "$(python3 -c "print(100 * $((busy1 - busy0)) / max(1, $((total1 - total0))))")"
+  if [ -n "$PROCS" ]; then sample "$run" proc_cpu_s "$(python3 -c "print($((t1 - t0)) / $CLK_TCK)")"; fi
+  printf 'bench: run %d/%d  %-12s %6.2f Gbit/s\n' "$run" "$RUNS" "$CASE" "$(python3 -c "print($bps / 1e9)")"
+}
+
+# Phase 4: per-case values read at the end (peak RSS of the data-plane processes).
+finish() {
+  if [ -n "$PROCS" ]; then sample - proc_peak_rss_mib "$(python3 -c "print($(procs_hwm_kib) / 1024)")"; fi
+}
+
+# step CASE FUNCTION ARGS...: runs one later phase of a case (one that starts no process) in a
+# subshell with errexit; a failure marks the case failed (it is left out of the following phases)
+# and the bench goes on with the others.
+step() {
+  CASE=$1; shift
+  [ -e "$DIR/$CASE.failed" ] && return 0
+  local rc
   set +e
   (
     set -e
-    "setup_$CASE"
-    measure
+    if [ -e "$DIR/$CASE.env" ]; then source "$DIR/$CASE.env"; fi
+    "$@"
   )
   rc=$?
   set -e
   if [ $rc -ne 0 ]; then
+    touch "$DIR/$CASE.failed"
     sample - failed 1
-    echo "bench: $CASE failed (exit $rc)" >&2
+    echo "bench: $CASE failed in $1 (exit $rc)" >&2
   fi
-  teardown
 }
 
 # --- report --------------------------------------------------------------------------------
@@ -388,8 +414,9 @@ with open(results, "w") as out:
     out.write("- %s; %s; wireguard-go %s; weft %s (%s)\n" % (
         sh("swift --version 2>&1 | head -1"), sh("iperf3 --version | head -1"),
         sh("dpkg-query -W -f='${Version}' wireguard-go"), sh("git rev-parse --short HEAD"), weft))
-    out.write("- iperf3 single stream, %s s per run, %s runs, median; load average before the run: %s\n\n" % (
-        secs, runs, os.environ.get("BENCH_LOADAVG", "?")))
+    out.write("- iperf3 single stream, %s s per run, %s runs taken round-robin over the cases, median\n" % (secs, runs))
+    out.write("- load average (1/5/15 min) before: %s, after: %s\n\n" % (
+        os.environ.get("BENCH_LOADAVG", "?"), os.environ.get("BENCH_LOADAVG_AFTER", "?")))
     out.write("| " + " | ".join(headers) + " |\n")
     out.write("|" + "|".join("---" for _ in headers) + "|\n")
     for r in rows:
@@ -407,6 +434,24 @@ export BENCH_LOADAVG
 BENCH_LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "bench: cases: $CASES; $RUNS × $SECONDS_PER_RUN s each; prefix $P; load average $BENCH_LOADAVG"
 start=$(date +%s)
-for c in $CASES; do run_case "$c"; done
-report
+# Every case is set up first and stays up; the runs then go round the cases in turn, so that
+# load from elsewhere on a shared machine spreads over all cases instead of hitting one.
+# Set-up runs in this shell, not a subshell: the processes it starts stay our children, so they
+# are reaped when stopped. A set-up failure ends the bench (cleanup shows that case's logs).
+for c in $CASES; do
+  echo "bench: setting up $c"
+  CASE=$c PREPARING=$c
+  prepare
+  PREPARING=""
+done
+for c in $CASES; do step "$c" ping_idle; done
+for run in $(seq "$RUNS"); do
+  for c in $CASES; do step "$c" iperf_run "$run"; done
+done
+for c in $CASES; do step "$c" finish; done
+BENCH_LOADAVG_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+export BENCH_LOADAVG_AFTER
+status=0
+report || status=$?
 echo "bench: done in $(( $(date +%s) - start )) s"
+exit $status
