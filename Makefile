@@ -1,9 +1,9 @@
 # The two set-up commands of README.md: `make demo` and `make test`. Both install what is
-# missing first. Other targets: build, release, unit, integration, clean.
+# missing first. Other targets: build, release, unit, integration, bench, clean.
 SWIFT ?= swift
 BIN_DIR := $(shell pwd)/.build/debug
 
-.PHONY: all deps build release test unit integration demo clean
+.PHONY: all deps build release test unit integration demo bench clean
 
 all: build
 
@@ -33,6 +33,11 @@ integration: deps
 
 demo: build
 	WEFT=$(BIN_DIR)/weft scripts/demo.sh
+
+# Throughput side by side (raw veth, kernel VXLAN, wireguard-go, Weft sleeve) with the release
+# build; root. Knobs: BENCH_SECONDS, BENCH_RUNS, BENCH_CASES (see scripts/bench.sh).
+bench: release
+	WEFT=$(shell pwd)/.build/release/weft scripts/bench.sh
 
 clean:
 	rm -rf .build

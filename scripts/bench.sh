@@ -1,0 +1,457 @@
+#!/usr/bin/env bash
+# `make bench`: single-stream iperf3 throughput between two hosts (network namespaces on an
+# underlay switch namespace) through raw veth, the kernel VXLAN device, wireguard-go and Weft's
+# encrypted and unencrypted sleeve, side by side in one run on one machine. All cases are set up
+# at once and the runs go round-robin over them (run 1 of every case, then run 2, ...), so that
+# load from elsewhere on a shared machine does not land on one case only. Prints a table (median
+# of BENCH_RUNS runs) with ratios to wireguard-go and writes it as Markdown to $BENCH_RESULTS
+# (bench-results.md).
+#
+# Knobs: BENCH_SECONDS (10), BENCH_RUNS (3), BENCH_CASES (all: "veth vxlan wireguard-go
+# weft-enc weft-clear"), BENCH_RESULTS (bench-results.md), WEFT (.build/release/weft).
+#
+# Everything it creates carries the prefix wb<pid>: namespaces, interface names, the temp dir,
+# wireguard-go's UAPI sockets. It never touches the root namespace's interfaces and only signals
+# processes it started (pid and start time recorded at start, checked before every signal).
+#
+# How measurements flow: each case records raw samples, one line each, into $DIR/samples.tsv
+# ("case<TAB>run<TAB>metric<TAB>value"; run is "-" for per-case values). The report at the end
+# (python3) turns them into the table; to add a column, record a new metric and add one line to
+# COLUMNS in report().
+set -euo pipefail
+
+WEFT=${WEFT:-.build/release/weft}
+SECONDS_PER_RUN=${BENCH_SECONDS:-10}
+RUNS=${BENCH_RUNS:-3}
+ALL_CASES="veth vxlan wireguard-go weft-enc weft-clear"
+CASES=${BENCH_CASES:-$ALL_CASES}
+RESULTS=${BENCH_RESULTS:-bench-results.md}
+
+[ "$(id -u)" -eq 0 ] || { echo "bench: run as root (it creates network namespaces)" >&2; exit 1; }
+for c in $CASES; do
+  case " $ALL_CASES " in *" $c "*) ;; *) echo "bench: unknown case '$c' (known: $ALL_CASES)" >&2; exit 1 ;; esac
+done
+need() { command -v "$1" >/dev/null || { echo "bench: $1 missing; run scripts/install-deps.sh" >&2; exit 1; }; }
+need iperf3; need python3; need ip; need ping
+case " $CASES " in *" wireguard-go "*) need wireguard-go; need wg ;; esac
+case " $CASES " in *" weft-"*) [ -x "$WEFT" ] || { echo "bench: $WEFT not built; run make release" >&2; exit 1; } ;; esac
+WEFT=$(readlink -f "$WEFT" || echo "$WEFT")
+
+P=wb$$
+DIR=$(mktemp -d "/tmp/weft-bench-$P.XXXXXX")
+SAMPLES=$DIR/samples.tsv
+: >"$SAMPLES"
+: >"$DIR/pids"
+CLK_TCK=$(getconf CLK_TCK)
+export WEFT_PASSWORD="weft bench password, not for production"
+
+# --- processes we started: "pid starttime" lines in $DIR/pids -------------------------------
+
+starttime() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }
+# True while `pid` is the very process we started (same start time) and not yet a zombie.
+ours_alive() {
+  local pid=$1 st=$2 stat
+  stat=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null) || return 1
+  [ "$(cut -d' ' -f20 <<<"$stat")" = "$st" ] && [ "$(cut -d' ' -f1 <<<"$stat")" != Z ]
+}
+running() { local stat; stat=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) && [ "${stat%% *}" != Z ]; }
+# start_bg NETNS LOG CMD...: runs CMD in NETNS in the background (ip netns exec execs, so $! is
+# CMD's own pid); sets BG_PID.
+start_bg() {
+  local ns=$1 log=$2; shift 2
+  ip netns exec "$ns" "$@" >"$log" 2>&1 &
+  BG_PID=$!
+  echo "$BG_PID $(starttime "$BG_PID")" >>"$DIR/pids"
+}
+stop_started() {
+  local pid st i
+  [ -s "$DIR/pids" ] || return 0
+  while read -r pid st; do ours_alive "$pid" "$st" && kill -TERM "$pid" 2>/dev/null || true; done <"$DIR/pids"
+  for i in $(seq 50); do
+    local any=0
+    while read -r pid st; do ours_alive "$pid" "$st" && any=1; done <"$DIR/pids"
+    [ $any = 0 ] && break
+    sleep 0.1
+  done
+  while read -r pid st; do ours_alive "$pid" "$st" && kill -KILL "$pid" 2>/dev/null || true; done <"$DIR/pids"
+  while read -r pid st; do wait "$pid" 2>/dev/null || true; done <"$DIR/pids"
+  : >"$DIR/pids"
+}
+del_namespaces() {
+  local ns
+  for ns in $(ip netns list | awk '{print $1}' | grep -e "^$P-" || true); do ip netns del "$ns" 2>/dev/null || true; done
+  rm -f /var/run/wireguard/"$P"g1.sock /var/run/wireguard/"$P"g2.sock
+}
+teardown() { stop_started; del_namespaces; }
+
+PREPARING=""
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  if [ -n "$PREPARING" ]; then
+    echo "bench: setting up $PREPARING failed (exit $status); its logs:" >&2
+    for f in "$DIR/$PREPARING"-*.log; do
+      [ -s "$f" ] && { echo "== $f" >&2; tail -n 20 "$f" >&2; }
+    done
+  fi
+  teardown
+  rm -rf "$DIR"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- topology ------------------------------------------------------------------------------
+
+netns_add() { ip netns add "$1"; ip -n "$1" link set lo up; ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1; }
+
+# Two hosts $N-h1, $N-h2 with eth0 198.18.0.1/24, .2/24 (MTU 1500) on a bridge in $N-sw.
+underlay() {
+  local i
+  netns_add "$N-sw"
+  ip -n "$N-sw" link add br0 type bridge
+  ip -n "$N-sw" link set br0 up
+  for i in 1 2; do
+    netns_add "$N-h$i"
+    ip -n "$N-sw" link add "${P}h$i" type veth peer name eth0 netns "$N-h$i"
+    ip -n "$N-sw" link set "${P}h$i" master br0 mtu 1500 up
+    ip -n "$N-h$i" link set eth0 mtu 1500 up
+    ip -n "$N-h$i" addr add "198.18.0.$i/24" dev eth0
+  done
+}
+
+wait_ping() {  # NETNS ADDRESS: until one ping answers (15 s)
+  local i
+  for i in $(seq 75); do ip netns exec "$1" ping -c 1 -W 1 "$2" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  echo "bench: $2 not reachable from $1" >&2; return 1
+}
+
+# Each setup_<case> builds its topology and sets CLIENT_NS, SERVER_NS, SERVER_ADDR and PROCS
+# (pids of the userspace data plane: its CPU time and peak RSS are reported).
+
+setup_veth() {
+  netns_add "$N-h1"; netns_add "$N-h2"
+  ip -n "$N-h1" link add eth0 type veth peer name eth0 netns "$N-h2"
+  ip -n "$N-h1" addr add 198.18.0.1/24 dev eth0; ip -n "$N-h1" link set eth0 up
+  ip -n "$N-h2" addr add 198.18.0.2/24 dev eth0; ip -n "$N-h2" link set eth0 up
+  CLIENT_NS=$N-h1 SERVER_NS=$N-h2 SERVER_ADDR=198.18.0.2 PROCS=""
+}
+
+setup_vxlan() {
+  underlay
+  local i
+  for i in 1 2; do
+    ip -n "$N-h$i" link add vxlan42 type vxlan id 42 dstport 4789 remote "198.18.0.$((3 - i))" dev eth0
+    ip -n "$N-h$i" link set vxlan42 mtu 1450 up
+    ip -n "$N-h$i" addr add "10.48.0.$i/24" dev vxlan42
+  done
+  CLIENT_NS=$N-h1 SERVER_NS=$N-h2 SERVER_ADDR=10.48.0.2 PROCS=""
+}
+
+setup_wireguard-go() {
+  underlay
+  local i key pub1 pub2
+  mkdir -p "$DIR/wg"
+  for i in 1 2; do
+    (umask 077; wg genkey >"$DIR/wg/key$i")
+    wg pubkey <"$DIR/wg/key$i" >"$DIR/wg/pub$i"
+  done
+  PROCS=""
+  for i in 1 2; do
+    # Interface names are unique per run: the UAPI socket /var/run/wireguard/NAME.sock is not
+    # per namespace.
+    start_bg "$N-h$i" "$DIR/$CASE-h$i.log" env WG_PROCESS_FOREGROUND=1 wireguard-go "${P}g$i"
+    PROCS="$PROCS $BG_PID"
+  done
+  for i in 1 2; do
+    local j=$((3 - i)) n
+    for n in $(seq 50); do [ -S "/var/run/wireguard/${P}g$i.sock" ] && break; sleep 0.1; done
+    ip netns exec "$N-h$i" wg set "${P}g$i" listen-port 51820 private-key "$DIR/wg/key$i" \
+      peer "$(cat "$DIR/wg/pub$j")" allowed-ips 10.49.0.0/24 endpoint "198.18.0.$j:51820"
+    ip -n "$N-h$i" addr add "10.49.0.$i/24" dev "${P}g$i"
+    ip -n "$N-h$i" link set "${P}g$i" mtu 1420 up
+  done
+  CLIENT_NS=$N-h1 SERVER_NS=$N-h2 SERVER_ADDR=10.49.0.2
+}
+
+# Waits until router `i` shows an established sleeve connection with reason null and the
+# expected `encrypted` (true/false).
+weft_ready() {
+  local i=$1 encrypted=$2 n pid
+  for n in $(seq 100); do
+    for pid in $PROCS; do
+      running "$pid" || { echo "bench: $CASE: router $pid exited" >&2; return 1; }
+    done
+    if "$WEFT" status connections --json --socket "$DIR/$CASE-h$i.sock" 2>/dev/null | python3 -c '
+import json, sys
+want = sys.argv[1] == "true"
+try:
+    doc = json.load(sys.stdin)
+except ValueError:
+    sys.exit(1)  # the router is not answering yet
+conns = doc if isinstance(doc, list) else doc.get("connections", [])
+ok = [c for c in conns if c.get("state") == "established" and c.get("mode") == "sleeve" and c.get("reason") is None]
+if not ok: sys.exit(1)
+if ok[0].get("encrypted") != want:
+    sys.exit("bench: connection encrypted=%s, expected %s" % (ok[0].get("encrypted"), want))
+' "$encrypted"; then return 0; fi
+    sleep 0.2
+  done
+  echo "bench: router h$i has no ready sleeve connection; its status:" >&2
+  "$WEFT" status connections --json --socket "$DIR/$CASE-h$i.sock" >&2 || true
+  return 1
+}
+
+setup_weft() {  # extra launch flags...
+  underlay
+  local i
+  PROCS=""
+  for i in 1 2; do
+    local peers=()
+    [ "$i" = 2 ] && peers=(198.18.0.1)
+    start_bg "$N-h$i" "$DIR/$CASE-h$i.log" "$WEFT" launch --nickname "bench$i" --socket "$DIR/$CASE-h$i.sock" \
+      --data-dir "$DIR/$CASE-h$i" "$@" "${peers[@]}"
+    PROCS="$PROCS $BG_PID"
+  done
+  local encrypted=true
+  case " $* " in *" --trusted-subnets "*) encrypted=false ;; esac
+  weft_ready 1 $encrypted
+  weft_ready 2 $encrypted
+  sample - note "cipher: $("$WEFT" status connections --json --socket "$DIR/$CASE-h1.sock" | python3 -c '
+import json, sys
+print(next(c for c in json.load(sys.stdin) if c["state"] == "established").get("cipher") or "none")')"
+  for i in 1 2; do
+    netns_add "$N-w$i"
+    "$WEFT" attach "$N-w$i" "10.47.0.$i/24" --socket "$DIR/$CASE-h$i.sock" >/dev/null
+  done
+  CLIENT_NS=$N-w1 SERVER_NS=$N-w2 SERVER_ADDR=10.47.0.2
+}
+setup_weft-enc() { setup_weft; }
+setup_weft-clear() { setup_weft --trusted-subnets 198.18.0.0/24; }
+
+# --- measurement ---------------------------------------------------------------------------
+
+sample() { printf '%s\t%s\t%s\t%s\n' "$CASE" "$1" "$2" "$3" >>"$SAMPLES"; }
+cpu_jiffies() {  # "busy total" over all CPUs since boot, from /proc/stat
+  local _ user nice system idle iowait irq softirq steal
+  read -r _ user nice system idle iowait irq softirq steal _ </proc/stat
+  echo "$((user + nice + system + irq + softirq)) $((user + nice + system + idle + iowait + irq + softirq + steal))"
+}
+procs_ticks() {  # utime+stime of PROCS, summed
+  local pid sum=0 f
+  for pid in $PROCS; do
+    f=($(sed 's/.*) //' "/proc/$pid/stat"))
+    sum=$((sum + f[11] + f[12]))
+  done
+  echo $sum
+}
+procs_hwm_kib() {  # largest VmHWM of PROCS
+  local pid max=0 v
+  for pid in $PROCS; do
+    v=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")
+    [ "$v" -gt "$max" ] && max=$v
+  done
+  echo $max
+}
+
+# Phase 1 for one case: topology, data plane, reachability, iperf3 server. What later phases
+# need is handed on in $DIR/CASE.env.
+prepare() {
+  N=$P-$CASE
+  "setup_$CASE"
+  wait_ping "$CLIENT_NS" "$SERVER_ADDR"
+  start_bg "$SERVER_NS" "$DIR/$CASE-iperf-server.log" iperf3 -s -B "$SERVER_ADDR"
+  local n
+  for n in $(seq 50); do
+    ip netns exec "$SERVER_NS" ss -Htln 'sport = :5201' | grep -q . && break
+    sleep 0.1
+  done
+  printf 'CLIENT_NS=%q SERVER_NS=%q SERVER_ADDR=%q PROCS=%q\n' "$CLIENT_NS" "$SERVER_NS" "$SERVER_ADDR" "$PROCS" >"$DIR/$CASE.env"
+}
+
+# Phase 2: idle round-trip time, 20 pings 50 ms apart, while nothing else is running.
+ping_idle() {
+  ip netns exec "$CLIENT_NS" ping -c 20 -i 0.05 -W 1 "$SERVER_ADDR" >"$DIR/$CASE-ping-idle.txt" || true
+  sample - ping_idle_p50_ms "$(python3 -c '
+import re, statistics, sys
+t = [float(x) for x in re.findall(r"time=([0-9.]+)", open(sys.argv[1]).read())]
+print(statistics.median(t) if t else "nan")' "$DIR/$CASE-ping-idle.txt")"
+}
+
+# Phase 3: one iperf3 run ($1 = run number) with machine CPU and data-plane process CPU.
+iperf_run() {
+  local run=$1 busy0 total0 busy1 total1 t0 t1 bps json=$DIR/$CASE-run$1.json
+  read -r busy0 total0 < <(cpu_jiffies)
+  t0=$(procs_ticks)
+  ip netns exec "$CLIENT_NS" iperf3 -c "$SERVER_ADDR" -t "$SECONDS_PER_RUN" -J >"$json" || true
+  read -r busy1 total1 < <(cpu_jiffies)
+  t1=$(procs_ticks)
+  bps=$(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+if "error" in d: sys.exit("bench: %s: iperf3: %s" % (sys.argv[2], d["error"]))
+print(d["end"]["sum_received"]["bits_per_second"])' "$json" "$CASE")
+  sample "$run" gbps "$(python3 -c "print($bps / 1e9)")"
+  sample "$run" cpu_pct "$(python3 -c "print(100 * $((busy1 - busy0)) / max(1, $((total1 - total0))))")"
+  if [ -n "$PROCS" ]; then sample "$run" proc_cpu_s "$(python3 -c "print($((t1 - t0)) / $CLK_TCK)")"; fi
+  printf 'bench: run %d/%d  %-12s %6.2f Gbit/s\n' "$run" "$RUNS" "$CASE" "$(python3 -c "print($bps / 1e9)")"
+}
+
+# Phase 4: per-case values read at the end (peak RSS of the data-plane processes).
+finish() {
+  if [ -n "$PROCS" ]; then sample - proc_peak_rss_mib "$(python3 -c "print($(procs_hwm_kib) / 1024)")"; fi
+}
+
+# step CASE FUNCTION ARGS...: runs one later phase of a case (one that starts no process) in a
+# subshell with errexit; a failure marks the case failed (it is left out of the following phases)
+# and the bench goes on with the others.
+step() {
+  CASE=$1; shift
+  [ -e "$DIR/$CASE.failed" ] && return 0
+  local rc
+  set +e
+  (
+    set -e
+    if [ -e "$DIR/$CASE.env" ]; then source "$DIR/$CASE.env"; fi
+    "$@"
+  )
+  rc=$?
+  set -e
+  if [ $rc -ne 0 ]; then
+    touch "$DIR/$CASE.failed"
+    sample - failed 1
+    echo "bench: $CASE failed in $1 (exit $rc)" >&2
+  fi
+}
+
+# --- report --------------------------------------------------------------------------------
+
+report() {
+  python3 - "$SAMPLES" "$RESULTS" "$CASES" "$SECONDS_PER_RUN" "$RUNS" "$WEFT" <<'EOF'
+import statistics, sys, os, subprocess, platform, datetime
+samples, results, cases, secs, runs, weft = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4], sys.argv[5], sys.argv[6]
+
+LABELS = {
+    "veth": "raw veth",
+    "vxlan": "kernel VXLAN",
+    "wireguard-go": "wireguard-go",
+    "weft-enc": "Weft sleeve, encrypted",
+    "weft-clear": "Weft sleeve, unencrypted",
+}
+BASELINE = "wireguard-go"
+per_run, per_case = {}, {}
+for line in open(samples):
+    case, run, metric, value = line.rstrip("\n").split("\t")
+    if run == "-":
+        try:
+            per_case.setdefault(case, {})[metric] = float(value)
+        except ValueError:
+            per_case.setdefault(case, {})[metric] = value
+    else:
+        per_run.setdefault(case, {}).setdefault(metric, []).append(float(value))
+
+def med(case, metric):
+    v = per_run.get(case, {}).get(metric)
+    return statistics.median(v) if v else per_case.get(case, {}).get(metric)
+
+def ratio(metric, base):
+    def f(case):
+        a, b = med(case, metric), med(base, metric)
+        return a / b if a is not None and b else None
+    return f
+
+# The table's columns: (header, value for a case, format). Add a column here.
+COLUMNS = [
+    ("Gbit/s (median)", lambda c: med(c, "gbps"), "{:.2f}"),
+    ("runs (Gbit/s)", lambda c: per_run.get(c, {}).get("gbps"), None),
+    ("× wireguard-go", ratio("gbps", BASELINE), "{:.2f}×"),
+    ("CPU % (2 cores)", lambda c: med(c, "cpu_pct"), "{:.0f}"),
+    ("tunnel process CPU s / run", lambda c: med(c, "proc_cpu_s"), "{:.1f}"),
+    ("ping idle p50 ms", lambda c: med(c, "ping_idle_p50_ms"), "{:.3f}"),
+    ("tunnel process peak RSS MiB", lambda c: med(c, "proc_peak_rss_mib"), "{:.1f}"),
+    ("notes", lambda c: per_case.get(c, {}).get("note"), "{}"),
+]
+
+def cell(value, fmt):
+    if value is None:
+        return "–"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return " / ".join("%.2f" % v for v in value)
+    return fmt.format(value)
+
+rows = []
+for c in cases:
+    if per_case.get(c, {}).get("failed"):
+        rows.append([LABELS[c], "FAILED"] + [""] * (len(COLUMNS) - 1))
+    else:
+        rows.append([LABELS[c]] + [cell(f(c), fmt) for _, f, fmt in COLUMNS])
+headers = ["case"] + [h for h, _, _ in COLUMNS]
+
+enc, wg = med("weft-enc", "gbps"), med(BASELINE, "gbps")
+if enc is None or not wg:
+    verdict = "Target (Weft encrypted sleeve ≥ 2× wireguard-go): not evaluated (both cases are needed)"
+else:
+    verdict = "Target (Weft encrypted sleeve ≥ 2× wireguard-go): %s (%.2f×)" % ("MET" if enc >= 2 * wg else "NOT met", enc / wg)
+
+widths = [max(len(headers[i]), *(len(r[i]) for r in rows)) for i in range(len(headers))]
+print()
+print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+for r in rows:
+    print("  ".join(v.ljust(w) for v, w in zip(r, widths)))
+print(verdict)
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
+    except Exception:
+        return "?"
+model = sh("grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2-").strip()
+with open(results, "w") as out:
+    out.write("# Weft bench results\n\n")
+    out.write("- date: %s\n" % datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"))
+    out.write("- machine: %s cores, %s, kernel %s\n" % (os.cpu_count(), model, platform.release()))
+    out.write("- %s; %s; wireguard-go %s; weft %s (%s)\n" % (
+        sh("swift --version 2>&1 | head -1"), sh("iperf3 --version | head -1"),
+        sh("dpkg-query -W -f='${Version}' wireguard-go"), sh("git rev-parse --short HEAD"), weft))
+    out.write("- iperf3 single stream, %s s per run, %s runs taken round-robin over the cases, median\n" % (secs, runs))
+    out.write("- load average (1/5/15 min) before: %s, after: %s\n\n" % (
+        os.environ.get("BENCH_LOADAVG", "?"), os.environ.get("BENCH_LOADAVG_AFTER", "?")))
+    out.write("| " + " | ".join(headers) + " |\n")
+    out.write("|" + "|".join("---" for _ in headers) + "|\n")
+    for r in rows:
+        out.write("| " + " | ".join(r) + " |\n")
+    out.write("\n%s\n" % verdict)
+print("bench: results written to %s" % results)
+failed = [c for c in cases if per_case.get(c, {}).get("failed")]
+sys.exit(1 if failed else 0)
+EOF
+}
+
+# --- main ----------------------------------------------------------------------------------
+
+export BENCH_LOADAVG
+BENCH_LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "bench: cases: $CASES; $RUNS × $SECONDS_PER_RUN s each; prefix $P; load average $BENCH_LOADAVG"
+start=$(date +%s)
+# Every case is set up first and stays up; the runs then go round the cases in turn, so that
+# load from elsewhere on a shared machine spreads over all cases instead of hitting one.
+# Set-up runs in this shell, not a subshell: the processes it starts stay our children, so they
+# are reaped when stopped. A set-up failure ends the bench (cleanup shows that case's logs).
+for c in $CASES; do
+  echo "bench: setting up $c"
+  CASE=$c PREPARING=$c
+  prepare
+  PREPARING=""
+done
+for c in $CASES; do step "$c" ping_idle; done
+for run in $(seq "$RUNS"); do
+  for c in $CASES; do step "$c" iperf_run "$run"; done
+done
+for c in $CASES; do step "$c" finish; done
+BENCH_LOADAVG_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+export BENCH_LOADAVG_AFTER
+status=0
+report || status=$?
+echo "bench: done in $(( $(date +%s) - start )) s"
+exit $status
