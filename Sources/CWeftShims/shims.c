@@ -81,3 +81,7 @@ int weft_ip_mtu(int fd) {
     if (getsockopt(fd, IPPROTO_IP, IP_MTU, &mtu, &len) != 0) return -1;
     return mtu;
 }
+
+int weft_tun_enable_tso(int fd) {
+    return ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6));
+}

@@ -19,7 +19,6 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
     /// Largest UDP payload this router sends: the underlay MTU minus IP and UDP headers.
     public let maxPayload: Int
     public let overlayMTU: Int
-    let slotSize: Int
     private let table = Mutex<ForwardingTable>(.empty)
     public let macs = MACTable()
     /// Drops that cannot be charged to a connection (unknown sender, not for us, truncated).
@@ -40,9 +39,7 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
         self.port = port
         self.overlayMTU = overlayMTU
         self.maxPayload = underlayMTU - Sleeve.ipv4Overhead
-        // A frame of the overlay MTU plus its Ethernet header, with room for headers and tag.
         self.probeBuffer = Mutex([UInt8](repeating: 0, count: max(underlayMTU, 576)))
-        self.slotSize = (overlayMTU + Sleeve.ethernetHeader + Self.frameOffset + Sleeve.tagSize + 63) & ~63
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw DatapathError("cannot create the sleeve UDP socket") }
         var one: Int32 = 1
@@ -228,39 +225,53 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
 
     // MARK: TAP → UDP
 
+    /// TX slot: [sleeve header 16][frame record 6][frame ≤ 64 KiB][tag 16]; the TAP's virtio
+    /// header is read into the 10 bytes just before the frame and parsed before they are reused.
+    static let txSlotSize = (frameOffset + 65536 + Sleeve.tagSize + 63) & ~63
+
     private func tapLoop() {
         let slots = Self.batch * 2  // the second half holds copies of flooded frames
-        // Owned by this thread for its whole life: frames are read into slot i at frameOffset,
-        // so the packet is built around them in place.
-        let slab = UnsafeMutableRawPointer.allocate(byteCount: slots * slotSize, alignment: 64)
+        // Owned by this thread for its whole life.
+        let slab = UnsafeMutableRawPointer.allocate(byteCount: slots * Self.txSlotSize, alignment: 64)
         defer { slab.deallocate() }
+        // Packets carrying pieces of super-frames, built here before they are sealed and sent.
+        let pieceSlots = Self.batch * 2
+        let pieceSlotSize = (maxPayload + 63) & ~63
+        let pieces = UnsafeMutableRawPointer.allocate(byteCount: pieceSlots * pieceSlotSize, alignment: 64)
+        defer { pieces.deallocate() }
+        var usedPieces = 0
+        var frameIds: UInt32 = 0
         var lengths = [Int](repeating: 0, count: Self.batch)
-        var out = OutBatch(capacity: slots)
+        var out = OutBatch(capacity: slots + pieceSlots)
         var slotUsed = [Bool](repeating: false, count: slots)
         var pendingSlots = [Int](repeating: 0, count: slots)
         var pendingBodies = [Int](repeating: 0, count: slots)
         var pendingSessions = [SleeveSession?](repeating: nil, count: slots)
         var pfd = pollfd(fd: tapFD, events: Int16(POLLIN), revents: 0)
-        let maxFrame = slotSize - Self.frameOffset - Sleeve.tagSize
+        let maxRead = VirtioNetHeader.size + 65535
         // Owned by this thread: where ICMP "too big" answers are built before going to the TAP.
-        let icmp = UnsafeMutableRawPointer.allocate(byteCount: ICMPTooBig.maxReply, alignment: 16)
+        let icmp = UnsafeMutableRawPointer.allocate(byteCount: VirtioNetHeader.size + ICMPTooBig.maxReply, alignment: 16)
         defer { icmp.deallocate() }
+        icmp.initializeMemory(as: UInt8.self, repeating: 0, count: VirtioNetHeader.size)
 
         /// Tells the sender of an oversize frame the MTU that fits, through the bridge.
         func tooBig(_ frame: UnsafeMutableRawPointer, _ length: Int, pathMTU: Int) {
-            let n = ICMPTooBig.build(frame: frame, length: length, mtu: pathMTU, into: icmp)
-            if n > 0 { _ = write(tapFD, icmp, n) }
+            let n = ICMPTooBig.build(frame: frame, length: length, mtu: pathMTU, into: icmp + VirtioNetHeader.size)
+            if n > 0 { _ = write(tapFD, icmp, VirtioNetHeader.size + n) }
         }
 
         while !stopping.load(ordering: .relaxed) {
             pfd.revents = 0
             guard poll(&pfd, 1, 500) > 0 else { continue }
             var n = 0
+            var virtio = [VirtioNetHeader](repeating: VirtioNetHeader(), count: 0)
+            virtio.reserveCapacity(0)
             while n < Self.batch {
-                let r = read(tapFD, slab + n * slotSize + Self.frameOffset, maxFrame)
+                let at = slab + n * Self.txSlotSize + Self.frameOffset - VirtioNetHeader.size
+                let r = read(tapFD, at, maxRead)
                 if r < 0 { break }
-                if r < Sleeve.ethernetHeader { continue }
-                lengths[n] = r
+                if r < VirtioNetHeader.size + Sleeve.ethernetHeader { continue }
+                lengths[n] = r - VirtioNetHeader.size
                 n += 1
             }
             if n == 0 { continue }
@@ -273,8 +284,7 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
             var openSlot = -1
             var openBody = 0
             var openSession: SleeveSession?
-
-            // Packets are sealed only after every frame of the batch has been placed: sealing
+            // Packets are sealed only after every frame before them has been placed: sealing
             // encrypts in place, and a flooded frame is still copied from its slot afterwards.
             var pending = 0
 
@@ -288,9 +298,20 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                 openSession = nil
             }
 
+            func sealPending() {
+                close()
+                for k in 0..<pending {
+                    guard let session = pendingSessions[k] else { continue }
+                    let p = slab + pendingSlots[k] * Self.txSlotSize
+                    out.add(p, finish(p, bodyLength: pendingBodies[k], kind: .data, session: session, own: own), session)
+                    pendingSessions[k] = nil
+                }
+                pending = 0
+            }
+
             func emit(_ i: Int, to session: SleeveSession, destination: UInt16) {
                 let frameLength = lengths[i]
-                let frame = slab + i * slotSize + Self.frameOffset
+                let frame = slab + i * Self.txSlotSize + Self.frameOffset
                 let needed = Sleeve.frameHeaderSize + frameLength
                 let limit = session.pathPayload.load(ordering: .relaxed)
                 guard Sleeve.headerSize + needed + Sleeve.tagSize <= limit else {
@@ -302,7 +323,7 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                 SleeveCounters.add(session.counters.txBytes, UInt64(frameLength))
                 // Several frames to the same peer share one packet when they fit.
                 if openSession === session, Sleeve.headerSize + openBody + needed + Sleeve.tagSize <= limit {
-                    let at = slab + openSlot * slotSize + Sleeve.headerSize + openBody
+                    let at = slab + openSlot * Self.txSlotSize + Sleeve.headerSize + openBody
                     Sleeve.writeFrameHeader(length: frameLength, source: own, destination: destination, to: at)
                     (at + Sleeve.frameHeaderSize).copyMemory(from: frame, byteCount: frameLength)
                     openBody += needed
@@ -314,52 +335,167 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                     guard copies < slots else { return }
                     slot = copies
                     copies += 1
-                    (slab + slot * slotSize + Self.frameOffset).copyMemory(from: frame, byteCount: frameLength)
+                    (slab + slot * Self.txSlotSize + Self.frameOffset).copyMemory(from: frame, byteCount: frameLength)
                 }
                 slotUsed[slot] = true
                 Sleeve.writeFrameHeader(length: frameLength, source: own, destination: destination,
-                                        to: slab + slot * slotSize + Sleeve.headerSize)
+                                        to: slab + slot * Self.txSlotSize + Sleeve.headerSize)
                 openSlot = slot
                 openBody = needed
                 openSession = session
             }
 
-            for i in 0..<n {
-                let frame = UnsafeRawPointer(slab + i * slotSize + Self.frameOffset)
+            /// A TCP super-frame from the TAP's segmentation offload: cut into pieces that fill
+            /// the path, each sealed on its own; the peer reassembles and hands the kernel the
+            /// whole super-frame (it segments, or passes it on as GSO to a local workload).
+            func emitSuperFrame(_ i: Int, _ header: VirtioNetHeader, to session: SleeveSession, destination: UInt16) {
+                let frameLength = lengths[i]
+                let frame = slab + i * Self.txSlotSize + Self.frameOffset
+                // Each segment must still fit the path once the peer's kernel cuts it.
+                if let segment = header.segmentIPLength(frame: frame, length: frameLength), segment > session.pathMTU {
+                    SleeveCounters.add(session.counters.dropTooBig, 1)
+                    tooBig(frame, frameLength, pathMTU: session.pathMTU)
+                    return
+                }
+                let overhead = Sleeve.headerSize + FragmentHeader.size + (session.encrypted ? Sleeve.tagSize : 0)
+                let chunk = session.pathPayload.load(ordering: .relaxed) - overhead
+                let count = (frameLength + chunk - 1) / chunk
+                guard chunk >= 256, count <= FragmentHeader.maxCount else {
+                    SleeveCounters.add(session.counters.dropTooBig, 1)
+                    return
+                }
+                sealPending()
+                if usedPieces + count > pieceSlots {
+                    flush(&out)
+                    usedPieces = 0
+                }
+                frameIds &+= 1
+                for index in 0..<count {
+                    let p = pieces + usedPieces * pieceSlotSize
+                    usedPieces += 1
+                    let offset = index * chunk
+                    let size = min(chunk, frameLength - offset)
+                    FragmentHeader(source: own, destination: destination, frameId: frameIds, index: UInt16(index), count: UInt16(count),
+                                   chunkSize: UInt16(chunk), totalLength: UInt32(frameLength), virtio: header)
+                        .store(p + Sleeve.headerSize)
+                    (p + Sleeve.headerSize + FragmentHeader.size).copyMemory(from: frame + offset, byteCount: size)
+                    out.add(p, finish(p, bodyLength: FragmentHeader.size + size, kind: .fragment, session: session, own: own), session)
+                }
+                SleeveCounters.add(session.counters.txFrames, 1)
+                SleeveCounters.add(session.counters.txBytes, UInt64(frameLength))
+            }
+
+            func route(_ i: Int, _ visit: (SleeveSession, UInt16) -> Void) {
+                let frame = UnsafeRawPointer(slab + i * Self.txSlotSize + Self.frameOffset)
                 let multicast = frame.load(as: UInt8.self) & 1 != 0
                 if !multicast, let peer = macs.lookup(MACTable.key(frame)), peer != own {
-                    if let session = table.route(to: peer) { emit(i, to: session, destination: peer) }
-                    continue
+                    if let session = table.route(to: peer) { visit(session, peer) }
+                    return
                 }
                 // Broadcast, multicast and unknown unicast: along our own broadcast tree.
                 for hop in table.broadcast[Int(own)] {
-                    if let session = table.session(hop) { emit(i, to: session, destination: Sleeve.broadcastShortId) }
+                    if let session = table.session(hop) { visit(session, Sleeve.broadcastShortId) }
                 }
             }
-            close()
-            for k in 0..<pending {
-                guard let session = pendingSessions[k] else { continue }
-                let p = slab + pendingSlots[k] * slotSize
-                out.add(p, finish(p, bodyLength: pendingBodies[k], kind: .data, session: session, own: own), session)
-                pendingSessions[k] = nil
+
+            for i in 0..<n {
+                let frame = slab + i * Self.txSlotSize + Self.frameOffset
+                let header = VirtioNetHeader.loadNative(frame - VirtioNetHeader.size)
+                if header.isSuperFrame {
+                    route(i) { session, destination in emitSuperFrame(i, header, to: session, destination: destination) }
+                    continue
+                }
+                // A single frame with a partial checksum: finish it here, so the peer can hand it
+                // to its kernel as an ordinary frame.
+                if header.flags & VirtioNetHeader.needsChecksum != 0,
+                   !InternetChecksum.complete(frame: frame, length: lengths[i], start: Int(header.checksumStart), offset: Int(header.checksumOffset)) {
+                    SleeveCounters.add(stray.dropMalformed, 1)
+                    continue
+                }
+                route(i) { session, destination in emit(i, to: session, destination: destination) }
             }
+            sealPending()
             flush(&out)
+            usedPieces = 0
         }
     }
 
     // MARK: UDP → TAP
 
+    /// Pieces of super-frames being put back together: a few slots shared by all peers, the
+    /// oldest reused first, so memory stays bounded whatever arrives.
+    struct Reassembly {
+        static let slots = 8
+        static let slotSize = VirtioNetHeader.size + 65536
+        let buffer: UnsafeMutableRawPointer
+        var source = [UInt16](repeating: 0, count: slots)
+        var frameId = [UInt32](repeating: 0, count: slots)
+        var received = [Int](repeating: 0, count: slots)
+        var count = [Int](repeating: 0, count: slots)
+        var seen = [(UInt64, UInt64)](repeating: (0, 0), count: slots)
+        var inUse = [Bool](repeating: false, count: slots)
+        var age = [UInt64](repeating: 0, count: slots)
+        var clock: UInt64 = 0
+
+        init() { buffer = .allocate(byteCount: Self.slots * Self.slotSize, alignment: 64) }
+
+        /// Adds a piece; returns the slot when the super-frame is complete.
+        mutating func add(_ h: FragmentHeader, chunk: UnsafeRawPointer, length: Int) -> Int? {
+            clock += 1
+            var slot = (0..<Self.slots).first { inUse[$0] && source[$0] == h.source && frameId[$0] == h.frameId } ?? -1
+            if slot < 0 {
+                slot = (0..<Self.slots).first { !inUse[$0] } ?? (0..<Self.slots).min { age[$0] < age[$1] }!
+                inUse[slot] = true
+                source[slot] = h.source
+                frameId[slot] = h.frameId
+                received[slot] = 0
+                count[slot] = Int(h.count)
+                seen[slot] = (0, 0)
+                h.virtio.storeNative(buffer + slot * Self.slotSize)
+            }
+            age[slot] = clock
+            guard count[slot] == Int(h.count) else { return nil }
+            let bit = Int(h.index)
+            let mask: UInt64 = 1 << UInt64(bit & 63)
+            if bit < 64 {
+                guard seen[slot].0 & mask == 0 else { return nil }
+                seen[slot].0 |= mask
+            } else {
+                guard seen[slot].1 & mask == 0 else { return nil }
+                seen[slot].1 |= mask
+            }
+            (buffer + slot * Self.slotSize + VirtioNetHeader.size + h.offset).copyMemory(from: chunk, byteCount: length)
+            received[slot] += 1
+            guard received[slot] == count[slot] else { return nil }
+            inUse[slot] = false
+            return slot
+        }
+    }
+
     private func udpLoop() {
-        let packetSlot = max(slotSize, 2048)
+        let packetSlot = (max(maxPayload, 2048) + 63) & ~63
         // Owned by this thread: received packets (opened in place), then relay packets.
         let slab = UnsafeMutableRawPointer.allocate(byteCount: 2 * Self.batch * packetSlot, alignment: 64)
         defer { slab.deallocate() }
         let relaySlab = slab + Self.batch * packetSlot
+        var reassembly = Reassembly()
+        defer { reassembly.buffer.deallocate() }
         var pointers = (0..<Self.batch).map { Optional(slab + $0 * packetSlot) }
         var lengths = [Int](repeating: 0, count: Self.batch)
         var addresses = [sockaddr_in](repeating: sockaddr_in(), count: Self.batch)
-        var out = OutBatch(capacity: Self.batch)
+        var out = OutBatch(capacity: 2 * Self.batch)
         var pfd = pollfd(fd: udpFD, events: Int16(POLLIN), revents: 0)
+        // A plain frame goes to the TAP behind an all-zero virtio header (nothing to offload).
+        var zeroHeader = [UInt8](repeating: 0, count: VirtioNetHeader.size)
+        var iov = [iovec(), iovec()]
+
+        func deliver(_ frame: UnsafeRawPointer, _ length: Int) {
+            zeroHeader.withUnsafeMutableBytes { z in
+                iov[0] = iovec(iov_base: z.baseAddress, iov_len: VirtioNetHeader.size)
+                iov[1] = iovec(iov_base: UnsafeMutableRawPointer(mutating: frame), iov_len: length)
+                _ = writev(tapFD, &iov, 2)
+            }
+        }
 
         while !stopping.load(ordering: .relaxed) {
             pfd.revents = 0
@@ -378,20 +514,19 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
             let now = Self.monotonicNanos()
             var relays = 0
 
-            func relay(_ frame: UnsafeRawPointer, _ length: Int, source: UInt16, destination: UInt16, via session: SleeveSession) {
+            /// Re-seals a record (a frame with its record header, or a piece) towards the next hop.
+            func relay(_ body: UnsafeRawPointer, _ bodyLength: Int, kind: SleeveKind, frameBytes: Int, via session: SleeveSession) {
                 guard relays < Self.batch,
-                      Sleeve.headerSize + Sleeve.frameHeaderSize + length + Sleeve.tagSize
-                        <= min(packetSlot, session.pathPayload.load(ordering: .relaxed)) else {
+                      Sleeve.headerSize + bodyLength + Sleeve.tagSize <= min(packetSlot, session.pathPayload.load(ordering: .relaxed)) else {
                     SleeveCounters.add(session.counters.dropTooBig, 1)
                     return
                 }
                 let p = relaySlab + relays * packetSlot
                 relays += 1
-                Sleeve.writeFrameHeader(length: length, source: source, destination: destination, to: p + Sleeve.headerSize)
-                (p + Self.frameOffset).copyMemory(from: frame, byteCount: length)
-                let total = finish(p, bodyLength: Sleeve.frameHeaderSize + length, kind: .data, session: session, own: own)
+                (p + Sleeve.headerSize).copyMemory(from: body, byteCount: bodyLength)
+                let total = finish(p, bodyLength: bodyLength, kind: kind, session: session, own: own)
                 SleeveCounters.add(session.counters.txFrames, 1)
-                SleeveCounters.add(session.counters.txBytes, UInt64(length))
+                SleeveCounters.add(session.counters.txBytes, UInt64(frameBytes))
                 out.add(p, total, session)
             }
 
@@ -454,6 +589,28 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                     if size <= maxPayload && size > session.probeBest.load(ordering: .relaxed) {
                         session.probeBest.store(size, ordering: .relaxed)
                     }
+                case .fragment:
+                    guard let piece = FragmentHeader.load(body, bodyLength: bodyLength), piece.source != own else {
+                        SleeveCounters.add(session.counters.dropMalformed, 1)
+                        break
+                    }
+                    let chunk = UnsafeRawPointer(body + FragmentHeader.size)
+                    let chunkLength = bodyLength - FragmentHeader.size
+                    if piece.destination == own || piece.destination == Sleeve.broadcastShortId,
+                       let slot = reassembly.add(piece, chunk: chunk, length: chunkLength) {
+                        let frame = reassembly.buffer + slot * Reassembly.slotSize
+                        macs.learn(MACTable.key(frame + VirtioNetHeader.size + 6), peer: piece.source)
+                        SleeveCounters.add(session.counters.rxFrames, 1)
+                        SleeveCounters.add(session.counters.rxBytes, UInt64(piece.totalLength))
+                        _ = write(tapFD, frame, VirtioNetHeader.size + Int(piece.totalLength))
+                    }
+                    if piece.destination == Sleeve.broadcastShortId, Int(piece.source) < ForwardingTable.slots {
+                        for hop in table.broadcast[Int(piece.source)] where hop != header.sender {
+                            if let next = table.session(hop) { relay(body, bodyLength, kind: .fragment, frameBytes: chunkLength, via: next) }
+                        }
+                    } else if piece.destination != own, let next = table.route(to: piece.destination), next !== session {
+                        relay(body, bodyLength, kind: .fragment, frameBytes: chunkLength, via: next)
+                    }
                 case .data:
                     let ok = Sleeve.forEachFrame(in: body, length: bodyLength) { record in
                         let frame = UnsafeRawPointer(body + record.offset)
@@ -463,19 +620,21 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                         }
                         SleeveCounters.add(session.counters.rxFrames, 1)
                         SleeveCounters.add(session.counters.rxBytes, UInt64(record.length))
+                        let recordStart = UnsafeRawPointer(body + record.offset - Sleeve.frameHeaderSize)
+                        let recordLength = Sleeve.frameHeaderSize + record.length
                         if record.destination == own {
-                            _ = write(tapFD, frame, record.length)
+                            deliver(frame, record.length)
                         } else if record.destination == Sleeve.broadcastShortId {
-                            _ = write(tapFD, frame, record.length)
+                            deliver(frame, record.length)
                             if Int(record.source) < ForwardingTable.slots {
                                 for hop in table.broadcast[Int(record.source)] where hop != header.sender {
                                     if let next = table.session(hop) {
-                                        relay(frame, record.length, source: record.source, destination: record.destination, via: next)
+                                        relay(recordStart, recordLength, kind: .data, frameBytes: record.length, via: next)
                                     }
                                 }
                             }
                         } else if let next = table.route(to: record.destination), next !== session {
-                            relay(frame, record.length, source: record.source, destination: record.destination, via: next)
+                            relay(recordStart, recordLength, kind: .data, frameBytes: record.length, via: next)
                         }
                     }
                     if !ok { SleeveCounters.add(session.counters.dropMalformed, 1) }

@@ -21,6 +21,10 @@ int weft_tun_set_iff_tap(int fd, const char *name, int vnet_hdr, char *out_name)
 
 #include <netinet/in.h>
 
+/// TUNSETOFFLOAD with TUN_F_CSUM|TUN_F_TSO4|TUN_F_TSO6: the kernel may hand the TAP reader TCP
+/// super-frames of up to 64 KiB with partial checksums. 0, or -1 with errno.
+int weft_tun_enable_tso(int fd);
+
 /// Largest batch the socket helpers take; their mmsghdr/iovec arrays live on the C stack.
 #define WEFT_BATCH_MAX 64
 
