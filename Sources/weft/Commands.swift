@@ -9,7 +9,7 @@ struct WeftCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "weft",
         abstract: "Weft: an encrypted overlay network router.",
-        subcommands: [Launch.self, Status.self, Connect.self, Forget.self, Stop.self, Attach.self, Detach.self, Expose.self, Hide.self, Reset.self])
+        subcommands: [Launch.self, Status.self, Connect.self, Forget.self, Stop.self, Attach.self, Detach.self, Expose.self, Hide.self, Reset.self, DoctorCommand.self])
 }
 
 /// `--socket`, shared by every command that talks to a running router.
