@@ -28,9 +28,12 @@ public struct RouterConfig: Sendable {
     /// Addresses from the command line: retried forever.
     public var initialPeers: [String]
     public var listenAddress: String
+    /// Where /metrics is served (HOST:PORT); nil: off.
+    public var metricsAddress: String?
 
     public init(name: PeerName, nickname: String, port: Int, trustedSubnets: [Subnet], psk: PreSharedKey?, socketPath: String,
-                dataDir: String, mtu: Int?, fastdpEnabled: Bool, initialPeers: [String], listenAddress: String = "0.0.0.0") {
+                dataDir: String, mtu: Int?, fastdpEnabled: Bool, initialPeers: [String], listenAddress: String = "0.0.0.0",
+                metricsAddress: String? = nil) {
         self.name = name
         self.nickname = nickname
         self.port = port
@@ -42,6 +45,7 @@ public struct RouterConfig: Sendable {
         self.fastdpEnabled = fastdpEnabled
         self.initialPeers = initialPeers
         self.listenAddress = listenAddress
+        self.metricsAddress = metricsAddress
     }
 
     public func trusts(_ address: IPAddress) -> Bool { trustedSubnets.contains { $0.contains(address) } }

@@ -80,6 +80,8 @@ struct Launch: ParsableCommand {
     var noFastdp = false
     @Option(name: .customLong("log-level"), help: "debug, info, warning or error.")
     var logLevel: String = "info"
+    @Option(name: .customLong("metrics-addr"), help: "Serve Prometheus metrics at http://HOST:PORT/metrics; off disables.")
+    var metricsAddr: String = "127.0.0.1:6782"
 
     func run() throws {
         let config: RouterConfig
@@ -113,7 +115,7 @@ struct Launch: ParsableCommand {
         let psk = try password.map { try PreSharedKey.derive(password: $0) }
         return RouterConfig(name: peerName, nickname: nickname ?? LaunchInputs.hostName(), port: port, trustedSubnets: subnets,
                             psk: psk, socketPath: socket.path, dataDir: dataDir, mtu: mtu, fastdpEnabled: !noFastdp,
-                            initialPeers: peers)
+                            initialPeers: peers, metricsAddress: try RouterConfig.parseMetricsAddress(metricsAddr))
     }
 }
 
