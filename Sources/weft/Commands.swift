@@ -109,13 +109,14 @@ struct Launch: ParsableCommand {
     private func makeConfig() throws -> RouterConfig {
         guard (1...65535).contains(port) else { throw ConfigError("--port \(port) is not a port number (1–65535)") }
         if let mtu, !(576...65000).contains(mtu) { throw ConfigError("--mtu \(mtu) is out of range (576–65000)") }
+        let metricsAddress = try RouterConfig.parseMetricsAddress(metricsAddr)
         let subnets = try trustedSubnets.map(Subnet.parseList) ?? []
         let password = try LaunchInputs.password(file: passwordFile, environment: ProcessInfo.processInfo.environment)
         let peerName = try LaunchInputs.peerName(flag: name, dataDir: dataDir)
         let psk = try password.map { try PreSharedKey.derive(password: $0) }
         return RouterConfig(name: peerName, nickname: nickname ?? LaunchInputs.hostName(), port: port, trustedSubnets: subnets,
                             psk: psk, socketPath: socket.path, dataDir: dataDir, mtu: mtu, fastdpEnabled: !noFastdp,
-                            initialPeers: peers, metricsAddress: try RouterConfig.parseMetricsAddress(metricsAddr))
+                            initialPeers: peers, metricsAddress: metricsAddress)
     }
 }
 
