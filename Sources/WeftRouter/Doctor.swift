@@ -346,6 +346,8 @@ public enum Doctor {
         var parts = [facts.openvswitchPresent ? "openvswitch module present" : "openvswitch module not present: fastdp is unavailable, connections use sleeve"]
         var status = DoctorCheck.Status.ok
         var fixes: [String] = []
+        // Until a connection uses fastdp, nothing of Weft's should hold the VXLAN port. (When the
+        // fast datapath lands, its own vport may bind it earlier; refine this then.)
         let fastdpInUse = facts.connections.contains { $0.mode == "fastdp" }
         if facts.udpPortsBound.contains(fastdpPort) && !fastdpInUse {
             let vxlan = facts.interfaces.filter { $0.kind == "vxlan" }.map(\.name)

@@ -27,7 +27,7 @@ struct DoctorCommand: ParsableCommand {
             if let router = facts.router {
                 print("router \(router.name) (\(router.nickname)) on \(socket.path)")
             } else {
-                print("no router answers on \(socket.path): host checks only")
+                print("host checks only: \(facts.routerProblem ?? "no router answers on \(socket.path)")")
             }
             print(Doctor.text(checks))
         }

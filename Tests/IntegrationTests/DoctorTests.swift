@@ -219,7 +219,9 @@ final class DoctorTests: XCTestCase {
     }
 
     /// A balance-rr bond under the underlay bridge. This kernel has no bonding; the test runs
-    /// where it exists (the OVS VM: ../shared/tools/ovs-vm/run-in-ovs-vm.sh).
+    /// where it exists, such as the OVS VM (passes there):
+    ///   OVSVM_MODULES="bonding veth bridge tun" ../shared/tools/ovs-vm/run-in-ovs-vm.sh \
+    ///     "WEFT_BIN_DIR=$PWD/.build/debug .build/debug/WeftPackageTests.xctest IntegrationTests.DoctorTests"
     func testBalanceRRBondUnderABridgeWarns() throws {
         try requireRoot()
         let net = try TestNet(hosts: 1)
