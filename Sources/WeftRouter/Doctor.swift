@@ -112,6 +112,8 @@ public struct DoctorFacts: Sendable {
     public var udpPortsBound: Set<Int> = []
     /// nil: no firewall tool could be run.
     public var firewall: [FirewallListing]?
+    /// Firewall tools that are installed but could not list their rules (not root, say).
+    public var firewallUnreadable: [String] = []
     /// The router that answered on the control socket, if any.
     public var router: RouterStatus?
     public var connections: [ConnectionStatus] = []
@@ -397,7 +399,9 @@ public enum Doctor {
         let ports = [("tcp", port), ("udp", port), ("udp", fastdpPort)]
         let wanted = ports.map { "\($0.0.uppercased()) \($0.1)" }.joined(separator: ", ")
         guard let listings = facts.firewall else {
-            return DoctorCheck(check: "firewall", status: .ok, detail: "not checked: neither nft nor iptables is installed (best effort; \(wanted) must be open)")
+            let why = facts.firewallUnreadable.isEmpty ? "neither nft nor iptables is installed"
+                : "\(facts.firewallUnreadable.joined(separator: ", ")) could not list the rules (doctor runs them as this user; root can)"
+            return DoctorCheck(check: "firewall", status: .ok, detail: "not checked: \(why) (best effort; \(wanted) must be open)")
         }
         var hits: [String] = []
         for listing in listings {

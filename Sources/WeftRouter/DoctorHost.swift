@@ -18,7 +18,7 @@ public enum DoctorHost {
         facts.openvswitchPresent = FileManager.default.fileExists(atPath: "/sys/module/openvswitch")
             || (read("/proc/modules") ?? "").split(separator: "\n").contains { $0.hasPrefix("openvswitch ") }
         facts.udpPortsBound = udpPortsBound()
-        facts.firewall = firewallListings()
+        (facts.firewall, facts.firewallUnreadable) = firewallListings()
         askRouter(socketPath, into: &facts)
         let remaining = sampleSeconds - Date().timeIntervalSince(start)
         if remaining > 0 { usleep(useconds_t(remaining * 1e6)) }
@@ -100,15 +100,21 @@ public enum DoctorHost {
         return ports
     }
 
-    /// `nft list ruleset` and `iptables -S`, whichever are installed; nil when neither is.
-    static func firewallListings() -> [DoctorFacts.FirewallListing]? {
+    /// `nft list ruleset` and `iptables -S`, whichever are installed (nil when none could be
+    /// run), and the tools that are installed but failed.
+    static func firewallListings() -> ([DoctorFacts.FirewallListing]?, [String]) {
         let commands = [("nft", ["list", "ruleset"]), ("iptables", ["-S"]), ("ip6tables", ["-S"])]
         var listings: [DoctorFacts.FirewallListing] = []
+        var failed: [String] = []
         for (tool, args) in commands {
-            guard let path = executable(tool), let output = run(path, args) else { continue }
+            guard let path = executable(tool) else { continue }
+            guard let output = run(path, args) else {
+                failed.append(tool)
+                continue
+            }
             listings.append(.init(tool: tool, lines: output.split(separator: "\n").map(String.init)))
         }
-        return listings.isEmpty ? nil : listings
+        return (listings.isEmpty ? nil : listings, failed)
     }
 
     static func executable(_ name: String) -> String? {

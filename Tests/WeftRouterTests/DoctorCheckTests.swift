@@ -243,6 +243,8 @@ final class DoctorCheckTests: XCTestCase {
         var facts = healthy()
         facts.firewall = nil
         XCTAssertTrue(check("firewall", facts).detail.hasPrefix("not checked"))
+        facts.firewallUnreadable = ["nft"]
+        XCTAssertTrue(check("firewall", facts).detail.hasPrefix("not checked: nft could not list the rules"))
     }
 
     func testTextReportPutsTheFixOnTheNextLine() {
