@@ -2,12 +2,17 @@
 # Installs the Debian packages Weft needs to build, test, demo and benchmark, when missing.
 # Idempotent: does nothing (and needs no network) when everything is there.
 set -euo pipefail
-packages=(libsodium-dev libmnl-dev pkg-config iproute2 iputils-ping tcpdump iperf3 netcat-openbsd procps psmisc wireguard-go wireguard-tools)
+packages=(libsodium-dev libmnl-dev pkg-config iproute2 iputils-ping tcpdump iperf3 netcat-openbsd procps psmisc nftables wireguard-go wireguard-tools)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
+# The metrics test parses /metrics with the reference Prometheus text parser (PyPI).
+python_ok() { python3 -c 'import prometheus_client' 2>/dev/null; }
+if [ ${#missing[@]} -eq 0 ]; then
+  python_ok || python3 -m pip install --quiet prometheus-client
+  exit 0
+fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-deps: missing packages: ${missing[*]}; run as root (or: sudo apt-get install ${missing[*]})" >&2
   exit 1
@@ -16,3 +21,4 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+python_ok || python3 -m pip install --quiet prometheus-client

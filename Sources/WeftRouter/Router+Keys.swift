@@ -16,7 +16,6 @@ final class KeyWork: @unchecked Sendable {
     var acks: [PSKID: Set<PeerName>] = [:]
     /// Rotations run one after another.
     var rotationChain: EventLoopFuture<Void>?
-    var rekeys = 0
 }
 
 public struct RotateKeyResult: Codable, Sendable {
@@ -91,7 +90,7 @@ extension Router {
     }
 
     func linkRekeyEnded(_ link: Link, failure: String?) {
-        keyWork.rekeys += failure == nil ? 1 : 0
+        if failure == nil { metrics.rekeys += 1 }
         if failure == nil {
             logger.info("link rekeyed", metadata: ["peer": "\(link.remoteName.map { "\($0)" } ?? "?")", "epoch": "\(link.epoch)",
                                                   "pskId": "\(link.pskId?.description ?? "none")"])

@@ -77,6 +77,8 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     private var lastHeartbeat = NIODeadline.now()
     /// The sleeve data plane; nil until started (and in tests of the control plane alone).
     var sleeve: SleeveState?
+    /// Counts for /metrics and its listener (Metrics.swift).
+    let metrics = RouterMetrics()
     private let stopped: EventLoopPromise<Void>
     private let backoff = Backoff()
 
@@ -144,6 +146,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
 
     /// Binds the control socket and the gossip port. Runs on the caller's thread: it waits.
     private func bind() throws {
+        try startMetrics()
         let host = try HostNetwork.start(config: config, logger: logger)
         hostNetwork = host
         try startSleeve(tapFD: host.tap.fd, underlayMTU: host.underlayMTU, overlayMTU: host.overlayMTU)
@@ -184,6 +187,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         for link in links.values { link.fail("router shutting down", refuse: .shuttingDown) }
         let closes = [listener?.close()].compactMap { $0 }
         control?.close()
+        metrics.close()
         hostNetwork?.close()
         EventLoopFuture.andAllComplete(closes, on: loop).whenComplete { [self] _ in
             // Give the goodbyes a moment to leave before the loop goes away.
@@ -230,6 +234,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     private func linkClosed(_ link: Link) {
         links[ObjectIdentifier(link)] = nil
         let wasEstablished = link.establishedAt != nil
+        metrics.linkClosed(link, wasEstablished: wasEstablished)
         if let name = link.remoteName, established[name] === link {
             established[name] = nil
             logger.info("connection closed", metadata: ["peer": "\(name)", "address": "\(link.socketAddress)", "reason": "\(link.reason ?? "")"])

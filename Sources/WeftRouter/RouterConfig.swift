@@ -31,9 +31,12 @@ public struct RouterConfig: Sendable {
     public var listenAddress: String
     /// Session keys are renewed this often (DESIGN §6).
     public var rekeyInterval: TimeAmount = .seconds(120)
+    /// Where /metrics is served (HOST:PORT); nil: off.
+    public var metricsAddress: String?
 
     public init(name: PeerName, nickname: String, port: Int, trustedSubnets: [Subnet], psk: PreSharedKey?, socketPath: String,
-                dataDir: String, mtu: Int?, fastdpEnabled: Bool, initialPeers: [String], listenAddress: String = "0.0.0.0") {
+                dataDir: String, mtu: Int?, fastdpEnabled: Bool, initialPeers: [String], listenAddress: String = "0.0.0.0",
+                metricsAddress: String? = nil) {
         self.name = name
         self.nickname = nickname
         self.port = port
@@ -45,6 +48,7 @@ public struct RouterConfig: Sendable {
         self.fastdpEnabled = fastdpEnabled
         self.initialPeers = initialPeers
         self.listenAddress = listenAddress
+        self.metricsAddress = metricsAddress
     }
 
     public func trusts(_ address: IPAddress) -> Bool { trustedSubnets.contains { $0.contains(address) } }

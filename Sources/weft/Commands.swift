@@ -10,7 +10,7 @@ struct WeftCommand: ParsableCommand {
         commandName: "weft",
         abstract: "Weft: an encrypted overlay network router.",
         subcommands: [Launch.self, Status.self, Connect.self, Forget.self, Stop.self, Attach.self, Detach.self, Expose.self, Hide.self, Reset.self,
-                      RotateKey.self, Password.self, RotatePassword.self])
+                      RotateKey.self, Password.self, RotatePassword.self, DoctorCommand.self])
 }
 
 /// `--socket`, shared by every command that talks to a running router.
@@ -84,6 +84,8 @@ struct Launch: ParsableCommand {
     var logLevel: String = "info"
     @Option(name: .customLong("rekey-interval"), help: "How often session keys are renewed, e.g. 120s or 10m.")
     var rekeyInterval: String = "120s"
+    @Option(name: .customLong("metrics-addr"), help: "Serve Prometheus metrics at http://HOST:PORT/metrics; off disables.")
+    var metricsAddr: String = "127.0.0.1:6782"
 
     func run() throws {
         let config: RouterConfig
@@ -117,6 +119,7 @@ struct Launch: ParsableCommand {
     private func makeConfig() throws -> RouterConfig {
         guard (1...65535).contains(port) else { throw ConfigError("--port \(port) is not a port number (1–65535)") }
         if let mtu, !(576...65000).contains(mtu) { throw ConfigError("--mtu \(mtu) is out of range (576–65000)") }
+        let metricsAddress = try RouterConfig.parseMetricsAddress(metricsAddr)
         let subnets = try trustedSubnets.map(Subnet.parseList) ?? []
         let password = try LaunchInputs.password(file: passwordFile, environment: ProcessInfo.processInfo.environment)
         let peerName = try LaunchInputs.peerName(flag: name, dataDir: dataDir)
@@ -126,7 +129,7 @@ struct Launch: ParsableCommand {
         guard rekeySeconds >= 1 else { throw ConfigError("--rekey-interval \(rekeyInterval) is too short; use at least 1s") }
         var config = RouterConfig(name: peerName, nickname: nickname ?? LaunchInputs.hostName(), port: port, trustedSubnets: subnets,
                             psk: psk, socketPath: socket.path, dataDir: dataDir, mtu: mtu, fastdpEnabled: !noFastdp,
-                            initialPeers: peers)
+                            initialPeers: peers, metricsAddress: metricsAddress)
         config.rekeyInterval = .milliseconds(Int64(rekeySeconds * 1000))
         return config
     }

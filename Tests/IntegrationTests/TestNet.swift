@@ -118,7 +118,7 @@ final class TestNet {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["ip", "netns", "exec", h.namespace, binary("weft"), "launch",
                              "--nickname", nickname(index), "--socket", h.socket, "--data-dir", h.dataDir,
-                             "--log-level", "debug"] + extraArgs + peers.map { host($0).address }
+                             "--log-level", "debug"] + metricsOff(extraArgs) + extraArgs + peers.map { host($0).address }
         var environment = ProcessInfo.processInfo.environment
         environment["WEFT_PASSWORD"] = password
         process.environment = environment
@@ -131,6 +131,11 @@ final class TestNet {
         try process.run()
         routers[index] = process
         return process
+    }
+
+    /// Metrics are off unless a test asks for them with its own `--metrics-addr`.
+    private func metricsOff(_ args: [String]) -> [String] {
+        args.contains("--metrics-addr") ? [] : ["--metrics-addr", "off"]
     }
 
     func router(_ index: Int) -> Process? { routers[index] }

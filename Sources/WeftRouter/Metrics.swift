@@ -1,0 +1,215 @@
+// Prometheus metrics (DESIGN §8): `weft launch --metrics-addr HOST:PORT` serves the text
+// exposition format at /metrics over HTTP/1.1, on the router's event loop group. Every value is
+// read on the router's loop from the state status reads, so a subsystem that is off simply
+// contributes zeros or no series.
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import WeftDatapath
+import WeftWire
+
+/// What the router counts for metrics alone, and the metrics listener. Confined to the
+/// router's event loop.
+final class RouterMetrics: @unchecked Sendable {
+    static let defaultAddress = "127.0.0.1:6782"
+
+    /// Links that closed before they were established, by reason (snake_case refusal code).
+    var handshakeFailures: [String: UInt64] = [:]
+    /// Completed session rekeys (DESIGN §6), either side's.
+    var rekeys: UInt64 = 0
+    /// Sessions seen at the last scrape: when one goes away its drops move to `retiredDrops`,
+    /// so the drop counters never go backwards.
+    private var sessions: [ObjectIdentifier: SleeveSession] = [:]
+    private var retiredDrops = DropCounts()
+    var channel: Channel?
+
+    struct DropCounts {
+        var badTag: UInt64 = 0, replay: UInt64 = 0, malformed: UInt64 = 0, tooBig: UInt64 = 0
+
+        mutating func add(_ s: SleeveCounters.Snapshot) {
+            badTag &+= s.dropBadTag
+            replay &+= s.dropReplay
+            malformed &+= s.dropMalformed
+            tooBig &+= s.dropTooBig
+        }
+    }
+
+    /// Counts a link that closed before it was established. Duplicate-connection resolution
+    /// and shutdown are not failures.
+    func linkClosed(_ link: Link, wasEstablished: Bool) {
+        guard !wasEstablished, link.reason != nil else { return }
+        let code = link.refuseCode
+        if code == .duplicateConnection || code == .shuttingDown { return }
+        handshakeFailures[Self.reasonLabel(code), default: 0] += 1
+    }
+
+    /// Stable label values; a link that closed with no refusal is "closed".
+    static func reasonLabel(_ code: RefuseCode?) -> String {
+        switch code {
+        case nil: return "closed"
+        case .unknownPSKId: return "unknown_psk_id"
+        case .handshakeFailed: return "handshake_failed"
+        case .passwordMismatch: return "password_mismatch"
+        case .noCommonVersion: return "no_common_version"
+        case .duplicateConnection: return "duplicate_connection"
+        case .connectingToSelf: return "connecting_to_self"
+        case .protocolError: return "protocol_error"
+        case .shuttingDown: return "shutting_down"
+        case .rateLimited: return "rate_limited"
+        case .handshakeTimeout: return "handshake_timeout"
+        case .unknown: return "unknown"
+        }
+    }
+
+    /// Drops of every session that ever existed, plus the ones no session can be charged with.
+    func drops(live: [SleeveSession], stray: SleeveCounters.Snapshot?) -> DropCounts {
+        let liveIds = Set(live.map(ObjectIdentifier.init))
+        for (id, session) in sessions where !liveIds.contains(id) { retiredDrops.add(session.counters.snapshot()) }
+        sessions = Dictionary(live.map { (ObjectIdentifier($0), $0) }, uniquingKeysWith: { a, _ in a })
+        var total = retiredDrops
+        for session in live { total.add(session.counters.snapshot()) }
+        if let stray { total.add(stray) }
+        return total
+    }
+
+    func close() {
+        channel?.close(promise: nil)
+        channel = nil
+    }
+}
+
+extension RouterConfig {
+    /// `--metrics-addr`: "HOST:PORT" (IPv6 as "[::1]:PORT") or "off". Returns the address, nil
+    /// for off.
+    public static func parseMetricsAddress(_ text: String) throws -> String? {
+        if text == "off" { return nil }
+        guard let (host, port) = Router.split(text), !host.isEmpty, (1...65535).contains(port) else {
+            throw ConfigError("--metrics-addr \(text) is not HOST:PORT (like \(RouterMetrics.defaultAddress)) or off")
+        }
+        return text
+    }
+}
+
+extension Router {
+    /// Binds the metrics listener when `--metrics-addr` is not off. Runs on the caller's thread.
+    func startMetrics() throws {
+        guard let address = config.metricsAddress, let (host, port) = Self.split(address) else { return }
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { [self] channel in
+                channel.pipeline.configureHTTPServerPipeline().flatMap {
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(MetricsHandler(router: self))
+                    }
+                }
+            }
+        do {
+            metrics.channel = try bootstrap.bind(host: host, port: port).wait()
+        } catch {
+            throw ConfigError("cannot serve metrics on \(address) (\(Self.describe(error))); is another router using it? pass --metrics-addr HOST:PORT or off")
+        }
+        logger.info("metrics served", metadata: ["address": "http://\(address)/metrics"])
+    }
+
+    /// The exposition text. Runs on the router's loop.
+    func metricsText() -> String {
+        var out = PrometheusText()
+        let passwordSet = config.psk != nil
+        out.family("weft_router_info", .gauge, "The router's peer name and nickname.",
+                   [([("peer", config.name.description), ("nickname", config.nickname)], 1)])
+        out.family("weft_peers", .gauge, "Peers in the topology, this router included.", [([], UInt64(topologyPeers.count))])
+
+        var connections: [[String]: UInt64] = [:]
+        for state in [ConnectionState.connecting, .established, .failed, .retrying] {
+            connections[[state.rawValue, "none", "\(passwordSet)"]] = 0
+        }
+        for c in connectionStatus() { connections[[c.state.rawValue, c.mode ?? "none", "\(c.encrypted)"], default: 0] += 1 }
+        out.family("weft_connections", .gauge, "Connections by state, data-plane mode and encryption.",
+                   connections.sorted { $0.key.lexicographicallyPrecedes($1.key) }.map { key, count in
+                       ([("state", key[0]), ("mode", key[1]), ("encrypted", key[2])], count)
+                   })
+
+        let sessions = (sleeve?.sessions ?? [:]).sorted { $0.key < $1.key }
+        let snapshots = sessions.map { ($0.key.description, $0.value.counters.snapshot()) }
+        out.family("weft_connection_bytes_total", .counter, "Frame bytes carried per connection and direction (sleeve).",
+                   snapshots.flatMap { peer, s in [([("peer", peer), ("direction", "tx")], s.txBytes), ([("peer", peer), ("direction", "rx")], s.rxBytes)] })
+        out.family("weft_connection_frames_total", .counter, "Frames carried per connection and direction (sleeve).",
+                   snapshots.flatMap { peer, s in [([("peer", peer), ("direction", "tx")], s.txFrames), ([("peer", peer), ("direction", "rx")], s.rxFrames)] })
+        out.family("weft_connection_path_mtu_bytes", .gauge, "The overlay MTU usable towards each directly connected peer (path MTU probing).",
+                   sessions.map { name, session in ([("peer", name.description)], UInt64(max(0, min(sleeve?.engine.overlayMTU ?? 0, session.pathMTU)))) })
+
+        let drops = metrics.drops(live: sessions.map(\.value), stray: sleeve?.engine.stray.snapshot())
+        out.family("weft_sleeve_drops_total", .counter, "Sleeve packets dropped, by reason.", [
+            ([("reason", "bad_tag")], drops.badTag), ([("reason", "replay")], drops.replay),
+            ([("reason", "malformed")], drops.malformed), ([("reason", "too_big")], drops.tooBig),
+        ])
+        out.family("weft_handshake_failures_total", .counter, "Gossip links that closed before they were established, by reason.",
+                   metrics.handshakeFailures.sorted { $0.key < $1.key }.map { ([("reason", $0.key)], $0.value) })
+        out.family("weft_rekeys_total", .counter, "Session rekeys.", [([], metrics.rekeys)])
+        out.family("weft_overlay_mtu_bytes", .gauge, "MTU of the weft bridge, TAP and workload interfaces.",
+                   [([], UInt64(hostNetwork?.overlayMTU ?? config.mtu ?? 0))])
+        out.family("weft_fastdp_flows", .gauge, "Flows installed in the fast datapath (0 without fastdp).", [([], 0)])
+        return out.text
+    }
+}
+
+/// Writes the Prometheus text exposition format, version 0.0.4.
+struct PrometheusText {
+    enum Kind: String { case counter, gauge }
+    private(set) var text = ""
+
+    mutating func family(_ name: String, _ kind: Kind, _ help: String, _ samples: [(labels: [(String, String)], value: UInt64)]) {
+        text += "# HELP \(name) \(help)\n# TYPE \(name) \(kind.rawValue)\n"
+        for (labels, value) in samples {
+            let rendered = labels.map { "\($0.0)=\"\(Self.escape($0.1))\"" }.joined(separator: ",")
+            text += rendered.isEmpty ? "\(name) \(value)\n" : "\(name){\(rendered)} \(value)\n"
+        }
+    }
+
+    static func escape(_ value: String) -> String {
+        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n")
+    }
+}
+
+/// GET /metrics; anything else is 404. One request per connection.
+final class MetricsHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let router: Router
+    private var head: HTTPRequestHead?
+
+    init(router: Router) { self.router = router }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let h): head = h
+        case .body: break
+        case .end:
+            guard let head else { return }
+            let path = head.uri.split(separator: "?").first.map(String.init) ?? head.uri
+            guard head.method == .GET, path == "/metrics" else {
+                send(context: context, status: .notFound, type: "text/plain; charset=utf-8", body: "weft serves /metrics only\n")
+                return
+            }
+            let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
+            router.loop.submit { [router] in router.metricsText() }.hop(to: context.eventLoop).whenComplete { result in
+                switch result {
+                case .success(let text): self.send(context: ctx.value, status: .ok, type: "text/plain; version=0.0.4; charset=utf-8", body: text)
+                case .failure(let error): self.send(context: ctx.value, status: .internalServerError, type: "text/plain; charset=utf-8", body: "\(error)\n")
+                }
+            }
+        }
+    }
+
+    private func send(context: ChannelHandlerContext, status: HTTPResponseStatus, type: String, body: String) {
+        let bytes = Array(body.utf8)
+        let headers = HTTPHeaders([("Content-Type", type), ("Content-Length", "\(bytes.count)"), ("Connection", "close")])
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+    }
+}
