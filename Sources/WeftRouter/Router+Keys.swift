@@ -148,26 +148,49 @@ extension Router {
         do {
             switch type {
             case .passwordOffer:
+                // Offers spread through the mesh: each router that learns a PSK passes it on,
+                // so peers without a direct connection to the rotating router get it too.
                 let offer = try PasswordOffer.decode(payload)
                 let psk = PreSharedKey(key: offer.psk)
                 if keyring.state(of: psk.id) != .retired, keyring.add(psk, state: .accepted) {
                     saveKeyring()
                     logger.info("password offered by peer", metadata: ["peer": "\(peer)", "pskId": "\(psk.id)"])
+                    for other in established.values where other !== link && other.canRekey {
+                        other.send(type: MessageType.passwordOffer.rawValue, payload: payload)
+                    }
                 }
-                if keyring.accepted(psk.id) != nil { link.send(type: MessageType.passwordAck.rawValue, payload: psk.id.bytes) }
+                if keyring.accepted(psk.id) != nil {
+                    let ack = psk.id.bytes + config.name.bytes
+                    keyWork.acks[psk.id, default: []].insert(config.name)
+                    floodAck(ack, except: nil)
+                }
             case .passwordAck:
+                // "Peer P holds PSK X", flooded once per (X, P) so the rotating router hears it.
                 var reader = ByteReader(payload)
                 let id = PSKID(bytes: try reader.bytes(8, "acknowledged psk id"))
-                keyWork.acks[id, default: []].insert(peer)
+                let holder = try reader.peerName("acknowledging peer")
+                if keyWork.acks[id, default: []].insert(holder).inserted { floodAck(payload, except: link) }
             case .passwordUse:
                 let use = try PasswordUse.decode(payload)
-                switchPassword(to: PSKID(bytes: use.newId), retiring: PSKID(bytes: use.oldId), grace: Double(use.graceSeconds),
-                               except: link)
+                let id = PSKID(bytes: use.newId)
+                let wasActive = keyring.active?.id == id
+                switchPassword(to: id, retiring: PSKID(bytes: use.oldId), grace: Double(use.graceSeconds), except: link)
+                if !wasActive, keyring.active?.id == id {
+                    for other in established.values where other !== link && other.canRekey {
+                        other.send(type: MessageType.passwordUse.rawValue, payload: payload)
+                    }
+                }
             default:
                 break
             }
         } catch {
             link.fail("malformed password message: \(error)", refuse: .protocolError)
+        }
+    }
+
+    private func floodAck(_ payload: [UInt8], except: Link?) {
+        for other in established.values where other !== except && other.canRekey {
+            other.send(type: MessageType.passwordAck.rawValue, payload: payload)
         }
     }
 
@@ -224,7 +247,7 @@ extension Router {
         // Waits for the peers reachable now; a known peer that is down is reported, not awaited.
         let peers = routes.reachable.subtracting([config.name])
         let known = Set(topology.peers.keys).subtracting([config.name])
-        keyWork.acks[psk.id] = []
+        keyWork.acks[psk.id] = [config.name]
         for link in established.values where link.canRekey {
             link.send(type: MessageType.passwordOffer.rawValue, payload: PasswordOffer(psk: psk.key).encode())
         }
@@ -240,7 +263,8 @@ extension Router {
         return done.futureResult.flatMap {
             let acknowledged = self.keyWork.acks.removeValue(forKey: psk.id) ?? []
             let use = PasswordUse(newId: psk.id.bytes, oldId: old.id.bytes, graceSeconds: UInt32(max(0, grace)))
-            for link in self.established.values where link.canRekey && acknowledged.contains(link.remoteName!) {
+            // Sent to every neighbour; each passes it on once it has switched (§3.8).
+            for link in self.established.values where link.canRekey {
                 link.send(type: MessageType.passwordUse.rawValue, payload: use.encode())
             }
             self.switchPassword(to: psk.id, retiring: old.id, grace: grace, except: nil)

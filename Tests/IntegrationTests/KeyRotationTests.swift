@@ -167,4 +167,32 @@ final class KeyRotationTests: XCTestCase {
             return (1...3).allSatisfy { index in self.established(net, index).allSatisfy { $0.pskId == active } }
         })
     }
+
+    /// In a line A–B–C (A and C cannot reach each other's underlay), a rotation started on A
+    /// reaches C through B: C acknowledges, switches, and keeps its link after the grace period.
+    func testRotationReachesPeersWithoutADirectConnection() throws {
+        try requireRoot()
+        let net = try TestNet(hosts: 3)
+        defer { net.cleanup() }
+        try Shell.run(["ip", "-n", net.host(1).namespace, "route", "add", "blackhole", "198.18.0.3/32"])
+        try Shell.run(["ip", "-n", net.host(3).namespace, "route", "add", "blackhole", "198.18.0.1/32"])
+        try net.launch(2)
+        try net.launch(1, peers: [2])
+        try net.launch(3, peers: [2])
+        XCTAssertTrue(net.sleeveReady(2, peers: 2))
+        XCTAssertTrue(net.waitUntil(timeout: 10) {
+            try JSONDecoder().decode(RouterStatus.self, from: Data(try net.cli(1, ["status", "--json"]).output.utf8)).peers == 3
+        })
+        let file = try writePassword(net, "a password for the whole line")
+        let rotation = try Shell.run([binary("weft"), "rotate-password", "--file", file, "--grace", "3s", "--json",
+                                      "--socket", net.host(1).socket], check: false)
+        XCTAssertEqual(rotation.status, 0, rotation.output)
+        let result = try JSONDecoder().decode(RotatePasswordResult.self, from: Data(rotation.output.utf8))
+        XCTAssertEqual(result.acknowledged.count, 2, rotation.output)
+        XCTAssertTrue(result.missing.isEmpty, rotation.output)
+        sleep(5)
+        XCTAssertEqual(established(net, 3).count, 1, "C lost its link after the grace period")
+        XCTAssertEqual(established(net, 3).first?.pskId, result.id)
+        XCTAssertEqual(established(net, 2).count, 2)
+    }
 }
