@@ -85,3 +85,76 @@ int weft_ip_mtu(int fd) {
 int weft_tun_enable_tso(int fd) {
     return ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6));
 }
+
+#include <netinet/udp.h>
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+
+int weft_enable_udp_gro(int fd) {
+    int one = 1;
+    return setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one));
+}
+
+int weft_udp_gso_supported(int fd) {
+    int value = 0;
+    socklen_t len = sizeof(value);
+    return getsockopt(fd, SOL_UDP, UDP_SEGMENT, &value, &len) == 0;
+}
+
+int weft_send_gso(int fd, const void *buf, size_t len, unsigned short segment, const struct sockaddr_in *addr) {
+    struct iovec iov = { (void *)buf, len };
+    char control[CMSG_SPACE(sizeof(unsigned short))];
+    memset(control, 0, sizeof(control));
+    struct msghdr msg;
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_name = (void *)addr;
+    msg.msg_namelen = sizeof(struct sockaddr_in);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_UDP;
+    cm->cmsg_type = UDP_SEGMENT;
+    cm->cmsg_len = CMSG_LEN(sizeof(unsigned short));
+    memcpy(CMSG_DATA(cm), &segment, sizeof(segment));
+    return (int)sendmsg(fd, &msg, MSG_DONTWAIT);
+}
+
+int weft_recv_batch_gro(int fd, void *const *bufs, size_t *lens, struct sockaddr_in *addrs, unsigned short *segments, int n, int flags) {
+    struct mmsghdr msgs[WEFT_BATCH_MAX];
+    struct iovec iovs[WEFT_BATCH_MAX];
+    char controls[WEFT_BATCH_MAX][CMSG_SPACE(sizeof(int))];
+    if (n > WEFT_BATCH_MAX) n = WEFT_BATCH_MAX;
+    memset(msgs, 0, sizeof(struct mmsghdr) * (size_t)n);
+    for (int i = 0; i < n; i++) {
+        iovs[i].iov_base = bufs[i];
+        iovs[i].iov_len = lens[i];
+        msgs[i].msg_hdr.msg_iov = &iovs[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+        msgs[i].msg_hdr.msg_name = &addrs[i];
+        msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_in);
+        msgs[i].msg_hdr.msg_control = controls[i];
+        msgs[i].msg_hdr.msg_controllen = sizeof(controls[i]);
+    }
+    int got = recvmmsg(fd, msgs, (unsigned int)n, flags, NULL);
+    for (int i = 0; i < got; i++) {
+        lens[i] = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? 0 : msgs[i].msg_len;
+        segments[i] = 0;
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msgs[i].msg_hdr); cm; cm = CMSG_NXTHDR(&msgs[i].msg_hdr, cm)) {
+            if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
+                int size = 0;
+                memcpy(&size, CMSG_DATA(cm), sizeof(size));
+                segments[i] = (unsigned short)size;
+            }
+        }
+    }
+    return got;
+}

@@ -24,6 +24,8 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
     /// Drops that cannot be charged to a connection (unknown sender, not for us, truncated).
     public let stray = SleeveCounters()
     private let stopping = Atomic<Bool>(false)
+    /// UDP GSO for the pieces of super-frames; turned off for good if the kernel refuses it.
+    let gsoEnabled: Atomic<Bool>
     private var threads: [Thread] = []
     private let finished = DispatchGroup()
     /// Scratch for heartbeats sent from the control plane; guarded by its lock.
@@ -61,6 +63,9 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
             throw error
         }
         udpFD = fd
+        gsoEnabled = Atomic(weft_udp_gso_supported(fd) != 0 && ProcessInfo.processInfo.environment["WEFT_NO_UDP_GSO"] == nil)
+        // GRO joins the datagrams of a GSO train on receive; split again in udpLoop.
+        _ = weft_enable_udp_gro(fd)
         let flags = fcntl(tapFD, F_GETFL)
         _ = fcntl(tapFD, F_SETFL, flags | O_NONBLOCK)
     }
@@ -128,6 +133,8 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
             addresses = Array(repeating: sockaddr_in(), count: capacity)
             sessions = Array(repeating: nil, count: capacity)
         }
+
+        var isFull: Bool { count == pointers.count }
 
         @inline(__always)
         mutating func add(_ p: UnsafeMutableRawPointer, _ length: Int, _ session: SleeveSession) {
@@ -241,6 +248,9 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
         defer { pieces.deallocate() }
         var usedPieces = 0
         var frameIds: UInt32 = 0
+        // One GSO train of pieces, back to back (at most 64 KiB per send).
+        let gsoBuffer = UnsafeMutableRawPointer.allocate(byteCount: 65536 + 2048, alignment: 64)
+        defer { gsoBuffer.deallocate() }
         var lengths = [Int](repeating: 0, count: Self.batch)
         var out = OutBatch(capacity: slots + pieceSlots)
         var slotUsed = [Bool](repeating: false, count: slots)
@@ -365,11 +375,50 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                     return
                 }
                 sealPending()
+                frameIds &+= 1
+                SleeveCounters.add(session.counters.txFrames, 1)
+                SleeveCounters.add(session.counters.txBytes, UInt64(frameLength))
+                if gsoEnabled.load(ordering: .relaxed) {
+                    // Pieces back to back, all of one size but the last: one send per train.
+                    flush(&out)
+                    let stride = overhead + chunk
+                    let perSend = min(Self.batch, 65507 / stride)
+                    var index = 0
+                    var address = session.remoteAddress
+                    while index < count {
+                        let inThisSend = min(perSend, count - index)
+                        var bytes = 0
+                        for k in 0..<inThisSend {
+                            let piece = index + k
+                            let p = gsoBuffer + bytes
+                            let offset = piece * chunk
+                            let size = min(chunk, frameLength - offset)
+                            FragmentHeader(source: own, destination: destination, frameId: frameIds, index: UInt16(piece), count: UInt16(count),
+                                           chunkSize: UInt16(chunk), totalLength: UInt32(frameLength), virtio: header)
+                                .store(p + Sleeve.headerSize)
+                            (p + Sleeve.headerSize + FragmentHeader.size).copyMemory(from: frame + offset, byteCount: size)
+                            bytes += finish(p, bodyLength: FragmentHeader.size + size, kind: .fragment, session: session, own: own)
+                        }
+                        while true {
+                            let sent = weft_send_gso(udpFD, gsoBuffer, bytes, UInt16(stride), &address)
+                            if sent >= 0 { break }
+                            if errno == EAGAIN || errno == EWOULDBLOCK {
+                                var pw = pollfd(fd: udpFD, events: Int16(POLLOUT), revents: 0)
+                                _ = poll(&pw, 1, 100)
+                                continue
+                            }
+                            if errno == EIO || errno == EINVAL || errno == EOPNOTSUPP { gsoEnabled.store(false, ordering: .relaxed) }
+                            SleeveCounters.add(session.counters.dropTooBig, 1)
+                            return
+                        }
+                        index += inThisSend
+                    }
+                    return
+                }
                 if usedPieces + count > pieceSlots {
                     flush(&out)
                     usedPieces = 0
                 }
-                frameIds &+= 1
                 for index in 0..<count {
                     let p = pieces + usedPieces * pieceSlotSize
                     usedPieces += 1
@@ -381,8 +430,6 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                     (p + Sleeve.headerSize + FragmentHeader.size).copyMemory(from: frame + offset, byteCount: size)
                     out.add(p, finish(p, bodyLength: FragmentHeader.size + size, kind: .fragment, session: session, own: own), session)
                 }
-                SleeveCounters.add(session.counters.txFrames, 1)
-                SleeveCounters.add(session.counters.txBytes, UInt64(frameLength))
             }
 
             func route(_ i: Int, _ visit: (SleeveSession, UInt16) -> Void) {
@@ -472,17 +519,22 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
         }
     }
 
+    /// Receives per recvmmsg: each buffer may hold a GRO train of up to 64 KiB.
+    static let receiveBatch = 16
+
     private func udpLoop() {
         let packetSlot = (max(maxPayload, 2048) + 63) & ~63
-        // Owned by this thread: received packets (opened in place), then relay packets.
-        let slab = UnsafeMutableRawPointer.allocate(byteCount: 2 * Self.batch * packetSlot, alignment: 64)
+        let receiveSlot = 65536
+        // Owned by this thread: received trains (opened in place, packet by packet), then relay packets.
+        let slab = UnsafeMutableRawPointer.allocate(byteCount: Self.receiveBatch * receiveSlot + Self.batch * packetSlot, alignment: 64)
         defer { slab.deallocate() }
-        let relaySlab = slab + Self.batch * packetSlot
+        let relaySlab = slab + Self.receiveBatch * receiveSlot
         var reassembly = Reassembly()
         defer { reassembly.buffer.deallocate() }
-        var pointers = (0..<Self.batch).map { Optional(slab + $0 * packetSlot) }
-        var lengths = [Int](repeating: 0, count: Self.batch)
-        var addresses = [sockaddr_in](repeating: sockaddr_in(), count: Self.batch)
+        var pointers = (0..<Self.receiveBatch).map { Optional(slab + $0 * receiveSlot) }
+        var lengths = [Int](repeating: 0, count: Self.receiveBatch)
+        var segments = [UInt16](repeating: 0, count: Self.receiveBatch)
+        var addresses = [sockaddr_in](repeating: sockaddr_in(), count: Self.receiveBatch)
         var out = OutBatch(capacity: 2 * Self.batch)
         var pfd = pollfd(fd: udpFD, events: Int16(POLLIN), revents: 0)
         // A plain frame goes to the TAP behind an all-zero virtio header (nothing to offload).
@@ -500,11 +552,14 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
         while !stopping.load(ordering: .relaxed) {
             pfd.revents = 0
             guard poll(&pfd, 1, 500) > 0 else { continue }
-            for i in 0..<Self.batch { lengths[i] = packetSlot }
+            for i in 0..<Self.receiveBatch { lengths[i] = receiveSlot }
             let n = pointers.withUnsafeMutableBufferPointer { p in
                 lengths.withUnsafeMutableBufferPointer { l in
                     addresses.withUnsafeMutableBufferPointer { a in
-                        weft_recv_batch(udpFD, UnsafePointer(p.baseAddress!), l.baseAddress!, a.baseAddress!, Int32(Self.batch), Int32(MSG_DONTWAIT))
+                        segments.withUnsafeMutableBufferPointer { g in
+                            weft_recv_batch_gro(udpFD, UnsafePointer(p.baseAddress!), l.baseAddress!, a.baseAddress!, g.baseAddress!,
+                                                Int32(Self.receiveBatch), Int32(MSG_DONTWAIT))
+                        }
                     }
                 }
             }
@@ -514,10 +569,22 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
             let now = Self.monotonicNanos()
             var relays = 0
 
+            /// Queues a packet, sending the queue first when it is full.
+            func enqueue(_ p: UnsafeMutableRawPointer, _ length: Int, _ session: SleeveSession) {
+                if out.isFull {
+                    flush(&out)
+                    relays = 0
+                }
+                out.add(p, length, session)
+            }
+
             /// Re-seals a record (a frame with its record header, or a piece) towards the next hop.
             func relay(_ body: UnsafeRawPointer, _ bodyLength: Int, kind: SleeveKind, frameBytes: Int, via session: SleeveSession) {
-                guard relays < Self.batch,
-                      Sleeve.headerSize + bodyLength + Sleeve.tagSize <= min(packetSlot, session.pathPayload.load(ordering: .relaxed)) else {
+                if relays == Self.batch {
+                    flush(&out)
+                    relays = 0
+                }
+                guard Sleeve.headerSize + bodyLength + Sleeve.tagSize <= min(packetSlot, session.pathPayload.load(ordering: .relaxed)) else {
                     SleeveCounters.add(session.counters.dropTooBig, 1)
                     return
                 }
@@ -527,12 +594,18 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                 let total = finish(p, bodyLength: bodyLength, kind: kind, session: session, own: own)
                 SleeveCounters.add(session.counters.txFrames, 1)
                 SleeveCounters.add(session.counters.txBytes, UInt64(frameBytes))
-                out.add(p, total, session)
+                enqueue(p, total, session)
             }
 
             for i in 0..<Int(n) {
-                let p = slab + i * packetSlot
-                let length = lengths[i]
+              // A GRO train holds datagrams of `segments[i]` bytes each (the last may be shorter).
+              let train = slab + i * receiveSlot
+              let step = segments[i] == 0 ? max(lengths[i], 1) : Int(segments[i])
+              var trainOffset = 0
+              while trainOffset < lengths[i] {
+                let p = train + trainOffset
+                let length = min(step, lengths[i] - trainOffset)
+                trainOffset += step
                 guard let header = Sleeve.readHeader(p, length: length), header.receiver == own,
                       let session = table.session(header.sender) else {
                     SleeveCounters.add(stray.dropMalformed, 1)
@@ -575,14 +648,14 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                 case .heartbeat:
                     // Answer with the same body; the buffer is ours to reuse.
                     let total = finish(p, bodyLength: bodyLength, kind: .heartbeatAck, session: session, own: own)
-                    out.add(p, total, session)
+                    enqueue(p, total, session)
                 case .heartbeatAck:
                     session.lastHeartbeatAck.store(now, ordering: .relaxed)
                 case .pmtuProbe:
                     // Acknowledge with the size that arrived, in a small packet.
                     (p + Sleeve.headerSize).storeBytes(of: UInt16(length).bigEndian, as: UInt16.self)
                     let total = finish(p, bodyLength: 2, kind: .pmtuAck, session: session, own: own)
-                    out.add(p, total, session)
+                    enqueue(p, total, session)
                 case .pmtuAck:
                     guard bodyLength >= 2 else { break }
                     let size = Int(UInt16(bigEndian: body.loadUnaligned(as: UInt16.self)))
@@ -639,6 +712,7 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                     }
                     if !ok { SleeveCounters.add(session.counters.dropMalformed, 1) }
                 }
+              }
             }
             flush(&out)
         }

@@ -38,4 +38,15 @@ int weft_send_batch(int fd, void *const *bufs, const size_t *lens, const struct 
 int weft_set_dont_fragment(int fd);
 /// The kernel's current path MTU towards the socket's connected address (IP_MTU), or -1.
 int weft_ip_mtu(int fd);
+
+/// UDP_GRO on: a receive may return several datagrams of one GSO train joined (see below).
+int weft_enable_udp_gro(int fd);
+/// Whether UDP_SEGMENT (send-side GSO) is available on this socket.
+int weft_udp_gso_supported(int fd);
+/// One sendmsg of `len` bytes cut by the kernel into datagrams of `segment` bytes (the last may
+/// be shorter). Returns bytes sent or -1 with errno (EIO: the device cannot offload checksums).
+int weft_send_gso(int fd, const void *buf, size_t len, unsigned short segment, const struct sockaddr_in *addr);
+/// recvmmsg like weft_recv_batch, also reporting each message's UDP_GRO segment size in
+/// `segments[i]` (0 when the message is a single datagram).
+int weft_recv_batch_gro(int fd, void *const *bufs, size_t *lens, struct sockaddr_in *addrs, unsigned short *segments, int n, int flags);
 #endif
