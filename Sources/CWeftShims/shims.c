@@ -7,15 +7,16 @@
 #include <sys/ioctl.h>
 #include <linux/if_tun.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
-
-unsigned long weft_tunsetiff(void) { return TUNSETIFF; }
-unsigned long weft_tunsetoffload(void) { return TUNSETOFFLOAD; }
-unsigned long weft_tunsetvnethdrsz(void) { return TUNSETVNETHDRSZ; }
-
-int weft_set_tcp_user_timeout(int fd, unsigned int millis) {
-    return setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &millis, sizeof(millis));
-}
+#include <netinet/udp.h>
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
 
 int weft_setns_net(int fd) { return setns(fd, CLONE_NEWNET); }
 
@@ -31,32 +32,13 @@ int weft_tun_set_iff_tap(int fd, const char *name, int vnet_hdr, char *out_name)
     return 0;
 }
 
-#include <string.h>
-#include <errno.h>
-
-int weft_recv_batch(int fd, void *const *bufs, size_t *lens, struct sockaddr_in *addrs, int n, int flags) {
-    struct mmsghdr msgs[WEFT_BATCH_MAX];
-    struct iovec iovs[WEFT_BATCH_MAX];
-    if (n > WEFT_BATCH_MAX) n = WEFT_BATCH_MAX;
-    memset(msgs, 0, sizeof(struct mmsghdr) * (size_t)n);
-    for (int i = 0; i < n; i++) {
-        iovs[i].iov_base = bufs[i];
-        iovs[i].iov_len = lens[i];
-        msgs[i].msg_hdr.msg_iov = &iovs[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
-        msgs[i].msg_hdr.msg_name = &addrs[i];
-        msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_in);
-    }
-    int got = recvmmsg(fd, msgs, (unsigned int)n, flags, NULL);
-    for (int i = 0; i < got; i++) {
-        lens[i] = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? 0 : msgs[i].msg_len;
-    }
-    return got;
+int weft_tun_enable_tso(int fd) {
+    return ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6));
 }
 
-int weft_send_batch(int fd, void *const *bufs, const size_t *lens, const struct sockaddr_in *addrs, int n) {
-    struct mmsghdr msgs[WEFT_BATCH_MAX];
-    struct iovec iovs[WEFT_BATCH_MAX];
+/// One buffer and one IPv4 address per message; shared by the batch send and receive.
+static int prepare(struct mmsghdr *msgs, struct iovec *iovs, void *const *bufs, const size_t *lens,
+                   const struct sockaddr_in *addrs, int n) {
     if (n > WEFT_BATCH_MAX) n = WEFT_BATCH_MAX;
     memset(msgs, 0, sizeof(struct mmsghdr) * (size_t)n);
     for (int i = 0; i < n; i++) {
@@ -67,35 +49,44 @@ int weft_send_batch(int fd, void *const *bufs, const size_t *lens, const struct 
         msgs[i].msg_hdr.msg_name = (void *)&addrs[i];
         msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_in);
     }
+    return n;
+}
+
+int weft_send_batch(int fd, void *const *bufs, const size_t *lens, const struct sockaddr_in *addrs, int n) {
+    struct mmsghdr msgs[WEFT_BATCH_MAX];
+    struct iovec iovs[WEFT_BATCH_MAX];
+    n = prepare(msgs, iovs, bufs, lens, addrs, n);
     return sendmmsg(fd, msgs, (unsigned int)n, 0);
+}
+
+int weft_recv_batch_gro(int fd, void *const *bufs, size_t *lens, struct sockaddr_in *addrs, unsigned short *segments, int n, int flags) {
+    struct mmsghdr msgs[WEFT_BATCH_MAX];
+    struct iovec iovs[WEFT_BATCH_MAX];
+    char controls[WEFT_BATCH_MAX][CMSG_SPACE(sizeof(int))];
+    n = prepare(msgs, iovs, bufs, lens, addrs, n);
+    for (int i = 0; i < n; i++) {
+        msgs[i].msg_hdr.msg_control = controls[i];
+        msgs[i].msg_hdr.msg_controllen = sizeof(controls[i]);
+    }
+    int got = recvmmsg(fd, msgs, (unsigned int)n, flags, NULL);
+    for (int i = 0; i < got; i++) {
+        lens[i] = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? 0 : msgs[i].msg_len;
+        segments[i] = 0;
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msgs[i].msg_hdr); cm; cm = CMSG_NXTHDR(&msgs[i].msg_hdr, cm)) {
+            if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
+                int size = 0;
+                memcpy(&size, CMSG_DATA(cm), sizeof(size));
+                segments[i] = (unsigned short)size;
+            }
+        }
+    }
+    return got;
 }
 
 int weft_set_dont_fragment(int fd) {
     int value = IP_PMTUDISC_DO;
     return setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &value, sizeof(value));
 }
-
-int weft_ip_mtu(int fd) {
-    int mtu = 0;
-    socklen_t len = sizeof(mtu);
-    if (getsockopt(fd, IPPROTO_IP, IP_MTU, &mtu, &len) != 0) return -1;
-    return mtu;
-}
-
-int weft_tun_enable_tso(int fd) {
-    return ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6));
-}
-
-#include <netinet/udp.h>
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
-#ifndef UDP_GRO
-#define UDP_GRO 104
-#endif
-#ifndef SOL_UDP
-#define SOL_UDP 17
-#endif
 
 int weft_enable_udp_gro(int fd) {
     int one = 1;
@@ -126,35 +117,4 @@ int weft_send_gso(int fd, const void *buf, size_t len, unsigned short segment, c
     cm->cmsg_len = CMSG_LEN(sizeof(unsigned short));
     memcpy(CMSG_DATA(cm), &segment, sizeof(segment));
     return (int)sendmsg(fd, &msg, MSG_DONTWAIT);
-}
-
-int weft_recv_batch_gro(int fd, void *const *bufs, size_t *lens, struct sockaddr_in *addrs, unsigned short *segments, int n, int flags) {
-    struct mmsghdr msgs[WEFT_BATCH_MAX];
-    struct iovec iovs[WEFT_BATCH_MAX];
-    char controls[WEFT_BATCH_MAX][CMSG_SPACE(sizeof(int))];
-    if (n > WEFT_BATCH_MAX) n = WEFT_BATCH_MAX;
-    memset(msgs, 0, sizeof(struct mmsghdr) * (size_t)n);
-    for (int i = 0; i < n; i++) {
-        iovs[i].iov_base = bufs[i];
-        iovs[i].iov_len = lens[i];
-        msgs[i].msg_hdr.msg_iov = &iovs[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
-        msgs[i].msg_hdr.msg_name = &addrs[i];
-        msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_in);
-        msgs[i].msg_hdr.msg_control = controls[i];
-        msgs[i].msg_hdr.msg_controllen = sizeof(controls[i]);
-    }
-    int got = recvmmsg(fd, msgs, (unsigned int)n, flags, NULL);
-    for (int i = 0; i < got; i++) {
-        lens[i] = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? 0 : msgs[i].msg_len;
-        segments[i] = 0;
-        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msgs[i].msg_hdr); cm; cm = CMSG_NXTHDR(&msgs[i].msg_hdr, cm)) {
-            if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
-                int size = 0;
-                memcpy(&size, CMSG_DATA(cm), sizeof(size));
-                segments[i] = (unsigned short)size;
-            }
-        }
-    }
-    return got;
 }

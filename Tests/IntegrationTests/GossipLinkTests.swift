@@ -76,9 +76,7 @@ final class GossipLinkTests: XCTestCase {
         try requireRoot()
         let net = try TestNet(hosts: 4)
         defer { net.cleanup() }
-        try net.launch(1)
-        try net.launch(2, peers: [1])
-        try net.launch(3, peers: [1])
+        try net.launchStar(3)
         XCTAssertTrue(net.waitUntil(timeout: 15) { fullMesh(net, [1, 2, 3]) })
         try net.launch(4, peers: [1], password: "not the right password")
         XCTAssertTrue(net.waitUntil(timeout: 10) {
@@ -101,9 +99,7 @@ final class GossipLinkTests: XCTestCase {
         try requireRoot()
         let net = try TestNet(hosts: 3)
         defer { net.cleanup() }
-        try net.launch(1)
-        try net.launch(2, peers: [1])
-        try net.launch(3, peers: [1])
+        try net.launchStar(3)
         XCTAssertTrue(net.waitUntil(timeout: 15) { fullMesh(net, [1, 2, 3]) })
         net.kill(2)
         XCTAssertTrue(net.waitUntil(timeout: 10) { try net.connections(1).filter { $0.state == .established }.count == 1 && fullMesh(net, [1, 3]) })

@@ -22,9 +22,7 @@ final class KeyRotationTests: XCTestCase {
         try requireRoot()
         let net = try TestNet(hosts: 4)
         defer { net.cleanup() }
-        try net.launch(1)
-        try net.launch(2, peers: [1])
-        try net.launch(3, peers: [1])
+        try net.launchStar(3)
         for index in 1...3 { XCTAssertTrue(net.sleeveReady(index, peers: 2), "host \(index)") }
         let w1 = try net.attachWorkload(1, "10.47.0.1/24")
         _ = try net.attachWorkload(2, "10.47.0.2/24")
@@ -124,9 +122,7 @@ final class KeyRotationTests: XCTestCase {
         try requireRoot()
         let net = try TestNet(hosts: 3)
         defer { net.cleanup() }
-        try net.launch(1)
-        try net.launch(2, peers: [1])
-        try net.launch(3, peers: [1])
+        try net.launchStar(3)
         for index in 1...3 { XCTAssertTrue(net.sleeveReady(index, peers: 2), "host \(index)") }
         net.kill(3, signal: SIGTERM)
         XCTAssertTrue(net.waitUntil(timeout: 5) { self.established(net, 1).count == 1 })
@@ -174,11 +170,7 @@ final class KeyRotationTests: XCTestCase {
         try requireRoot()
         let net = try TestNet(hosts: 3)
         defer { net.cleanup() }
-        try Shell.run(["ip", "-n", net.host(1).namespace, "route", "add", "blackhole", "198.18.0.3/32"])
-        try Shell.run(["ip", "-n", net.host(3).namespace, "route", "add", "blackhole", "198.18.0.1/32"])
-        try net.launch(2)
-        try net.launch(1, peers: [2])
-        try net.launch(3, peers: [2])
+        try net.launchLine()
         XCTAssertTrue(net.sleeveReady(2, peers: 2))
         XCTAssertTrue(net.waitUntil(timeout: 10) {
             try JSONDecoder().decode(RouterStatus.self, from: Data(try net.cli(1, ["status", "--json"]).output.utf8)).peers == 3

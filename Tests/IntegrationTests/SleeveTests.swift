@@ -142,9 +142,7 @@ final class SleeveTests: XCTestCase {
         try requireRoot()
         let net = try TestNet(hosts: 3)
         defer { net.cleanup() }
-        try net.launch(1)
-        try net.launch(2, peers: [1])
-        try net.launch(3, peers: [1])
+        try net.launchStar(3)
         for index in 1...3 { XCTAssertTrue(net.sleeveReady(index, peers: 2), "host \(index)") }
         let workloads = try (1...3).map { try net.attachWorkload($0, "10.47.0.\($0)/24") }
         for (i, ns) in workloads.enumerated() {
@@ -166,11 +164,7 @@ final class SleeveTests: XCTestCase {
         try requireRoot()
         let net = try TestNet(hosts: 3)
         defer { net.cleanup() }
-        try Shell.run(["ip", "-n", net.host(1).namespace, "route", "add", "blackhole", "198.18.0.3/32"])
-        try Shell.run(["ip", "-n", net.host(3).namespace, "route", "add", "blackhole", "198.18.0.1/32"])
-        try net.launch(2)
-        try net.launch(1, peers: [2])
-        try net.launch(3, peers: [2])
+        try net.launchLine()
         XCTAssertTrue(net.sleeveReady(2, peers: 2))
         let w1 = try net.attachWorkload(1, "10.47.0.1/24")
         _ = try net.attachWorkload(3, "10.47.0.3/24")

@@ -140,6 +140,21 @@ final class TestNet {
 
     func router(_ index: Int) -> Process? { routers[index] }
 
+    /// Routers on hosts 1…count, each but the first told only of host 1: gossip makes the mesh.
+    func launchStar(_ count: Int) throws {
+        try launch(1)
+        for index in 2...count { try launch(index, peers: [1]) }
+    }
+
+    /// Routers in a line 1–2–3 where hosts 1 and 3 cannot reach each other's underlay address.
+    func launchLine() throws {
+        try Shell.run(["ip", "-n", host(1).namespace, "route", "add", "blackhole", "198.18.0.3/32"])
+        try Shell.run(["ip", "-n", host(3).namespace, "route", "add", "blackhole", "198.18.0.1/32"])
+        try launch(2)
+        try launch(1, peers: [2])
+        try launch(3, peers: [2])
+    }
+
     func log(_ index: Int) -> String {
         (try? String(contentsOfFile: "\(directory)/h\(index).log", encoding: .utf8)) ?? ""
     }

@@ -1,26 +1,19 @@
-// Helpers for what Swift cannot import from Glibc: GNU-only socket batching calls and the
-// _IOW-style ioctl numbers of the TUN/TAP driver. Kept tiny on purpose.
+// Helpers for what Swift cannot import from Glibc: GNU-only calls (setns, sendmmsg/recvmmsg),
+// the _IOW-style ioctls of the TUN/TAP driver, and UDP segmentation control messages.
+// Kept small on purpose: each function does one system call's worth of work.
 #ifndef CWEFT_SHIMS_H
 #define CWEFT_SHIMS_H
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <netinet/in.h>
 
-/// TUNSETIFF and friends are function-like macros in <linux/if_tun.h>; these return their values.
-unsigned long weft_tunsetiff(void);
-unsigned long weft_tunsetoffload(void);
-unsigned long weft_tunsetvnethdrsz(void);
-/// TCP_USER_TIMEOUT, SO_REUSEPORT-independent helpers: the remote address of a connected socket.
-int weft_set_tcp_user_timeout(int fd, unsigned int millis);
 /// setns(fd, CLONE_NEWNET) for the calling thread only (setns is GNU-only in Glibc). -1 + errno on error.
 int weft_setns_net(int fd);
 /// TUNSETIFF with IFF_TAP|IFF_NO_PI (| IFF_VNET_HDR when vnet_hdr != 0) on an open /dev/net/tun fd.
 /// `name` may be empty (the kernel picks tapN). The name the kernel chose is copied to
 /// `out_name` (at least 16 bytes, NUL-terminated). Returns 0, or -1 with errno set.
 int weft_tun_set_iff_tap(int fd, const char *name, int vnet_hdr, char *out_name);
-
-#include <netinet/in.h>
-
 /// TUNSETOFFLOAD with TUN_F_CSUM|TUN_F_TSO4|TUN_F_TSO6: the kernel may hand the TAP reader TCP
 /// super-frames of up to 64 KiB with partial checksums. 0, or -1 with errno.
 int weft_tun_enable_tso(int fd);
@@ -28,25 +21,20 @@ int weft_tun_enable_tso(int fd);
 /// Largest batch the socket helpers take; their mmsghdr/iovec arrays live on the C stack.
 #define WEFT_BATCH_MAX 64
 
-/// recvmmsg of up to `n` datagrams (n <= WEFT_BATCH_MAX) into caller-owned buffers.
-/// `lens[i]` holds buffer i's capacity on entry and the datagram's length on return; `addrs[i]`
-/// its IPv4 source. MSG_TRUNC'd datagrams get length 0. Returns the count, or -1 with errno.
-int weft_recv_batch(int fd, void *const *bufs, size_t *lens, struct sockaddr_in *addrs, int n, int flags);
 /// sendmmsg of `n` datagrams (n <= WEFT_BATCH_MAX); returns how many were sent, or -1 with errno.
 int weft_send_batch(int fd, void *const *bufs, const size_t *lens, const struct sockaddr_in *addrs, int n);
+/// recvmmsg of up to `n` messages (n <= WEFT_BATCH_MAX) into caller-owned buffers. `lens[i]`
+/// holds buffer i's capacity on entry and the message's length on return (0 when truncated);
+/// `addrs[i]` its IPv4 source; `segments[i]` its UDP_GRO segment size (0: a single datagram).
+/// Returns the count, or -1 with errno.
+int weft_recv_batch_gro(int fd, void *const *bufs, size_t *lens, struct sockaddr_in *addrs, unsigned short *segments, int n, int flags);
 /// IP_MTU_DISCOVER = IP_PMTUDISC_DO (set DF, never fragment locally): 0 or -1.
 int weft_set_dont_fragment(int fd);
-/// The kernel's current path MTU towards the socket's connected address (IP_MTU), or -1.
-int weft_ip_mtu(int fd);
-
-/// UDP_GRO on: a receive may return several datagrams of one GSO train joined (see below).
+/// UDP_GRO on: a receive may return several datagrams of one GSO train joined.
 int weft_enable_udp_gro(int fd);
 /// Whether UDP_SEGMENT (send-side GSO) is available on this socket.
 int weft_udp_gso_supported(int fd);
 /// One sendmsg of `len` bytes cut by the kernel into datagrams of `segment` bytes (the last may
 /// be shorter). Returns bytes sent or -1 with errno (EIO: the device cannot offload checksums).
 int weft_send_gso(int fd, const void *buf, size_t len, unsigned short segment, const struct sockaddr_in *addr);
-/// recvmmsg like weft_recv_batch, also reporting each message's UDP_GRO segment size in
-/// `segments[i]` (0 when the message is a single datagram).
-int weft_recv_batch_gro(int fd, void *const *bufs, size_t *lens, struct sockaddr_in *addrs, unsigned short *segments, int n, int flags);
 #endif
