@@ -52,15 +52,8 @@ public final class Keyring: @unchecked Sendable {  // confined to the router's e
     public static func load(dataDir: String, launchPSK: PreSharedKey?, log: (String) -> Void) throws -> Keyring? {
         let path = (dataDir as NSString).appendingPathComponent(fileName)
         var keyring: Keyring
-        if let data = FileManager.default.contents(atPath: path) {
-            let file: KeyringFile
-            do { file = try JSONDecoder().decode(KeyringFile.self, from: data) } catch {
-                throw ConfigError("\(path) is not a Weft keyring (\(error)); restore it from a backup or delete it and launch with the password")
-            }
-            for entry in file.entries where PSKID(hex: entry.id) == nil || Hex.decode(entry.psk)?.count != 32 {
-                throw ConfigError("\(path): entry \(entry.id) is damaged; remove it from the file or restore a backup")
-            }
-            keyring = Keyring(path: path, entries: file.entries)
+        if let entries = try read(path: path) {
+            keyring = Keyring(path: path, entries: entries)
             if let launchPSK {
                 switch keyring.state(of: launchPSK.id) {
                 case nil:
@@ -78,16 +71,37 @@ public final class Keyring: @unchecked Sendable {  // confined to the router's e
         } else {
             return nil
         }
-        if keyring.activeEntry == nil {
-            // No active entry: the newest accepted one takes over; none at all is an error.
-            guard let newest = keyring.entries.lastIndex(where: { $0.state == .accepted }) else {
-                throw ConfigError("\(path) has no active or accepted password; launch with WEFT_PASSWORD or --password-file to add one")
-            }
-            keyring.entries[newest].state = .active
-        }
+        keyring.entries = try promoteNewestAccepted(keyring.entries, path: path)
         try keyring.save()
         return keyring
     }
+
+    /// The entries of the keyring file at `path`, checked; nil when there is no file.
+    static func read(path: String) throws -> [KeyringEntry]? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        let file: KeyringFile
+        do { file = try JSONDecoder().decode(KeyringFile.self, from: data) } catch {
+            throw ConfigError("\(path) is not a Weft keyring (\(error)); restore it from a backup or delete it and launch with the password")
+        }
+        for entry in file.entries where PSKID(hex: entry.id) == nil || Hex.decode(entry.psk)?.count != 32 {
+            throw ConfigError("\(path): entry \(entry.id) is damaged; remove it from the file or restore a backup")
+        }
+        return file.entries
+    }
+
+    /// No active entry: the newest accepted one takes over; none at all is an error.
+    static func promoteNewestAccepted(_ entries: [KeyringEntry], path: String) throws -> [KeyringEntry] {
+        guard !entries.contains(where: { $0.state == .active }) else { return entries }
+        guard let newest = entries.lastIndex(where: { $0.state == .accepted }) else {
+            throw ConfigError("\(path) has no active or accepted password; launch with WEFT_PASSWORD or --password-file to add one")
+        }
+        var entries = entries
+        entries[newest].state = .active
+        return entries
+    }
+
+    /// Takes the entries re-read from disk (SIGHUP, Reload.swift).
+    func replace(with entries: [KeyringEntry]) { self.entries = entries }
 
     var activeEntry: KeyringEntry? { entries.first { $0.state == .active } }
 

@@ -50,7 +50,8 @@ struct TokenBucket {
 }
 
 public final class Router: @unchecked Sendable {  // confined to `loop`
-    public let config: RouterConfig
+    /// Trusted subnets change on SIGHUP (Reload.swift); the rest is fixed at launch.
+    public internal(set) var config: RouterConfig
     let group: MultiThreadedEventLoopGroup
     let loop: EventLoop
     let logger: Logger
@@ -139,8 +140,10 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
             source.resume()
             return source
         }
+        let reload = installReloadSignal()
         try stopped.futureResult.wait()
         signals.forEach { $0.cancel() }
+        reload.cancel()
         try? group.syncShutdownGracefully()
     }
 

@@ -33,6 +33,10 @@ public struct RouterConfig: Sendable {
     public var rekeyInterval: TimeAmount = .seconds(120)
     /// Where /metrics is served (HOST:PORT); nil: off.
     public var metricsAddress: String?
+    /// `--trusted-subnets` as given: kept so SIGHUP can combine it with the file again.
+    public var trustedSubnetsFlag: [Subnet] = []
+    /// `--trusted-subnets-file`: re-read on SIGHUP (Reload.swift).
+    public var trustedSubnetsFile: String?
 
     public init(name: PeerName, nickname: String, port: Int, trustedSubnets: [Subnet], psk: PreSharedKey?, socketPath: String,
                 dataDir: String, mtu: Int?, fastdpEnabled: Bool, initialPeers: [String], listenAddress: String = "0.0.0.0",

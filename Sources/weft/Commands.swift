@@ -59,7 +59,10 @@ func fail(_ message: String, code: Int32) -> ExitCode {
 struct Launch: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the router in the foreground until SIGTERM or SIGINT.",
-        discussion: "The password comes from $WEFT_PASSWORD or --password-file, never from a flag value.")
+        discussion: """
+            The password comes from $WEFT_PASSWORD or --password-file, never from a flag value. \
+            SIGHUP re-reads --trusted-subnets-file and <data-dir>/keyring.json without dropping connections.
+            """)
 
     @Argument(help: "Peers to connect to, HOST[:PORT]; retried until the router stops.")
     var peers: [String] = []
@@ -71,6 +74,9 @@ struct Launch: ParsableCommand {
     var port: Int = RouterConfig.defaultPort
     @Option(name: .customLong("trusted-subnets"), help: "CIDR[,CIDR…] of peer addresses whose links need no encryption.")
     var trustedSubnets: String?
+    @Option(name: .customLong("trusted-subnets-file"),
+            help: "File of CIDR ranges (comma- or newline-separated, # comments) added to --trusted-subnets; re-read on SIGHUP.")
+    var trustedSubnetsFile: String?
     @Option(name: .customLong("password-file"), help: "File whose first line is the network password.")
     var passwordFile: String?
     @OptionGroup var socket: SocketOption
@@ -120,7 +126,9 @@ struct Launch: ParsableCommand {
         guard (1...65535).contains(port) else { throw ConfigError("--port \(port) is not a port number (1–65535)") }
         if let mtu, !(576...65000).contains(mtu) { throw ConfigError("--mtu \(mtu) is out of range (576–65000)") }
         let metricsAddress = try RouterConfig.parseMetricsAddress(metricsAddr)
-        let subnets = try trustedSubnets.map(Subnet.parseList) ?? []
+        let flagSubnets = try trustedSubnets.map(Subnet.parseList) ?? []
+        let fileSubnets = try trustedSubnetsFile.map(RouterConfig.readTrustedSubnetsFile) ?? []
+        let subnets = RouterConfig.combineTrusted(flagSubnets, fileSubnets)
         let password = try LaunchInputs.password(file: passwordFile, environment: ProcessInfo.processInfo.environment)
         let peerName = try LaunchInputs.peerName(flag: name, dataDir: dataDir)
         let psk = try password.map { try PreSharedKey.derive(password: $0) }
@@ -131,6 +139,8 @@ struct Launch: ParsableCommand {
                             psk: psk, socketPath: socket.path, dataDir: dataDir, mtu: mtu, fastdpEnabled: !noFastdp,
                             initialPeers: peers, metricsAddress: metricsAddress)
         config.rekeyInterval = .milliseconds(Int64(rekeySeconds * 1000))
+        config.trustedSubnetsFlag = flagSubnets
+        config.trustedSubnetsFile = trustedSubnetsFile.map { URL(fileURLWithPath: $0).path }
         return config
     }
 }

@@ -1,0 +1,77 @@
+// SIGHUP re-reads --trusted-subnets-file and the keyring without dropping connections.
+import Foundation
+import XCTest
+@testable import WeftRouter
+
+final class ReloadTests: XCTestCase {
+    private func established(_ net: TestNet, _ index: Int) -> [ConnectionStatus] {
+        ((try? net.connections(index)) ?? []).filter { $0.state == .established }
+    }
+
+    private func hangUp(_ net: TestNet, _ index: Int) throws {
+        let process = try XCTUnwrap(net.router(index))
+        XCTAssertTrue(process.isRunning)
+        XCTAssertEqual(kill(process.processIdentifier, SIGHUP), 0)
+    }
+
+    /// Two routers that do not trust each other connect encrypted. Both trust files then name
+    /// the underlay and get SIGHUP: each logs the new subnet, the link stays up with the same
+    /// connectionId and mode, and `weft status` shows the new list. A malformed keyring on
+    /// SIGHUP is logged and ignored. A new handshake after the reload is trusted.
+    func testSighupReloadsTrustAndKeyringWithoutReconnecting() throws {
+        try requireRoot()
+        let net = try TestNet(hosts: 2)
+        defer { net.cleanup() }
+        let files = [1, 2].map { "\(net.directory)/trusted-\($0)" }
+        for file in files { try "# nothing trusted yet\n10.99.0.0/16\n".write(toFile: file, atomically: true, encoding: .utf8) }
+        try net.launch(1, extraArgs: ["--trusted-subnets-file", files[0]])
+        try net.launch(2, peers: [1], extraArgs: ["--trusted-subnets-file", files[1]])
+        XCTAssertTrue(net.waitUntil(timeout: 15) { established(net, 1).count == 1 && established(net, 2).count == 1 })
+        let before = try XCTUnwrap(established(net, 1).first)
+        XCTAssertTrue(before.encrypted)
+        XCTAssertFalse(before.trusted)
+        let id = try XCTUnwrap(before.connectionId)
+        let id2 = try XCTUnwrap(established(net, 2).first?.connectionId)
+
+        for file in files { try "10.99.0.0/16, 198.18.0.0/24\n".write(toFile: file, atomically: true, encoding: .utf8) }
+        try hangUp(net, 1)
+        try hangUp(net, 2)
+        for index in 1...2 {
+            XCTAssertTrue(net.waitUntil(timeout: 5) { net.log(index).contains("msg=\"trusted subnet added\" ") && net.log(index).contains("subnet=198.18.0.0/24") },
+                          "host \(index): \(net.log(index))")
+            XCTAssertTrue(net.waitUntil(timeout: 5) { net.log(index).contains("msg=\"reload done\" changes=1") }, net.log(index))
+            let status = try net.cli(index, ["status", "--json"])
+            XCTAssertEqual(status.status, 0, status.output)
+            XCTAssertTrue(status.output.contains("198.18.0.0\\/24") || status.output.contains("198.18.0.0/24"), status.output)
+            let list = try net.cli(index, ["password", "list"])
+            XCTAssertEqual(list.status, 0, list.output)
+        }
+        usleep(1_500_000)
+        let after = try XCTUnwrap(established(net, 1).first)
+        XCTAssertEqual(after.connectionId, id, "the link reconnected")
+        XCTAssertTrue(after.encrypted, "an established link keeps its mode until it reconnects")
+        XCTAssertEqual(established(net, 2).first?.connectionId, id2)
+        XCTAssertFalse(net.log(1).contains("msg=\"connection closed\""), net.log(1))
+
+        // A malformed keyring: logged, the old one stays, the router and its link stay up.
+        let keyringPath = "\(net.host(1).dataDir)/keyring.json"
+        let good = try String(contentsOfFile: keyringPath, encoding: .utf8)
+        try "{ not a keyring".write(toFile: keyringPath, atomically: true, encoding: .utf8)
+        try hangUp(net, 1)
+        XCTAssertTrue(net.waitUntil(timeout: 5) { net.log(1).contains("msg=\"keyring not reloaded; keeping the previous one\"") }, net.log(1))
+        XCTAssertTrue(net.log(1).contains("level=error msg=\"keyring not reloaded"), net.log(1))
+        XCTAssertTrue(try XCTUnwrap(net.router(1)).isRunning)
+        let list = try net.cli(1, ["password", "list", "--json"])
+        XCTAssertEqual(list.status, 0, list.output)
+        XCTAssertTrue(list.output.contains(try XCTUnwrap(before.pskId)), list.output)
+        XCTAssertEqual(established(net, 1).first?.connectionId, id)
+        try good.write(toFile: keyringPath, atomically: true, encoding: .utf8)
+
+        // New handshakes use the reloaded list: router 2 restarts and both ends now trust.
+        net.kill(2, signal: SIGTERM)
+        try net.launch(2, peers: [1], extraArgs: ["--trusted-subnets-file", files[1]])
+        XCTAssertTrue(net.waitUntil(timeout: 15) { established(net, 1).first.map { $0.connectionId != id } == true })
+        let fresh = try XCTUnwrap(established(net, 1).first)
+        XCTAssertTrue(fresh.trusted, "\(fresh)")
+    }
+}
