@@ -17,10 +17,12 @@ release: deps
 	$(SWIFT) build -c release
 
 # Every test: unit tests (no privileges) and integration tests (root: network namespaces;
-# without root they report that they were skipped and why).
+# without root they report that they were skipped and why); then the tests that need kernel
+# modules this kernel lacks, inside the OVS VM (scripts/test-in-vm.sh); the vectors last.
 test: deps
 	$(SWIFT) build --build-tests
 	WEFT_BIN_DIR=$(BIN_DIR) $(SWIFT) test --skip-build
+	WEFT_BIN_DIR=$(BIN_DIR) scripts/test-in-vm.sh
 	$(BIN_DIR)/weft-vectors Keys/vectors/*.json
 
 unit: deps
