@@ -36,8 +36,9 @@ integration: deps
 demo: build
 	WEFT=$(BIN_DIR)/weft scripts/demo.sh
 
-# Throughput side by side (raw veth, kernel VXLAN, wireguard-go, Weft sleeve) with the release
-# build; root. Knobs: BENCH_SECONDS, BENCH_RUNS, BENCH_CASES (see scripts/bench.sh).
+# Throughput (1 and 4 streams), CPU per Gbit, ping idle and under load, peak RSS and the throughput
+# issue's targets side by side (raw veth, kernel VXLAN, wireguard-go, Weft sleeve) with the release
+# build; root. Knobs: BENCH_SECONDS, BENCH_RUNS, BENCH_CASES, BENCH_STALL (see scripts/bench.sh).
 bench: release
 	WEFT=$(shell pwd)/.build/release/weft scripts/bench.sh
 

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# `make bench`: single-stream iperf3 throughput between two hosts (network namespaces on an
-# underlay switch namespace) through raw veth, the kernel VXLAN device, wireguard-go and Weft's
-# encrypted and unencrypted sleeve, side by side in one run on one machine. All cases are set up
-# at once and the runs go round-robin over them (run 1 of every case, then run 2, ...), so that
-# load from elsewhere on a shared machine does not land on one case only. Prints a table (median
-# of BENCH_RUNS runs) with ratios to wireguard-go and writes it as Markdown to $BENCH_RESULTS
-# (bench-results.md).
+# `make bench`: iperf3 throughput (one stream and 4 streams) between two hosts (network
+# namespaces on an underlay switch namespace) through raw veth, the kernel VXLAN device,
+# wireguard-go and Weft's encrypted and unencrypted sleeve, side by side in one run on one
+# machine. All cases are set up at once and the runs go round-robin over them (run 1 of every
+# case, then run 2, ...), so that load from elsewhere on a shared machine does not land on one
+# case only. Per case: Gbit/s (median of BENCH_RUNS runs), CPU seconds per gigabit, ping
+# round-trip time idle and under load (p50, p99), peak RSS of the data-plane processes; ratios to
+# wireguard-go and to raw veth; then the throughput issue's targets as MET / NOT MET, and
+# optionally a stall check (one long single-stream run through Weft encrypted sleeve, 1 s
+# intervals). Prints the tables and writes them as Markdown to $BENCH_RESULTS (bench-results.md).
 #
 # Knobs: BENCH_SECONDS (10), BENCH_RUNS (3), BENCH_CASES (all: "veth vxlan wireguard-go
-# weft-enc weft-clear"), BENCH_RESULTS (bench-results.md), WEFT (.build/release/weft).
+# weft-enc weft-clear"), BENCH_RESULTS (bench-results.md), WEFT (.build/release/weft),
+# BENCH_STALL (1 when BENCH_SECONDS >= 10, else 0; needs weft-enc among the cases),
+# BENCH_STALL_SECONDS (60).
 #
 # Everything it creates carries the prefix wb<pid>: namespaces, interface names, the temp dir,
 # wireguard-go's UAPI sockets. It never touches the root namespace's interfaces and only signals
@@ -26,6 +31,9 @@ RUNS=${BENCH_RUNS:-3}
 ALL_CASES="veth vxlan wireguard-go weft-enc weft-clear"
 CASES=${BENCH_CASES:-$ALL_CASES}
 RESULTS=${BENCH_RESULTS:-bench-results.md}
+if [ "$SECONDS_PER_RUN" -ge 10 ]; then STALL=${BENCH_STALL:-1}; else STALL=${BENCH_STALL:-0}; fi
+STALL_SECONDS=${BENCH_STALL_SECONDS:-60}
+case " $CASES " in *" weft-enc "*) ;; *) STALL=0 ;; esac
 
 [ "$(id -u)" -eq 0 ] || { echo "bench: run as root (it creates network namespaces)" >&2; exit 1; }
 for c in $CASES; do
@@ -268,32 +276,97 @@ prepare() {
   printf 'CLIENT_NS=%q SERVER_NS=%q SERVER_ADDR=%q PROCS=%q\n' "$CLIENT_NS" "$SERVER_NS" "$SERVER_ADDR" "$PROCS" >"$DIR/$CASE.env"
 }
 
-# Phase 2: idle round-trip time, 20 pings 50 ms apart, while nothing else is running.
-ping_idle() {
-  ip netns exec "$CLIENT_NS" ping -c 20 -i 0.05 -W 1 "$SERVER_ADDR" >"$DIR/$CASE-ping-idle.txt" || true
-  sample - ping_idle_p50_ms "$(python3 -c '
-import re, statistics, sys
-t = [float(x) for x in re.findall(r"time=([0-9.]+)", open(sys.argv[1]).read())]
-print(statistics.median(t) if t else "nan")' "$DIR/$CASE-ping-idle.txt")"
+# ping_samples FILE RUN METRIC: every round-trip time in ping's output FILE as one sample
+# (METRIC, in ms), and the number of pings sent without a reply as METRIC_lost.
+ping_samples() {
+  local t
+  python3 -c '
+import re, sys
+text = open(sys.argv[1]).read()
+for t in re.findall(r"time=([0-9.]+)", text):
+    print("rtt", t)
+m = re.search(r"(\d+) packets transmitted, (\d+) received", text)
+print("lost", int(m.group(1)) - int(m.group(2)) if m else "nan")' "$1" >"$1.parsed"
+  while read -r kind t; do
+    if [ "$kind" = rtt ]; then sample "$2" "$3" "$t"; else sample "$2" "$3_lost" "$t"; fi
+  done <"$1.parsed"
 }
 
-# Phase 3: one iperf3 run ($1 = run number) with machine CPU and data-plane process CPU.
+# Phase 2: idle round-trip time, 300 pings 10 ms apart, while nothing else of the bench runs.
+ping_idle() {
+  ip netns exec "$CLIENT_NS" ping -c 300 -i 0.01 -W 1 "$SERVER_ADDR" >"$DIR/$CASE-ping-idle.txt" 2>&1 || true
+  ping_samples "$DIR/$CASE-ping-idle.txt" idle rtt_idle_ms
+}
+
+# Phase 3: one iperf3 run ($1 = run number, $2 = parallel streams) with machine CPU and
+# data-plane process CPU. Metrics carry the stream count as suffix (gbps1, gbps4, ...). During a
+# single-stream run, ping measures the round-trip time under load on the same path: from 1 s
+# into the run, up to 300 pings 10 ms apart (fewer when the run is short, so that they end
+# before iperf3 does).
 iperf_run() {
-  local run=$1 busy0 total0 busy1 total1 t0 t1 bps json=$DIR/$CASE-run$1.json
+  local run=$1 streams=$2 busy0 total0 busy1 total1 t0 t1 out json=$DIR/$CASE-run$1-P$2.json
+  local pingpid="" pingfile=$DIR/$CASE-ping-load$1.txt count delay=1
+  [ "$SECONDS_PER_RUN" -ge 3 ] || delay=0
+  count=$(( (SECONDS_PER_RUN - delay - 1) * 100 ))
+  [ "$count" -le 300 ] || count=300
+  [ "$count" -ge 20 ] || count=20
   read -r busy0 total0 < <(cpu_jiffies)
   t0=$(procs_ticks)
-  ip netns exec "$CLIENT_NS" iperf3 -c "$SERVER_ADDR" -t "$SECONDS_PER_RUN" -J >"$json" || true
+  if [ "$streams" = 1 ]; then
+    (sleep "$delay"; exec ip netns exec "$CLIENT_NS" ping -c "$count" -i 0.01 -W 1 "$SERVER_ADDR") >"$pingfile" 2>&1 &
+    pingpid=$!
+  fi
+  ip netns exec "$CLIENT_NS" iperf3 -c "$SERVER_ADDR" -t "$SECONDS_PER_RUN" -P "$streams" -J >"$json" || true
   read -r busy1 total1 < <(cpu_jiffies)
   t1=$(procs_ticks)
-  bps=$(python3 -c '
+  if [ -n "$pingpid" ]; then
+    wait "$pingpid" || true
+    ping_samples "$pingfile" "$run" rtt_load_ms
+  fi
+  # gbps, gigabits moved (bytes received), and the CPU figures per run and per gigabit.
+  out=$(python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
 if "error" in d: sys.exit("bench: %s: iperf3: %s" % (sys.argv[2], d["error"]))
-print(d["end"]["sum_received"]["bits_per_second"])' "$json" "$CASE")
-  sample "$run" gbps "$(python3 -c "print($bps / 1e9)")"
-  sample "$run" cpu_pct "$(python3 -c "print(100 * $((busy1 - busy0)) / max(1, $((total1 - total0))))")"
-  if [ -n "$PROCS" ]; then sample "$run" proc_cpu_s "$(python3 -c "print($((t1 - t0)) / $CLK_TCK)")"; fi
-  printf 'bench: run %d/%d  %-12s %6.2f Gbit/s\n' "$run" "$RUNS" "$CASE" "$(python3 -c "print($bps / 1e9)")"
+r = d["end"]["sum_received"]
+gbit = r["bytes"] * 8 / 1e9
+busy, total, procs, tck, has_procs = [int(x) for x in sys.argv[3:8]]
+busy_s = busy / tck
+print("gbps", r["bits_per_second"] / 1e9)
+print("cpu_pct", 100 * busy / max(1, total))
+print("machine_cpu_s", busy_s)
+print("machine_cpu_s_per_gbit", busy_s / gbit if gbit else "nan")
+if has_procs:
+    print("proc_cpu_s", procs / tck)
+    print("proc_cpu_s_per_gbit", procs / tck / gbit if gbit else "nan")
+' "$json" "$CASE" $((busy1 - busy0)) $((total1 - total0)) $((t1 - t0)) "$CLK_TCK" "$([ -n "$PROCS" ] && echo 1 || echo 0)")
+  local metric value
+  while read -r metric value; do sample "$run" "$metric$streams" "$value"; done <<<"$out"
+  printf 'bench: run %d/%d  %-12s -P %d %6.2f Gbit/s\n' "$run" "$RUNS" "$CASE" "$streams" \
+    "$(awk '$1 == "gbps" {print $2}' <<<"$out")"
+}
+
+# Phase 3b (optional, weft-enc only): one long single-stream run with 1 s intervals; every
+# interval's Gbit/s is a sample (stall_gbps), the whole run's too (stall_total_gbps).
+stall_run() {
+  local json=$DIR/$CASE-stall.json
+  echo "bench: stall check: $STALL_SECONDS s single stream through $CASE"
+  ip netns exec "$CLIENT_NS" iperf3 -c "$SERVER_ADDR" -t "$STALL_SECONDS" -i 1 -J >"$json" || true
+  # A failure here is reported in the targets block; it does not mark the case failed.
+  python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+if "error" in d: sys.exit("bench: %s: stall check: iperf3: %s" % (sys.argv[2], d["error"]))
+for iv in d["intervals"]:
+    s = iv["sum"]
+    if s["seconds"] >= 0.5:  # iperf3 may end with a sliver of an interval; it says nothing
+        print("stall_gbps", s["bits_per_second"] / 1e9)
+print("stall_total_gbps", d["end"]["sum_received"]["bits_per_second"] / 1e9)
+' "$json" "$CASE" >"$json.parsed" || { : >"$json.parsed"; sample - stall_failed 1; }
+  local metric value
+  while read -r metric value; do
+    if [ "$metric" = stall_total_gbps ]; then sample - "$metric" "$value"; else sample stall "$metric" "$value"; fi
+  done <"$json.parsed"
 }
 
 # Phase 4: per-case values read at the end (peak RSS of the data-plane processes).
@@ -326,9 +399,10 @@ step() {
 # --- report --------------------------------------------------------------------------------
 
 report() {
-  python3 - "$SAMPLES" "$RESULTS" "$CASES" "$SECONDS_PER_RUN" "$RUNS" "$WEFT" <<'EOF'
-import statistics, sys, os, subprocess, platform, datetime
+  python3 - "$SAMPLES" "$RESULTS" "$CASES" "$SECONDS_PER_RUN" "$RUNS" "$WEFT" "$STALL" "$STALL_SECONDS" <<'EOF'
+import math, statistics, sys, os, subprocess, platform, datetime
 samples, results, cases, secs, runs, weft = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4], sys.argv[5], sys.argv[6]
+stall_on, stall_secs = sys.argv[7] == "1", sys.argv[8]
 
 LABELS = {
     "veth": "raw veth",
@@ -337,7 +411,7 @@ LABELS = {
     "weft-enc": "Weft sleeve, encrypted",
     "weft-clear": "Weft sleeve, unencrypted",
 }
-BASELINE = "wireguard-go"
+BASELINE, RAW = "wireguard-go", "veth"
 per_run, per_case = {}, {}
 for line in open(samples):
     case, run, metric, value = line.rstrip("\n").split("\t")
@@ -349,26 +423,64 @@ for line in open(samples):
     else:
         per_run.setdefault(case, {}).setdefault(metric, []).append(float(value))
 
+def vals(case, metric):
+    return [v for v in per_run.get(case, {}).get(metric, []) if not math.isnan(v)]
+
 def med(case, metric):
-    v = per_run.get(case, {}).get(metric)
+    v = vals(case, metric)
     return statistics.median(v) if v else per_case.get(case, {}).get(metric)
 
-def ratio(metric, base):
-    def f(case):
-        a, b = med(case, metric), med(base, metric)
-        return a / b if a is not None and b else None
-    return f
+def pct(case, metric, p):  # nearest-rank percentile of every sample of `metric`
+    v = sorted(vals(case, metric))
+    return v[max(0, math.ceil(p / 100 * len(v)) - 1)] if v else None
 
-# The table's columns: (header, value for a case, format). Add a column here.
-COLUMNS = [
-    ("Gbit/s (median)", lambda c: med(c, "gbps"), "{:.2f}"),
-    ("runs (Gbit/s)", lambda c: per_run.get(c, {}).get("gbps"), None),
-    ("× wireguard-go", ratio("gbps", BASELINE), "{:.2f}×"),
-    ("CPU % (2 cores)", lambda c: med(c, "cpu_pct"), "{:.0f}"),
-    ("tunnel process CPU s / run", lambda c: med(c, "proc_cpu_s"), "{:.1f}"),
-    ("ping idle p50 ms", lambda c: med(c, "ping_idle_p50_ms"), "{:.3f}"),
+def ratio(f, base):
+    def g(case):
+        a, b = f(case), f(base)
+        return a / b if a is not None and b else None
+    return g
+
+def gbps(n): return lambda c: med(c, "gbps%d" % n)
+def cpu_per_gbit(n):  # tunnel processes where there are any, else the machine's busy CPU
+    return lambda c: med(c, "proc_cpu_s_per_gbit%d" % n) if vals(c, "proc_cpu_s_per_gbit%d" % n) else med(c, "machine_cpu_s_per_gbit%d" % n)
+def runs_of(metric): return lambda c: per_run.get(c, {}).get(metric)
+def lost(metric):
+    def f(c):
+        v = per_run.get(c, {}).get(metric + "_lost")
+        n = len(vals(c, metric))
+        return None if v is None else "%d / %d" % (sum(v), sum(v) + n)
+    return f
+def note(c):
+    parts = []
+    if per_case.get(c, {}).get("note"): parts.append(per_case[c]["note"])
+    if c in per_run and not vals(c, "proc_cpu_s1"): parts.append("CPU s/Gbit: machine busy CPU (kernel data path)")
+    elif c in per_run: parts.append("CPU s/Gbit: both tunnel processes")
+    return "; ".join(parts) or None
+
+# The tables' columns: (header, value for a case, format). Add a column here.
+THROUGHPUT = [
+    ("1 stream Gbit/s", gbps(1), "{:.2f}"),
+    ("runs", runs_of("gbps1"), None),
+    ("× wireguard-go", ratio(gbps(1), BASELINE), "{:.2f}×"),
+    ("× raw veth", ratio(gbps(1), RAW), "{:.3f}×"),
+    ("4 streams Gbit/s", gbps(4), "{:.2f}"),
+    ("runs", runs_of("gbps4"), None),
+    ("× wireguard-go", ratio(gbps(4), BASELINE), "{:.2f}×"),
+    ("× raw veth", ratio(gbps(4), RAW), "{:.3f}×"),
+    ("CPU s/Gbit 1 stream", cpu_per_gbit(1), "{:.2f}"),
+    ("CPU s/Gbit 4 streams", cpu_per_gbit(4), "{:.2f}"),
+    ("machine busy CPU s/Gbit 1 / 4 streams", lambda c: (med(c, "machine_cpu_s_per_gbit1"), med(c, "machine_cpu_s_per_gbit4")), "{:.2f} / {:.2f}"),
+    ("machine CPU % 1 / 4 streams", lambda c: (med(c, "cpu_pct1"), med(c, "cpu_pct4")), "{:.0f} / {:.0f}"),
+]
+LATENCY = [
+    ("ping idle p50 ms", lambda c: pct(c, "rtt_idle_ms", 50), "{:.3f}"),
+    ("ping idle p99 ms", lambda c: pct(c, "rtt_idle_ms", 99), "{:.3f}"),
+    ("idle p50 × wireguard-go", ratio(lambda c: pct(c, "rtt_idle_ms", 50), BASELINE), "{:.2f}×"),
+    ("ping under load p50 ms", lambda c: pct(c, "rtt_load_ms", 50), "{:.3f}"),
+    ("ping under load p99 ms", lambda c: pct(c, "rtt_load_ms", 99), "{:.3f}"),
+    ("pings lost/sent idle; under load", lambda c: (lost("rtt_idle_ms")(c), lost("rtt_load_ms")(c)), "{}; {}"),
     ("tunnel process peak RSS MiB", lambda c: med(c, "proc_peak_rss_mib"), "{:.1f}"),
-    ("notes", lambda c: per_case.get(c, {}).get("note"), "{}"),
+    ("notes", note, "{}"),
 ]
 
 def cell(value, fmt):
@@ -378,28 +490,78 @@ def cell(value, fmt):
         return value
     if isinstance(value, list):
         return " / ".join("%.2f" % v for v in value)
+    if isinstance(value, tuple):
+        if any(v is None for v in value): return "–"
+        return fmt.format(*value)
     return fmt.format(value)
 
-rows = []
-for c in cases:
-    if per_case.get(c, {}).get("failed"):
-        rows.append([LABELS[c], "FAILED"] + [""] * (len(COLUMNS) - 1))
-    else:
-        rows.append([LABELS[c]] + [cell(f(c), fmt) for _, f, fmt in COLUMNS])
-headers = ["case"] + [h for h, _, _ in COLUMNS]
+def table(columns):
+    rows = []
+    for c in cases:
+        if per_case.get(c, {}).get("failed"):
+            rows.append([LABELS[c], "FAILED"] + [""] * (len(columns) - 1))
+        else:
+            rows.append([LABELS[c]] + [cell(f(c), fmt) for _, f, fmt in columns])
+    return ["case"] + [h for h, _, _ in columns], rows
 
-enc, wg = med("weft-enc", "gbps"), med(BASELINE, "gbps")
-if enc is None or not wg:
-    verdict = "Target (Weft encrypted sleeve ≥ 2× wireguard-go): not evaluated (both cases are needed)"
+tables = [("Throughput and CPU", table(THROUGHPUT)), ("Latency and memory", table(LATENCY))]
+
+# The throughput issue's targets, in the same run.
+def have(*xs): return all(x is not None for x in xs)
+checks = []
+enc, clear, wg = gbps(1)("weft-enc"), gbps(1)("weft-clear"), gbps(1)(BASELINE)
+if have(enc, wg) and wg:
+    checks.append(("Weft encrypted sleeve, single stream ≥ 6× wireguard-go", enc >= 6 * wg,
+                   "%.2f / %.2f Gbit/s = %.2f×" % (enc, wg, enc / wg)))
 else:
-    verdict = "Target (Weft encrypted sleeve ≥ 2× wireguard-go): %s (%.2f×)" % ("MET" if enc >= 2 * wg else "NOT met", enc / wg)
+    checks.append(("Weft encrypted sleeve, single stream ≥ 6× wireguard-go", None, "needs weft-enc and wireguard-go"))
+if have(enc, clear):
+    e4, c4 = gbps(4)("weft-enc"), gbps(4)("weft-clear")
+    extra = "; 4 streams (not part of the check): %.2f vs %.2f" % (c4, e4) if have(e4, c4) else ""
+    checks.append(("Weft unencrypted sleeve ≥ encrypted, single stream", clear >= enc,
+                   "%.2f vs %.2f Gbit/s%s" % (clear, enc, extra)))
+else:
+    checks.append(("Weft unencrypted sleeve ≥ encrypted, single stream", None, "needs weft-enc and weft-clear"))
+pe, pw = pct("weft-enc", "rtt_idle_ms", 50), pct(BASELINE, "rtt_idle_ms", 50)
+if have(pe, pw) and pw:
+    checks.append(("Idle ping p50 through encrypted sleeve ≤ 1.5× wireguard-go's", pe <= 1.5 * pw,
+                   "%.3f / %.3f ms = %.2f×" % (pe, pw, pe / pw)))
+else:
+    checks.append(("Idle ping p50 through encrypted sleeve ≤ 1.5× wireguard-go's", None, "needs weft-enc and wireguard-go"))
+rss = [(med(c, "proc_peak_rss_mib"), c) for c in ("weft-enc", "weft-clear") if med(c, "proc_peak_rss_mib") is not None]
+if rss:
+    m, c = max(rss)
+    checks.append(("Router peak RSS (VmHWM, after the runs) ≤ 64 MiB", m <= 64,
+                   "largest %.1f MiB (%s)" % (m, LABELS[c])))
+else:
+    checks.append(("Router peak RSS (VmHWM, after the runs) ≤ 64 MiB", None, "needs a Weft case"))
+iv = vals("weft-enc", "stall_gbps")
+if not stall_on:
+    checks.append(("No stall in a %s s single-stream run (every 1 s interval ≥ 10%% of the median interval)" % stall_secs,
+                   None, "not run: BENCH_STALL=0, BENCH_SECONDS < 10, or weft-enc not among the cases"))
+elif not iv:
+    checks.append(("No stall in a %s s single-stream run (every 1 s interval ≥ 10%% of the median interval)" % stall_secs,
+                   None, "run, but no intervals recorded (failed)"))
+else:
+    mi, md = min(iv), statistics.median(iv)
+    below = [i for i, v in enumerate(iv) if v < 0.1 * md]
+    checks.append(("No stall in a %s s single-stream run (every 1 s interval ≥ 10%% of the median interval)" % stall_secs,
+                   not below,
+                   "%d intervals, min %.2f, median %.2f, max %.2f Gbit/s, whole run %.2f Gbit/s; %s" % (
+                       len(iv), mi, md, max(iv), per_case.get("weft-enc", {}).get("stall_total_gbps", float("nan")),
+                       "intervals below 10%%: %s" % ", ".join(str(i + 1) for i in below) if below else "none below 10 %")))
+def verdict(ok): return "not evaluated" if ok is None else ("MET" if ok else "NOT MET")
+target_lines = ["%s: %s (%s)" % (name, verdict(ok), detail) for name, ok, detail in checks]
+stall_line = ("Stall check intervals (Gbit/s, 1 s each): " + " ".join("%.2f" % v for v in iv)) if iv else None
 
-widths = [max(len(headers[i]), *(len(r[i]) for r in rows)) for i in range(len(headers))]
-print()
-print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
-for r in rows:
-    print("  ".join(v.ljust(w) for v, w in zip(r, widths)))
-print(verdict)
+for title, (headers, rows) in tables:
+    widths = [max(len(headers[i]), *(len(r[i]) for r in rows)) for i in range(len(headers))]
+    print("\n" + title)
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+    for r in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths)))
+print("\nTargets (throughput issue):")
+for l in target_lines: print("- " + l)
 
 def sh(cmd):
     try:
@@ -411,17 +573,24 @@ with open(results, "w") as out:
     out.write("# Weft bench results\n\n")
     out.write("- date: %s\n" % datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"))
     out.write("- machine: %s cores, %s, kernel %s\n" % (os.cpu_count(), model, platform.release()))
-    out.write("- %s; %s; wireguard-go %s; weft %s (%s)\n" % (
+    out.write("- %s; %s; wireguard-go %s; weft %s%s (%s)\n" % (
         sh("swift --version 2>&1 | head -1"), sh("iperf3 --version | head -1"),
-        sh("dpkg-query -W -f='${Version}' wireguard-go"), sh("git rev-parse --short HEAD"), weft))
-    out.write("- iperf3 single stream, %s s per run, %s runs taken round-robin over the cases, median\n" % (secs, runs))
-    out.write("- load average (1/5/15 min) before: %s, after: %s\n\n" % (
-        os.environ.get("BENCH_LOADAVG", "?"), os.environ.get("BENCH_LOADAVG_AFTER", "?")))
-    out.write("| " + " | ".join(headers) + " |\n")
-    out.write("|" + "|".join("---" for _ in headers) + "|\n")
-    for r in rows:
-        out.write("| " + " | ".join(r) + " |\n")
-    out.write("\n%s\n" % verdict)
+        sh("dpkg-query -W -f='${Version}' wireguard-go"), sh("git rev-parse --short HEAD"),
+        " + uncommitted changes" if sh("git status --porcelain --untracked-files=no") else "", weft))
+    out.write("- iperf3 1 stream and 4 streams (-P 4), %s s per run, %s runs of each taken round-robin over the cases, median; "
+              "ping 300 × 10 ms idle, and during each single-stream run (all round-trip times pooled, nearest-rank p50/p99)\n" % (secs, runs))
+    out.write("- load average (1/5/15 min) before: %s, after: %s; bench took %s s\n\n" % (
+        os.environ.get("BENCH_LOADAVG", "?"), os.environ.get("BENCH_LOADAVG_AFTER", "?"), os.environ.get("BENCH_ELAPSED", "?")))
+    for title, (headers, rows) in tables:
+        out.write("%s:\n\n" % title)
+        out.write("| " + " | ".join(headers) + " |\n")
+        out.write("|" + "|".join("---" for _ in headers) + "|\n")
+        for r in rows:
+            out.write("| " + " | ".join(r) + " |\n")
+        out.write("\n")
+    out.write("Targets (throughput issue):\n\n")
+    for l in target_lines: out.write("- %s\n" % l)
+    if stall_line: out.write("\n%s\n" % stall_line)
 print("bench: results written to %s" % results)
 failed = [c for c in cases if per_case.get(c, {}).get("failed")]
 sys.exit(1 if failed else 0)
@@ -432,7 +601,7 @@ EOF
 
 export BENCH_LOADAVG
 BENCH_LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
-echo "bench: cases: $CASES; $RUNS × $SECONDS_PER_RUN s each; prefix $P; load average $BENCH_LOADAVG"
+echo "bench: cases: $CASES; $RUNS × $SECONDS_PER_RUN s each, 1 and 4 streams; stall check: $([ "$STALL" = 1 ] && echo "$STALL_SECONDS s" || echo off); prefix $P; load average $BENCH_LOADAVG"
 start=$(date +%s)
 # Every case is set up first and stays up; the runs then go round the cases in turn, so that
 # load from elsewhere on a shared machine spreads over all cases instead of hitting one.
@@ -446,11 +615,15 @@ for c in $CASES; do
 done
 for c in $CASES; do step "$c" ping_idle; done
 for run in $(seq "$RUNS"); do
-  for c in $CASES; do step "$c" iperf_run "$run"; done
+  for streams in 1 4; do
+    for c in $CASES; do step "$c" iperf_run "$run" "$streams"; done
+  done
 done
+if [ "$STALL" = 1 ]; then step weft-enc stall_run; fi
 for c in $CASES; do step "$c" finish; done
 BENCH_LOADAVG_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
-export BENCH_LOADAVG_AFTER
+BENCH_ELAPSED=$(( $(date +%s) - start ))
+export BENCH_LOADAVG_AFTER BENCH_ELAPSED
 status=0
 report || status=$?
 echo "bench: done in $(( $(date +%s) - start )) s"
