@@ -1,6 +1,6 @@
 // What the TAP device says about a frame when it is opened with IFF_VNET_HDR (struct
 // virtio_net_hdr), the Internet checksum that finishes a partial one, and the sleeve FRAGMENT
-// record that carries a TCP super-frame across packets (docs/protocol.md §5.6). Pure.
+// record that carries a TCP super-frame across packets (docs/protocol.md §5.5). Pure.
 
 public struct VirtioNetHeader: Equatable, Sendable {
     public static let size = 10

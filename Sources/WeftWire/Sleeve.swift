@@ -8,7 +8,7 @@ public enum SleeveKind: UInt8, Sendable {
     case heartbeatAck = 3
     case pmtuProbe = 4
     case pmtuAck = 5
-    /// A piece of a TCP super-frame from the TAP's segmentation offload (§5.6).
+    /// A piece of a TCP super-frame from the TAP's segmentation offload (§5.5).
     case fragment = 6
 }
 
