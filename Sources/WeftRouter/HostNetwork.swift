@@ -35,6 +35,8 @@ public struct Workload: Codable, Sendable, Equatable {
 public enum WeftInterfaces {
     public static let bridge = "weft"
     public static let tap = "weft-tap"
+    /// The Open vSwitch datapath of the fast datapath (one per network namespace).
+    public static let datapath = "weft-dp"
     /// Host ends of workload veth pairs: `weftv` + 8 hex digits.
     public static let workloadPrefix = "weftv"
     /// Default interface name inside a workload.
@@ -392,6 +394,11 @@ public final class HostNetwork: @unchecked Sendable {
             guard try netlink.link(named: name) != nil else { continue }
             try netlink.deleteLink(name)
             removed.append(name)
+        }
+        // The fast datapath's datapath, where the kernel has the module.
+        if let odp = try? ODPClient.open(), (try? odp.datapath(named: WeftInterfaces.datapath)) ?? nil != nil {
+            try odp.deleteDatapath(name: WeftInterfaces.datapath)
+            removed.append(WeftInterfaces.datapath)
         }
         return removed
     }

@@ -78,6 +78,8 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     private var lastHeartbeat = NIODeadline.now()
     /// The sleeve data plane; nil until started (and in tests of the control plane alone).
     var sleeve: SleeveState?
+    /// Whether the kernel fast datapath can be used, and why not.
+    var fastdp = FastdpStatus(available: false, reason: "not probed yet", flows: 0)
     /// Counts for /metrics and its listener (Metrics.swift).
     let metrics = RouterMetrics()
     private let stopped: EventLoopPromise<Void>
@@ -150,6 +152,8 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     /// Binds the control socket and the gossip port. Runs on the caller's thread: it waits.
     private func bind() throws {
         try startMetrics()
+        fastdp = Self.probeFastdp(enabled: config.fastdpEnabled)
+        logger.info("fastdp unavailable", metadata: ["reason": "\(fastdp.reason ?? "")"])
         let host = try HostNetwork.start(config: config, logger: logger)
         hostNetwork = host
         try startSleeve(tapFD: host.tap.fd, underlayMTU: host.underlayMTU, overlayMTU: host.overlayMTU)

@@ -102,11 +102,12 @@ public struct RouterStatus: Codable, Sendable, Equatable {
     public var connections: [String: Int]
     public var targets: [String]
     public var uptimeSeconds: Int
+    public var fastdp: FastdpStatus
     /// The overlay MTU of the bridge, TAP and workload interfaces; `mtu` in JSON.
     public var overlayMTU: Int
 
     enum CodingKeys: String, CodingKey {
-        case name, nickname, port, encryption, pskId, trustedSubnets, protocolVersion, peers, connections, targets, uptimeSeconds
+        case name, nickname, port, encryption, pskId, trustedSubnets, protocolVersion, peers, connections, targets, uptimeSeconds, fastdp
         case overlayMTU = "mtu"
     }
 
@@ -123,6 +124,7 @@ public struct RouterStatus: Codable, Sendable, Equatable {
         try c.encode(connections, forKey: .connections)
         try c.encode(targets, forKey: .targets)
         try c.encode(uptimeSeconds, forKey: .uptimeSeconds)
+        try c.encode(fastdp, forKey: .fastdp)
         try c.encode(overlayMTU, forKey: .overlayMTU)
     }
 }
@@ -135,4 +137,26 @@ public struct ControlError: Codable, Sendable {
 public struct AddressRequest: Codable, Sendable {
     public var address: String
     public init(address: String) { self.address = address }
+}
+
+/// Whether this router can use the kernel fast datapath, and why not (DESIGN §4).
+public struct FastdpStatus: Codable, Sendable, Equatable {
+    public var available: Bool
+    public var reason: String?
+    public var flows: Int
+
+    enum CodingKeys: String, CodingKey { case available, reason, flows }
+
+    public init(available: Bool, reason: String?, flows: Int) {
+        self.available = available
+        self.reason = reason
+        self.flows = flows
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(available, forKey: .available)
+        try c.encode(reason, forKey: .reason)
+        try c.encode(flows, forKey: .flows)
+    }
 }

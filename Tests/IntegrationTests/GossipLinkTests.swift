@@ -68,6 +68,12 @@ final class GossipLinkTests: XCTestCase {
         XCTAssertTrue(router.encryption)
         XCTAssertEqual(router.connections["established"], 2)
         XCTAssertEqual(router.peers, 3)
+        // The fast datapath is not driven yet: status says why, plainly.
+        XCTAssertFalse(router.fastdp.available)
+        XCTAssertNotNil(router.fastdp.reason)
+        if !FileManager.default.fileExists(atPath: "/sys/module/openvswitch") {
+            XCTAssertEqual(router.fastdp.reason, "kernel has no openvswitch module")
+        }
     }
 
     /// A router with the wrong password is refused with the reason on both sides (logged once),
@@ -113,8 +119,10 @@ final class GossipLinkTests: XCTestCase {
         let net = try TestNet(hosts: 2)
         defer { net.cleanup() }
         let router = try net.launch(1)
-        try net.launch(2, peers: [1])
+        try net.launch(2, peers: [1], extraArgs: ["--no-fastdp"])
         XCTAssertTrue(net.waitUntil(timeout: 15) { fullMesh(net, [1, 2]) })
+        let status2 = try JSONDecoder().decode(RouterStatus.self, from: Data(try net.cli(2, ["status", "--json"]).output.utf8))
+        XCTAssertEqual(status2.fastdp.reason, "disabled by --no-fastdp")
         let stop = try net.cli(1, ["stop"])
         XCTAssertEqual(stop.status, 0, stop.output)
         router.waitUntilExit()

@@ -23,6 +23,7 @@ final class DoctorCheckTests: XCTestCase {
         facts.firewall = [.init(tool: "nft", lines: ["table inet filter {", "chain input {", "type filter hook input priority filter; policy accept;", "tcp dport 22 accept", "}", "}"])]
         facts.router = RouterStatus(name: Self.peerName, nickname: "a", port: 6783, encryption: true, pskId: "1", trustedSubnets: [],
                                     protocolVersion: 1, peers: 2, connections: ["established": 1], targets: [], uptimeSeconds: 5,
+                                    fastdp: FastdpStatus(available: false, reason: "kernel has no openvswitch module", flows: 0),
                                     overlayMTU: overlayMTU)
         facts.connections = [connection(mtu: overlayMTU)]
         return facts
