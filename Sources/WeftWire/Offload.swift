@@ -28,39 +28,31 @@ public struct VirtioNetHeader: Equatable, Sendable {
     public var isSuperFrame: Bool { gsoType & Self.gsoTypeMask != Self.gsoNone }
 
     /// As the TAP device reads and writes it: native (little-endian) byte order.
-    public static func loadNative(_ p: UnsafeRawPointer) -> VirtioNetHeader {
-        VirtioNetHeader(flags: p.load(as: UInt8.self), gsoType: p.load(fromByteOffset: 1, as: UInt8.self),
-                        headerLength: UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 2, as: UInt16.self)),
-                        gsoSize: UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 4, as: UInt16.self)),
-                        checksumStart: UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 6, as: UInt16.self)),
-                        checksumOffset: UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 8, as: UInt16.self)))
-    }
-
-    public func storeNative(_ p: UnsafeMutableRawPointer) {
-        p.storeBytes(of: flags, as: UInt8.self)
-        p.storeBytes(of: gsoType, toByteOffset: 1, as: UInt8.self)
-        p.storeBytes(of: headerLength.littleEndian, toByteOffset: 2, as: UInt16.self)
-        p.storeBytes(of: gsoSize.littleEndian, toByteOffset: 4, as: UInt16.self)
-        p.storeBytes(of: checksumStart.littleEndian, toByteOffset: 6, as: UInt16.self)
-        p.storeBytes(of: checksumOffset.littleEndian, toByteOffset: 8, as: UInt16.self)
-    }
-
+    public static func loadNative(_ p: UnsafeRawPointer) -> VirtioNetHeader { load(p, bigEndian: false) }
+    public func storeNative(_ p: UnsafeMutableRawPointer) { store(p, bigEndian: false) }
     /// On the sleeve wire: network byte order.
-    public static func loadWire(_ p: UnsafeRawPointer) -> VirtioNetHeader {
-        VirtioNetHeader(flags: p.load(as: UInt8.self), gsoType: p.load(fromByteOffset: 1, as: UInt8.self),
-                        headerLength: UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 2, as: UInt16.self)),
-                        gsoSize: UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 4, as: UInt16.self)),
-                        checksumStart: UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 6, as: UInt16.self)),
-                        checksumOffset: UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 8, as: UInt16.self)))
+    public static func loadWire(_ p: UnsafeRawPointer) -> VirtioNetHeader { load(p, bigEndian: true) }
+    public func storeWire(_ p: UnsafeMutableRawPointer) { store(p, bigEndian: true) }
+
+    private static func load(_ p: UnsafeRawPointer, bigEndian: Bool) -> VirtioNetHeader {
+        func u16(_ offset: Int) -> UInt16 {
+            let raw = p.loadUnaligned(fromByteOffset: offset, as: UInt16.self)
+            return bigEndian ? UInt16(bigEndian: raw) : UInt16(littleEndian: raw)
+        }
+        return VirtioNetHeader(flags: p.load(as: UInt8.self), gsoType: p.load(fromByteOffset: 1, as: UInt8.self),
+                               headerLength: u16(2), gsoSize: u16(4), checksumStart: u16(6), checksumOffset: u16(8))
     }
 
-    public func storeWire(_ p: UnsafeMutableRawPointer) {
+    private func store(_ p: UnsafeMutableRawPointer, bigEndian: Bool) {
+        func put(_ value: UInt16, _ offset: Int) {
+            p.storeBytes(of: bigEndian ? value.bigEndian : value.littleEndian, toByteOffset: offset, as: UInt16.self)
+        }
         p.storeBytes(of: flags, as: UInt8.self)
         p.storeBytes(of: gsoType, toByteOffset: 1, as: UInt8.self)
-        p.storeBytes(of: headerLength.bigEndian, toByteOffset: 2, as: UInt16.self)
-        p.storeBytes(of: gsoSize.bigEndian, toByteOffset: 4, as: UInt16.self)
-        p.storeBytes(of: checksumStart.bigEndian, toByteOffset: 6, as: UInt16.self)
-        p.storeBytes(of: checksumOffset.bigEndian, toByteOffset: 8, as: UInt16.self)
+        put(headerLength, 2)
+        put(gsoSize, 4)
+        put(checksumStart, 6)
+        put(checksumOffset, 8)
     }
 
     /// Bytes of one segment's IP packet (IP + L4 headers + gso_size payload) of a TCP

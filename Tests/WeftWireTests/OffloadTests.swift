@@ -26,6 +26,20 @@ final class OffloadTests: XCTestCase {
         }
     }
 
+    func testVirtioHeaderByteOrders() {
+        let v = VirtioNetHeader(flags: 1, gsoType: 4, headerLength: 0x0102, gsoSize: 0x0304, checksumStart: 0x0506, checksumOffset: 0x0708)
+        var native = [UInt8](repeating: 0, count: VirtioNetHeader.size)
+        var wire = native
+        native.withUnsafeMutableBytes { v.storeNative($0.baseAddress!) }
+        wire.withUnsafeMutableBytes { v.storeWire($0.baseAddress!) }
+        XCTAssertEqual(native, [1, 4, 0x02, 0x01, 0x04, 0x03, 0x06, 0x05, 0x08, 0x07], "the TAP's layout is little-endian")
+        XCTAssertEqual(wire, [1, 4, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08])
+        XCTAssertEqual(native.withUnsafeBytes { VirtioNetHeader.loadNative($0.baseAddress!) }, v)
+        XCTAssertEqual(wire.withUnsafeBytes { VirtioNetHeader.loadWire($0.baseAddress!) }, v)
+        XCTAssertTrue(v.isSuperFrame)
+        XCTAssertFalse(VirtioNetHeader(gsoType: 0x80).isSuperFrame, "the ECN bit alone is not a GSO type")
+    }
+
     func testRandomBodiesNeverCrashTheFragmentDecoder() {
         var rng = SplitMix64(seed: 5)
         for _ in 0..<20_000 {
