@@ -110,6 +110,7 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
     func finish(_ packet: UnsafeMutableRawPointer, bodyLength: Int, kind: SleeveKind, session: SleeveSession, own: UInt16) -> Int {
         let counter = session.nextCounter()
         let keys = session.keys
+        if kind == .data || kind == .fragment { SleeveCounters.add(session.counters.txPackets, 1) }
         let header = Sleeve.Header(kind: kind, sealed: keys.tx != nil, epoch: keys.txEpoch, sender: own,
                                    receiver: session.peerShortId, counter: counter)
         Sleeve.writeHeader(header, to: packet)
@@ -642,6 +643,7 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                 }
                 session.learn(addresses[i])
                 session.lastReceive.store(now, ordering: .relaxed)
+                if header.kind == .data || header.kind == .fragment { SleeveCounters.add(session.counters.rxPackets, 1) }
                 let body = p + Sleeve.headerSize
 
                 switch header.kind {

@@ -16,6 +16,10 @@ public final class SleeveCounters: Sendable {
     public let dropReplay = Atomic<UInt64>(0)
     public let dropMalformed = Atomic<UInt64>(0)
     public let dropTooBig = Atomic<UInt64>(0)
+    /// Data packets (DATA and FRAGMENT) sent and received: fewer than frames when several
+    /// frames share a packet, more when super-frames travel in pieces.
+    public let txPackets = Atomic<UInt64>(0)
+    public let rxPackets = Atomic<UInt64>(0)
 
     public init() {}
 
@@ -26,13 +30,15 @@ public final class SleeveCounters: Sendable {
 
     public struct Snapshot: Codable, Sendable, Equatable {
         public var txFrames, rxFrames, txBytes, rxBytes, dropBadTag, dropReplay, dropMalformed, dropTooBig: UInt64
+        public var txPackets, rxPackets: UInt64
     }
 
     public func snapshot() -> Snapshot {
         Snapshot(txFrames: txFrames.load(ordering: .relaxed), rxFrames: rxFrames.load(ordering: .relaxed),
                  txBytes: txBytes.load(ordering: .relaxed), rxBytes: rxBytes.load(ordering: .relaxed),
                  dropBadTag: dropBadTag.load(ordering: .relaxed), dropReplay: dropReplay.load(ordering: .relaxed),
-                 dropMalformed: dropMalformed.load(ordering: .relaxed), dropTooBig: dropTooBig.load(ordering: .relaxed))
+                 dropMalformed: dropMalformed.load(ordering: .relaxed), dropTooBig: dropTooBig.load(ordering: .relaxed),
+                 txPackets: txPackets.load(ordering: .relaxed), rxPackets: rxPackets.load(ordering: .relaxed))
     }
 }
 

@@ -136,6 +136,31 @@ final class SleeveTests: XCTestCase {
         XCTAssertTrue(marker.seenOnUnderlay, "a trusted link is expected to carry frames in clear")
     }
 
+    /// Small frames that arrive together share packets ("several frames per packet"), and a
+    /// TCP transfer travels as super-frames in pieces (more packets than frames).
+    func testSmallFramesShareSealedPackets() throws {
+        try requireRoot()
+        let net = try TestNet(hosts: 2)
+        defer { net.cleanup() }
+        try net.launchStar(2)
+        XCTAssertTrue(net.sleeveReady(1, peers: 1))
+        let w1 = try net.attachWorkload(1, "10.47.0.1/24")
+        let w2 = try net.attachWorkload(2, "10.47.0.2/24")
+        XCTAssertTrue(net.waitUntil(timeout: 10) { try net.ping(from: w1, "10.47.0.2", count: 1).status == 0 })
+        let before = try XCTUnwrap(try net.connections(1).first { $0.state == .established }?.counters)
+        let server = try net.startBackground(namespace: w2, ["iperf3", "-s", "-1", "-B", "10.47.0.2"], output: "\(net.directory)/iperf-server.log")
+        usleep(500_000)
+        _ = try Shell.run(["ip", "netns", "exec", w1, "iperf3", "-c", "10.47.0.2", "-u", "-l", "64", "-b", "300M", "-t", "2"], check: false)
+        net.stopBackground(server)
+        let after = try XCTUnwrap(try net.connections(1).first { $0.state == .established }?.counters)
+        let frames = after.txFrames - before.txFrames
+        let packets = after.txPackets - before.txPackets
+        print("small frames: \(frames) frames in \(packets) packets")
+        XCTAssertGreaterThan(frames, 10_000)
+        XCTAssertLessThan(Double(packets), Double(frames) * 0.9, "frames that arrive together should share packets")
+        XCTAssertEqual(after.dropBadTag, 0)
+    }
+
     /// Three hosts in a full encrypted mesh: every workload reaches every other. Broadcasts
     /// (ARP) leave each router towards two neighbours at once, each copy sealed separately.
     func testFullMeshEveryWorkloadReachesEveryOther() throws {
