@@ -45,6 +45,22 @@ extension SocketOption {
     }
 }
 
+extension WeftCommand {
+    /// Parses and runs a command; every failure of ours prints `weft: error: …` and exits 1,
+    /// the parser's own (a bad flag) print usage as swift-argument-parser does.
+    static func runMain() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let failure as ValidationFailure {
+            FileHandle.standardError.write(Data("weft: error: \(failure.description)\n".utf8))
+            Foundation.exit(1)
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
+
 /// An error that prints as `weft: error: …` and exits 1.
 struct ValidationFailure: Error, CustomStringConvertible {
     let description: String
