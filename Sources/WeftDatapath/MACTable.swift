@@ -32,6 +32,4 @@ public final class MACTable: Sendable {
     public func purge(keeping live: Set<UInt16>) {
         entries.withLock { table in table = table.filter { live.contains($0.value) } }
     }
-
-    public var count: Int { entries.withLock { $0.count } }
 }

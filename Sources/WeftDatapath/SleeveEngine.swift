@@ -107,9 +107,12 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
 
     /// Writes the header, seals when the session is encrypted, and returns the packet length.
     @inline(__always)
-    func finish(_ packet: UnsafeMutableRawPointer, bodyLength: Int, kind: SleeveKind, session: SleeveSession, own: UInt16) -> Int {
+    /// `keys` may be passed in when many packets to one peer are finished together (a piece
+    /// train), so the session's key lock is taken once rather than per packet.
+    func finish(_ packet: UnsafeMutableRawPointer, bodyLength: Int, kind: SleeveKind, session: SleeveSession, own: UInt16,
+                keys given: SessionKeys? = nil) -> Int {
         let counter = session.nextCounter()
-        let keys = session.keys
+        let keys = given ?? session.keys
         if kind == .data || kind == .fragment { SleeveCounters.add(session.counters.txPackets, 1) }
         let header = Sleeve.Header(kind: kind, sealed: keys.tx != nil, epoch: keys.txEpoch, sender: own,
                                    receiver: session.peerShortId, counter: counter)
@@ -275,8 +278,6 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
             pfd.revents = 0
             guard poll(&pfd, 1, 500) > 0 else { continue }
             var n = 0
-            var virtio = [VirtioNetHeader](repeating: VirtioNetHeader(), count: 0)
-            virtio.reserveCapacity(0)
             while n < Self.batch {
                 let at = slab + n * Self.txSlotSize + Self.frameOffset - VirtioNetHeader.size
                 let r = read(tapFD, at, maxRead)
@@ -386,6 +387,7 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                     let perSend = min(Self.batch, 65507 / stride)
                     var index = 0
                     var address = session.remoteAddress
+                    let keys = session.keys
                     while index < count {
                         let inThisSend = min(perSend, count - index)
                         var bytes = 0
@@ -398,7 +400,7 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                                            chunkSize: UInt16(chunk), totalLength: UInt32(frameLength), virtio: header)
                                 .store(p + Sleeve.headerSize)
                             (p + Sleeve.headerSize + FragmentHeader.size).copyMemory(from: frame + offset, byteCount: size)
-                            bytes += finish(p, bodyLength: FragmentHeader.size + size, kind: .fragment, session: session, own: own)
+                            bytes += finish(p, bodyLength: FragmentHeader.size + size, kind: .fragment, session: session, own: own, keys: keys)
                         }
                         while true {
                             let sent = weft_send_gso(udpFD, gsoBuffer, bytes, UInt16(stride), &address)

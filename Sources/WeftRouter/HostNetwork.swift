@@ -166,7 +166,7 @@ public final class HostNetwork: @unchecked Sendable {
     /// The default overlay MTU in this network namespace: underlay MTU − sleeve overhead.
     static func defaultOverlayMTU() throws -> (overlay: Int, underlay: Int) {
         let underlay = try underlayMTU(RouteNetlink())
-        return (underlay - WeftInterfaces.sleeveOverheadIPv4, underlay)
+        return (Sleeve.overlayMTU(underlayMTU: underlay), underlay)
     }
 
     static func isLinkLocal(_ cidr: String) -> Bool {

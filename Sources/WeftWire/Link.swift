@@ -218,8 +218,6 @@ public struct FrameDecoder {
         return Array(buffer[..<count])
     }
 
-    public var bufferedCount: Int { buffer.count }
-
     public static func frame(_ body: [UInt8]) -> [UInt8] {
         var w = ByteWriter(capacity: body.count + FrameLimits.headerSize)
         w.u32(UInt32(body.count))
