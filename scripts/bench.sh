@@ -181,7 +181,7 @@ setup_wireguard-go() {
   CLIENT_NS=$N-h1 SERVER_NS=$N-h2 SERVER_ADDR=10.49.0.2
 }
 
-# Waits until router `i` shows an established sleeve connection with reason null and the
+# Waits until router `i` shows an established sleeve connection that is ready and has the
 # expected `encrypted` (true/false).
 weft_ready() {
   local i=$1 encrypted=$2 n pid
@@ -197,7 +197,7 @@ try:
 except ValueError:
     sys.exit(1)  # the router is not answering yet
 conns = doc if isinstance(doc, list) else doc.get("connections", [])
-ok = [c for c in conns if c.get("state") == "established" and c.get("mode") == "sleeve" and c.get("reason") is None]
+ok = [c for c in conns if c.get("state") == "established" and c.get("mode") == "sleeve" and c.get("ready")]
 if not ok: sys.exit(1)
 if ok[0].get("encrypted") != want:
     sys.exit("bench: connection encrypted=%s, expected %s" % (ok[0].get("encrypted"), want))

@@ -48,10 +48,10 @@ launch 1
 launch 2 198.18.0.1
 launch 3 198.18.0.2
 
-# Connections established whose sleeve answers heartbeats (no reason left to show).
+# Connections established whose data plane answers heartbeats (`ready`).
 established() {
   "$WEFT" status connections --json --socket "$DIR/h$1.sock" 2>/dev/null |
-    python3 -c 'import json,sys; print(sum(1 for c in json.load(sys.stdin) if c["state"] == "established" and c["reason"] is None))' 2>/dev/null || echo 0
+    python3 -c 'import json,sys; print(sum(1 for c in json.load(sys.stdin) if c["state"] == "established" and c["ready"]))' 2>/dev/null || echo 0
 }
 for _ in $(seq 150); do
   if [ "$(established 1)" = 2 ] && [ "$(established 2)" = 2 ] && [ "$(established 3)" = 2 ]; then break; fi

@@ -43,7 +43,7 @@ extension Router {
                 direction: link.direction, state: established ? .established : .connecting,
                 encrypted: LinkPolicy.encrypted(passwordSet: passwordSet, trusted: link.trusted), trusted: link.trusted,
                 mode: data.mode, pskId: link.pskId?.description ?? (passwordSet && link.isInitiator ? activeId : nil),
-                reason: established ? data.heartbeat : "handshake in progress",
+                reason: established ? data.heartbeat : "handshake in progress", ready: established && data.mode != nil && data.heartbeat == nil,
                 connectionId: String(link.localHello.connectionId, radix: 16),
                 since: link.establishedAt.map { ISO8601DateFormatter().string(from: $0) },
                 cipher: data.cipher, mtu: data.mtu, keyEpoch: established ? Int(link.epoch) : nil, counters: data.counters,
@@ -58,13 +58,13 @@ extension Router {
             result.append(ConnectionStatus(
                 peer: target.peer?.description, nickname: target.nickname, address: target.address, direction: .outbound,
                 state: state, encrypted: passwordSet, trusted: false, mode: nil,
-                pskId: activeId, reason: reason, connectionId: nil, since: nil,
+                pskId: activeId, reason: reason, ready: false, connectionId: nil, since: nil,
                 cipher: nil, mtu: nil, keyEpoch: nil, counters: nil, lastRekeyAt: nil))
         }
         for failure in recentInboundFailures {
             result.append(ConnectionStatus(
                 peer: nil, nickname: nil, address: failure.address, direction: .inbound, state: .failed,
-                encrypted: passwordSet, trusted: false, mode: nil, pskId: failure.pskId, reason: failure.reason,
+                encrypted: passwordSet, trusted: false, mode: nil, pskId: failure.pskId, reason: failure.reason, ready: false,
                 connectionId: nil, since: nil, cipher: nil, mtu: nil, keyEpoch: nil, counters: nil, lastRekeyAt: nil))
         }
         return result

@@ -23,6 +23,8 @@ public struct ConnectionStatus: Codable, Sendable, Equatable {
     public var mode: String?
     public var pskId: String?
     public var reason: String?
+    /// True when the data plane in `mode` answers heartbeats: traffic to this peer flows.
+    public var ready: Bool
     public var connectionId: String?
     public var since: String?
     /// Data-plane cipher ("chacha20-poly1305", "aes-256-gcm"); null when unencrypted.
@@ -34,7 +36,7 @@ public struct ConnectionStatus: Codable, Sendable, Equatable {
     public var lastRekeyAt: String?
 
     enum CodingKeys: String, CodingKey {
-        case peer, nickname, address, direction, state, encrypted, trusted, mode, pskId, reason, connectionId, since
+        case peer, nickname, address, direction, state, encrypted, trusted, mode, pskId, reason, ready, connectionId, since
         case cipher, mtu, keyEpoch, counters, lastRekeyAt
     }
 
@@ -52,6 +54,7 @@ public struct ConnectionStatus: Codable, Sendable, Equatable {
         try c.encode(mode, forKey: .mode)
         try c.encode(pskId, forKey: .pskId)
         try c.encode(reason, forKey: .reason)
+        try c.encode(ready, forKey: .ready)
         try c.encode(connectionId, forKey: .connectionId)
         try c.encode(since, forKey: .since)
         try c.encode(cipher, forKey: .cipher)

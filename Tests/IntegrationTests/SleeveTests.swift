@@ -22,7 +22,7 @@ extension TestNet {
     /// Waits until the sleeve connection from `index` to every other router answers heartbeats.
     func sleeveReady(_ index: Int, peers: Int) -> Bool {
         waitUntil(timeout: 15) {
-            let ready = try connections(index).filter { $0.state == .established && $0.mode == "sleeve" && $0.reason == nil }
+            let ready = try connections(index).filter { $0.state == .established && $0.mode == "sleeve" && $0.ready }
             return ready.count == peers
         }
     }

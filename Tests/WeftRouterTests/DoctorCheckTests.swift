@@ -31,7 +31,7 @@ final class DoctorCheckTests: XCTestCase {
 
     func connection(mtu: Int?, mode: String? = "sleeve", encrypted: Bool = true, reason: String? = nil) -> ConnectionStatus {
         ConnectionStatus(peer: "02:aa:bb:cc:dd:02", nickname: "b", address: "198.18.0.2:6783", direction: .outbound, state: .established,
-                         encrypted: encrypted, trusted: !encrypted, mode: mode, pskId: nil, reason: reason, connectionId: nil, since: nil,
+                         encrypted: encrypted, trusted: !encrypted, mode: mode, pskId: nil, reason: reason, ready: reason == nil, connectionId: nil, since: nil,
                          cipher: nil, mtu: mtu, keyEpoch: 0, counters: nil)
     }
 
