@@ -45,6 +45,17 @@ public final class FastDatapath: @unchecked Sendable {  // the miss thread owns 
         self.vxlanPort = vxlanPort
         let dp = try control.createDatapath(name: name, upcallPID: upcalls.pid)
         datapath = dp
+        do {
+            ports = try Self.setUpPorts(control, datapath: dp, bridgeVeth: bridgeVeth, vxlanPort: vxlanPort, upcallPID: upcalls.pid)
+        } catch {
+            // Half a datapath must not stay behind: the router runs on sleeve alone.
+            _ = try? control.deleteDatapath(name: name)
+            throw error
+        }
+    }
+
+    private static func setUpPorts(_ control: ODPClient, datapath dp: Int32, bridgeVeth: String, vxlanPort: UInt16,
+                                   upcallPID: UInt32) throws -> FastdpPorts {
         try control.flushFlows(datapath: dp)
         var bridgePort: UInt32?
         for vport in try control.vports(datapath: dp) {
@@ -53,20 +64,20 @@ public final class FastDatapath: @unchecked Sendable {  // the miss thread owns 
                 // Its UDP port cannot be read back: make it anew on ours.
                 try control.deleteVport(datapath: dp, portNo: vport.portNo)
             case .netdev where vport.name == bridgeVeth:
-                try control.setUpcallPID(datapath: dp, portNo: vport.portNo, pid: upcalls.pid)
+                try control.setUpcallPID(datapath: dp, portNo: vport.portNo, pid: upcallPID)
                 bridgePort = vport.portNo
             default:
                 break
             }
         }
-        let bridge = try bridgePort ?? control.createNetdevVport(datapath: dp, ifname: bridgeVeth, upcallPID: upcalls.pid)
+        let bridge = try bridgePort ?? control.createNetdevVport(datapath: dp, ifname: bridgeVeth, upcallPID: upcallPID)
         let vxlan: UInt32
         do {
-            vxlan = try control.createVXLANVport(datapath: dp, name: Self.vxlanVportName, port: vxlanPort, upcallPID: upcalls.pid)
+            vxlan = try control.createVXLANVport(datapath: dp, name: Self.vxlanVportName, port: vxlanPort, upcallPID: upcallPID)
         } catch let error as NetlinkError where error.errno == EEXIST || error.errno == EADDRINUSE {
             throw DatapathError("UDP port \(vxlanPort) for the fastdp VXLAN vport is taken (\(error)); free it or use --port")
         }
-        ports = FastdpPorts(bridge: bridge, vxlan: vxlan)
+        return FastdpPorts(bridge: bridge, vxlan: vxlan)
     }
 
     public func start() {
