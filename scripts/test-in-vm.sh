@@ -6,7 +6,7 @@
 # it says plainly that they were skipped and why (and fails under CI, where they must run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TESTS="WeftNetlinkTests.ODPTests,IntegrationTests.DoctorTests/testBalanceRRBondUnderABridgeWarns"
+TESTS="WeftNetlinkTests.ODPTests,IntegrationTests.DoctorTests/testBalanceRRBondUnderABridgeWarns,IntegrationTests.FastdpLifecycleTests"
 BIN_DIR=${WEFT_BIN_DIR:-$PWD/.build/debug}
 VM=../shared/tools/ovs-vm/run-in-ovs-vm.sh
 
