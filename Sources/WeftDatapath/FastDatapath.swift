@@ -185,7 +185,12 @@ public final class FastDatapath: @unchecked Sendable {  // the miss thread owns 
         var changed = false
         for (key, entry) in installed {
             let plan = FastdpForwarding.plan(key: key, table: table, macs: sleeve.macs, ports: ports)
-            if plan.install && plan.actions == entry.actions { continue }
+            if plan.install && plan.actions == entry.actions {
+                // Packets of this flow never come up: keep their source MAC known (the table
+                // may have been purged or started over), or sleeve would take them for local.
+                if let learn = plan.learn { sleeve.macs.learn(learn.mac, peer: learn.peer) }
+                continue
+            }
             _ = try? missClient.deleteFlow(datapath: datapath, key: key)
             installed[key] = nil
             changed = true
