@@ -186,9 +186,10 @@ public final class FastDatapath: @unchecked Sendable {  // the miss thread owns 
         for (key, entry) in installed {
             let plan = FastdpForwarding.plan(key: key, table: table, macs: sleeve.macs, ports: ports)
             if plan.install && plan.actions == entry.actions {
-                // Packets of this flow never come up: keep their source MAC known (the table
-                // may have been purged or started over), or sleeve would take them for local.
-                if let learn = plan.learn { sleeve.macs.learn(learn.mac, peer: learn.peer) }
+                // Packets of this flow never come up: keep their source MAC known when the table
+                // forgot it (purged or started over), or sleeve would take them for local. A MAC
+                // known elsewhere has moved: this flow then idles out.
+                if let learn = plan.learn, sleeve.macs.lookup(learn.mac) == nil { sleeve.macs.learn(learn.mac, peer: learn.peer) }
                 continue
             }
             _ = try? missClient.deleteFlow(datapath: datapath, key: key)
