@@ -81,6 +81,7 @@ public final class FastDatapath: @unchecked Sendable {  // the miss thread owns 
     }
 
     public func start() {
+        sleeve.attach(fastdp: self)
         finished.enter()
         let thread = Thread { [self] in
             missLoop()
@@ -94,6 +95,7 @@ public final class FastDatapath: @unchecked Sendable {  // the miss thread owns 
     /// Stops the miss thread and deletes the datapath: without a router nothing may keep
     /// forwarding by flows decided for a mesh that is gone.
     public func stop(deleteDatapath name: String) {
+        sleeve.attach(fastdp: nil)
         stopping.store(true, ordering: .relaxed)
         _ = finished.wait(timeout: .now() + 3)
         controlClient.withLock { _ = try? $0.deleteDatapath(name: name) }
@@ -109,12 +111,24 @@ public final class FastDatapath: @unchecked Sendable {  // the miss thread owns 
     @discardableResult
     public func sendHeartbeat(to session: SleeveSession, own: UInt16, sourceMAC: [UInt8], frameSize: Int, now: Int64) -> Bool {
         let heartbeat = FastdpHeartbeat(sender: own, stamp: now, echo: session.fastdp.peerStamp.load(ordering: .relaxed))
-        guard let encapsulate = FastdpForwarding.tunnel(to: session, source: own, destination: session.peerShortId) else { return false }
-        let frame = heartbeat.frame(source: sourceMAC, size: frameSize)
+        return tunnel(heartbeat.frame(source: sourceMAC, size: frameSize), source: own, destination: session.peerShortId, via: session)
+    }
+
+    /// Encapsulates `packet` towards neighbour `session` and sends it out of the VXLAN vport.
+    private func tunnel(_ packet: [UInt8], source: UInt16, destination: UInt16, via session: SleeveSession) -> Bool {
+        guard let encapsulate = FastdpForwarding.tunnel(to: session, source: source, destination: destination) else { return false }
         return controlClient.withLock { client in
-            (try? client.execute(datapath: datapath, packet: frame, key: FlowKey(inPort: ports.bridge),
+            (try? client.execute(datapath: datapath, packet: packet, key: FlowKey(inPort: ports.bridge),
                                  actions: encapsulate + [.output(port: ports.vxlan)])) != nil
         }
+    }
+
+    /// Sends one frame (from the TAP thread, which the bridge still gave it) to neighbour
+    /// `session` through the VXLAN vport. A transitional path, one system call per frame, used
+    /// until both bridges have learned that the peer's MACs are behind the datapath port.
+    func forward(_ frame: UnsafeRawPointer, length: Int, source: UInt16, destination: UInt16, via session: SleeveSession) -> Bool {
+        guard length >= 14 else { return false }
+        return tunnel([UInt8](UnsafeRawBufferPointer(start: frame, count: length)), source: source, destination: destination, via: session)
     }
 
     /// A heartbeat arrived from `tunnelSource`: record it on the neighbour it names.

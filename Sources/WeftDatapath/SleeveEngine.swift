@@ -31,7 +31,20 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
     /// Scratch for heartbeats sent from the control plane; guarded by its lock.
     private let heartbeatBuffer = Mutex<[UInt8]>([UInt8](repeating: 0, count: 64))
     /// Set while a fast datapath shares the bridge: frames of remote peers can then reach the TAP.
-    public let fastdpAttached = Atomic<Bool>(false)
+    let fastdpAttached = Atomic<Bool>(false)
+    /// The fast datapath sharing the bridge, for frames the bridge sends us for a fastdp peer.
+    private let fastdp = Mutex<FastDatapath?>(nil)
+
+    /// Joins (or, with nil, leaves) the fast datapath that shares the bridge.
+    func attach(fastdp engine: FastDatapath?) {
+        fastdp.withLock { $0 = engine }
+        fastdpAttached.store(engine != nil, ordering: .relaxed)
+    }
+
+    private func handToFastdp(_ frame: UnsafeRawPointer, _ length: Int, source: UInt16, destination: UInt16,
+                              via session: SleeveSession) -> Bool {
+        fastdp.withLock { $0?.forward(frame, length: length, source: source, destination: destination, via: session) } ?? false
+    }
     /// Frames handed over by the fast datapath's miss thread: one at a time, sealed in place.
     private let handoffBuffer = Mutex<[UInt8]>([UInt8](repeating: 0, count: 65536 + 64))
     /// Scratch for path-MTU probes, as large as the largest probe.
@@ -463,14 +476,23 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                 }
             }
 
-            func route(_ i: Int, _ visit: (SleeveSession, UInt16) -> Void) {
+            func route(_ i: Int, superFrame: Bool = false, _ visit: (SleeveSession, UInt16) -> Void) {
                 let frame = UnsafeRawPointer(slab + i * Self.txSlotSize + Self.frameOffset)
                 // A remote peer's frame that the fast datapath delivered to the bridge, which
                 // passed it on to us too: its senders already took care of it.
                 if fastdpAttached, let owner = macs.lookup(MACTable.key(frame + 6)), owner != own { return }
                 let multicast = frame.load(as: UInt8.self) & 1 != 0
                 if !multicast, let peer = macs.lookup(MACTable.key(frame)), peer != own {
-                    if let session = table.route(to: peer) { visit(session, peer) }
+                    guard let session = table.route(to: peer) else { return }
+                    // The bridge still sends this peer's MACs our way (it learned them while the
+                    // link was on sleeve): pass the frame to the fast datapath, so the peer's
+                    // bridge, then ours, learn the new way. Super-frames stay on sleeve (the
+                    // peer takes both), a moment later they follow.
+                    if fastdpAttached, !superFrame, session.fastdp.selected.load(ordering: .relaxed),
+                       handToFastdp(UnsafeRawPointer(frame), lengths[i], source: own, destination: peer, via: session) {
+                        return
+                    }
+                    visit(session, peer)
                     return
                 }
                 // Broadcast, multicast and unknown unicast: along our own broadcast tree, except
@@ -486,7 +508,7 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                 let frame = slab + i * Self.txSlotSize + Self.frameOffset
                 let header = VirtioNetHeader.loadNative(frame - VirtioNetHeader.size)
                 if header.isSuperFrame {
-                    route(i) { session, destination in emitSuperFrame(i, header, to: session, destination: destination) }
+                    route(i, superFrame: true) { session, destination in emitSuperFrame(i, header, to: session, destination: destination) }
                     continue
                 }
                 // A single frame with a partial checksum: finish it here, so the peer can hand it

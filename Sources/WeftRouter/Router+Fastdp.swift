@@ -52,7 +52,6 @@ extension Router {
             let veth = try host.attachDatapathVeth()
             let engine = try FastDatapath(name: WeftInterfaces.datapath, bridgeVeth: veth, vxlanPort: UInt16(config.port + 1),
                                           sleeve: sleeve.engine)
-            sleeve.engine.fastdpAttached.store(true, ordering: .relaxed)
             engine.start()
             fastdpState = FastdpState(engine: engine, overlayMTU: host.overlayMTU)
             fastdp = FastdpStatus(available: true, reason: nil, flows: 0)
@@ -77,7 +76,6 @@ extension Router {
     func stopFastdp() {
         guard let state = fastdpState else { return }
         state.heartbeatTask?.cancel()
-        sleeve?.engine.fastdpAttached.store(false, ordering: .relaxed)
         state.engine.stop(deleteDatapath: WeftInterfaces.datapath)
         fastdpState = nil
     }
