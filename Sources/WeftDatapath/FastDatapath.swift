@@ -136,10 +136,7 @@ public final class FastDatapath: @unchecked Sendable {  // the miss thread owns 
         let (source, _) = FastdpWire.peers(vni: vni)
         guard source == heartbeat.sender, let session = table.session(source),
               table.neighbour(ipv4: tunnelSource) == source else { return }
-        let state = session.fastdp
-        state.lastHeard.store(now, ordering: .relaxed)
-        state.peerStamp.store(heartbeat.stamp, ordering: .relaxed)
-        if heartbeat.echo > state.echoed.load(ordering: .relaxed) { state.echoed.store(heartbeat.echo, ordering: .relaxed) }
+        session.fastdp.heard(stamp: heartbeat.stamp, echo: heartbeat.echo, now: now)
     }
 
     // MARK: misses

@@ -20,14 +20,27 @@ public final class FastdpPeerState: Sendable {
     public let peerStamp = Atomic<Int64>(0)
     /// The newest of our own stamps the neighbour echoed: proves our heartbeats reach it.
     public let echoed = Atomic<Int64>(0)
+    /// Our monotonic nanoseconds when `echoed` last moved forward. Timed on arrival, not from the
+    /// echoed stamp: that one is older by the round trip and the peer's heartbeat interval.
+    public let echoAdvanced = Atomic<Int64>(0)
 
     public init() {}
 
-    /// Heartbeats in both directions within `window` nanoseconds: the VXLAN path works at the
-    /// overlay MTU. nil when none ever came back; else the nanoseconds since the older proof.
+    /// Records a heartbeat from the neighbour (miss thread).
+    public func heard(stamp: Int64, echo: Int64, now: Int64) {
+        lastHeard.store(now, ordering: .relaxed)
+        peerStamp.store(stamp, ordering: .relaxed)
+        if echo > echoed.load(ordering: .relaxed) {
+            echoed.store(echo, ordering: .relaxed)
+            echoAdvanced.store(now, ordering: .relaxed)
+        }
+    }
+
+    /// How long since both directions of the VXLAN path last proved to work at the overlay MTU
+    /// (a heartbeat from the neighbour, and one of ours echoed back); nil when not yet.
     public func staleness(now: Int64) -> Int64? {
         let heard = lastHeard.load(ordering: .relaxed)
-        let echo = echoed.load(ordering: .relaxed)
+        let echo = echoAdvanced.load(ordering: .relaxed)
         guard heard != 0, echo != 0 else { return nil }
         return now - min(heard, echo)
     }

@@ -165,9 +165,13 @@ final class FastdpForwardingTests: XCTestCase {
     func testHeartbeatStalenessNeedsBothDirections() {
         let state = FastdpPeerState()
         XCTAssertNil(state.staleness(now: 100))
-        state.lastHeard.store(90, ordering: .relaxed)
+        state.heard(stamp: 5, echo: 0, now: 90)
         XCTAssertNil(state.staleness(now: 100), "heard from them, but they never echoed ours")
-        state.echoed.store(80, ordering: .relaxed)
-        XCTAssertEqual(state.staleness(now: 100), 20)
+        state.heard(stamp: 6, echo: 40, now: 95)
+        XCTAssertEqual(state.staleness(now: 100), 5, "timed from when the echo arrived")
+        XCTAssertEqual(state.peerStamp.load(ordering: .relaxed), 6)
+        // They keep sending but echo nothing newer: ours no longer reach them.
+        state.heard(stamp: 7, echo: 40, now: 300)
+        XCTAssertEqual(state.staleness(now: 310), 215)
     }
 }
