@@ -144,7 +144,7 @@ final class FastdpTests: XCTestCase {
             XCTAssertGreaterThan(count, 0, "no flows in the datapath of host \(index + 1) right after a ping: \(net.describe(index + 1))")
         }
         let markers = try MarkerCount(capture)
-        print(markers)
+        print("FastdpTests: \(markers)")
         XCTAssertGreaterThanOrEqual(markers.fastdp, 10, "5 echo requests and 5 replies should cross as VXLAN on \(fastdpPort); \(markers)")
         XCTAssertEqual(markers.sleeve, 0, "frames of a fastdp link crossed on sleeve; \(markers)")
         XCTAssertEqual(markers.other, 0, "\(markers)")
@@ -211,7 +211,7 @@ final class FastdpTests: XCTestCase {
         let blocked = Date()
         XCTAssertTrue(net.waitForConnection(1, to: 2, timeout: 20) { $0.mode == "sleeve" && ($0.reason ?? "").hasPrefix("fastdp on hold") },
                       "host 1 did not put fastdp on hold: \(net.describe(1))")
-        print(String(format: "fastdp on hold %.1f s after UDP %d was blocked", Date().timeIntervalSince(blocked), fastdpPort))
+        print(String(format: "FastdpTests: fastdp on hold %.1f s after UDP %d was blocked", Date().timeIntervalSince(blocked), fastdpPort))
         XCTAssertTrue(net.waitForConnection(2, to: 1, timeout: 10) { $0.mode == "sleeve" && ($0.reason ?? "").hasPrefix("fastdp on hold") },
                       "host 2 did not put fastdp on hold: \(net.describe(2))")
         XCTAssertTrue(net.waitUntil(timeout: 40) { !running.isRunning }, "the running ping did not finish")
@@ -219,7 +219,7 @@ final class FastdpTests: XCTestCase {
         let output = (try? String(contentsOfFile: pingLog, encoding: .utf8)) ?? ""
         let counts = try XCTUnwrap(output.firstMatch(of: #/(\d+) packets transmitted, (\d+) received/#), output)
         let sent = Int(counts.1) ?? 0, received = Int(counts.2) ?? 0
-        print("running ping across the fallback: \(sent) sent, \(received) received")
+        print("FastdpTests: running ping across the fallback: \(sent) sent, \(received) received")
         XCTAssertEqual(sent, 100, output)
         XCTAssertLessThanOrEqual(sent - received, 10, "the fallback to sleeve lost more than a few packets:\n\(output)")
 
@@ -237,7 +237,7 @@ final class FastdpTests: XCTestCase {
         try net.unblockUDP(on: [1, 2])
         let unblocked = Date()
         XCTAssertTrue(net.waitForMode("fastdp", 1, 2, timeout: 30), "fastdp did not resume: \(net.describe(1))\n\(net.describe(2))")
-        print(String(format: "fastdp resumed %.1f s after the block was lifted", Date().timeIntervalSince(unblocked)))
+        print(String(format: "FastdpTests: fastdp resumed %.1f s after the block was lifted", Date().timeIntervalSince(unblocked)))
         XCTAssertNil(try net.connection(1, to: 2)?.reason, net.describe(1))
         let back = try net.startCapture("resumed", namespace: net.host(1).namespace, interface: "eth0", filter: "udp")
         let resumed = try net.markerPing(from: w1, "10.47.0.2", count: 3)
@@ -263,7 +263,7 @@ final class FastdpTests: XCTestCase {
         let c = try XCTUnwrap(try net.connection(1, to: 2), net.describe(1))
         let mtu = try XCTUnwrap(c.mtu, "the fastdp connection has no MTU: \(net.describe(1))")
         let overlay = try net.status(1).overlayMTU
-        print("underlay 1454: connection MTU \(mtu), overlay (workload) MTU \(overlay)")
+        print("FastdpTests: underlay 1454: connection MTU \(mtu), overlay (workload) MTU \(overlay)")
         XCTAssertLessThanOrEqual(mtu + 50, 1454, "VXLAN adds 50 bytes (DESIGN §7): \(mtu) does not fit a 1454 underlay")
         XCTAssertLessThanOrEqual(mtu, overlay, "a workload could not send the connection's MTU through its \(overlay)-byte interface")
 
