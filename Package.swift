@@ -26,7 +26,7 @@ let package = Package(
         .target(name: "WeftWire"),
         .target(name: "WeftMesh", dependencies: ["WeftWire"]),
         // The data planes: dedicated threads over raw file descriptors (never NIO).
-        .target(name: "WeftDatapath", dependencies: ["WeftCrypto", "WeftWire", "WeftMesh", "CWeftShims"]),
+        .target(name: "WeftDatapath", dependencies: ["WeftCrypto", "WeftWire", "WeftMesh", "WeftNetlink", "CWeftShims"]),
         .target(name: "WeftNetlink", dependencies: ["CMnl", "CWeftShims"]),
 
         // Linux-facing wiring: gossip link, control API, persistence.
@@ -49,6 +49,7 @@ let package = Package(
         .testTarget(name: "WeftWireTests", dependencies: ["WeftWire", "WeftTestSupport"]),
         .testTarget(name: "WeftMeshTests", dependencies: ["WeftMesh", "WeftTestSupport"]),
         .testTarget(name: "WeftNetlinkTests", dependencies: ["WeftNetlink"]),
+        .testTarget(name: "WeftDatapathTests", dependencies: ["WeftDatapath"]),
         .testTarget(name: "WeftRouterTests", dependencies: ["WeftRouter"]),
         .testTarget(name: "IntegrationTests", dependencies: ["WeftRouter", .product(name: "NIOCore", package: "swift-nio")]),
     ],

@@ -7,7 +7,7 @@
 # under CI, where they must run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TESTS="WeftNetlinkTests.ODPTests,IntegrationTests.FastdpTests,IntegrationTests.DoctorTests/testBalanceRRBondUnderABridgeWarns"
+TESTS="WeftNetlinkTests.ODPTests,IntegrationTests.DoctorTests/testBalanceRRBondUnderABridgeWarns,IntegrationTests.FastdpLifecycleTests,IntegrationTests.FastdpTests"
 BIN_DIR=${WEFT_BIN_DIR:-$PWD/.build/debug}
 VM=../shared/tools/ovs-vm/run-in-ovs-vm.sh
 

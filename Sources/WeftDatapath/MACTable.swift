@@ -1,4 +1,4 @@
-// Which peer owns a remote MAC address, learned from frames that arrive over sleeve.
+// Which peer owns a remote MAC address, learned from frames that arrive over sleeve or fastdp.
 import Synchronization
 
 public final class MACTable: Sendable {
@@ -19,12 +19,14 @@ public final class MACTable: Sendable {
     @inline(__always)
     func lookup(_ mac: UInt64) -> UInt16? { entries.withLock { $0[mac] } }
 
-    @inline(__always)
-    func learn(_ mac: UInt64, peer: UInt16) {
+    /// Returns whether the MAC is new or moved to another peer.
+    @inline(__always) @discardableResult
+    func learn(_ mac: UInt64, peer: UInt16) -> Bool {
         entries.withLock { table in
-            if table[mac] == peer { return }
+            if table[mac] == peer { return false }
             if table.count >= Self.capacity { table.removeAll(keepingCapacity: true) }
             table[mac] = peer
+            return true
         }
     }
 

@@ -30,6 +30,10 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
     private let finished = DispatchGroup()
     /// Scratch for heartbeats sent from the control plane; guarded by its lock.
     private let heartbeatBuffer = Mutex<[UInt8]>([UInt8](repeating: 0, count: 64))
+    /// Set while a fast datapath shares the bridge: frames of remote peers can then reach the TAP.
+    public let fastdpAttached = Atomic<Bool>(false)
+    /// Frames handed over by the fast datapath's miss thread: one at a time, sealed in place.
+    private let handoffBuffer = Mutex<[UInt8]>([UInt8](repeating: 0, count: 65536 + 64))
     /// Scratch for path-MTU probes, as large as the largest probe.
     private let probeBuffer: Mutex<[UInt8]>
 
@@ -221,6 +225,29 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
         }
     }
 
+    /// Sends one frame from `source` to `destination` through neighbour `session`, from a thread
+    /// other than the TAP thread: the fast datapath's hand-off for frames whose next hop is not
+    /// on fastdp (a per-packet path, used only until flows and bridge learning settle).
+    func send(frame: [UInt8], source: UInt16, destination: UInt16, via session: SleeveSession) {
+        let body = Sleeve.frameHeaderSize + frame.count
+        guard Sleeve.headerSize + body + Sleeve.tagSize <= session.pathPayload.load(ordering: .relaxed) else {
+            SleeveCounters.add(session.counters.dropTooBig, 1)
+            return
+        }
+        handoffBuffer.withLock { buffer in
+            buffer.withUnsafeMutableBytes { raw in
+                guard Sleeve.headerSize + body + Sleeve.tagSize <= raw.count else { return }
+                let p = raw.baseAddress!
+                Sleeve.writeFrameHeader(length: frame.count, source: source, destination: destination, to: p + Sleeve.headerSize)
+                frame.withUnsafeBytes { (p + Sleeve.headerSize + Sleeve.frameHeaderSize).copyMemory(from: $0.baseAddress!, byteCount: frame.count) }
+                SleeveCounters.add(session.counters.txFrames, 1)
+                SleeveCounters.add(session.counters.txBytes, UInt64(frame.count))
+                let length = finish(p, bodyLength: body, kind: .data, session: session, own: currentTable.ownShortId)
+                send(p, length, to: session)
+            }
+        }
+    }
+
     public func finishProbeRounds() {
         for case let session? in currentTable.sessions { session.finishProbeRound() }
     }
@@ -290,6 +317,7 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
             let table = currentTable
             let own = table.ownShortId
             if own == 0xFFFF { continue }
+            let fastdpAttached = self.fastdpAttached.load(ordering: .relaxed)
             for i in 0..<slots { slotUsed[i] = false }
             var copies = Self.batch
             // The packet still open for appending: its slot, body length and session.
@@ -437,14 +465,20 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
 
             func route(_ i: Int, _ visit: (SleeveSession, UInt16) -> Void) {
                 let frame = UnsafeRawPointer(slab + i * Self.txSlotSize + Self.frameOffset)
+                // A remote peer's frame that the fast datapath delivered to the bridge, which
+                // passed it on to us too: its senders already took care of it.
+                if fastdpAttached, let owner = macs.lookup(MACTable.key(frame + 6)), owner != own { return }
                 let multicast = frame.load(as: UInt8.self) & 1 != 0
                 if !multicast, let peer = macs.lookup(MACTable.key(frame)), peer != own {
                     if let session = table.route(to: peer) { visit(session, peer) }
                     return
                 }
-                // Broadcast, multicast and unknown unicast: along our own broadcast tree.
+                // Broadcast, multicast and unknown unicast: along our own broadcast tree, except
+                // to neighbours on fastdp (the bridge gave the fast datapath its own copy).
                 for hop in table.broadcast[Int(own)] {
-                    if let session = table.session(hop) { visit(session, Sleeve.broadcastShortId) }
+                    if let session = table.session(hop), !session.fastdp.selected.load(ordering: .relaxed) {
+                        visit(session, Sleeve.broadcastShortId)
+                    }
                 }
             }
 

@@ -82,6 +82,8 @@ public final class SleeveSession: @unchecked Sendable {  // rx state: the UDP th
     private let keyState: Mutex<SessionKeys>
     public let encrypted: Bool
     public let counters = SleeveCounters()
+    /// This neighbour's side of the fast datapath (mode, tunnel port, heartbeats).
+    public let fastdp = FastdpPeerState()
     private let txCounter = Atomic<UInt64>(0)
     /// Monotonic nanoseconds of the last authenticated heartbeat answer; 0 for never.
     let lastHeartbeatAck = Atomic<Int64>(0)
@@ -133,6 +135,9 @@ public final class SleeveSession: @unchecked Sendable {  // rx state: the UDP th
         return windows[slot].commit(counter)
     }
 
+    /// The largest UDP payload known to reach this peer (path-MTU probing).
+    public var pathPayloadBytes: Int { pathPayload.load(ordering: .relaxed) }
+
     /// The IP MTU a workload can use towards this peer: the path payload less sleeve overhead.
     public var pathMTU: Int { pathPayload.load(ordering: .relaxed) - Sleeve.overheadIPv4 + Sleeve.ipv4Overhead }
 
@@ -147,7 +152,7 @@ public final class SleeveSession: @unchecked Sendable {  // rx state: the UDP th
     func nextCounter() -> UInt64 { txCounter.wrappingAdd(1, ordering: .relaxed).oldValue }
 
     @inline(__always)
-    var remoteAddress: sockaddr_in { address.withLock { $0 } }
+    public var remoteAddress: sockaddr_in { address.withLock { $0 } }
 
     /// Moves the peer's address when an authenticated packet arrives from elsewhere.
     @inline(__always)

@@ -6,7 +6,7 @@ import CMnl
 /// Outer-header metadata of a tunnelled packet (OVS_KEY_ATTR_TUNNEL): in a flow key it says
 /// which tunnel a packet came from; in a SET action it says how to encapsulate it.
 /// Addresses are 4 bytes in network order; an all-zero address is left out on the wire.
-public struct TunnelKey: Sendable, Equatable {
+public struct TunnelKey: Sendable, Hashable {
     /// Tunnel id; for VXLAN the VNI, in the low 24 bits. Always sent (it sets the kernel's KEY flag).
     public var id: UInt64
     public var ipv4Source: [UInt8]
@@ -43,7 +43,7 @@ public struct TunnelKey: Sendable, Equatable {
 }
 
 /// OVS_KEY_ATTR_ETHERNET: source then destination MAC, 6 bytes each.
-public struct EthernetKey: Sendable, Equatable {
+public struct EthernetKey: Sendable, Hashable {
     public var source: [UInt8]
     public var destination: [UInt8]
 
@@ -56,7 +56,7 @@ public struct EthernetKey: Sendable, Equatable {
 /// A flow key (or, with the same fields, its mask): in_port + Ethernet addresses, plus the
 /// tunnel metadata for flows from a VXLAN vport. Absent fields are not sent (wildcarded).
 /// No ETHERTYPE is ever sent, so a flow matches every ethertype (untagged frames only).
-public struct FlowKey: Sendable, Equatable {
+public struct FlowKey: Sendable, Hashable {
     public var inPort: UInt32?
     public var ethernet: EthernetKey?
     public var tunnel: TunnelKey?

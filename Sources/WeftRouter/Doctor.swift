@@ -2,6 +2,7 @@
 // running router, when one answers) to a verdict. Nothing here reads the host; DoctorHost.swift
 // gathers the facts. Unit-tested with facts built in memory.
 import Foundation
+import WeftDatapath
 import WeftWire
 
 /// One line of the report; `weft doctor --json` prints an array of these.
@@ -348,10 +349,10 @@ public enum Doctor {
         var parts = [facts.openvswitchPresent ? "openvswitch module present" : "openvswitch module not present: fastdp is unavailable, connections use sleeve"]
         var status = DoctorCheck.Status.ok
         var fixes: [String] = []
-        // Until a connection uses fastdp, nothing of Weft's should hold the VXLAN port. (When the
-        // fast datapath lands, its own vport may bind it earlier; refine this then.)
-        let fastdpInUse = facts.connections.contains { $0.mode == "fastdp" }
-        if facts.udpPortsBound.contains(fastdpPort) && !fastdpInUse {
+        // The router's own VXLAN vport holds the port while fastdp runs; anything else on it
+        // keeps fastdp from starting.
+        let ours = facts.interfaces.contains { $0.name == FastDatapath.vxlanVportName }
+        if facts.udpPortsBound.contains(fastdpPort) && !ours {
             let vxlan = facts.interfaces.filter { $0.kind == "vxlan" }.map(\.name)
             status = .warn
             parts.append("UDP \(fastdpPort) (fastdp VXLAN) is already bound by another socket or device\(vxlan.isEmpty ? "" : " (VXLAN devices: \(vxlan.joined(separator: ", ")))")")

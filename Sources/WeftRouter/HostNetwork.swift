@@ -37,6 +37,9 @@ public enum WeftInterfaces {
     public static let tap = "weft-tap"
     /// The Open vSwitch datapath of the fast datapath (one per network namespace).
     public static let datapath = "weft-dp"
+    /// The veth pair joining the datapath to the bridge: the bridge's port and the datapath's.
+    public static let datapathBridgePort = "weft-dpb"
+    public static let datapathPort = "weft-dpp"
     /// Host ends of workload veth pairs: `weftv` + 8 hex digits.
     public static let workloadPrefix = "weftv"
     /// Default interface name inside a workload.
@@ -47,7 +50,7 @@ public enum WeftInterfaces {
 
     /// Whether `name` is one of the interfaces Weft creates.
     public static func isWeft(_ name: String) -> Bool {
-        name == bridge || name == tap || name.hasPrefix(workloadPrefix)
+        name == bridge || name == tap || name == datapathBridgePort || name == datapathPort || name.hasPrefix(workloadPrefix)
     }
 }
 
@@ -139,6 +142,22 @@ public final class HostNetwork: @unchecked Sendable {
             if link.masterIndex != bridgeIndex { try netlink.setMaster(link.name, master: WeftInterfaces.bridge) }
             if !link.isUp { try netlink.setUp(link.name, true) }
         }
+    }
+
+    /// Creates (or adopts) the veth pair that joins the fast datapath to the bridge, both ends up
+    /// at the overlay MTU, so workloads attach the same way whichever overlay carries a peer.
+    /// Returns the name of the end the datapath takes as a port.
+    func attachDatapathVeth() throws -> String {
+        let (bridgeEnd, datapathEnd) = (WeftInterfaces.datapathBridgePort, WeftInterfaces.datapathPort)
+        if try netlink.link(named: bridgeEnd) == nil || netlink.link(named: datapathEnd) == nil {
+            if try netlink.link(named: bridgeEnd) != nil { try netlink.deleteLink(bridgeEnd) }
+            if try netlink.link(named: datapathEnd) != nil { try netlink.deleteLink(datapathEnd) }
+            try netlink.createVeth(name: bridgeEnd, peerName: datapathEnd, peerNamespaceFd: nil, mtu: overlayMTU)
+        }
+        for name in [bridgeEnd, datapathEnd] { try netlink.setMTU(name, overlayMTU) }
+        try netlink.setMaster(bridgeEnd, master: WeftInterfaces.bridge)
+        for name in [bridgeEnd, datapathEnd] { try netlink.setUp(name, true) }
+        return datapathEnd
     }
 
     /// Closes the TAP (the device disappears with it). The bridge and the workloads stay.
@@ -382,23 +401,23 @@ public final class HostNetwork: @unchecked Sendable {
     // MARK: Reset
 
     /// Deletes every interface Weft creates in the calling thread's network namespace (workload
-    /// veths, the TAP, the bridge), without a router. Returns the names removed.
+    /// veths, the TAP, the bridge, the fast datapath and its veth pair), without a router. Returns the names removed.
     public static func reset() throws -> [String] {
+        var removed: [String] = []
+        // The fast datapath first (with its VXLAN vport), where the kernel has the module.
+        if let odp = try? ODPClient.open(), (try? odp.datapath(named: WeftInterfaces.datapath)) ?? nil != nil {
+            try odp.deleteDatapath(name: WeftInterfaces.datapath)
+            removed.append(WeftInterfaces.datapath)
+        }
         let netlink = try RouteNetlink()
         let names = try netlink.links().map(\.name).filter(WeftInterfaces.isWeft)
         // Ports before the bridge, so the bridge goes last.
         let ordered = names.filter { $0 != WeftInterfaces.bridge } + names.filter { $0 == WeftInterfaces.bridge }
-        var removed: [String] = []
         for name in ordered {
             // Gone already (a veth whose namespace was deleted meanwhile): not an error.
             guard try netlink.link(named: name) != nil else { continue }
             try netlink.deleteLink(name)
             removed.append(name)
-        }
-        // The fast datapath's datapath, where the kernel has the module.
-        if let odp = try? ODPClient.open(), (try? odp.datapath(named: WeftInterfaces.datapath)) ?? nil != nil {
-            try odp.deleteDatapath(name: WeftInterfaces.datapath)
-            removed.append(WeftInterfaces.datapath)
         }
         return removed
     }

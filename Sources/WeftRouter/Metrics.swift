@@ -149,7 +149,8 @@ extension Router {
         out.family("weft_rekeys_total", .counter, "Session rekeys.", [([], metrics.rekeys)])
         out.family("weft_overlay_mtu_bytes", .gauge, "MTU of the weft bridge, TAP and workload interfaces.",
                    [([], UInt64(hostNetwork?.overlayMTU ?? config.mtu ?? 0))])
-        out.family("weft_fastdp_flows", .gauge, "Flows installed in the fast datapath (0 without fastdp).", [([], 0)])
+        out.family("weft_fastdp_flows", .gauge, "Flows installed in the fast datapath (0 without fastdp).",
+                   [([], UInt64(fastdpState?.engine.flowCount.load(ordering: .relaxed) ?? 0))])
         return out.text
     }
 }

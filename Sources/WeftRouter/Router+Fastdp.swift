@@ -1,18 +1,147 @@
-// What the router knows of the kernel fast datapath (DESIGN §4). The datapath itself is not
-// wired in yet: every connection uses sleeve, and status says why, once and plainly.
+// The kernel fast datapath in the router (DESIGN §4, §5): started at launch where the kernel has
+// the openvswitch module, heartbeats through VXLAN on a timer, and the mode of every connection
+// decided from what both ends said and what the heartbeats show (ModeSelection).
+import Foundation
+import NIOCore
+import WeftDatapath
+import WeftMesh
 import WeftNetlink
+import WeftWire
+
+/// Fast-datapath state the router owns on its event loop.
+final class FastdpState: @unchecked Sendable {  // confined to the router's event loop
+    let engine: FastDatapath
+    /// Bytes of a heartbeat frame: overlay MTU + 14 (Ethernet), the largest frame a workload sends.
+    let heartbeatFrameSize: Int
+    let overlayMTU: Int
+    /// The last decision per peer, for status and to log changes once.
+    var decisions: [PeerName: ModeDecision] = [:]
+    var heartbeatTask: RepeatedTask?
+
+    /// Heartbeats every 250 ms; a connection whose heartbeats (both ways) are older than a
+    /// second goes on hold: with pings 200 ms apart, a handful at most are lost on the switch.
+    static let heartbeatInterval: TimeAmount = .milliseconds(250)
+    static let holdAfterNanos: Int64 = 1_000_000_000
+
+    init(engine: FastDatapath, overlayMTU: Int) {
+        self.engine = engine
+        self.overlayMTU = overlayMTU
+        heartbeatFrameSize = overlayMTU + 14
+    }
+}
 
 extension Router {
-    /// Probes the openvswitch generic netlink families once at start.
-    static func probeFastdp(enabled: Bool) -> FastdpStatus {
-        guard enabled else { return FastdpStatus(available: false, reason: "disabled by --no-fastdp", flows: 0) }
+    /// Starts the fast datapath when enabled and the kernel can: the veth pair to the bridge,
+    /// the datapath `weft-dp` with its VXLAN vport on --port + 1, the miss thread. Anything
+    /// missing leaves every connection on sleeve, and status says why (once, plainly, in the log).
+    func startFastdp(host: HostNetwork, sleeve: SleeveState) {
+        guard config.fastdpEnabled else {
+            fastdp = FastdpStatus(available: false, reason: "disabled by --no-fastdp", flows: 0)
+            logger.info("fastdp unavailable", metadata: ["reason": "disabled by --no-fastdp"])
+            return
+        }
         do {
             _ = try ODPClient.open()
-            return FastdpStatus(available: false, reason: "this build does not drive the fast datapath yet; sleeve carries every connection", flows: 0)
-        } catch let error as ODPError {
-            return FastdpStatus(available: false, reason: error.description, flows: 0)
         } catch {
-            return FastdpStatus(available: false, reason: "cannot talk to the openvswitch module: \(error)", flows: 0)
+            let reason = (error as? ODPError)?.description ?? "cannot talk to the openvswitch module: \(error)"
+            fastdp = FastdpStatus(available: false, reason: reason, flows: 0)
+            logger.info("fastdp unavailable", metadata: ["reason": "\(reason)"])
+            return
         }
+        do {
+            let veth = try host.attachDatapathVeth()
+            let engine = try FastDatapath(name: WeftInterfaces.datapath, bridgeVeth: veth, vxlanPort: UInt16(config.port + 1),
+                                          sleeve: sleeve.engine)
+            sleeve.engine.fastdpAttached.store(true, ordering: .relaxed)
+            engine.start()
+            fastdpState = FastdpState(engine: engine, overlayMTU: host.overlayMTU)
+            fastdp = FastdpStatus(available: true, reason: nil, flows: 0)
+            logger.info("fastdp started", metadata: [
+                "datapath": "\(WeftInterfaces.datapath)", "vxlanPort": "\(config.port + 1)",
+                "heartbeatBytes": "\(host.overlayMTU + 14)",
+            ])
+        } catch {
+            let reason = "cannot set up the datapath: \(error)"
+            fastdp = FastdpStatus(available: false, reason: reason, flows: 0)
+            logger.warning("fastdp unavailable", metadata: ["reason": "\(reason)"])
+        }
+    }
+
+    func startFastdpHeartbeats() {
+        guard let state = fastdpState else { return }
+        state.heartbeatTask = loop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: FastdpState.heartbeatInterval) { [self] _ in
+            fastdpTick()
+        }
+    }
+
+    func stopFastdp() {
+        guard let state = fastdpState else { return }
+        state.heartbeatTask?.cancel()
+        sleeve?.engine.fastdpAttached.store(false, ordering: .relaxed)
+        state.engine.stop(deleteDatapath: WeftInterfaces.datapath)
+        fastdpState = nil
+    }
+
+    /// Whether this link may use fastdp at all: what both ends said in the handshake.
+    func fastdpEligible(_ link: Link) -> Bool {
+        guard fastdpState != nil, let hello = link.remoteHello, hello.fastdpCapable else { return false }
+        return !(passwordSet && !link.trusted)
+    }
+
+    /// Heartbeats to every eligible neighbour, then the mode of every connection re-decided.
+    func fastdpTick() {
+        guard let state = fastdpState, let sleeve else { return }
+        let now = SleeveEngine.monotonicNanos()
+        let own = topology.own.shortId
+        var changed = false
+        for (name, link) in established {
+            guard let session = sleeve.sessions[name] else { continue }
+            if let hello = link.remoteHello { session.fastdp.tunnelPort.store(hello.sleevePort &+ 1, ordering: .relaxed) }
+            if fastdpEligible(link) {
+                state.engine.sendHeartbeat(to: session, own: own, sourceMAC: config.name.bytes,
+                                           frameSize: state.heartbeatFrameSize, now: now)
+            }
+            let decision = decideMode(link, session: session, now: now)
+            let fastdpNow = decision.mode == .fastdp
+            if session.fastdp.selected.exchange(fastdpNow, ordering: .relaxed) != fastdpNow { changed = true }
+            if state.decisions[name] != decision {
+                if state.decisions[name]?.mode != decision.mode || state.decisions[name] == nil {
+                    logger.info("connection mode", metadata: [
+                        "peer": "\(name)", "mode": "\(decision.mode.rawValue)", "reason": "\(decision.reason ?? "preferred")",
+                    ])
+                }
+                state.decisions[name] = decision
+            }
+        }
+        for name in state.decisions.keys where established[name] == nil { state.decisions[name] = nil }
+        if changed { state.engine.revalidate() }
+        fastdp.flows = state.engine.flowCount.load(ordering: .relaxed)
+    }
+
+    /// DESIGN §5 for one connection, with the heartbeat evidence of its session.
+    func decideMode(_ link: Link, session: SleeveSession?, now: Int64) -> ModeDecision {
+        let heartbeats: ModeSelection.Heartbeats
+        switch session?.fastdp.staleness(now: now) {
+        case nil: heartbeats = .waiting
+        case let stale? where stale <= FastdpState.holdAfterNanos: heartbeats = .ok
+        case let stale?: heartbeats = .lost(seconds: Int((Double(stale) / 1e9).rounded(.up)))
+        }
+        var decision = ModeSelection.decide(passwordSet: passwordSet, trusted: link.trusted,
+                                            localFastdp: fastdp.available ? nil : fastdp.reason,
+                                            remoteFastdp: link.remoteHello?.fastdpCapable ?? false, heartbeats: heartbeats)
+        // A heartbeat that cannot fit the underlay path says so, with the figures (DESIGN §7).
+        if decision.mode == .sleeve, decision.preferred == .fastdp, heartbeats != .ok, let session, let state = fastdpState {
+            let underlayPath = session.pathPayloadBytes + Sleeve.ipv4Overhead
+            if underlayPath < state.overlayMTU + FastdpWire.overheadIPv4 {
+                decision.reason = "fastdp on hold: underlay path MTU \(underlayPath) too small for overlay MTU \(state.overlayMTU)"
+            }
+        }
+        return decision
+    }
+
+    /// The mode decision status shows for an established link.
+    func modeDecision(for link: Link) -> ModeDecision {
+        if let name = link.remoteName, let decision = fastdpState?.decisions[name] { return decision }
+        return decideMode(link, session: link.remoteName.flatMap { sleeve?.sessions[$0] }, now: SleeveEngine.monotonicNanos())
     }
 }

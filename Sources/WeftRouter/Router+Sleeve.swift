@@ -107,6 +107,8 @@ extension Router {
         sleeve.engine.install(ForwardingTable(ownShortId: own, sessions: sessions, nextHop: nextHop, broadcast: broadcast,
                                               version: sleeve.version))
         sleeve.engine.macs.purge(keeping: Set(shortIds.values).subtracting([own]))
+        // Routes or neighbours changed: flows decided on the old ones may now be wrong.
+        fastdpState?.engine.revalidate()
     }
 
     /// What status shows of a connection's data plane.

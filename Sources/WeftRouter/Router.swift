@@ -80,6 +80,8 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     var sleeve: SleeveState?
     /// Whether the kernel fast datapath can be used, and why not.
     var fastdp = FastdpStatus(available: false, reason: "not probed yet", flows: 0)
+    /// The fast datapath; nil where it is unavailable or disabled (Router+Fastdp.swift).
+    var fastdpState: FastdpState?
     /// Counts for /metrics and its listener (Metrics.swift).
     let metrics = RouterMetrics()
     private let stopped: EventLoopPromise<Void>
@@ -152,11 +154,10 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     /// Binds the control socket and the gossip port. Runs on the caller's thread: it waits.
     private func bind() throws {
         try startMetrics()
-        fastdp = Self.probeFastdp(enabled: config.fastdpEnabled)
-        logger.info("fastdp unavailable", metadata: ["reason": "\(fastdp.reason ?? "")"])
         let host = try HostNetwork.start(config: config, logger: logger)
         hostNetwork = host
         try startSleeve(tapFD: host.tap.fd, underlayMTU: host.underlayMTU, overlayMTU: host.overlayMTU)
+        if let sleeve { startFastdp(host: host, sleeve: sleeve) }
         control = try ControlServer.start(path: config.socketPath, group: group, router: self)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -177,6 +178,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     private func startDialing() {
         for address in config.initialPeers { addTarget(address, permanent: true) }
         ticker = loop.scheduleRepeatedTask(initialDelay: .milliseconds(200), delay: .milliseconds(500)) { [self] _ in tick() }
+        startFastdpHeartbeats()
         logger.info("router started", metadata: [
             "name": "\(config.name)", "nickname": "\(config.nickname)", "port": "\(config.port)",
             "encryption": "\(passwordSet)", "pskId": "\(keyring?.active?.id.description ?? "none")",
@@ -190,6 +192,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         stopping = true
         logger.info("router stopping", metadata: ["reason": "\(why)"])
         ticker?.cancel()
+        stopFastdp()
         sleeve?.engine.stop()
         for link in links.values { link.fail("router shutting down", refuse: .shuttingDown) }
         let closes = [listener?.close()].compactMap { $0 }
@@ -229,8 +232,8 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         }
         let hello = Hello(name: config.name, nickname: config.nickname, uid: uid, connectionId: UInt64.random(in: 0...UInt64.max),
                           gossipPort: UInt16(config.port), sleevePort: UInt16(config.port), shortId: topology.own.shortId,
-                          trustsRemote: remoteIP.map(config.trusts) ?? false, fastdpCapable: false,
-                          overlays: 0b01, ciphers: DataCipher.aesGCMAvailable ? 0b11 : 0b01)
+                          trustsRemote: remoteIP.map(config.trusts) ?? false, fastdpCapable: fastdpState != nil,
+                          overlays: fastdpState != nil ? 0b11 : 0b01, ciphers: DataCipher.aesGCMAvailable ? 0b11 : 0b01)
         let link = Link(direction: direction, channel: channel, targetAddress: target, localHello: hello, localPSK: keyring?.active)
         link.delegate = self
         links[ObjectIdentifier(link)] = link

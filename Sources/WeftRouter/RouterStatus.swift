@@ -38,15 +38,20 @@ extension Router {
             if let target = link.targetAddress { coveredTargets.insert(target) }
             let established = link.isEstablished
             let data = established ? sleeveStatus(for: link.remoteName) : .none
+            // The mode (DESIGN §5); `reason` explains a link off its preferred mode, but a sleeve
+            // that does not answer heartbeats comes first: nothing crosses such a link.
+            let decision = established ? modeDecision(for: link) : nil
+            let onFastdp = decision?.mode == .fastdp && data.mode != nil
+            let reason = !established ? "handshake in progress" : (onFastdp ? nil : (data.heartbeat ?? decision?.reason))
             result.append(ConnectionStatus(
                 peer: link.remoteName?.description, nickname: link.remoteHello?.nickname, address: link.socketAddress,
                 direction: link.direction, state: established ? .established : .connecting,
                 encrypted: LinkPolicy.encrypted(passwordSet: passwordSet, trusted: link.trusted), trusted: link.trusted,
-                mode: data.mode, pskId: link.pskId?.description ?? (passwordSet && link.isInitiator ? activeId : nil),
-                reason: established ? data.heartbeat : "handshake in progress", ready: established && data.mode != nil && data.heartbeat == nil,
+                mode: onFastdp ? OverlayMode.fastdp.rawValue : data.mode, pskId: link.pskId?.description ?? (passwordSet && link.isInitiator ? activeId : nil),
+                reason: reason, ready: established && data.mode != nil && (onFastdp || data.heartbeat == nil),
                 connectionId: String(link.localHello.connectionId, radix: 16),
                 since: link.establishedAt.map { ISO8601DateFormatter().string(from: $0) },
-                cipher: data.cipher, mtu: data.mtu, keyEpoch: established ? Int(link.epoch) : nil, counters: data.counters,
+                cipher: data.cipher, mtu: onFastdp ? fastdpState?.overlayMTU : data.mtu, keyEpoch: established ? Int(link.epoch) : nil, counters: data.counters,
                 lastRekeyAt: link.lastRekeyAt.map { ISO8601DateFormatter().string(from: $0) }))
         }
         for target in allTargets where !coveredTargets.contains(target.address) {

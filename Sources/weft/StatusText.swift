@@ -10,6 +10,7 @@ enum StatusText {
             ("Port", "\(s.port)"),
             ("Overlay MTU", "\(s.overlayMTU)"),
             ("Encryption", encryption),
+            ("Fast datapath", s.fastdp.available ? "available, \(s.fastdp.flows) flows" : "unavailable (\(s.fastdp.reason ?? "unknown"))"),
             ("Trusted subnets", s.trustedSubnets.isEmpty ? "none" : s.trustedSubnets.joined(separator: ", ")),
             ("Peers", "\(s.peers)"),
             ("Connections", counts),
@@ -25,9 +26,9 @@ enum StatusText {
     }
 
     static func connections(_ connections: [ConnectionStatus]) -> String {
-        table(["ADDRESS", "DIR", "STATE", "PEER", "ENCRYPTED", "TRUSTED", "REASON"], connections.map {
+        table(["ADDRESS", "DIR", "STATE", "PEER", "MODE", "ENCRYPTED", "TRUSTED", "REASON"], connections.map {
             [$0.address, $0.direction.rawValue, $0.state.rawValue,
-             peerLabel($0),
+             peerLabel($0), $0.mode ?? "-",
              $0.encrypted ? "yes" : "no", $0.trusted ? "yes" : "no", $0.reason ?? ""]
         })
     }

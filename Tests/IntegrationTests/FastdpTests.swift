@@ -7,19 +7,6 @@ import Foundation
 import XCTest
 @testable import WeftRouter
 
-/// Skips without root or without the openvswitch module (loading it if the kernel has it).
-func requireFastdp() throws {
-    try requireRoot()
-    let module = "/sys/module/openvswitch"
-    if !FileManager.default.fileExists(atPath: module) {
-        _ = try? Shell.run(["modprobe", "-q", "openvswitch"], check: false)
-    }
-    if !FileManager.default.fileExists(atPath: module) {
-        let kernel = (try? Shell.run(["uname", "-r"], check: false).output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? "?"
-        throw XCTSkip("kernel \(kernel) has no openvswitch module: fastdp tests skipped here; scripts/test-in-vm.sh runs them in ../shared/tools/ovs-vm")
-    }
-}
-
 /// Ports on the underlay (DESIGN §3, §4).
 let sleevePort = 6783
 let fastdpPort = 6784
@@ -113,7 +100,8 @@ final class FastdpTests: XCTestCase {
     /// encrypted; workloads ping each other; the datapath holds flows; and on the underlay their
     /// frames are VXLAN on 6784 and never sleeve on 6783.
     func testTrustedLinkWithPasswordUsesFastdp() throws {
-        try requireFastdp()
+        try requireRoot()
+        try requireOpenvswitch()
         let net = try TestNet(hosts: 2)
         defer { net.cleanup() }
         try net.launch(1, extraArgs: TestNet.trustAll)
@@ -157,7 +145,8 @@ final class FastdpTests: XCTestCase {
     /// The mixed-datacenter case, all at once: A and B trust each other (fastdp), C trusts nobody
     /// and nobody trusts C (encrypted sleeve); every workload reaches every other.
     func testMixedDatacenterFastdpAndEncryptedSleeveTogether() throws {
-        try requireFastdp()
+        try requireRoot()
+        try requireOpenvswitch()
         let net = try TestNet(hosts: 3)
         defer { net.cleanup() }
         try net.launch(1, extraArgs: ["--trusted-subnets", "198.18.0.2/32"])
@@ -193,7 +182,8 @@ final class FastdpTests: XCTestCase {
     /// UDP 6784 blocked between A and B: within seconds the link is on sleeve with fastdp "on
     /// hold", and a running ping loses only a few packets; unblocked, the link returns to fastdp.
     func testBlockedVXLANFallsBackToSleeveAndReturns() throws {
-        try requireFastdp()
+        try requireRoot()
+        try requireOpenvswitch()
         let net = try TestNet(hosts: 2)
         defer { net.cleanup() }
         try net.launch(1, extraArgs: TestNet.trustAll)
@@ -252,7 +242,8 @@ final class FastdpTests: XCTestCase {
     /// still chosen, its MTU leaves room for the 50 bytes of VXLAN, and a DF ping of exactly that
     /// MTU crosses as VXLAN.
     func testSmallUnderlayMTUStillUsesFastdp() throws {
-        try requireFastdp()
+        try requireRoot()
+        try requireOpenvswitch()
         let net = try TestNet(hosts: 0)
         defer { net.cleanup() }
         try net.addHost(mtu: 1454)
@@ -284,7 +275,8 @@ final class FastdpTests: XCTestCase {
     /// `--no-fastdp` on one side of a trusted link: the link is sleeve (unencrypted, trusted),
     /// and each side says why.
     func testNoFastdpOnOneSideKeepsTheLinkOnSleeveWithTheReason() throws {
-        try requireFastdp()
+        try requireRoot()
+        try requireOpenvswitch()
         let net = try TestNet(hosts: 2)
         defer { net.cleanup() }
         try net.launch(1, extraArgs: TestNet.trustAll)

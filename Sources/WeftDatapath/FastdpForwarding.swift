@@ -1,0 +1,180 @@
+// The fast datapath's forwarding decision for a packet no kernel flow matched: what to do with
+// it, and whether the same actions may be installed as a flow. Pure: it reads a forwarding table
+// snapshot and the MAC table and changes neither, so it is tested in memory, and the same
+// function re-checks installed flows when routes, modes or MACs change (revalidation).
+import Glibc
+import Synchronization
+import WeftNetlink
+import WeftWire
+
+/// One neighbour's side of the fast datapath. The router sets `selected` from the mode decision;
+/// the miss thread records heartbeats; everything is atomic.
+public final class FastdpPeerState: Sendable {
+    /// Whether frames whose next hop is this neighbour go through the fast datapath.
+    public let selected = Atomic<Bool>(false)
+    /// The UDP port of the neighbour's VXLAN vport (its --port + 1); 0 until known.
+    public let tunnelPort = Atomic<UInt16>(0)
+    /// Our monotonic nanoseconds when a heartbeat from the neighbour last arrived; 0 for never.
+    public let lastHeard = Atomic<Int64>(0)
+    /// The neighbour's stamp in that heartbeat: echoed in ours.
+    public let peerStamp = Atomic<Int64>(0)
+    /// The newest of our own stamps the neighbour echoed: proves our heartbeats reach it.
+    public let echoed = Atomic<Int64>(0)
+
+    public init() {}
+
+    /// Heartbeats in both directions within `window` nanoseconds: the VXLAN path works at the
+    /// overlay MTU. nil when none ever came back; else the nanoseconds since the older proof.
+    public func staleness(now: Int64) -> Int64? {
+        let heard = lastHeard.load(ordering: .relaxed)
+        let echo = echoed.load(ordering: .relaxed)
+        guard heard != 0, echo != 0 else { return nil }
+        return now - min(heard, echo)
+    }
+}
+
+/// Where a packet entered the datapath, by port.
+public struct FastdpPorts: Sendable, Equatable {
+    /// The datapath end of the veth pair joined to the `weft` bridge.
+    public let bridge: UInt32
+    /// The VXLAN vport.
+    public let vxlan: UInt32
+
+    public init(bridge: UInt32, vxlan: UInt32) {
+        self.bridge = bridge
+        self.vxlan = vxlan
+    }
+}
+
+/// A frame the fast datapath hands to sleeve, because its next hop is not on fastdp.
+public struct SleeveHandoff: Equatable, Sendable {
+    public let hop: UInt16
+    public let source: UInt16
+    public let destination: UInt16
+}
+
+/// What to do with one missed packet.
+public struct FastdpPlan: Equatable, Sendable {
+    /// Run by the kernel on the packet; empty = drop.
+    public var actions: [FlowAction] = []
+    /// Copies that leave through sleeve, one per hop, from the miss thread.
+    public var handoffs: [SleeveHandoff] = []
+    /// Whether a flow with `actions` may be installed: not when anything goes through sleeve
+    /// (those packets must keep coming up) and not for packets that are not ours to decide.
+    public var install = false
+    /// A remote source MAC to learn: (MAC, peer short id).
+    public var learn: (mac: UInt64, peer: UInt16)?
+
+    public static func == (a: FastdpPlan, b: FastdpPlan) -> Bool {
+        a.actions == b.actions && a.handoffs == b.handoffs && a.install == b.install
+            && a.learn?.mac == b.learn?.mac && a.learn?.peer == b.learn?.peer
+    }
+
+    static let dropForever = FastdpPlan(install: true)
+    static let ignore = FastdpPlan()
+}
+
+public enum FastdpForwarding {
+    /// The key a flow for `key` is installed under: in_port and both MACs, plus the tunnel id and
+    /// addresses for packets from the VXLAN vport (so a flow is per source peer and hop).
+    public static func flowKey(_ key: FlowKey) -> FlowKey {
+        FlowKey(inPort: key.inPort, ethernet: key.ethernet,
+                tunnel: key.tunnel.map { TunnelKey(id: $0.id, ipv4Source: $0.ipv4Source, ipv4Destination: $0.ipv4Destination) })
+    }
+
+    /// The encapsulation towards neighbour `session` for a frame from `source` to `destination`.
+    static func tunnel(to session: SleeveSession, source: UInt16, destination: UInt16) -> [FlowAction]? {
+        let address = session.remoteAddress
+        let port = session.fastdp.tunnelPort.load(ordering: .relaxed)
+        guard port != 0 else { return nil }
+        let ip = UInt32(bigEndian: address.sin_addr.s_addr)
+        let bytes = [UInt8(ip >> 24), UInt8((ip >> 16) & 0xFF), UInt8((ip >> 8) & 0xFF), UInt8(ip & 0xFF)]
+        // DF: a frame too large for the path is dropped (and heartbeats notice), never fragmented.
+        return [.setTunnel(TunnelKey(id: FastdpWire.vni(source: source, destination: destination), ipv4Destination: bytes,
+                                     ttl: 64, dontFragment: true, destinationPort: port))]
+    }
+
+    /// Adds a copy towards `hop` to `plan`: through the VXLAN vport when that neighbour is on
+    /// fastdp, else handed to sleeve.
+    static func send(_ plan: inout FastdpPlan, hop: UInt16, source: UInt16, destination: UInt16,
+                     table: ForwardingTable, ports: FastdpPorts) {
+        guard let session = table.session(hop) else { return }
+        if session.fastdp.selected.load(ordering: .relaxed),
+           let encapsulate = tunnel(to: session, source: source, destination: destination) {
+            plan.actions += encapsulate + [.output(port: ports.vxlan)]
+        } else {
+            plan.handoffs.append(SleeveHandoff(hop: hop, source: source, destination: destination))
+            plan.install = false
+        }
+    }
+
+    static func mac(_ bytes: [UInt8]) -> UInt64 {
+        bytes.withUnsafeBytes { MACTable.key($0.baseAddress!) }
+    }
+
+    /// The decision for a packet that arrived with `key` (in_port, MACs, tunnel) and missed.
+    public static func plan(key: FlowKey, table: ForwardingTable, macs: MACTable, ports: FastdpPorts) -> FastdpPlan {
+        let own = table.ownShortId
+        guard own != 0xFFFF, let ethernet = key.ethernet, ethernet.source.count == 6, ethernet.destination.count == 6 else {
+            return .ignore
+        }
+        let sourceMAC = mac(ethernet.source)
+        let multicast = ethernet.destination[0] & 1 != 0
+        if key.inPort == ports.bridge {
+            // From the bridge: a local workload's frame, or a remote one the bridge passed on
+            // after sleeve delivered it (sleeve already relayed it): never send those again.
+            if let owner = macs.lookup(sourceMAC), owner != own { return .dropForever }
+            var plan = FastdpPlan(install: true)
+            if !multicast, let peer = macs.lookup(mac(ethernet.destination)) {
+                guard peer != own, let hop = table.nextHopId(to: peer) else { return .ignore }
+                send(&plan, hop: hop, source: own, destination: peer, table: table, ports: ports)
+                return plan
+            }
+            // Broadcast, multicast, unknown unicast: along our broadcast tree, the fastdp hops
+            // only (the bridge gave sleeve a copy too, and sleeve serves the others).
+            for hop in table.broadcast[Int(own)] {
+                guard let session = table.session(hop), session.fastdp.selected.load(ordering: .relaxed) else { continue }
+                send(&plan, hop: hop, source: own, destination: Sleeve.broadcastShortId, table: table, ports: ports)
+            }
+            return plan
+        }
+        guard key.inPort == ports.vxlan, let tunnel = key.tunnel else { return .ignore }
+        let (source, destination) = FastdpWire.peers(vni: tunnel.id)
+        guard source != own, Int(source) < ForwardingTable.slots else { return .dropForever }
+        var plan = FastdpPlan(install: true)
+        plan.learn = (sourceMAC, source)
+        if destination == own {
+            plan.actions = [.output(port: ports.bridge)]
+        } else if destination == Sleeve.broadcastShortId {
+            plan.actions = [.output(port: ports.bridge)]
+            // Pass it on along the source's tree, never back to the neighbour it came from.
+            let sender = table.neighbour(ipv4: tunnel.ipv4Source)
+            for hop in table.broadcast[Int(source)] where hop != sender {
+                send(&plan, hop: hop, source: source, destination: destination, table: table, ports: ports)
+            }
+        } else {
+            guard let hop = table.nextHopId(to: destination) else { return .dropForever }
+            send(&plan, hop: hop, source: source, destination: destination, table: table, ports: ports)
+        }
+        return plan
+    }
+}
+
+extension ForwardingTable {
+    /// The neighbour frames for `destination` leave through; nil when unreachable.
+    func nextHopId(to destination: UInt16) -> UInt16? {
+        guard Int(destination) < Self.slots else { return nil }
+        let hop = nextHop[Int(destination)]
+        return hop == 0xFFFF || session(hop) == nil ? nil : hop
+    }
+
+    /// The neighbour whose underlay address is `ipv4` (4 bytes, network order); nil for none.
+    func neighbour(ipv4: [UInt8]) -> UInt16? {
+        guard ipv4.count == 4 else { return nil }
+        let address = UInt32(ipv4[0]) << 24 | UInt32(ipv4[1]) << 16 | UInt32(ipv4[2]) << 8 | UInt32(ipv4[3])
+        for (id, session) in sessions.enumerated() {
+            if let session, UInt32(bigEndian: session.remoteAddress.sin_addr.s_addr) == address { return UInt16(id) }
+        }
+        return nil
+    }
+}
