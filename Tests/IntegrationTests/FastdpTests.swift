@@ -57,6 +57,30 @@ extension TestNet {
             .trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// Routers on hosts 1 and 2 that trust each other; `second` adds to host 2's arguments.
+    func launchTrustedPair(second: [String] = []) throws {
+        try launch(1, extraArgs: TestNet.trustAll)
+        try launch(2, peers: [1], extraArgs: TestNet.trustAll + second)
+    }
+
+    /// Workloads 10.47.0.1 on host 1 and 10.47.0.2 on host 2, once w1 reaches w2.
+    func attachPair() throws -> (w1: String, w2: String) {
+        let w1 = try attachWorkload(1, "10.47.0.1/24")
+        let w2 = try attachWorkload(2, "10.47.0.2/24")
+        XCTAssertTrue(waitUntil(timeout: 20) { try ping(from: w1, "10.47.0.2", count: 1).status == 0 }, "w1 cannot reach w2: \(describe(1))")
+        return (w1, w2)
+    }
+
+    /// A marker ping from `ns` to w2 (10.47.0.2) while host 1's underlay is captured into
+    /// `<name>.pcap`: the ping's result and where its frames crossed.
+    func markerPingCaptured(_ name: String, from ns: String, count: Int = 3, extra: [String] = []) throws
+        -> (ping: (status: Int32, output: String), markers: MarkerCount, capture: Capture) {
+        let capture = try startCapture(name, namespace: host(1).namespace, interface: "eth0", filter: "udp")
+        let ping = try markerPing(from: ns, "10.47.0.2", count: count, extra: extra)
+        stopCapture(capture)
+        return (ping, try MarkerCount(capture), capture)
+    }
+
     /// `ping -p` with the marker from `ns`; `extra` adds e.g. a size or DF.
     func markerPing(from ns: String, _ address: String, count: Int = 3, extra: [String] = []) throws -> (status: Int32, output: String) {
         try ping(from: ns, address, count: count, extra: ["-p", pingMarker.map { String(format: "%02x", $0) }.joined()] + extra)
@@ -107,16 +131,19 @@ final class FastdpTests: XCTestCase {
     /// Routers start (Argon2id) and agree on fastdp (first VXLAN heartbeat) within this.
     let modeTimeout: TimeInterval = 60
 
+    /// Every test here needs root and the openvswitch module; without them each says so and skips.
+    override func setUpWithError() throws {
+        try requireRoot()
+        try requireOpenvswitch()
+    }
+
     /// Two hosts that trust each other, with a password: the link is fastdp on both sides, not
     /// encrypted; workloads ping each other; the datapath holds flows; and on the underlay their
     /// frames are VXLAN on 6784 and never sleeve on 6783.
     func testTrustedLinkWithPasswordUsesFastdp() throws {
-        try requireRoot()
-        try requireOpenvswitch()
         let net = try TestNet(hosts: 2)
         defer { net.cleanup() }
-        try net.launch(1, extraArgs: TestNet.trustAll)
-        try net.launch(2, peers: [1], extraArgs: TestNet.trustAll)
+        try net.launchTrustedPair()
         XCTAssertTrue(net.waitForMode("fastdp", 1, 2, timeout: modeTimeout), "\(net.describe(1))\n\(net.describe(2))")
         for (index, peer) in [(1, 2), (2, 1)] {
             let c = try XCTUnwrap(try net.connection(index, to: peer), net.describe(index))
@@ -129,20 +156,13 @@ final class FastdpTests: XCTestCase {
             XCTAssertTrue(status.fastdp.available, net.describe(index))
             XCTAssertNil(status.fastdp.reason)
         }
-        let w1 = try net.attachWorkload(1, "10.47.0.1/24")
-        _ = try net.attachWorkload(2, "10.47.0.2/24")
-        XCTAssertTrue(net.waitUntil(timeout: 20) { try net.ping(from: w1, "10.47.0.2", count: 1).status == 0 },
-                      "w1 cannot reach w2: \(net.describe(1))")
-
-        let capture = try net.startCapture("underlay", namespace: net.host(1).namespace, interface: "eth0", filter: "udp")
-        let ping = try net.markerPing(from: w1, "10.47.0.2", count: 5)
+        let (w1, _) = try net.attachPair()
+        let (ping, markers, capture) = try net.markerPingCaptured("underlay", from: w1, count: 5)
         let flows = try (1...2).map { try net.status($0).fastdp.flows }
-        net.stopCapture(capture)
         XCTAssertEqual(ping.status, 0, ping.output)
         for (index, count) in flows.enumerated() {
             XCTAssertGreaterThan(count, 0, "no flows in the datapath of host \(index + 1) right after a ping: \(net.describe(index + 1))")
         }
-        let markers = try MarkerCount(capture)
         print("FastdpTests: \(markers)")
         XCTAssertGreaterThanOrEqual(markers.fastdp, 10, "5 echo requests and 5 replies should cross as VXLAN on \(fastdpPort); \(markers)")
         XCTAssertEqual(markers.sleeve, 0, "frames of a fastdp link crossed on sleeve; \(markers)")
@@ -156,8 +176,6 @@ final class FastdpTests: XCTestCase {
     /// The mixed-datacenter case, all at once: A and B trust each other (fastdp), C trusts nobody
     /// and nobody trusts C (encrypted sleeve); every workload reaches every other.
     func testMixedDatacenterFastdpAndEncryptedSleeveTogether() throws {
-        try requireRoot()
-        try requireOpenvswitch()
         let net = try TestNet(hosts: 3)
         defer { net.cleanup() }
         try net.launch(1, extraArgs: ["--trusted-subnets", "198.18.0.2/32"])
@@ -193,16 +211,11 @@ final class FastdpTests: XCTestCase {
     /// UDP 6784 blocked between A and B: within seconds the link is on sleeve with fastdp "on
     /// hold", and a running ping loses only a few packets; unblocked, the link returns to fastdp.
     func testBlockedVXLANFallsBackToSleeveAndReturns() throws {
-        try requireRoot()
-        try requireOpenvswitch()
         let net = try TestNet(hosts: 2)
         defer { net.cleanup() }
-        try net.launch(1, extraArgs: TestNet.trustAll)
-        try net.launch(2, peers: [1], extraArgs: TestNet.trustAll)
+        try net.launchTrustedPair()
         XCTAssertTrue(net.waitForMode("fastdp", 1, 2, timeout: modeTimeout), "\(net.describe(1))\n\(net.describe(2))")
-        let w1 = try net.attachWorkload(1, "10.47.0.1/24")
-        let w2 = try net.attachWorkload(2, "10.47.0.2/24")
-        XCTAssertTrue(net.waitUntil(timeout: 20) { try net.ping(from: w1, "10.47.0.2", count: 1).status == 0 }, net.describe(1))
+        let (w1, w2) = try net.attachPair()
 
         // 100 pings, 0.2 s apart (20 s); VXLAN is blocked 3 s in.
         let pingLog = "\(net.directory)/running-ping.txt"
@@ -225,11 +238,8 @@ final class FastdpTests: XCTestCase {
         XCTAssertLessThanOrEqual(sent - received, 10, "the fallback to sleeve lost more than a few packets:\n\(output)")
 
         // On hold, the frames cross on sleeve (trusted: in clear), none on 6784.
-        let onHold = try net.startCapture("on-hold", namespace: net.host(1).namespace, interface: "eth0", filter: "udp")
-        let held = try net.markerPing(from: w1, "10.47.0.2", count: 3)
-        net.stopCapture(onHold)
+        let (held, heldMarkers, _) = try net.markerPingCaptured("on-hold", from: w1)
         XCTAssertEqual(held.status, 0, held.output)
-        let heldMarkers = try MarkerCount(onHold)
         XCTAssertGreaterThanOrEqual(heldMarkers.sleeve, 6, "on hold, the frames should cross on sleeve; \(heldMarkers)")
         XCTAssertEqual(heldMarkers.fastdp, 0, "\(heldMarkers)")
         let c = try XCTUnwrap(try net.connection(1, to: 2))
@@ -245,11 +255,8 @@ final class FastdpTests: XCTestCase {
         XCTAssertNil(try net.connection(1, to: 2)?.reason, net.describe(1))
         // Back on fastdp, the frames cross as VXLAN again, not on sleeve (a bridge that learned the
         // remote MACs on the TAP during the hold must not keep them there).
-        let back = try net.startCapture("resumed", namespace: net.host(1).namespace, interface: "eth0", filter: "udp")
-        let resumed = try net.markerPing(from: w1, "10.47.0.2", count: 3)
-        net.stopCapture(back)
+        let (resumed, backMarkers, _) = try net.markerPingCaptured("resumed", from: w1)
         XCTAssertEqual(resumed.status, 0, resumed.output)
-        let backMarkers = try MarkerCount(back)
         let modes = "host 1 says \(try net.connection(1, to: 2)?.mode ?? "nil"), host 2 says \(try net.connection(2, to: 1)?.mode ?? "nil")"
         XCTAssertGreaterThanOrEqual(backMarkers.fastdp, 6, "after the return to fastdp (\(modes)); \(backMarkers)")
         XCTAssertEqual(backMarkers.sleeve, 0, "after the return to fastdp (\(modes)), the frames still cross on sleeve; \(backMarkers)\n"
@@ -260,14 +267,11 @@ final class FastdpTests: XCTestCase {
     /// still chosen, its MTU leaves room for the 50 bytes of VXLAN, and a DF ping of exactly that
     /// MTU crosses as VXLAN.
     func testSmallUnderlayMTUStillUsesFastdp() throws {
-        try requireRoot()
-        try requireOpenvswitch()
         let net = try TestNet(hosts: 0)
         defer { net.cleanup() }
         try net.addHost(mtu: 1454)
         try net.addHost(mtu: 1454)
-        try net.launch(1, extraArgs: TestNet.trustAll)
-        try net.launch(2, peers: [1], extraArgs: TestNet.trustAll)
+        try net.launchTrustedPair()
         XCTAssertTrue(net.waitForMode("fastdp", 1, 2, timeout: modeTimeout), "\(net.describe(1))\n\(net.describe(2))")
         let c = try XCTUnwrap(try net.connection(1, to: 2), net.describe(1))
         let mtu = try XCTUnwrap(c.mtu, "the fastdp connection has no MTU: \(net.describe(1))")
@@ -276,14 +280,9 @@ final class FastdpTests: XCTestCase {
         XCTAssertLessThanOrEqual(mtu + 50, 1454, "VXLAN adds 50 bytes (DESIGN §7): \(mtu) does not fit a 1454 underlay")
         XCTAssertLessThanOrEqual(mtu, overlay, "a workload could not send the connection's MTU through its \(overlay)-byte interface")
 
-        let w1 = try net.attachWorkload(1, "10.47.0.1/24")
-        _ = try net.attachWorkload(2, "10.47.0.2/24")
-        XCTAssertTrue(net.waitUntil(timeout: 20) { try net.ping(from: w1, "10.47.0.2", count: 1).status == 0 }, net.describe(1))
-        let capture = try net.startCapture("df", namespace: net.host(1).namespace, interface: "eth0", filter: "udp")
-        let big = try net.markerPing(from: w1, "10.47.0.2", count: 3, extra: ["-M", "do", "-s", "\(mtu - 28)"])
-        net.stopCapture(capture)
+        let (w1, _) = try net.attachPair()
+        let (big, markers, _) = try net.markerPingCaptured("df", from: w1, extra: ["-M", "do", "-s", "\(mtu - 28)"])
         XCTAssertEqual(big.status, 0, "a DF ping of \(mtu) bytes did not cross: \(big.output)\n\(net.describe(1))")
-        let markers = try MarkerCount(capture)
         // VXLAN header, inner Ethernet, then the IP packet of exactly `mtu` bytes.
         XCTAssertTrue(markers.fastdpSizes.contains(8 + 14 + mtu), "no \(mtu)-byte packet crossed as VXLAN; \(markers)")
         XCTAssertEqual(markers.sleeve, 0, "\(markers)")
@@ -293,12 +292,9 @@ final class FastdpTests: XCTestCase {
     /// `--no-fastdp` on one side of a trusted link: the link is sleeve (unencrypted, trusted),
     /// and each side says why.
     func testNoFastdpOnOneSideKeepsTheLinkOnSleeveWithTheReason() throws {
-        try requireRoot()
-        try requireOpenvswitch()
         let net = try TestNet(hosts: 2)
         defer { net.cleanup() }
-        try net.launch(1, extraArgs: TestNet.trustAll)
-        try net.launch(2, peers: [1], extraArgs: TestNet.trustAll + ["--no-fastdp"])
+        try net.launchTrustedPair(second: ["--no-fastdp"])
         XCTAssertTrue(net.waitForConnection(2, to: 1, timeout: modeTimeout) {
             $0.mode == "sleeve" && $0.ready && ($0.reason ?? "").contains("--no-fastdp")
         }, net.describe(2))
@@ -316,14 +312,9 @@ final class FastdpTests: XCTestCase {
         XCTAssertEqual(status2.fastdp.reason, "disabled by --no-fastdp")
         XCTAssertEqual(status2.fastdp.flows, 0)
 
-        let w1 = try net.attachWorkload(1, "10.47.0.1/24")
-        _ = try net.attachWorkload(2, "10.47.0.2/24")
-        XCTAssertTrue(net.waitUntil(timeout: 20) { try net.ping(from: w1, "10.47.0.2", count: 1).status == 0 }, net.describe(1))
-        let capture = try net.startCapture("sleeve", namespace: net.host(1).namespace, interface: "eth0", filter: "udp")
-        let ping = try net.markerPing(from: w1, "10.47.0.2", count: 3)
-        net.stopCapture(capture)
+        let (w1, _) = try net.attachPair()
+        let (ping, markers, _) = try net.markerPingCaptured("sleeve", from: w1)
         XCTAssertEqual(ping.status, 0, ping.output)
-        let markers = try MarkerCount(capture)
         XCTAssertGreaterThanOrEqual(markers.sleeve, 6, "\(markers)")
         XCTAssertEqual(markers.fastdp, 0, "\(markers)")
         XCTAssertEqual(try net.connection(1, to: 2)?.mode, "sleeve", net.describe(1))
