@@ -52,6 +52,7 @@ extension TestNet {
         return fdb.split(separator: "\n").filter { !$0.contains("permanent") }.joined(separator: "; ")
     }
 
+    /// The MAC of a workload's interface (for failure messages).
     func macAddress(_ ns: String, interface: String = "ethwe") -> String {
         ((try? Shell.run(["ip", "netns", "exec", ns, "cat", "/sys/class/net/\(interface)/address"], check: false).output) ?? "?")
             .trimmingCharacters(in: .whitespacesAndNewlines)
