@@ -18,11 +18,7 @@ final class GossipLinkTests: XCTestCase {
         try requireRoot()
         let net = try TestNet(hosts: 3)
         defer { net.cleanup() }
-        let capture = "\(net.directory)/underlay.pcap"
-        let tcpdump = try net.startBackground(namespace: net.switchNamespace,
-                                              ["tcpdump", "-i", "br0", "-U", "-s", "0", "-w", capture, "tcp port 6783"],
-                                              output: "\(net.directory)/tcpdump.log")
-        usleep(500_000)
+        let capture = try net.startCapture("underlay", namespace: net.switchNamespace, interface: "br0", filter: "tcp port 6783")
         let start = Date()
         try net.launch(1)
         try net.launch(2, peers: [1])
@@ -37,8 +33,8 @@ final class GossipLinkTests: XCTestCase {
         XCTAssertEqual(peers.count, 3)
         XCTAssertEqual(peers.filter { $0.reachable }.count, 3)
         sleep(1)
-        net.stopBackground(tcpdump)
-        let bytes = try Data(contentsOf: URL(fileURLWithPath: capture))
+        net.stopCapture(capture)
+        let bytes = capture.bytes()
         XCTAssertGreaterThan(bytes.count, 2000, "the capture saw no gossip traffic; the test would prove nothing")
         for index in 1...3 {
             XCTAssertNil(bytes.range(of: Data(net.nickname(index).utf8)), "nickname \(net.nickname(index)) crossed the underlay in clear")

@@ -65,20 +65,16 @@ final class SleeveTests: XCTestCase {
     /// (whether w2 got it, whether the capture contains it).
     private func sendMarker(_ net: TestNet, from w1: String, to w2: String, address: String) throws -> (delivered: Bool, seenOnUnderlay: Bool) {
         let marker = "WEFT-PLAINTEXT-MARKER-\(net.prefix)"
-        let capture = "\(net.directory)/marker.pcap"
-        let tcpdump = try net.startBackground(namespace: net.switchNamespace, ["tcpdump", "-i", "br0", "-U", "-s", "0", "-w", capture, "udp"],
-                                              output: "\(net.directory)/tcpdump-marker.log")
+        let capture = try net.startCapture("marker", namespace: net.switchNamespace, interface: "br0", filter: "udp")
         let received = "\(net.directory)/received.txt"
         let server = try net.startBackground(namespace: w2, ["nc", "-l", "-p", "5001"], output: received)
         usleep(700_000)
         try Shell.run(["ip", "netns", "exec", w1, "sh", "-c", "for i in 1 2 3 4 5; do echo \(marker); done | nc -q 1 -w 3 \(address) 5001"])
         _ = net.waitUntil(timeout: 3) { !server.isRunning }
-        usleep(300_000)
-        net.stopBackground(tcpdump)
+        net.stopCapture(capture)
         net.stopBackground(server)
         let delivered = ((try? String(contentsOfFile: received, encoding: .utf8)) ?? "").contains(marker)
-        let pcap = (try? Data(contentsOf: URL(fileURLWithPath: capture))) ?? Data()
-        return (delivered, pcap.range(of: Data(marker.utf8)) != nil)
+        return (delivered, capture.bytes().range(of: Data(marker.utf8)) != nil)
     }
 
     func testEncryptedSleevePingIperfAndNoPlaintextOnTheUnderlay() throws {
@@ -216,24 +212,17 @@ final class SleeveTests: XCTestCase {
         let w1 = try net.attachWorkload(1, "10.47.0.1/24")
         _ = try net.attachWorkload(2, "10.47.0.2/24")
         XCTAssertTrue(net.waitUntil(timeout: 10) { try net.ping(from: w1, "10.47.0.2", count: 1).status == 0 })
-        let capture = "\(net.directory)/sleeve.pcap"
-        let tcpdump = try net.startBackground(namespace: net.switchNamespace, ["tcpdump", "-i", "br0", "-U", "-s", "0", "-w", capture, "udp port 6783"],
-                                              output: "\(net.directory)/tcpdump.log")
-        usleep(700_000)
+        let capture = try net.startCapture("sleeve", namespace: net.switchNamespace, interface: "br0", filter: "udp port 6783")
         XCTAssertEqual(try net.ping(from: w1, "10.47.0.2", count: 3).status, 0)
-        usleep(300_000)
-        net.stopBackground(tcpdump)
+        net.stopCapture(capture)
         // A sealed DATA packet from host 2 to host 1 (an echo reply on its way to w1).
-        let packet = try XCTUnwrap(try udpDatagrams(inPcap: capture).first {
+        let packet = try XCTUnwrap(try capture.datagrams().first {
             $0.src == "198.18.0.2:6783" && $0.dst == "198.18.0.1:6783" && $0.payload.first == 0x81
         }?.payload, "no sealed data packet captured")
         sleep(1)
         let before = try net.counters(1)
         // Whatever reaches w1 while nothing legitimate is sent to it: must stay empty.
-        let watch = "\(net.directory)/w1.pcap"
-        let watcher = try net.startBackground(namespace: w1, ["tcpdump", "-i", "ethwe", "-U", "-w", watch, "icmp"],
-                                              output: "\(net.directory)/tcpdump-w1.log")
-        usleep(700_000)
+        let watcher = try net.startCapture("w1", namespace: w1, interface: "ethwe", filter: "icmp")
         let inject = "import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(bytes.fromhex(sys.argv[1]), ('198.18.0.1', 6783))"
         let hex = packet.map { String(format: "%02x", $0) }.joined()
         try Shell.run(["ip", "netns", "exec", net.host(2).namespace, "python3", "-c", inject, hex])
@@ -251,9 +240,9 @@ final class SleeveTests: XCTestCase {
         XCTAssertTrue(net.waitUntil(timeout: 3) { try net.counters(1).dropBadTag >= before.dropBadTag + 2 })
         // A truncated header is dropped too.
         try Shell.run(["ip", "netns", "exec", net.host(2).namespace, "python3", "-c", inject, "81"])
-        usleep(500_000)
-        net.stopBackground(watcher)
-        let seen = try Shell.run(["tcpdump", "-r", watch], check: false).output
+        usleep(200_000)
+        net.stopCapture(watcher)
+        let seen = try Shell.run(["tcpdump", "-r", watcher.path], check: false).output
         XCTAssertFalse(seen.contains("ICMP"), "an injected packet reached the workload:\n\(seen)")
         // The window did not move for the forged counter: ordinary traffic still flows.
         XCTAssertEqual(try net.ping(from: w1, "10.47.0.2", count: 2).status, 0)

@@ -166,9 +166,23 @@ final class TestNet {
     }
 
     func connections(_ index: Int) throws -> [ConnectionStatus] {
-        let (status, body) = try ControlClient(socketPath: host(index).socket, timeoutSeconds: 5).request(method: "GET", path: "/v1/status/connections")
-        guard status == 200 else { throw ShellError(description: "status connections answered \(status)") }
-        return try JSONDecoder().decode([ConnectionStatus].self, from: Data(body))
+        try JSONDecoder().decode([ConnectionStatus].self, from: Data(try control(index, "/v1/status/connections")))
+    }
+
+    /// The established connection of host `index` to host `peer`, if any.
+    func connection(_ index: Int, to peer: Int) throws -> ConnectionStatus? {
+        try connections(index).first { $0.state == .established && $0.nickname == nickname(peer) }
+    }
+
+    /// `weft status --json` of host `index`.
+    func status(_ index: Int) throws -> RouterStatus {
+        try JSONDecoder().decode(RouterStatus.self, from: Data(try control(index, "/v1/status")))
+    }
+
+    private func control(_ index: Int, _ path: String) throws -> [UInt8] {
+        let (status, body) = try ControlClient(socketPath: host(index).socket, timeoutSeconds: 5).request(method: "GET", path: path)
+        guard status == 200 else { throw ShellError(description: "GET \(path) answered \(status)") }
+        return body
     }
 
     func cli(_ index: Int, _ args: [String]) throws -> (status: Int32, output: String) {
@@ -187,6 +201,36 @@ final class TestNet {
         try process.run()
         background.append(process)
         return process
+    }
+
+    struct Capture {
+        let process: Process
+        let path: String
+        /// The UDP datagrams captured (read after `stopCapture`).
+        func datagrams() throws -> [(src: String, dst: String, payload: [UInt8])] { try udpDatagrams(inPcap: path) }
+        func bytes() -> Data { (try? Data(contentsOf: URL(fileURLWithPath: path))) ?? Data() }
+    }
+
+    /// tcpdump on `interface` of `namespace` into `<dir>/<name>.pcap`; returns once tcpdump
+    /// says it listens (under emulation that takes seconds, and a fixed pause lost packets).
+    /// Immediate mode: otherwise the kernel hands packets over in blocks, up to a second late,
+    /// and a capture stopped sooner keeps none of them.
+    func startCapture(_ name: String, namespace: String, interface: String, filter: String) throws -> Capture {
+        let path = "\(directory)/\(name).pcap", log = "\(directory)/tcpdump-\(name).log"
+        let process = try startBackground(namespace: namespace, ["tcpdump", "--immediate-mode", "-i", interface, "-U", "-s", "0", "-w", path, filter], output: log)
+        let listening = waitUntil(timeout: 20) {
+            !process.isRunning || ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("listening on")
+        }
+        guard listening && process.isRunning else {
+            throw ShellError(description: "tcpdump did not start: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        }
+        return Capture(process: process, path: path)
+    }
+
+    /// Lets the last packets reach the file, then stops tcpdump.
+    func stopCapture(_ capture: Capture) {
+        usleep(300_000)
+        stopBackground(capture.process)
     }
 
     func stopBackground(_ process: Process) {
