@@ -290,6 +290,23 @@ final class FastdpTests: XCTestCase {
         XCTAssertEqual(try net.connection(1, to: 2)?.mode, "fastdp", net.describe(1))
     }
 
+    /// An overlay MTU forced above what the underlay carries for VXLAN (`--mtu 1420` on a 1454
+    /// underlay: a full-size heartbeat is 1470 bytes on the wire): the heartbeat never fits, the
+    /// link stays on sleeve, and the reason says so with the figures (DESIGN §7).
+    func testHeartbeatTooLargeForTheUnderlayIsReportedWithTheFigures() throws {
+        let net = try TestNet(hosts: 0)
+        defer { net.cleanup() }
+        try net.addHost(mtu: 1454)
+        try net.addHost(mtu: 1454)
+        try net.launch(1, extraArgs: TestNet.trustAll + ["--mtu", "1420"])
+        try net.launch(2, peers: [1], extraArgs: TestNet.trustAll + ["--mtu", "1420"])
+        let expected = "underlay path MTU 1454 too small for overlay MTU 1420"
+        XCTAssertTrue(net.waitForConnection(1, to: 2, timeout: modeTimeout) { ($0.reason ?? "").contains(expected) },
+                      "\(net.describe(1))")
+        XCTAssertEqual(try net.connection(1, to: 2)?.mode, "sleeve", net.describe(1))
+        XCTAssertEqual(try net.connection(1, to: 2)?.encrypted, false, net.describe(1))
+    }
+
     /// `--no-fastdp` on one side of a trusted link: the link is sleeve (unencrypted, trusted),
     /// and each side says why.
     func testNoFastdpOnOneSideKeepsTheLinkOnSleeveWithTheReason() throws {
