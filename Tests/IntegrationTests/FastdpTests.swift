@@ -172,6 +172,9 @@ final class FastdpTests: XCTestCase {
         for d in try capture.datagrams() where udpPort(d.dst) == fastdpPort {
             XCTAssertEqual(d.payload.first, 0x08, "not a VXLAN header: \(d.payload.prefix(8))")
         }
+        // Idle flows expire (10 s without a hit): the ping's flows go.
+        XCTAssertTrue(net.waitUntil(timeout: 40) { try net.status(1).fastdp.flows < flows[0] },
+                      "flows did not expire: \(flows[0]) after the ping, now \(net.describe(1))")
     }
 
     /// The mixed-datacenter case, all at once: A and B trust each other (fastdp), C trusts nobody
