@@ -1,9 +1,11 @@
 // The hand-over of the sleeve's TAP → UDP pipeline: the ring must deliver every slot exactly
 // once, whole, in the order it was published (the send order, hence the counter order on the
-// wire, rests on it).
+// wire, rests on it); and stage 2 must seal each piece of a train with its own header's counter.
 import Foundation
 import XCTest
+@testable import WeftCrypto
 @testable import WeftDatapath
+import WeftWire
 
 final class SendPipelineTests: XCTestCase {
     /// A slot wide enough that a torn or stale read would show: every word holds the sequence.
@@ -51,5 +53,41 @@ final class SendPipelineTests: XCTestCase {
         XCTAssertEqual(ring.take(giveUp: { true })?.pointee, 11)
         ring.release()
         XCTAssertEqual(ring.inFlight, 1)
+    }
+
+    /// Pieces back to back, the last one shorter, each with its own counter: after `sealTrain`
+    /// each opens with the key and the counter of its header, and only with those.
+    func testSealTrainSealsEveryPieceWithItsHeadersCounter() {
+        for cipher in [DataCipher.chaCha20Poly1305] + (DataCipher.aesGCMAvailable ? [.aes256GCM] : []) {
+            let key = PacketKey(cipher: cipher, key: (0..<32).map { UInt8($0) })
+            let stride = 300
+            let lastBody = 77
+            let counters: [UInt64] = [5, 6, 9, 1 << 40]  // not consecutive: other senders take counters too
+            let bytes = stride * (counters.count - 1) + Sleeve.headerSize + lastBody + Sleeve.tagSize
+            var train = [UInt8](repeating: 0, count: bytes)
+            train.withUnsafeMutableBytes { raw in
+                let base = raw.baseAddress!
+                for (i, counter) in counters.enumerated() {
+                    let p = base + i * stride
+                    Sleeve.writeHeader(Sleeve.Header(kind: .fragment, sealed: true, epoch: 3, sender: 1, receiver: 2, counter: counter), to: p)
+                    let body = i == counters.count - 1 ? lastBody : stride - Sleeve.headerSize - Sleeve.tagSize
+                    (p + Sleeve.headerSize).initializeMemory(as: UInt8.self, repeating: UInt8(i + 1), count: body)
+                }
+                SleeveEngine.sealTrain(base, bytes: bytes, stride: stride, key: key)
+            }
+            train.withUnsafeMutableBytes { raw in
+                let base = raw.baseAddress!
+                for (i, counter) in counters.enumerated() {
+                    let p = base + i * stride
+                    let length = min(stride, bytes - i * stride)
+                    var copy = [UInt8](UnsafeRawBufferPointer(start: p, count: length))  // a wrong counter must not open it
+                    XCTAssertEqual(copy.withUnsafeMutableBytes { key.open($0.baseAddress!, headerLength: Sleeve.headerSize, length: length, counter: counter &+ 1) }, -1)
+                    let body = key.open(p, headerLength: Sleeve.headerSize, length: length, counter: counter)
+                    XCTAssertEqual(body, length - Sleeve.headerSize - Sleeve.tagSize, "piece \(i)")
+                    let plain = UnsafeRawBufferPointer(start: p + Sleeve.headerSize, count: max(body, 0))
+                    XCTAssertTrue(plain.allSatisfy { $0 == UInt8(i + 1) }, "piece \(i)")
+                }
+            }
+        }
     }
 }
