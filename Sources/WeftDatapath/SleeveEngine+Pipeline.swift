@@ -1,11 +1,12 @@
-// The TAP → UDP direction of the sleeve as a two-stage pipeline, one thread per stage, so that
-// one busy direction (a single TCP stream) keeps both cores working:
+// The TAP → UDP direction of the sleeve as a two-stage pipeline which can run on one thread per
+// stage, so that one busy direction (a single TCP stream) keeps two cores working:
 //
 //   stage 1, thread weft-tap-rx (`tapLoop`): reads a batch from the TAP, routes every frame,
 //     builds the packets and stamps each with its header and its session's next counter, in
 //     order. DATA packets (frames packed per peer) are sealed here and copied into a batch
-//     slot; the FRAGMENT pieces of a super-frame are built directly in a train slot, in clear.
-//   stage 2, thread weft-udp-tx (`sendLoop`): takes the slots in the order stage 1 published
+//     slot (sent at once when stage 2 has no thread: nothing is queued ahead of them); the
+//     FRAGMENT pieces of a super-frame are built directly in a train slot, in clear.
+//   stage 2, thread weft-udp-tx (`sendLoop`) with WEFT_PIPELINE=on, else weft-tap-rx too: takes the slots in the order stage 1 published
 //     them, seals every piece of a train in place (the bulk of the AEAD work: super-frames carry
 //     nearly all the bytes of a TCP stream) and sends the slot: one UDP GSO send per train, one
 //     sendmmsg per 64 packets of a batch.
@@ -36,8 +37,14 @@
 // `release` (SlotRing). Per packet there is no allocation, lock or reference counting on the
 // train path; per slot, the train's session and key are retained once.
 //
-// `WEFT_PIPELINE=off` runs both stages on the TAP thread (stage 1 sends each slot itself as soon
-// as it is filled): the single-threaded sleeve, for comparisons and as an escape hatch.
+// Off by default: both stages then run on the TAP thread (stage 1 seals and sends each slot
+// itself as soon as it is filled), which is the single-threaded sleeve. `WEFT_PIPELINE=on` gives
+// stage 2 its own thread. Measured on the 2-core development machine, where both routers, both
+// iperf3 ends and the kernel share the two cores, the second thread did not help: against the
+// single thread in the same run it gave 12 % less single-stream throughput encrypted and 26 %
+// less in clear, for more router CPU per gigabit (wake-ups across cores; each 64 KiB train moves
+// between the cores' caches), because there was no idle core for it to use (docs/benchmarks.md,
+// "TAP → UDP pipeline"). It is meant for hosts with a core to spare.
 import CWeftShims
 import Foundation
 import Synchronization
@@ -72,7 +79,7 @@ extension SleeveEngine {
     /// The ring between the stages and the memory of its slots.
     final class SendPipeline: @unchecked Sendable {  // slots are owned one side at a time (SlotRing)
         let ring: SlotRing<SendSlot>
-        /// false: stage 1 sends every slot itself (`WEFT_PIPELINE=off`).
+        /// false (the default): stage 1 seals and sends every slot itself.
         let threaded: Bool
         private let memory: UnsafeMutableRawPointer
 
@@ -88,7 +95,8 @@ extension SleeveEngine {
         deinit { memory.deallocate() }
     }
 
-    static var pipelineThreaded: Bool { ProcessInfo.processInfo.environment["WEFT_PIPELINE"] != "off" }
+    /// `WEFT_PIPELINE=on`: stage 2 on its own thread (see the top of this file for why not by default).
+    static var pipelineThreaded: Bool { ProcessInfo.processInfo.environment["WEFT_PIPELINE"] == "on" }
 
     // MARK: stage 1 (weft-tap-rx)
 
@@ -97,7 +105,7 @@ extension SleeveEngine {
         pipeline.ring.acquire { stopping.load(ordering: .relaxed) }
     }
 
-    /// Hands a filled slot to stage 2 (or sends it at once when the pipeline is off).
+    /// Hands a filled slot to stage 2, or seals and sends it at once when stage 2 has no thread.
     func handOver(_ pipeline: SendPipeline) {
         pipeline.ring.publish()
         if !pipeline.threaded, let slot = pipeline.ring.take(giveUp: { true }) {
@@ -107,8 +115,11 @@ extension SleeveEngine {
     }
 
     /// Copies the sealed packets of `out` (in stage 1's slab, which the next TAP read reuses)
-    /// into batch slots, in order, and empties `out`.
+    /// into batch slots, in order, and empties `out`. Without a stage 2 thread nothing is queued
+    /// ahead of them (every slot is sent as soon as it is filled), so they go at once from where
+    /// they are.
     func ship(_ out: inout OutBatch, _ pipeline: SendPipeline) {
+        guard pipeline.threaded else { return flush(&out) }
         var i = 0
         while i < out.count {
             guard let slot = acquireSlot(pipeline) else { break }

@@ -1,6 +1,7 @@
-// The sleeve data plane (DESIGN §3): two threads move frames from the TAP device to peers over
-// UDP (a pipeline: read, route and stamp; then seal and send — SleeveEngine+Pipeline.swift),
-// another moves packets from UDP to the TAP device or on to the next hop. All work in batches
+// The sleeve data plane (DESIGN §3): one thread moves frames from the TAP device to peers over
+// UDP, in two stages (read, route and stamp; then seal and send — SleeveEngine+Pipeline.swift;
+// `WEFT_PIPELINE=on` gives the second stage a thread of its own), another moves packets from UDP
+// to the TAP device or on to the next hop. All work in batches
 // over preallocated slabs; nothing on the packet path allocates, throws or logs.
 import CWeftShims
 import Foundation
