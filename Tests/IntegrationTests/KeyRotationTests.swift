@@ -90,11 +90,20 @@ final class KeyRotationTests: XCTestCase {
 
     /// An iperf3 transfer across rekeys and a password rotation completes.
     func testTransferCompletesAcrossRotation() throws {
+        try transferAcrossRotation(environment: [:])
+    }
+
+    /// The same with the TAP → UDP pipeline's second stage on its own thread (off by default).
+    func testTransferCompletesAcrossRotationWithThePipelineThreaded() throws {
+        try transferAcrossRotation(environment: ["WEFT_PIPELINE": "on"])
+    }
+
+    private func transferAcrossRotation(environment: [String: String]) throws {
         try requireRoot()
         let net = try TestNet(hosts: 2)
         defer { net.cleanup() }
-        try net.launch(1, extraArgs: ["--rekey-interval", "2s"])
-        try net.launch(2, peers: [1], extraArgs: ["--rekey-interval", "2s"])
+        try net.launch(1, extraArgs: ["--rekey-interval", "2s"], environment: environment)
+        try net.launch(2, peers: [1], extraArgs: ["--rekey-interval", "2s"], environment: environment)
         XCTAssertTrue(net.sleeveReady(1, peers: 1))
         let w1 = try net.attachWorkload(1, "10.47.0.1/24")
         let w2 = try net.attachWorkload(2, "10.47.0.2/24")
