@@ -49,7 +49,7 @@ let package = Package(
         .testTarget(name: "WeftWireTests", dependencies: ["WeftWire", "WeftTestSupport"]),
         .testTarget(name: "WeftMeshTests", dependencies: ["WeftMesh", "WeftTestSupport"]),
         .testTarget(name: "WeftNetlinkTests", dependencies: ["WeftNetlink"]),
-        .testTarget(name: "WeftDatapathTests", dependencies: ["WeftDatapath"]),
+        .testTarget(name: "WeftDatapathTests", dependencies: ["WeftDatapath", "WeftCrypto", "WeftWire", "WeftNetlink"]),
         .testTarget(name: "WeftRouterTests", dependencies: ["WeftRouter"]),
         .testTarget(name: "IntegrationTests", dependencies: ["WeftRouter", .product(name: "NIOCore", package: "swift-nio")]),
     ],

@@ -11,7 +11,8 @@
 # intervals). Prints the tables and writes them as Markdown to $BENCH_RESULTS (bench-results.md).
 #
 # Knobs: BENCH_SECONDS (10), BENCH_RUNS (3), BENCH_CASES (all: "veth vxlan wireguard-go
-# weft-enc weft-clear"), BENCH_RESULTS (bench-results.md), WEFT (.build/release/weft),
+# weft-enc weft-clear"; also weft-enc-base and weft-clear-base: the same with the routers of
+# the binary $WEFT_BASE, to compare two builds in one run), BENCH_RESULTS (bench-results.md), WEFT (.build/release/weft),
 # BENCH_STALL (1 when BENCH_SECONDS >= 10, else 0; needs weft-enc among the cases),
 # BENCH_STALL_SECONDS (60).
 #
@@ -37,7 +38,7 @@ case " $CASES " in *" weft-enc "*) ;; *) STALL=0 ;; esac
 
 [ "$(id -u)" -eq 0 ] || { echo "bench: run as root (it creates network namespaces)" >&2; exit 1; }
 for c in $CASES; do
-  case " $ALL_CASES " in *" $c "*) ;; *) echo "bench: unknown case '$c' (known: $ALL_CASES)" >&2; exit 1 ;; esac
+  case " $ALL_CASES weft-enc-base weft-clear-base " in *" $c "*) ;; *) echo "bench: unknown case '$c' (known: $ALL_CASES weft-enc-base weft-clear-base)" >&2; exit 1 ;; esac
 done
 need() { command -v "$1" >/dev/null || { echo "bench: $1 missing; run scripts/install-deps.sh" >&2; exit 1; }; }
 need iperf3; need python3; need ip; need ping
@@ -216,7 +217,7 @@ setup_weft() {  # extra launch flags...
   for i in 1 2; do
     local peers=()
     [ "$i" = 2 ] && peers=(198.18.0.1)
-    start_bg "$N-h$i" "$DIR/$CASE-h$i.log" "$WEFT" launch --nickname "bench$i" --socket "$DIR/$CASE-h$i.sock" \
+    start_bg "$N-h$i" "$DIR/$CASE-h$i.log" "${WEFT_LAUNCH:-$WEFT}" launch --nickname "bench$i" --socket "$DIR/$CASE-h$i.sock" \
       --data-dir "$DIR/$CASE-h$i" "$@" "${peers[@]}"
     PROCS="$PROCS $BG_PID"
   done
@@ -235,6 +236,9 @@ print(next(c for c in json.load(sys.stdin) if c["state"] == "established").get("
 }
 setup_weft-enc() { setup_weft; }
 setup_weft-clear() { setup_weft --trusted-subnets 198.18.0.0/24; }
+# The same two with the routers of another build ($WEFT_BASE), for before/after in one run.
+setup_weft-enc-base() { WEFT_LAUNCH=${WEFT_BASE:?set WEFT_BASE to the other weft binary} setup_weft; }
+setup_weft-clear-base() { WEFT_LAUNCH=${WEFT_BASE:?set WEFT_BASE to the other weft binary} setup_weft --trusted-subnets 198.18.0.0/24; }
 
 # --- measurement ---------------------------------------------------------------------------
 
@@ -410,6 +414,8 @@ LABELS = {
     "wireguard-go": "wireguard-go",
     "weft-enc": "Weft sleeve, encrypted",
     "weft-clear": "Weft sleeve, unencrypted",
+    "weft-enc-base": "Weft sleeve, encrypted (%s)" % os.environ.get("WEFT_BASE", "WEFT_BASE"),
+    "weft-clear-base": "Weft sleeve, unencrypted (%s)" % os.environ.get("WEFT_BASE", "WEFT_BASE"),
 }
 BASELINE, RAW = "wireguard-go", "veth"
 per_run, per_case = {}, {}

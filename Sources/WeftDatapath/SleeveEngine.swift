@@ -1,6 +1,8 @@
 // The sleeve data plane (DESIGN §3): one thread moves frames from the TAP device to peers over
-// UDP, another moves packets from UDP to the TAP device or on to the next hop. Both work in
-// batches over preallocated slabs; nothing on the packet path allocates, throws or logs.
+// UDP, in two stages (read, route and stamp; then seal and send — SleeveEngine+Pipeline.swift;
+// `WEFT_PIPELINE=on` gives the second stage a thread of its own), another moves packets from UDP
+// to the TAP device or on to the next hop. All work in batches
+// over preallocated slabs; nothing on the packet path allocates, throws or logs.
 import CWeftShims
 import Foundation
 import Synchronization
@@ -23,7 +25,7 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
     public let macs = MACTable()
     /// Drops that cannot be charged to a connection (unknown sender, not for us, truncated).
     public let stray = SleeveCounters()
-    private let stopping = Atomic<Bool>(false)
+    let stopping = Atomic<Bool>(false)
     /// UDP GSO for the pieces of super-frames; turned off for good if the kernel refuses it.
     let gsoEnabled: Atomic<Bool>
     private var threads: [Thread] = []
@@ -88,7 +90,10 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
     }
 
     public func start() {
-        for (name, body) in [("weft-tap-rx", tapLoop), ("weft-udp-rx", udpLoop)] as [(String, @Sendable () -> Void)] {
+        let pipeline = SendPipeline(threaded: Self.pipelineThreaded)
+        var loops: [(String, @Sendable () -> Void)] = [("weft-tap-rx", { self.tapLoop(pipeline) }), ("weft-udp-rx", udpLoop)]
+        if pipeline.threaded { loops.append(("weft-udp-tx", { self.sendLoop(pipeline) })) }
+        for (name, body) in loops {
             finished.enter()
             let thread = Thread { [finished] in
                 body()
@@ -101,7 +106,7 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
         }
     }
 
-    /// Stops both threads (they notice within a poll interval) and closes the UDP socket.
+    /// Stops the threads (they notice within a poll interval) and closes the UDP socket.
     public func stop() {
         stopping.store(true, ordering: .relaxed)
         _ = finished.wait(timeout: .now() + 3)
@@ -122,22 +127,32 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
 
     // MARK: sending
 
-    /// Writes the header, seals when the session is encrypted, and returns the packet length.
+    /// Writes the header with the session's next counter and `keys`' epoch, and returns the
+    /// packet's length once sealed (room for the tag counted when `keys` seal); the body is left
+    /// in clear for `finish` or the pipeline's stage 2 to seal.
     @inline(__always)
-    /// `keys` may be passed in when many packets to one peer are finished together (a piece
-    /// train), so the session's key lock is taken once rather than per packet.
-    func finish(_ packet: UnsafeMutableRawPointer, bodyLength: Int, kind: SleeveKind, session: SleeveSession, own: UInt16,
-                keys given: SessionKeys? = nil) -> Int {
+    func stamp(_ packet: UnsafeMutableRawPointer, bodyLength: Int, kind: SleeveKind, session: SleeveSession, own: UInt16,
+               keys: SessionKeys) -> (length: Int, counter: UInt64) {
         let counter = session.nextCounter()
-        let keys = given ?? session.keys
         if kind == .data || kind == .fragment { SleeveCounters.add(session.counters.txPackets, 1) }
         let header = Sleeve.Header(kind: kind, sealed: keys.tx != nil, epoch: keys.txEpoch, sender: own,
                                    receiver: session.peerShortId, counter: counter)
         Sleeve.writeHeader(header, to: packet)
+        return (Sleeve.headerSize + bodyLength + (keys.tx != nil ? Sleeve.tagSize : 0), counter)
+    }
+
+    /// Writes the header, seals when the session is encrypted, and returns the packet length.
+    /// `keys` may be passed in when many packets to one peer are finished together, so the
+    /// session's key lock is taken once rather than per packet.
+    @inline(__always)
+    func finish(_ packet: UnsafeMutableRawPointer, bodyLength: Int, kind: SleeveKind, session: SleeveSession, own: UInt16,
+                keys given: SessionKeys? = nil) -> Int {
+        let keys = given ?? session.keys
+        let (length, counter) = stamp(packet, bodyLength: bodyLength, kind: kind, session: session, own: own, keys: keys)
         if let key = keys.tx {
-            return key.seal(packet, headerLength: Sleeve.headerSize, bodyLength: bodyLength, counter: counter)
+            _ = key.seal(packet, headerLength: Sleeve.headerSize, bodyLength: bodyLength, counter: counter)
         }
-        return Sleeve.headerSize + bodyLength
+        return length
     }
 
     /// A batch of packets on their way out, flushed with one sendmmsg per 64.
@@ -159,11 +174,21 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
 
         @inline(__always)
         mutating func add(_ p: UnsafeMutableRawPointer, _ length: Int, _ session: SleeveSession) {
+            add(p, length, address: session.remoteAddress, session: session)
+        }
+
+        @inline(__always)
+        mutating func add(_ p: UnsafeMutableRawPointer, _ length: Int, address: sockaddr_in, session: SleeveSession?) {
             pointers[count] = p
             lengths[count] = length
-            addresses[count] = session.remoteAddress
+            addresses[count] = address
             sessions[count] = session
             count += 1
+        }
+
+        mutating func clear() {
+            for i in 0..<count { sessions[i] = nil }
+            count = 0
         }
     }
 
@@ -193,8 +218,7 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
             }
             start += 1
         }
-        for i in 0..<out.count { out.sessions[i] = nil }
-        out.count = 0
+        out.clear()
     }
 
     /// Sends one heartbeat to every directly connected peer. Called by the control plane.
@@ -280,23 +304,17 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
     /// header is read into the 10 bytes just before the frame and parsed before they are reused.
     static let txSlotSize = (frameOffset + 65536 + Sleeve.tagSize + 63) & ~63
 
-    private func tapLoop() {
+    /// Stage 1 of the TAP → UDP pipeline (SleeveEngine+Pipeline.swift): read, route, build and
+    /// stamp; DATA packets are sealed here, super-frame pieces by stage 2.
+    private func tapLoop(_ pipeline: SendPipeline) {
         let slots = Self.batch * 2  // the second half holds copies of flooded frames
-        // Owned by this thread for its whole life.
+        // Owned by this thread for its whole life: frames read from the TAP and the DATA packets
+        // built around them; sealed packets are copied out to the pipeline before the next read.
         let slab = UnsafeMutableRawPointer.allocate(byteCount: slots * Self.txSlotSize, alignment: 64)
         defer { slab.deallocate() }
-        // Packets carrying pieces of super-frames, built here before they are sealed and sent.
-        let pieceSlots = Self.batch * 2
-        let pieceSlotSize = (maxPayload + 63) & ~63
-        let pieces = UnsafeMutableRawPointer.allocate(byteCount: pieceSlots * pieceSlotSize, alignment: 64)
-        defer { pieces.deallocate() }
-        var usedPieces = 0
         var frameIds: UInt32 = 0
-        // One GSO train of pieces, back to back (at most 64 KiB per send).
-        let gsoBuffer = UnsafeMutableRawPointer.allocate(byteCount: 65536 + 2048, alignment: 64)
-        defer { gsoBuffer.deallocate() }
         var lengths = [Int](repeating: 0, count: Self.batch)
-        var out = OutBatch(capacity: slots + pieceSlots)
+        var out = OutBatch(capacity: slots)
         var slotUsed = [Bool](repeating: false, count: slots)
         var pendingSlots = [Int](repeating: 0, count: slots)
         var pendingBodies = [Int](repeating: 0, count: slots)
@@ -421,58 +439,36 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                 frameIds &+= 1
                 SleeveCounters.add(session.counters.txFrames, 1)
                 SleeveCounters.add(session.counters.txBytes, UInt64(frameLength))
-                if gsoEnabled.load(ordering: .relaxed) {
-                    // Pieces back to back, all of one size but the last: one send per train.
-                    flush(&out)
-                    let stride = overhead + chunk
-                    let perSend = min(Self.batch, 65507 / stride)
-                    var index = 0
-                    var address = session.remoteAddress
-                    let keys = session.keys
-                    while index < count {
-                        let inThisSend = min(perSend, count - index)
-                        var bytes = 0
-                        for k in 0..<inThisSend {
-                            let piece = index + k
-                            let p = gsoBuffer + bytes
-                            let offset = piece * chunk
-                            let size = min(chunk, frameLength - offset)
-                            FragmentHeader(source: own, destination: destination, frameId: frameIds, index: UInt16(piece), count: UInt16(count),
-                                           chunkSize: UInt16(chunk), totalLength: UInt32(frameLength), virtio: header)
-                                .store(p + Sleeve.headerSize)
-                            (p + Sleeve.headerSize + FragmentHeader.size).copyMemory(from: frame + offset, byteCount: size)
-                            bytes += finish(p, bodyLength: FragmentHeader.size + size, kind: .fragment, session: session, own: own, keys: keys)
-                        }
-                        while true {
-                            let sent = weft_send_gso(udpFD, gsoBuffer, bytes, UInt16(stride), &address)
-                            if sent >= 0 { break }
-                            if errno == EAGAIN || errno == EWOULDBLOCK {
-                                var pw = pollfd(fd: udpFD, events: Int16(POLLOUT), revents: 0)
-                                _ = poll(&pw, 1, 100)
-                                continue
-                            }
-                            if errno == EIO || errno == EINVAL || errno == EOPNOTSUPP { gsoEnabled.store(false, ordering: .relaxed) }
-                            SleeveCounters.add(session.counters.dropTooBig, 1)
-                            return
-                        }
-                        index += inThisSend
+                // What came before this super-frame leaves before it.
+                ship(&out, pipeline)
+                // Pieces back to back, all of one size but the last: one slot, one send per train.
+                let stride = overhead + chunk
+                let perTrain = min(Self.batch, 65507 / stride)
+                let keys = session.keys
+                let address = session.remoteAddress
+                var index = 0
+                while index < count {
+                    guard let slot = acquireSlot(pipeline) else { return }
+                    let inThisTrain = min(perTrain, count - index)
+                    var bytes = 0
+                    for k in 0..<inThisTrain {
+                        let piece = index + k
+                        let p = slot.pointee.buffer + bytes
+                        let offset = piece * chunk
+                        let size = min(chunk, frameLength - offset)
+                        FragmentHeader(source: own, destination: destination, frameId: frameIds, index: UInt16(piece), count: UInt16(count),
+                                       chunkSize: UInt16(chunk), totalLength: UInt32(frameLength), virtio: header)
+                            .store(p + Sleeve.headerSize)
+                        (p + Sleeve.headerSize + FragmentHeader.size).copyMemory(from: frame + offset, byteCount: size)
+                        bytes += stamp(p, bodyLength: FragmentHeader.size + size, kind: .fragment, session: session, own: own, keys: keys).length
                     }
-                    return
-                }
-                if usedPieces + count > pieceSlots {
-                    flush(&out)
-                    usedPieces = 0
-                }
-                for index in 0..<count {
-                    let p = pieces + usedPieces * pieceSlotSize
-                    usedPieces += 1
-                    let offset = index * chunk
-                    let size = min(chunk, frameLength - offset)
-                    FragmentHeader(source: own, destination: destination, frameId: frameIds, index: UInt16(index), count: UInt16(count),
-                                   chunkSize: UInt16(chunk), totalLength: UInt32(frameLength), virtio: header)
-                        .store(p + Sleeve.headerSize)
-                    (p + Sleeve.headerSize + FragmentHeader.size).copyMemory(from: frame + offset, byteCount: size)
-                    out.add(p, finish(p, bodyLength: FragmentHeader.size + size, kind: .fragment, session: session, own: own), session)
+                    slot.pointee.trainBytes = bytes
+                    slot.pointee.stride = stride
+                    slot.pointee.session = session
+                    slot.pointee.key = keys.tx
+                    slot.pointee.address = address
+                    handOver(pipeline)
+                    index += inThisTrain
                 }
             }
 
@@ -521,8 +517,7 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                 route(i) { session, destination in emit(i, to: session, destination: destination) }
             }
             sealPending()
-            flush(&out)
-            usedPieces = 0
+            ship(&out, pipeline)
         }
     }
 

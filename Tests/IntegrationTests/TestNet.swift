@@ -110,9 +110,11 @@ final class TestNet {
 
     func nickname(_ index: Int) -> String { "\(prefix)-nick-\(index)" }
 
-    /// Starts `weft launch` in host `index`; its log goes to `<dir>/h<index>.log`.
+    /// Starts `weft launch` in host `index`; its log goes to `<dir>/h<index>.log`. `environment`
+    /// is added to the router's (e.g. WEFT_PIPELINE).
     @discardableResult
-    func launch(_ index: Int, peers: [Int] = [], password: String? = "correct horse battery", extraArgs: [String] = []) throws -> Process {
+    func launch(_ index: Int, peers: [Int] = [], password: String? = "correct horse battery", extraArgs: [String] = [],
+                environment extra: [String: String] = [:]) throws -> Process {
         let h = host(index)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -121,6 +123,7 @@ final class TestNet {
                              "--log-level", "debug"] + metricsOff(extraArgs) + extraArgs + peers.map { host($0).address }
         var environment = ProcessInfo.processInfo.environment
         environment["WEFT_PASSWORD"] = password
+        environment.merge(extra) { _, new in new }
         process.environment = environment
         let log = "\(directory)/h\(index).log"
         _ = FileManager.default.createFile(atPath: log, contents: nil)
