@@ -64,43 +64,37 @@ final class FastdpForwardingTests: XCTestCase {
         XCTAssertEqual(FastdpWire.overheadIPv4, 50)
     }
 
-    func testLocalUnicastToFastdpNeighbourTunnelsAndInstalls() {
-        let (t, _, _) = table()
+    /// The plan for a frame from the bridge, `source` → `destination`, with `learned` MACs known.
+    func fromBridge(_ source: [UInt8], to destination: [UInt8], learned: [([UInt8], UInt16)] = [], bFastdp: Bool = true) -> FastdpPlan {
         let macs = MACTable()
-        macs.learn(mac(remoteB), peer: 11)
-        let plan = FastdpForwarding.plan(key: FlowKey(inPort: ports.bridge, ethernet: EthernetKey(source: local, destination: remoteB)),
-                                         table: t, macs: macs, ports: ports)
+        for (address, peer) in learned { macs.learn(mac(address), peer: peer) }
+        return FastdpForwarding.plan(key: FlowKey(inPort: ports.bridge, ethernet: EthernetKey(source: source, destination: destination)),
+                                     table: table(bFastdp: bFastdp).0, macs: macs, ports: ports)
+    }
+
+    func testLocalUnicastToFastdpNeighbourTunnelsAndInstalls() {
+        let plan = fromBridge(local, to: remoteB, learned: [(remoteB, 11)])
         XCTAssertEqual(plan.actions, tunnelTo([198, 18, 0, 2], source: own, destination: 11))
         XCTAssertTrue(plan.install)
         XCTAssertEqual(plan.handoffs, [])
     }
 
     func testLocalUnicastThroughSleeveNeighbourIsHandedOffNotInstalled() {
-        let (t, _, _) = table(bFastdp: false)
-        let macs = MACTable()
-        macs.learn(mac(remoteB), peer: 13)  // D, behind B
-        let plan = FastdpForwarding.plan(key: FlowKey(inPort: ports.bridge, ethernet: EthernetKey(source: local, destination: remoteB)),
-                                         table: t, macs: macs, ports: ports)
+        let plan = fromBridge(local, to: remoteB, learned: [(remoteB, 13)], bFastdp: false)  // D, behind B
         XCTAssertEqual(plan.actions, [])
         XCTAssertEqual(plan.handoffs, [SleeveHandoff(hop: 11, source: own, destination: 13)])
         XCTAssertFalse(plan.install)
     }
 
     func testLocalBroadcastGoesOnlyToFastdpHopsOfOwnTree() {
-        let (t, _, _) = table()
-        let plan = FastdpForwarding.plan(key: FlowKey(inPort: ports.bridge, ethernet: EthernetKey(source: local, destination: broadcast)),
-                                         table: t, macs: MACTable(), ports: ports)
+        let plan = fromBridge(local, to: broadcast)
         XCTAssertEqual(plan.actions, tunnelTo([198, 18, 0, 2], source: own, destination: Sleeve.broadcastShortId))
         XCTAssertEqual(plan.handoffs, [], "C is on sleeve, which had its own copy from the bridge")
         XCTAssertTrue(plan.install)
     }
 
     func testRemoteSourceComingBackFromTheBridgeIsDropped() {
-        let (t, _, _) = table()
-        let macs = MACTable()
-        macs.learn(mac(remoteC), peer: 12)
-        let plan = FastdpForwarding.plan(key: FlowKey(inPort: ports.bridge, ethernet: EthernetKey(source: remoteC, destination: broadcast)),
-                                         table: t, macs: macs, ports: ports)
+        let plan = fromBridge(remoteC, to: broadcast, learned: [(remoteC, 12)])
         XCTAssertEqual(plan.actions, [])
         XCTAssertEqual(plan.handoffs, [])
         XCTAssertTrue(plan.install, "a drop flow")
