@@ -5,6 +5,7 @@
 #include <string.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <linux/if_tun.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
@@ -117,4 +118,8 @@ int weft_send_gso(int fd, const void *buf, size_t len, unsigned short segment, c
     cm->cmsg_len = CMSG_LEN(sizeof(unsigned short));
     memcpy(CMSG_DATA(cm), &segment, sizeof(segment));
     return (int)sendmsg(fd, &msg, MSG_DONTWAIT);
+}
+
+int weft_set_thread_name(const char *name) {
+    return prctl(PR_SET_NAME, name, 0, 0, 0);
 }

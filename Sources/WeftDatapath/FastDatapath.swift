@@ -82,14 +82,7 @@ public final class FastDatapath: @unchecked Sendable {  // the miss thread owns 
 
     public func start() {
         sleeve.attach(fastdp: self)
-        finished.enter()
-        let thread = Thread { [self] in
-            missLoop()
-            finished.leave()
-        }
-        thread.name = "weft-fastdp"
-        thread.stackSize = 1 << 20
-        thread.start()
+        DataPlaneThread.start("weft-fastdp", finished: finished) { [self] in missLoop() }
     }
 
     /// Stops the miss thread and deletes the datapath: without a router nothing may keep

@@ -28,7 +28,6 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
     let stopping = Atomic<Bool>(false)
     /// UDP GSO for the pieces of super-frames; turned off for good if the kernel refuses it.
     let gsoEnabled: Atomic<Bool>
-    private var threads: [Thread] = []
     private let finished = DispatchGroup()
     /// Scratch for heartbeats sent from the control plane; guarded by its lock.
     private let heartbeatBuffer = Mutex<[UInt8]>([UInt8](repeating: 0, count: 64))
@@ -93,17 +92,7 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
         let pipeline = SendPipeline(threaded: Self.pipelineThreaded)
         var loops: [(String, @Sendable () -> Void)] = [("weft-tap-rx", { self.tapLoop(pipeline) }), ("weft-udp-rx", udpLoop)]
         if pipeline.threaded { loops.append(("weft-udp-tx", { self.sendLoop(pipeline) })) }
-        for (name, body) in loops {
-            finished.enter()
-            let thread = Thread { [finished] in
-                body()
-                finished.leave()
-            }
-            thread.name = name
-            thread.stackSize = 1 << 20
-            threads.append(thread)
-            thread.start()
-        }
+        for (name, body) in loops { DataPlaneThread.start(name, finished: finished, body) }
     }
 
     /// Stops the threads (they notice within a poll interval) and closes the UDP socket.

@@ -37,4 +37,7 @@ int weft_udp_gso_supported(int fd);
 /// One sendmsg of `len` bytes cut by the kernel into datagrams of `segment` bytes (the last may
 /// be shorter). Returns bytes sent or -1 with errno (EIO: the device cannot offload checksums).
 int weft_send_gso(int fd, const void *buf, size_t len, unsigned short segment, const struct sockaddr_in *addr);
+/// Names the calling thread for the kernel (ps -L, top -H, perf): prctl(PR_SET_NAME), at most
+/// 15 bytes kept. Returns 0 or -1 with errno.
+int weft_set_thread_name(const char *name);
 #endif
