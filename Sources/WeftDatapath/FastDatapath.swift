@@ -15,7 +15,6 @@ public final class FastDatapath: @unchecked Sendable {  // the miss thread owns 
 
     public let datapath: Int32
     public let ports: FastdpPorts
-    public let vxlanPort: UInt16
     private let sleeve: SleeveEngine
     /// The miss thread's client (execute, flows) and the control plane's (heartbeats, stats):
     /// one netlink socket each, so neither waits for the other.
@@ -27,8 +26,6 @@ public final class FastDatapath: @unchecked Sendable {  // the miss thread owns 
     private var installed: [FlowKey: (actions: [FlowAction], since: UInt64)] = [:]
     /// Flows installed now (for status and metrics).
     public let flowCount = Atomic<Int>(0)
-    public let misses = Atomic<UInt64>(0)
-    public let handoffs = Atomic<UInt64>(0)
     private let revalidateRequested = Atomic<Bool>(false)
     private let stopping = Atomic<Bool>(false)
     private let finished = DispatchGroup()
@@ -42,7 +39,6 @@ public final class FastDatapath: @unchecked Sendable {  // the miss thread owns 
         controlClient = Mutex(control)
         upcalls = try missClient.openUpcallSocket()
         self.sleeve = sleeve
-        self.vxlanPort = vxlanPort
         let dp = try control.createDatapath(name: name, upcallPID: upcalls.pid)
         datapath = dp
         do {
@@ -155,7 +151,6 @@ public final class FastDatapath: @unchecked Sendable {  // the miss thread owns 
     }
 
     private func handle(_ miss: Miss, table: ForwardingTable, now: Int64) {
-        misses.wrappingAdd(1, ordering: .relaxed)
         if miss.key.inPort == ports.vxlan, let ethernet = miss.key.ethernet, let tunnel = miss.key.tunnel,
            FastdpHeartbeat.isHeartbeat(destination: ethernet.destination) {
             if let heartbeat = FastdpHeartbeat(frame: miss.packet) {
@@ -172,7 +167,6 @@ public final class FastDatapath: @unchecked Sendable {  // the miss thread owns 
         }
         for handoff in plan.handoffs {
             guard let session = table.session(handoff.hop) else { continue }
-            handoffs.wrappingAdd(1, ordering: .relaxed)
             sleeve.send(frame: miss.packet, source: handoff.source, destination: handoff.destination, via: session)
         }
         guard plan.install else { return }

@@ -67,6 +67,11 @@ public struct SleeveHandoff: Equatable, Sendable {
 }
 
 /// What to do with one missed packet.
+public struct MACOwner: Equatable, Sendable {
+    public let mac: UInt64
+    public let peer: UInt16
+}
+
 public struct FastdpPlan: Equatable, Sendable {
     /// Run by the kernel on the packet; empty = drop.
     public var actions: [FlowAction] = []
@@ -75,13 +80,8 @@ public struct FastdpPlan: Equatable, Sendable {
     /// Whether a flow with `actions` may be installed: not when anything goes through sleeve
     /// (those packets must keep coming up) and not for packets that are not ours to decide.
     public var install = false
-    /// A remote source MAC to learn: (MAC, peer short id).
-    public var learn: (mac: UInt64, peer: UInt16)?
-
-    public static func == (a: FastdpPlan, b: FastdpPlan) -> Bool {
-        a.actions == b.actions && a.handoffs == b.handoffs && a.install == b.install
-            && a.learn?.mac == b.learn?.mac && a.learn?.peer == b.learn?.peer
-    }
+    /// A remote source MAC to learn, and the peer it belongs to.
+    public var learn: MACOwner?
 
     static let dropForever = FastdpPlan(install: true)
     static let ignore = FastdpPlan()
@@ -155,7 +155,7 @@ public enum FastdpForwarding {
         let (source, destination) = FastdpWire.peers(vni: tunnel.id)
         guard source != own, Int(source) < ForwardingTable.slots else { return .dropForever }
         var plan = FastdpPlan(install: true)
-        plan.learn = (sourceMAC, source)
+        plan.learn = MACOwner(mac: sourceMAC, peer: source)
         if destination == own {
             plan.actions = [.output(port: ports.bridge)]
         } else if destination == Sleeve.broadcastShortId {

@@ -19,6 +19,14 @@ public final class MACTable: Sendable {
     @inline(__always)
     func lookup(_ mac: UInt64) -> UInt16? { entries.withLock { $0[mac] } }
 
+    /// The owners of a frame's destination and source MACs (at `frame` and `frame + 6`), under
+    /// one lock: the TAP thread needs both for every frame while a fast datapath is attached.
+    @inline(__always)
+    func owners(ofFrame frame: UnsafeRawPointer) -> (destination: UInt16?, source: UInt16?) {
+        let destination = Self.key(frame), source = Self.key(frame + 6)
+        return entries.withLock { ($0[destination], $0[source]) }
+    }
+
     /// Returns whether the MAC is new or moved to another peer.
     @inline(__always) @discardableResult
     func learn(_ mac: UInt64, peer: UInt16) -> Bool {

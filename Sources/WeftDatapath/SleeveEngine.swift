@@ -465,9 +465,10 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                 let frame = UnsafeRawPointer(slab + i * Self.txSlotSize + Self.frameOffset)
                 // A remote peer's frame that the fast datapath delivered to the bridge, which
                 // passed it on to us too: its senders already took care of it.
-                if fastdpAttached, let owner = macs.lookup(MACTable.key(frame + 6)), owner != own { return }
+                let owners = macs.owners(ofFrame: frame)
+                if fastdpAttached, let owner = owners.source, owner != own { return }
                 let multicast = frame.load(as: UInt8.self) & 1 != 0
-                if !multicast, let peer = macs.lookup(MACTable.key(frame)), peer != own {
+                if !multicast, let peer = owners.destination, peer != own {
                     guard let session = table.route(to: peer) else { return }
                     // The bridge still sends this peer's MACs our way (it learned them while the
                     // link was on sleeve): pass the frame to the fast datapath, so the peer's

@@ -150,7 +150,7 @@ extension Router {
         out.family("weft_overlay_mtu_bytes", .gauge, "MTU of the weft bridge, TAP and workload interfaces.",
                    [([], UInt64(hostNetwork?.overlayMTU ?? config.mtu ?? 0))])
         out.family("weft_fastdp_flows", .gauge, "Flows installed in the fast datapath (0 without fastdp).",
-                   [([], UInt64(fastdpState?.engine.flowCount.load(ordering: .relaxed) ?? 0))])
+                   [([], UInt64(fastdpStatus.flows))])
         return out.text
     }
 }

@@ -11,8 +11,6 @@ import WeftWire
 /// Fast-datapath state the router owns on its event loop.
 final class FastdpState: @unchecked Sendable {  // confined to the router's event loop
     let engine: FastDatapath
-    /// Bytes of a heartbeat frame: overlay MTU + 14 (Ethernet), the largest frame a workload sends.
-    let heartbeatFrameSize: Int
     let overlayMTU: Int
     /// The last decision per peer, for status and to log changes once.
     var decisions: [PeerName: ModeDecision] = [:]
@@ -26,7 +24,6 @@ final class FastdpState: @unchecked Sendable {  // confined to the router's even
     init(engine: FastDatapath, overlayMTU: Int) {
         self.engine = engine
         self.overlayMTU = overlayMTU
-        heartbeatFrameSize = overlayMTU + 14
     }
 }
 
@@ -80,6 +77,13 @@ extension Router {
         fastdpState = nil
     }
 
+    /// `fastdp` with the number of flows installed now.
+    var fastdpStatus: FastdpStatus {
+        var status = fastdp
+        status.flows = fastdpState?.engine.flowCount.load(ordering: .relaxed) ?? 0
+        return status
+    }
+
     /// Whether this link may use fastdp at all: what both ends said in the handshake.
     func fastdpEligible(_ link: Link) -> Bool {
         guard fastdpState != nil, let hello = link.remoteHello, hello.fastdpCapable else { return false }
@@ -97,7 +101,7 @@ extension Router {
             if let hello = link.remoteHello { session.fastdp.tunnelPort.store(hello.sleevePort &+ 1, ordering: .relaxed) }
             if fastdpEligible(link) {
                 state.engine.sendHeartbeat(to: session, own: own, sourceMAC: config.name.bytes,
-                                           frameSize: state.heartbeatFrameSize, now: now)
+                                           frameSize: state.overlayMTU + Sleeve.ethernetHeader, now: now)
             }
             let decision = decideMode(link, session: session, now: now)
             let fastdpNow = decision.mode == .fastdp
@@ -113,7 +117,6 @@ extension Router {
         }
         for name in state.decisions.keys where established[name] == nil { state.decisions[name] = nil }
         if changed { state.engine.revalidate() }
-        fastdp.flows = state.engine.flowCount.load(ordering: .relaxed)
     }
 
     /// DESIGN §5 for one connection, with the heartbeat evidence of its session.

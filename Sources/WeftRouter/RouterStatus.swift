@@ -14,7 +14,7 @@ extension Router {
             name: config.name.description, nickname: config.nickname, port: config.port, encryption: passwordSet,
             pskId: keyring?.active?.id.description, trustedSubnets: config.trustedSubnets.map(\.text),
             protocolVersion: Int(LinkVersion.maximum), peers: topologyPeers.count, connections: counts,
-            targets: targetAddresses, uptimeSeconds: Int(Date().timeIntervalSince(started)), fastdp: fastdp,
+            targets: targetAddresses, uptimeSeconds: Int(Date().timeIntervalSince(started)), fastdp: fastdpStatus,
             overlayMTU: hostNetwork?.overlayMTU ?? config.mtu ?? 0)
     }
 

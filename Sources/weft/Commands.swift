@@ -37,11 +37,11 @@ struct SocketOption: ParsableArguments {
 }
 
 extension SocketOption {
-    /// POSTs `{"address": …}` and returns the router's `result` text.
-    func post(address: String, to path: String) throws -> String {
-        let body = try JSONEncoder().encode(AddressRequest(address: address))
-        let response = try call("POST", path, body: Array(body))
-        return (try? JSONDecoder().decode([String: String].self, from: Data(response)))?["result"] ?? "ok"
+    /// POSTs a JSON request and returns the router's `result` text (every POST answers
+    /// `{"result": …}`, workload calls with the workload beside it).
+    func post<T: Encodable>(_ request: T, to path: String) throws -> String {
+        let response = try call("POST", path, body: Array(try JSONEncoder().encode(request)))
+        return (try? JSONDecoder().decode(WorkloadResult.self, from: Data(response)))?.result ?? "ok"
     }
 }
 
@@ -194,7 +194,7 @@ struct Connect: ParsableCommand {
     @OptionGroup var socket: SocketOption
 
     func run() throws {
-        print(try socket.post(address: address, to: "/v1/connect"))
+        print(try socket.post(AddressRequest(address: address), to: "/v1/connect"))
     }
 }
 
@@ -204,7 +204,7 @@ struct Forget: ParsableCommand {
     @OptionGroup var socket: SocketOption
 
     func run() throws {
-        print(try socket.post(address: address, to: "/v1/forget"))
+        print(try socket.post(AddressRequest(address: address), to: "/v1/forget"))
     }
 }
 

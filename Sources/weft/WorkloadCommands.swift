@@ -4,14 +4,6 @@ import ArgumentParser
 import Foundation
 import WeftRouter
 
-extension SocketOption {
-    /// POSTs a JSON request and returns the router's `result` text.
-    func post<T: Encodable>(_ request: T, to path: String) throws -> String {
-        let response = try call("POST", path, body: Array(try JSONEncoder().encode(request)))
-        return (try? JSONDecoder().decode(WorkloadResult.self, from: Data(response)))?.result ?? "ok"
-    }
-}
-
 /// The workload's network namespace: a name (`ip netns add NAME`) or, with --pid, a process's.
 /// With --pid the first positional argument is the CIDR.
 struct NamespaceArguments: ParsableArguments {
@@ -87,17 +79,20 @@ struct Detach: ParsableCommand {
     }
 }
 
+/// Expose and hide: the address checked here (a clear message before any router call), then sent.
+private func postCIDR(_ cidr: String, to path: String, _ socket: SocketOption) throws {
+    try reportingErrors {
+        _ = try HostNetwork.canonicalCIDR(cidr)
+        print(try socket.post(CIDRRequest(cidr: cidr), to: path))
+    }
+}
+
 struct Expose: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Give this host an address on the weft bridge.")
     @Argument(help: ArgumentHelp("Address with its prefix length, e.g. 10.32.0.1/12.", valueName: "cidr")) var cidr: String
     @OptionGroup var socket: SocketOption
 
-    func run() throws {
-        try reportingErrors {
-            _ = try HostNetwork.canonicalCIDR(cidr)
-            print(try socket.post(CIDRRequest(cidr: cidr), to: "/v1/expose"))
-        }
-    }
+    func run() throws { try postCIDR(cidr, to: "/v1/expose", socket) }
 }
 
 struct Hide: ParsableCommand {
@@ -105,12 +100,7 @@ struct Hide: ParsableCommand {
     @Argument(help: ArgumentHelp("Address with its prefix length, as given to expose.", valueName: "cidr")) var cidr: String
     @OptionGroup var socket: SocketOption
 
-    func run() throws {
-        try reportingErrors {
-            _ = try HostNetwork.canonicalCIDR(cidr)
-            print(try socket.post(CIDRRequest(cidr: cidr), to: "/v1/hide"))
-        }
-    }
+    func run() throws { try postCIDR(cidr, to: "/v1/hide", socket) }
 }
 
 struct Reset: ParsableCommand {

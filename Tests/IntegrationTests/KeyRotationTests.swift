@@ -10,6 +10,17 @@ final class KeyRotationTests: XCTestCase {
         return path
     }
 
+    /// `weft rotate-password --json` to `password` through host `index`, with `grace`; the
+    /// command must succeed and answer a result.
+    private func rotatePassword(_ net: TestNet, to password: String, grace: String, via index: Int = 1) throws
+        -> (result: RotatePasswordResult, output: String) {
+        let file = try writePassword(net, password)
+        let rotation = try Shell.run([binary("weft"), "rotate-password", "--file", file, "--grace", grace, "--json",
+                                      "--socket", net.host(index).socket], check: false)
+        XCTAssertEqual(rotation.status, 0, rotation.output)
+        return (try JSONDecoder().decode(RotatePasswordResult.self, from: Data(rotation.output.utf8)), rotation.output)
+    }
+
     private func established(_ net: TestNet, _ index: Int) -> [ConnectionStatus] {
         ((try? net.connections(index)) ?? []).filter { $0.state == .established }
     }
@@ -38,13 +49,9 @@ final class KeyRotationTests: XCTestCase {
             XCTAssertTrue(r.output.contains("epoch \(round - 1) -> \(round)"), "round \(round): \(r.output)")
             usleep(200_000)
         }
-        let file = try writePassword(net, "the new network password 2026")
-        let rotation = try Shell.run([binary("weft"), "rotate-password", "--file", file, "--grace", "4s", "--json",
-                                      "--socket", net.host(1).socket], check: false)
-        XCTAssertEqual(rotation.status, 0, rotation.output)
-        let result = try JSONDecoder().decode(RotatePasswordResult.self, from: Data(rotation.output.utf8))
-        XCTAssertEqual(result.acknowledged.count, 2, rotation.output)
-        XCTAssertTrue(result.missing.isEmpty, rotation.output)
+        let (result, output) = try rotatePassword(net, to: "the new network password 2026", grace: "4s")
+        XCTAssertEqual(result.acknowledged.count, 2, output)
+        XCTAssertTrue(result.missing.isEmpty, output)
         XCTAssertNotEqual(result.id, oldId)
         XCTAssertTrue(net.waitUntil(timeout: 20) { !ping.isRunning })
         let pingOutput = (try? String(contentsOfFile: pingLog, encoding: .utf8)) ?? ""
@@ -143,14 +150,10 @@ final class KeyRotationTests: XCTestCase {
         for index in 1...3 { XCTAssertTrue(net.sleeveReady(index, peers: 2), "host \(index)") }
         net.kill(3, signal: SIGTERM)
         XCTAssertTrue(net.waitUntil(timeout: 5) { self.established(net, 1).count == 1 })
-        let file = try writePassword(net, "password while one was away")
-        let rotation = try Shell.run([binary("weft"), "rotate-password", "--file", file, "--grace", "5m", "--json",
-                                      "--socket", net.host(1).socket], check: false)
-        XCTAssertEqual(rotation.status, 0, rotation.output)
-        let result = try JSONDecoder().decode(RotatePasswordResult.self, from: Data(rotation.output.utf8))
+        let (result, output) = try rotatePassword(net, to: "password while one was away", grace: "5m")
         XCTAssertEqual(result.acknowledged.count, 1)
         XCTAssertEqual(result.missing.count, 1, "the stopped router is reported")
-        XCTAssertTrue(result.missing.first?.contains(net.nickname(3)) == true, rotation.output)
+        XCTAssertTrue(result.missing.first?.contains(net.nickname(3)) == true, output)
         // Back with only the old password (a fresh data dir: no keyring): it joins and is moved.
         try? FileManager.default.removeItem(atPath: net.host(3).dataDir)
         try net.launch(3, peers: [1])
@@ -192,13 +195,9 @@ final class KeyRotationTests: XCTestCase {
         XCTAssertTrue(net.waitUntil(timeout: 10) {
             try JSONDecoder().decode(RouterStatus.self, from: Data(try net.cli(1, ["status", "--json"]).output.utf8)).peers == 3
         })
-        let file = try writePassword(net, "a password for the whole line")
-        let rotation = try Shell.run([binary("weft"), "rotate-password", "--file", file, "--grace", "3s", "--json",
-                                      "--socket", net.host(1).socket], check: false)
-        XCTAssertEqual(rotation.status, 0, rotation.output)
-        let result = try JSONDecoder().decode(RotatePasswordResult.self, from: Data(rotation.output.utf8))
-        XCTAssertEqual(result.acknowledged.count, 2, rotation.output)
-        XCTAssertTrue(result.missing.isEmpty, rotation.output)
+        let (result, output) = try rotatePassword(net, to: "a password for the whole line", grace: "3s")
+        XCTAssertEqual(result.acknowledged.count, 2, output)
+        XCTAssertTrue(result.missing.isEmpty, output)
         sleep(5)
         XCTAssertEqual(established(net, 3).count, 1, "C lost its link after the grace period")
         XCTAssertEqual(established(net, 3).first?.pskId, result.id)
