@@ -1,4 +1,4 @@
-// Anti-replay for sleeve packets (DESIGN §3): a sliding window of 8192 counters kept as a ring
+// Anti-replay for sleeve packets (docs/design.md §3): a sliding window of 8192 counters kept as a ring
 // of 64-bit words, in the manner of RFC 6479. `check` is called before the tag is verified and
 // `commit` only after, so a forged packet can never move the window.
 

@@ -1,4 +1,4 @@
-// The fast datapath (DESIGN §4): an Open vSwitch kernel datapath with a VXLAN vport, joined to
+// The fast datapath (docs/design.md §4): an Open vSwitch kernel datapath with a VXLAN vport, joined to
 // the `weft` bridge by a veth pair. The kernel forwards by flows; packets no flow matches come
 // up to a miss thread here, which decides (FastdpForwarding), executes the packet and installs
 // the flow. Flows idle for `idleFlowMillis` expire; route, mode and MAC changes revalidate them.

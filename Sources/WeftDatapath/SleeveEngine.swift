@@ -1,4 +1,4 @@
-// The sleeve data plane (DESIGN §3): one thread moves frames from the TAP device to peers over
+// The sleeve data plane (docs/design.md §3): one thread moves frames from the TAP device to peers over
 // UDP, in two stages (read, route and stamp; then seal and send — SleeveEngine+Pipeline.swift;
 // `WEFT_PIPELINE=on` gives the second stage a thread of its own), another moves packets from UDP
 // to the TAP device or on to the next hop. All work in batches

@@ -1,4 +1,4 @@
-// Which overlay carries a connection (DESIGN §5): a pure decision from what both ends said in
+// Which overlay carries a connection (docs/design.md §5): a pure decision from what both ends said in
 // the handshake and what the fast-datapath heartbeats show. The router applies it per link.
 
 public enum OverlayMode: String, Sendable, Codable {

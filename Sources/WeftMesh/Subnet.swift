@@ -1,4 +1,4 @@
-// CIDR ranges for --trusted-subnets, and the trust decision of DESIGN §5.
+// CIDR ranges for --trusted-subnets, and the trust decision of docs/design.md §5.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -89,7 +89,7 @@ private func trimmingBlanks(_ text: String) -> String {
     return String(s)
 }
 
-/// The link-level decisions of DESIGN §5 that the gossip link already needs.
+/// The link-level decisions of docs/design.md §5 that the gossip link already needs.
 public enum LinkPolicy {
     /// A link is trusted only when both ends say they trust the other's address.
     public static func trusted(localTrustsRemote: Bool, remoteTrustsLocal: Bool) -> Bool {

@@ -1,4 +1,4 @@
-// The control API: HTTP/1.1 with JSON bodies on a Unix socket (DESIGN §8). One request per
+// The control API: HTTP/1.1 with JSON bodies on a Unix socket (docs/design.md §8). One request per
 // connection; every handler hops onto the router's event loop to read or change state.
 import Foundation
 import NIOCore

@@ -146,7 +146,7 @@ public enum Doctor {
         }.joined(separator: "\n")
     }
 
-    /// fastdp over IPv4: 20 IP + 8 UDP + 8 VXLAN + 14 inner Ethernet (DESIGN §7).
+    /// fastdp over IPv4: 20 IP + 8 UDP + 8 VXLAN + 14 inner Ethernet (docs/design.md §7).
     public static let fastdpOverheadIPv4 = 20 + 8 + 8 + 14
     public static let sleeveOverheadIPv4 = Sleeve.overheadIPv4
     public static let fastdpPort = 6784
@@ -360,7 +360,7 @@ public enum Doctor {
         }
         for c in facts.connections where c.state == .established {
             let mode = c.mode ?? "none"
-            // Fastdp is preferred exactly where no encryption is needed (DESIGN §5).
+            // Fastdp is preferred exactly where no encryption is needed (docs/design.md §5).
             let preferred = c.encrypted ? "sleeve" : "fastdp"
             if mode == preferred {
                 parts.append("connection \(label(c)): \(mode)")

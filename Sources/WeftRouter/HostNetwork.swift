@@ -1,4 +1,4 @@
-// The router's interfaces on its host (DESIGN §3): the `weft` bridge with a MAC fixed from the
+// The router's interfaces on its host (docs/design.md §3): the `weft` bridge with a MAC fixed from the
 // peer name, the router's TAP port on it, veth pairs into workloads, and host addresses on the
 // bridge. Everything goes through rtnetlink (WeftNetlink); nothing shells out to `ip`.
 //

@@ -1,4 +1,4 @@
-// The password keyring (DESIGN §6, Keys/README.md): PSK entries with ids and states, kept in
+// The password keyring (docs/design.md §6, Keys/README.md): PSK entries with ids and states, kept in
 // `<data-dir>/keyring.json`, mode 0600, written atomically. It stores the Argon2id output (the
 // PSK), never the password, and is never logged.
 import Foundation

@@ -1,4 +1,4 @@
-// Prometheus metrics (DESIGN §8): `weft launch --metrics-addr HOST:PORT` serves the text
+// Prometheus metrics (docs/design.md §8): `weft launch --metrics-addr HOST:PORT` serves the text
 // exposition format at /metrics over HTTP/1.1, on the router's event loop group. Every value is
 // read on the router's loop from the state status reads, so a subsystem that is off simply
 // contributes zeros or no series.
@@ -16,7 +16,7 @@ final class RouterMetrics: @unchecked Sendable {
 
     /// Links that closed before they were established, by reason (snake_case refusal code).
     var handshakeFailures: [String: UInt64] = [:]
-    /// Completed session rekeys (DESIGN §6), either side's.
+    /// Completed session rekeys (docs/design.md §6), either side's.
     var rekeys: UInt64 = 0
     /// Sessions seen at the last scrape: when one goes away its drops move to `retiredDrops`,
     /// so the drop counters never go backwards.

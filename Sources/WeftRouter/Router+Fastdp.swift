@@ -1,4 +1,4 @@
-// The kernel fast datapath in the router (DESIGN §4, §5): started at launch where the kernel has
+// The kernel fast datapath in the router (docs/design.md §4, §5): started at launch where the kernel has
 // the openvswitch module, heartbeats through VXLAN on a timer, and the mode of every connection
 // decided from what both ends said and what the heartbeats show (ModeSelection).
 import Foundation
@@ -119,7 +119,7 @@ extension Router {
         if changed { state.engine.revalidate() }
     }
 
-    /// DESIGN §5 for one connection, with the heartbeat evidence of its session.
+    /// docs/design.md §5 for one connection, with the heartbeat evidence of its session.
     func decideMode(_ link: Link, session: SleeveSession?, now: Int64) -> ModeDecision {
         let heartbeats: ModeSelection.Heartbeats
         switch session?.fastdp.staleness(now: now) {
@@ -130,7 +130,7 @@ extension Router {
         var decision = ModeSelection.decide(passwordSet: passwordSet, trusted: link.trusted,
                                             localFastdp: fastdp.available ? nil : fastdp.reason,
                                             remoteFastdp: link.remoteHello?.fastdpCapable ?? false, heartbeats: heartbeats)
-        // A heartbeat that cannot fit the underlay path says so, with the figures (DESIGN §7).
+        // A heartbeat that cannot fit the underlay path says so, with the figures (docs/design.md §7).
         if decision.mode == .sleeve, decision.preferred == .fastdp, heartbeats != .ok, let session, let state = fastdpState {
             let underlayPath = session.pathPayloadBytes + Sleeve.ipv4Overhead
             if underlayPath < state.overlayMTU + FastdpWire.overheadIPv4 {

@@ -1,4 +1,4 @@
-// Session rekeying and password rotation (DESIGN §6, protocol.md §3.7–3.8), on the router's
+// Session rekeying and password rotation (docs/design.md §6, protocol.md §3.7–3.8), on the router's
 // event loop: the schedule, `weft rotate-key`, the keyring commands and the mesh-wide rotation.
 import Foundation
 import NIOCore

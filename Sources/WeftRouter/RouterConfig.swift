@@ -20,7 +20,7 @@ public struct RouterConfig: Sendable {
     public var nickname: String
     public var port: Int
     public var trustedSubnets: [Subnet]
-    /// nil: no password, the gossip link and data are sent in clear (DESIGN §2).
+    /// nil: no password, the gossip link and data are sent in clear (docs/design.md §2).
     public var psk: PreSharedKey?
     public var socketPath: String
     public var dataDir: String
@@ -29,7 +29,7 @@ public struct RouterConfig: Sendable {
     /// Addresses from the command line: retried forever.
     public var initialPeers: [String]
     public var listenAddress: String
-    /// Session keys are renewed this often (DESIGN §6).
+    /// Session keys are renewed this often (docs/design.md §6).
     public var rekeyInterval: TimeAmount = .seconds(120)
     /// Where /metrics is served (HOST:PORT); nil: off.
     public var metricsAddress: String?

@@ -38,7 +38,7 @@ extension Router {
             if let target = link.targetAddress { coveredTargets.insert(target) }
             let established = link.isEstablished
             let data = established ? sleeveStatus(for: link.remoteName) : .none
-            // The mode (DESIGN §5); `reason` explains a link off its preferred mode, but a sleeve
+            // The mode (docs/design.md §5); `reason` explains a link off its preferred mode, but a sleeve
             // that does not answer heartbeats comes first: nothing crosses such a link.
             let decision = established ? modeDecision(for: link) : nil
             let onFastdp = decision?.mode == .fastdp && data.mode != nil

@@ -142,7 +142,7 @@ public struct AddressRequest: Codable, Sendable {
     public init(address: String) { self.address = address }
 }
 
-/// Whether this router can use the kernel fast datapath, and why not (DESIGN §4).
+/// Whether this router can use the kernel fast datapath, and why not (docs/design.md §4).
 public struct FastdpStatus: Codable, Sendable, Equatable {
     public var available: Bool
     public var reason: String?

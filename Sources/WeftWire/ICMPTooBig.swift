@@ -1,4 +1,4 @@
-// The answer to a frame too big for the path (DESIGN §3): an ICMPv4 "fragmentation needed" or
+// The answer to a frame too big for the path (docs/design.md §3): an ICMPv4 "fragmentation needed" or
 // ICMPv6 "packet too big", built as an Ethernet frame that goes back to the sender through the
 // bridge, so its TCP lowers its segment size instead of black-holing. Pure; writes in place.
 

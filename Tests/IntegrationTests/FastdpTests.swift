@@ -1,4 +1,4 @@
-// The fast datapath end to end (DESIGN §4, §5, §7): real routers whose trusted links carry
+// The fast datapath end to end (docs/design.md §4, §5, §7): real routers whose trusted links carry
 // frames through the Open vSwitch kernel datapath as VXLAN on UDP 6784, and whose other links stay
 // on sleeve (UDP 6783). Needs the openvswitch module, which this machine's kernel lacks: here
 // these tests skip, and scripts/test-in-vm.sh runs them in ../shared/tools/ovs-vm. Waits are
@@ -7,7 +7,7 @@ import Foundation
 import XCTest
 @testable import WeftRouter
 
-/// Ports on the underlay (DESIGN §3, §4).
+/// Ports on the underlay (docs/design.md §3, §4).
 let sleevePort = 6783
 let fastdpPort = 6784
 
@@ -151,7 +151,7 @@ final class FastdpTests: XCTestCase {
             XCTAssertEqual(c.mode, "fastdp")
             XCTAssertTrue(c.ready)
             XCTAssertTrue(c.trusted)
-            XCTAssertFalse(c.encrypted, "a trusted fastdp link is not encrypted (DESIGN §5)")
+            XCTAssertFalse(c.encrypted, "a trusted fastdp link is not encrypted (docs/design.md §5)")
             XCTAssertNil(c.reason, "fastdp is the preferred mode here: \(net.describe(index))")
             let status = try net.status(index)
             XCTAssertTrue(status.fastdp.available, net.describe(index))
@@ -281,7 +281,7 @@ final class FastdpTests: XCTestCase {
         let mtu = try XCTUnwrap(c.mtu, "the fastdp connection has no MTU: \(net.describe(1))")
         let overlay = try net.status(1).overlayMTU
         print("FastdpTests: underlay 1454: connection MTU \(mtu), overlay (workload) MTU \(overlay)")
-        XCTAssertLessThanOrEqual(mtu + 50, 1454, "VXLAN adds 50 bytes (DESIGN §7): \(mtu) does not fit a 1454 underlay")
+        XCTAssertLessThanOrEqual(mtu + 50, 1454, "VXLAN adds 50 bytes (docs/design.md §7): \(mtu) does not fit a 1454 underlay")
         XCTAssertLessThanOrEqual(mtu, overlay, "a workload could not send the connection's MTU through its \(overlay)-byte interface")
 
         let (w1, _) = try net.attachPair()
@@ -295,7 +295,7 @@ final class FastdpTests: XCTestCase {
 
     /// An overlay MTU forced above what the underlay carries for VXLAN (`--mtu 1420` on a 1454
     /// underlay: a full-size heartbeat is 1470 bytes on the wire): the heartbeat never fits, the
-    /// link stays on sleeve, and the reason says so with the figures (DESIGN §7).
+    /// link stays on sleeve, and the reason says so with the figures (docs/design.md §7).
     func testHeartbeatTooLargeForTheUnderlayIsReportedWithTheFigures() throws {
         let net = try TestNet(hosts: 0)
         defer { net.cleanup() }
@@ -325,7 +325,7 @@ final class FastdpTests: XCTestCase {
         for (index, peer) in [(1, 2), (2, 1)] {
             let c = try XCTUnwrap(try net.connection(index, to: peer))
             XCTAssertTrue(c.trusted)
-            XCTAssertFalse(c.encrypted, "a trusted link is not encrypted, whichever overlay carries it (DESIGN §5)")
+            XCTAssertFalse(c.encrypted, "a trusted link is not encrypted, whichever overlay carries it (docs/design.md §5)")
         }
         XCTAssertTrue(try net.status(1).fastdp.available, net.describe(1))
         let status2 = try net.status(2)

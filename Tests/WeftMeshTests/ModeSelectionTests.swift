@@ -1,7 +1,7 @@
 import XCTest
 @testable import WeftMesh
 
-/// The table of DESIGN §5, row by row, plus the reasons status shows.
+/// The table of docs/design.md §5, row by row, plus the reasons status shows.
 final class ModeSelectionTests: XCTestCase {
     func decide(password: Bool, trusted: Bool, local: String? = nil, remote: Bool = true,
                 heartbeats: ModeSelection.Heartbeats = .ok) -> ModeDecision {
