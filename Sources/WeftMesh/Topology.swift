@@ -89,6 +89,12 @@ public struct Topology: Sendable {
         return gone
     }
 
+    /// Drops one peer's entry (never this router's own).
+    public mutating func forget(_ name: PeerName) {
+        guard name != ownName else { return }
+        peers[name] = nil
+    }
+
     /// The whole topology, in ascending name order.
     public func fullUpdate() -> TopologyUpdate {
         TopologyUpdate(peers: peers.keys.sorted().map { peers[$0]! })

@@ -19,6 +19,8 @@ struct Target {
     /// Authentication failures are "failed", transient ones "retrying".
     var authFailure = false
     var link: Link?
+    /// A TCP connect is in flight (before a link exists).
+    var connecting = false
     /// The peer this address led to last time.
     var peer: PeerName?
     var nickname: String?
@@ -58,8 +60,10 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     let uid: UInt64
     let started = Date()
 
-    var topology: Topology
-    private(set) var routes: Routes
+    /// The topology gossip (WeftMesh/Gossip.swift): what this router knows of the mesh.
+    private(set) var gossip: Gossip
+    var topology: Topology { gossip.topology }
+    var routes: Routes { gossip.routes }
     private var links: [ObjectIdentifier: Link] = [:]
     var established: [PeerName: Link] = [:]
     private var targets: [String: Target] = [:]
@@ -72,9 +76,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     /// The bridge, the router's TAP and the workloads (HostNetwork.swift); set by bind().
     private(set) var hostNetwork: HostNetwork?
     private var ticker: RepeatedTask?
-    private var lastFullGossip = NIODeadline.now()
     private var stopping = false
-    private var unreachableSince: [PeerName: NIODeadline] = [:]
     private var lastHeartbeat = NIODeadline.now()
     /// The sleeve data plane; nil until started (and in tests of the control plane alone).
     var sleeve: SleeveState?
@@ -89,8 +91,9 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
 
     static let maxPendingHandshakes = 64
     static let inboundFailureMemory: TimeAmount = .minutes(5)
-    static let fullGossipInterval: TimeAmount = .seconds(30)
-    static let unreachableGrace: TimeAmount = .seconds(10)
+    /// Outbound connection attempts in flight at once: a router that learns a hundred peers
+    /// at once must not time out its own connects (protocol.md §4.4).
+    static let maxConcurrentDials = 16
 
     /// The password keyring; nil when the router runs without a password.
     let keyring: Keyring?
@@ -106,8 +109,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         self.uid = UInt64.random(in: 1...UInt64.max)
         let own = PeerEntry(name: config.name, nickname: config.nickname, uid: uid, version: 1,
                             shortId: Topology.initialShortId(for: config.name), connections: [])
-        self.topology = Topology(own: own)
-        self.routes = topology.routes()
+        self.gossip = Gossip(own: own)
         self.stopped = loop.makePromise()
     }
 
@@ -247,6 +249,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         metrics.linkClosed(link, wasEstablished: wasEstablished)
         if let name = link.remoteName, established[name] === link {
             established[name] = nil
+            gossip.linkDown(name)
             logger.info("connection closed", metadata: ["peer": "\(name)", "address": "\(link.socketAddress)", "reason": "\(link.reason ?? "")"])
             ownConnectionsChanged()
         }
@@ -344,8 +347,9 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
             return
         }
         target.nextAttempt = .now() + .seconds(3600)  // until the attempt ends
+        target.connecting = true
         targets[address] = target
-        ClientBootstrap(group: loop)
+        let attempt = ClientBootstrap(group: loop)
             .connectTimeout(.seconds(5))
             .channelOption(.socketOption(.so_keepalive), value: 1)
             .channelInitializer { [self] channel in
@@ -354,7 +358,8 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
                 }
             }
             .connect(host: host, port: port)
-            .whenFailure { [self] error in
+        attempt.whenComplete { [self] _ in targets[address]?.connecting = false }
+        attempt.whenFailure { [self] error in
                 guard var target = targets[address], target.link == nil else { return }
                 target.failures += 1
                 target.authFailure = false
@@ -377,7 +382,9 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     private func tick() {
         let now = NIODeadline.now()
         for link in links.values { link.tick(now: now) }
-        for (address, target) in targets where target.link == nil && now >= target.nextAttempt {
+        var dialing = targets.values.filter { $0.connecting || ($0.link.map { !$0.isEstablished } ?? false) }.count
+        for (address, target) in targets.sorted(by: { $0.value.nextAttempt < $1.value.nextAttempt })
+        where target.link == nil && now >= target.nextAttempt && dialing < Self.maxConcurrentDials {
             if let peer = target.peer, established[peer] != nil { continue }
             // Already connected the other way (the peer dialed us): adopt that link.
             if let link = established.values.first(where: { $0.remoteGossipAddress == address }) {
@@ -386,6 +393,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
                 continue
             }
             dial(address)
+            dialing += 1
         }
         inboundFailures = inboundFailures.filter { now - $0.value.at < Self.inboundFailureMemory }
         buckets = buckets.filter { now - $0.value.last < .seconds(10) }
@@ -395,11 +403,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         }
         sleeve?.probeTick(now: now)
         keyTick(now: now)
-        if now - lastFullGossip >= Self.fullGossipInterval {
-            lastFullGossip = now
-            broadcast(topology.fullUpdate().peers)
-            topologyChanged()
-        }
+        apply(gossip.tick(now: Self.seconds(now)))
     }
 
     // MARK: gossip
@@ -408,50 +412,19 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         let entries = established.values.sorted { $0.remoteName! < $1.remoteName! }.map { link in
             ConnectionEntry(remote: link.remoteName!, address: link.remoteGossipAddress, established: true, outbound: link.direction == .outbound)
         }
-        if topology.setOwn(nickname: config.nickname, connections: entries) {
-            broadcast([])
-        }
-        topologyChanged()
+        apply(gossip.setOwn(nickname: config.nickname, connections: entries, now: Self.seconds(.now())))
     }
 
-    /// Sends `entries` to every established link. Our own entry always travels along: a receiver
-    /// then knows the path to us, so it cannot drop the other entries as unreachable.
-    private func broadcast(_ entries: [PeerEntry]) {
-        let payloads = Self.gossipPayloads(entries, own: topology.own)
-        for link in established.values {
-            for payload in payloads { link.send(type: MessageType.gossip.rawValue, payload: payload) }
-        }
-    }
+    /// The gossip's clock: seconds of the monotonic clock.
+    static func seconds(_ t: NIODeadline) -> Double { Double(t.uptimeNanoseconds) / 1e9 }
 
-    /// Splits a (possibly large) update into messages well under the frame cap; entries merge
-    /// one at a time, so any split is as good as one message.
-    static func gossipPayloads(_ entries: [PeerEntry], own: PeerEntry) -> [[UInt8]] {
-        let budget = FrameLimits.afterHandshake / 2
-        var payloads: [[UInt8]] = []
-        var batch: [PeerEntry] = [own]
-        var size = 0
-        for entry in entries where entry.name != own.name {
-            let entrySize = 40 + entry.nickname.utf8.count + entry.connections.reduce(0) { $0 + 8 + $1.address.utf8.count }
-            if size + entrySize > budget || batch.count >= TopologyUpdate.maxPeers {
-                payloads.append(TopologyUpdate(peers: batch).encode())
-                batch = [own]
-                size = 0
-            }
-            batch.append(entry)
-            size += entrySize
-        }
-        payloads.append(TopologyUpdate(peers: batch).encode())
-        return payloads
-    }
-
-    private func topologyChanged() {
-        routes = topology.routes()
-        let now = NIODeadline.now()
-        let unreachable = Set(topology.peers.keys).subtracting(routes.reachable)
-        unreachableSince = unreachableSince.filter { unreachable.contains($0.key) }
-        for name in unreachable where unreachableSince[name] == nil { unreachableSince[name] = now }
-        let recent = Set(unreachableSince.filter { now - $0.value < Self.unreachableGrace }.keys)
-        let gone = topology.removeUnreachable(keeping: recent)
+    /// Carries out what the gossip decided: its messages on the established links, and a
+    /// refresh of forwarding and dial targets when the topology changed.
+    private func apply(_ effects: GossipEffects) {
+        for send in effects.sends { established[send.to]?.send(type: send.type.rawValue, payload: send.payload) }
+        guard effects.topologyChanged else { return }
+        let gone = Set(effects.removed)
+        // Learned addresses of removed peers are dropped (protocol.md §4.2); named ones stay.
         for (address, target) in targets where !target.permanent && target.link == nil {
             if let peer = target.peer, gone.contains(peer) || topology.peers[peer] == nil { targets[address] = nil }
         }
@@ -497,7 +470,10 @@ extension Router: LinkDelegate {
     /// Forgets an established link at once when a newer one replaces it, rather than waiting for
     /// its channel to report closure, so the new link can take its place in the same turn.
     private func linkClosedEarly(_ link: Link) {
-        if let name = link.remoteName, established[name] === link { established[name] = nil }
+        if let name = link.remoteName, established[name] === link {
+            established[name] = nil
+            gossip.linkDown(name)
+        }
     }
 
     func linkEstablished(_ link: Link) {
@@ -517,25 +493,19 @@ extension Router: LinkDelegate {
             "direction": "\(link.direction.rawValue)", "encrypted": "\(LinkPolicy.encrypted(passwordSet: passwordSet, trusted: link.trusted))",
             "trusted": "\(link.trusted)",
         ])
-        for payload in Self.gossipPayloads(topology.fullUpdate().peers, own: topology.own) {
-            link.send(type: MessageType.gossip.rawValue, payload: payload)
-        }
+        apply(gossip.linkUp(hello.name, now: Self.seconds(.now())))
         ownConnectionsChanged()
         catchUpPassword(link)
     }
 
     func link(_ link: Link, received type: UInt8, payload: [UInt8]) {
         switch MessageType(rawValue: type) {
-        case .gossip:
-            let update: TopologyUpdate
-            do { update = try TopologyUpdate.decode(payload) } catch {
+        case .gossip, .gossipDigest:
+            guard let from = link.remoteName else { return }
+            do {
+                apply(try gossip.receive(from: from, type: MessageType(rawValue: type)!, payload: payload, now: Self.seconds(.now())))
+            } catch {
                 link.fail("malformed gossip: \(error)", refuse: .protocolError)
-                return
-            }
-            let changed = topology.merge(update)
-            if !changed.isEmpty {
-                broadcast(changed)
-                topologyChanged()
             }
         case .passwordOffer, .passwordAck, .passwordUse:
             handlePasswordMessage(link, type: MessageType(rawValue: type)!, payload: payload)

@@ -61,6 +61,7 @@ public enum MessageType: UInt8, Sendable {
     case refuse = 0x04
     case gossip = 0x10
     case keepalive = 0x11
+    case gossipDigest = 0x12
     case rekeyInit = 0x20
     case rekeyResponse = 0x21
     case rekeyDone = 0x22

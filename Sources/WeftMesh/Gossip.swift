@@ -1,0 +1,256 @@
+import WeftWire
+
+// The topology gossip of one router (docs/protocol.md §4.2–4.4) as a pure state machine: events
+// in (own connections changed, a link came up or went down, a message arrived, time passed),
+// messages to send out. The router carries the sends out on its links; the simulation in
+// Tests/GossipSimulationTests runs a thousand of these in memory.
+//
+// What keeps the cost proportional to the change:
+// - a change travels once, along the broadcast tree of the peer it is about, never on a timer;
+// - own-entry changes are coalesced (a burst of link changes is one update);
+// - a new link exchanges digests (versions only) and each side sends just what the other lacks;
+// - anti-entropy is a 12-byte summary to one neighbour at a time; entries follow only on a
+//   mismatch;
+// - a removed peer's last version is remembered, and an entry no newer than it is taken back
+//   only if it is reachable: stale gossip cannot resurrect a departed peer.
+
+/// The timings of the gossip, in seconds (docs/protocol.md §4.4).
+public struct GossipTimings: Sendable {
+    /// Own-entry changes leave at most this often.
+    public var ownUpdateInterval: Double = 0.5
+    /// A summary digest goes to one neighbour (in turn) this often.
+    public var antiEntropyInterval: Double = 2
+    /// An unreachable peer is kept this long before it is removed: gossip that makes it
+    /// reachable again may be a message behind.
+    public var unreachableGrace: Double = 10
+    /// How long a removed peer's last version is remembered.
+    public var departureMemory: Double = 600
+
+    public init() {}
+}
+
+/// One message for a neighbour.
+public struct GossipSend: Sendable, Equatable {
+    public var to: PeerName
+    public var type: MessageType
+    public var payload: [UInt8]
+}
+
+/// What the router must do after an event.
+public struct GossipEffects: Sendable {
+    /// Messages to send, in order.
+    public var sends: [GossipSend] = []
+    /// The topology or the routes changed: forwarding and dial targets need refreshing.
+    public var topologyChanged = false
+    /// Peers removed from the topology by this event, in ascending order.
+    public var removed: [PeerName] = []
+
+    public init() {}
+}
+
+public struct Gossip: Sendable {
+    public private(set) var topology: Topology
+    public private(set) var routes: Routes
+    public let timings: GossipTimings
+    /// Peers with an established link, ascending.
+    public private(set) var neighbours: [PeerName] = []
+    /// Removed peers: the last version held and when the memory of it ends.
+    private var departures: [PeerName: (version: PeerVersion, until: Double)] = [:]
+    private var unreachableSince: [PeerName: Double] = [:]
+    private var ownPending = false
+    private var lastOwnSent = -Double.infinity
+    private var nextAntiEntropy: Double = 0
+    private var rotation = 0
+
+    /// GOSSIP payloads are cut at this size so one large update does not hold a link's other
+    /// messages back for long.
+    public static let payloadBudget = 64 * 1024
+
+    public init(own: PeerEntry, timings: GossipTimings = GossipTimings()) {
+        topology = Topology(own: own)
+        routes = topology.routes()
+        self.timings = timings
+        // Spread the summaries of routers started together over the interval.
+        nextAntiEntropy = timings.antiEntropyInterval * Double(own.name.value % 1024) / 1024
+    }
+
+    /// The removed peers still remembered, for status and tests.
+    public var departed: [PeerName: PeerVersion] { departures.mapValues(\.version) }
+
+    // MARK: events
+
+    /// This router's connections or nickname changed (already cut to wire limits by Topology).
+    public mutating func setOwn(nickname: String, connections: [ConnectionEntry], now: Double) -> GossipEffects {
+        var effects = GossipEffects()
+        if topology.setOwn(nickname: nickname, connections: connections) {
+            ownPending = true
+            topologyChanged(&effects)
+        }
+        flushOwn(now: now, &effects)
+        return effects
+    }
+
+    /// A link to `peer` completed its handshake: the two ends exchange digests and each sends
+    /// what the other lacks.
+    public mutating func linkUp(_ peer: PeerName, now: Double) -> GossipEffects {
+        var effects = GossipEffects()
+        if !neighbours.contains(peer) {
+            neighbours.append(peer)
+            neighbours.sort()
+        }
+        // A peer we talk to directly is alive, whatever we removed before.
+        departures[peer] = nil
+        effects.sends.append(GossipSend(to: peer, type: .gossipDigest, payload: GossipDigest.full(heldVersions(), wantsReply: false).encode()))
+        return effects
+    }
+
+    public mutating func linkDown(_ peer: PeerName) {
+        neighbours.removeAll { $0 == peer }
+    }
+
+    /// A GOSSIP or GOSSIP_DIGEST message from neighbour `from`. Throws `WireError` when it does
+    /// not decode; the link is then closed as a protocol error.
+    public mutating func receive(from: PeerName, type: MessageType, payload: [UInt8], now: Double) throws -> GossipEffects {
+        var effects = GossipEffects()
+        switch type {
+        case .gossip:
+            merge(try TopologyUpdate.decode(payload).peers, from: from, now: now, &effects)
+        case .gossipDigest:
+            answer(try GossipDigest.decode(payload), from: from, &effects)
+        default:
+            break
+        }
+        return effects
+    }
+
+    /// Timers: coalesced own updates, anti-entropy, removal of peers unreachable past the grace.
+    public mutating func tick(now: Double) -> GossipEffects {
+        var effects = GossipEffects()
+        flushOwn(now: now, &effects)
+        departures = departures.filter { $0.value.until > now }
+
+        let unreachable = Set(topology.peers.keys).subtracting(routes.reachable)
+        unreachableSince = unreachableSince.filter { unreachable.contains($0.key) }
+        for name in unreachable where unreachableSince[name] == nil { unreachableSince[name] = now }
+        let gone = unreachableSince.filter { now - $0.value >= timings.unreachableGrace }.keys.sorted()
+        if !gone.isEmpty {
+            for name in gone {
+                if let entry = topology.peers[name] {
+                    departures[name] = (PeerVersion(entry), now + timings.departureMemory)
+                }
+                topology.forget(name)
+                unreachableSince[name] = nil
+            }
+            effects.removed = gone
+            topologyChanged(&effects)
+        }
+
+        if now >= nextAntiEntropy {
+            nextAntiEntropy = now + timings.antiEntropyInterval
+            if !neighbours.isEmpty {
+                let to = neighbours[rotation % neighbours.count]
+                rotation &+= 1
+                effects.sends.append(GossipSend(to: to, type: .gossipDigest, payload: GossipDigest.summary(of: heldVersions()).encode()))
+            }
+        }
+        return effects
+    }
+
+    // MARK: rules
+
+    /// The versions this router vouches for: itself and every peer it can reach. Unreachable
+    /// entries waiting out their grace are neither announced nor sent, so they cannot spread.
+    func heldVersions() -> [PeerVersion] {
+        let reachable = routes.reachable
+        return topology.peers.values.filter { reachable.contains($0.name) }.map(PeerVersion.init).sorted { $0.name < $1.name }
+    }
+
+    private mutating func merge(_ entries: [PeerEntry], from: PeerName, now: Double, _ effects: inout GossipEffects) {
+        // Entries of removed peers no newer than what we removed are taken only if they turn out
+        // reachable (the peer is alive behind a path we had lost), never to sit unreachable.
+        let suspects = Set(entries.filter { e in
+            guard let d = departures[e.name] else { return false }
+            return !PeerVersion(e).isNewer(than: d.version)
+        }.map(\.name))
+        var changed = topology.merge(TopologyUpdate(peers: entries))
+        guard !changed.isEmpty else { return }
+        routes = topology.routes()
+        if !suspects.isEmpty {
+            let reachable = routes.reachable
+            var dropped = false
+            for name in suspects where topology.peers[name] != nil {
+                if reachable.contains(name) {
+                    departures[name] = nil
+                } else {
+                    topology.forget(name)
+                    dropped = true
+                }
+            }
+            if dropped {
+                changed.removeAll { suspects.contains($0.name) && topology.peers[$0.name] == nil }
+                routes = topology.routes()
+            }
+        }
+        guard !changed.isEmpty else { return }
+        effects.topologyChanged = true
+        if changed.contains(where: { $0.name == topology.ownName }) {
+            // An earlier incarnation's entry or a short-id move: our own entry is news.
+            ownPending = true
+            flushOwn(now: now, &effects)
+        }
+        // Each change goes on along the broadcast tree of the peer it describes.
+        var forward: [PeerName: [PeerEntry]] = [:]
+        for entry in changed where entry.name != topology.ownName {
+            for next in routes.broadcastNextHops(from: entry.name) where next != from {
+                forward[next, default: []].append(entry)
+            }
+        }
+        for next in forward.keys.sorted() { send(forward[next]!, to: next, &effects) }
+    }
+
+    private mutating func answer(_ digest: GossipDigest, from: PeerName, _ effects: inout GossipEffects) {
+        let held = heldVersions()
+        switch digest {
+        case .summary:
+            if digest != GossipDigest.summary(of: held) {
+                effects.sends.append(GossipSend(to: from, type: .gossipDigest, payload: GossipDigest.full(held, wantsReply: true).encode()))
+            }
+        case .full(let theirs, let wantsReply):
+            var theirVersions: [PeerName: PeerVersion] = [:]
+            for v in theirs { theirVersions[v.name] = v }
+            let missing = held.filter { mine in theirVersions[mine.name].map { mine.isNewer(than: $0) } ?? true }
+            send(missing.compactMap { topology.peers[$0.name] }, to: from, &effects)
+            guard wantsReply else { return }
+            let lacking = theirs.contains { v in
+                if let d = departures[v.name], !v.isNewer(than: d.version) { return false }
+                guard let mine = topology.peers[v.name] else { return true }
+                return v.isNewer(than: PeerVersion(mine))
+            }
+            if lacking {
+                effects.sends.append(GossipSend(to: from, type: .gossipDigest, payload: GossipDigest.full(held, wantsReply: false).encode()))
+            }
+        }
+    }
+
+    private mutating func flushOwn(now: Double, _ effects: inout GossipEffects) {
+        guard ownPending, now - lastOwnSent >= timings.ownUpdateInterval else { return }
+        ownPending = false
+        lastOwnSent = now
+        let payloads = TopologyUpdate.payloads([topology.own], maxBytes: Self.payloadBudget)
+        for next in neighbours {
+            for payload in payloads { effects.sends.append(GossipSend(to: next, type: .gossip, payload: payload)) }
+        }
+    }
+
+    private func send(_ entries: [PeerEntry], to: PeerName, _ effects: inout GossipEffects) {
+        guard !entries.isEmpty else { return }
+        for payload in TopologyUpdate.payloads(entries, maxBytes: Self.payloadBudget) {
+            effects.sends.append(GossipSend(to: to, type: .gossip, payload: payload))
+        }
+    }
+
+    private mutating func topologyChanged(_ effects: inout GossipEffects) {
+        routes = topology.routes()
+        effects.topologyChanged = true
+    }
+}
