@@ -2,6 +2,8 @@
 // Weft: an encrypted overlay network router for Linux. Module layout: docs/architecture.md.
 import PackageDescription
 
+let optimized: [SwiftSetting] = [.unsafeFlags(["-O"])]
+
 let package = Package(
     name: "Weft",
     platforms: [.macOS(.v13)],
@@ -23,8 +25,10 @@ let package = Package(
 
         // Pure cores: no sockets, no clocks they are not handed.
         .target(name: "WeftCrypto", dependencies: ["CSodium"]),
-        .target(name: "WeftWire"),
-        .target(name: "WeftMesh", dependencies: ["WeftWire"]),
+        // Optimized in debug builds too: the gossip simulation of a thousand routers runs in
+        // `make test` (Tests/GossipSimulationTests) and would take minutes at -Onone.
+        .target(name: "WeftWire", swiftSettings: optimized),
+        .target(name: "WeftMesh", dependencies: ["WeftWire"], swiftSettings: optimized),
         // The data planes: dedicated threads over raw file descriptors (never NIO).
         .target(name: "WeftDatapath", dependencies: ["WeftCrypto", "WeftWire", "WeftMesh", "WeftNetlink", "CWeftShims"]),
         .target(name: "WeftNetlink", dependencies: ["CMnl", "CWeftShims"]),
@@ -48,6 +52,7 @@ let package = Package(
         .testTarget(name: "WeftCryptoTests", dependencies: ["WeftCrypto"]),
         .testTarget(name: "WeftWireTests", dependencies: ["WeftWire", "WeftTestSupport"]),
         .testTarget(name: "WeftMeshTests", dependencies: ["WeftMesh", "WeftTestSupport"]),
+        .testTarget(name: "GossipSimulationTests", dependencies: ["WeftMesh", "WeftWire", "WeftTestSupport"], swiftSettings: optimized),
         .testTarget(name: "WeftNetlinkTests", dependencies: ["WeftNetlink"]),
         .testTarget(name: "WeftDatapathTests", dependencies: ["WeftDatapath", "WeftCrypto", "WeftWire", "WeftNetlink"]),
         .testTarget(name: "WeftRouterTests", dependencies: ["WeftRouter"]),

@@ -50,7 +50,12 @@ public struct GossipEffects: Sendable {
 
 public struct Gossip: Sendable {
     public private(set) var topology: Topology
-    public private(set) var routes: Routes
+    /// Routes are recomputed only when asked for after a change: O(V + E) each time, and a
+    /// burst of gossip changes the topology many times between two uses.
+    private var cachedRoutes: Routes
+    private var routesStale = false
+    /// The summary of `heldVersions()`, until the topology changes.
+    private var cachedSummary: GossipDigest?
     public let timings: GossipTimings
     /// Peers with an established link, ascending.
     public private(set) var neighbours: [PeerName] = []
@@ -68,10 +73,19 @@ public struct Gossip: Sendable {
 
     public init(own: PeerEntry, timings: GossipTimings = GossipTimings()) {
         topology = Topology(own: own)
-        routes = topology.routes()
+        cachedRoutes = topology.routes()
         self.timings = timings
         // Spread the summaries of routers started together over the interval.
         nextAntiEntropy = timings.antiEntropyInterval * Double(own.name.value % 1024) / 1024
+    }
+
+    /// The routes over the current topology.
+    public mutating func routes() -> Routes {
+        if routesStale {
+            cachedRoutes = topology.routes()
+            routesStale = false
+        }
+        return cachedRoutes
     }
 
     /// The removed peers still remembered, for status and tests.
@@ -129,7 +143,7 @@ public struct Gossip: Sendable {
         flushOwn(now: now, &effects)
         departures = departures.filter { $0.value.until > now }
 
-        let unreachable = Set(topology.peers.keys).subtracting(routes.reachable)
+        let unreachable = Set(topology.peers.keys).subtracting(routes().reachable)
         unreachableSince = unreachableSince.filter { unreachable.contains($0.key) }
         for name in unreachable where unreachableSince[name] == nil { unreachableSince[name] = now }
         let gone = unreachableSince.filter { now - $0.value >= timings.unreachableGrace }.keys.sorted()
@@ -150,7 +164,7 @@ public struct Gossip: Sendable {
             if !neighbours.isEmpty {
                 let to = neighbours[rotation % neighbours.count]
                 rotation &+= 1
-                effects.sends.append(GossipSend(to: to, type: .gossipDigest, payload: GossipDigest.summary(of: heldVersions()).encode()))
+                effects.sends.append(GossipSend(to: to, type: .gossipDigest, payload: summary().encode()))
             }
         }
         return effects
@@ -160,9 +174,16 @@ public struct Gossip: Sendable {
 
     /// The versions this router vouches for: itself and every peer it can reach. Unreachable
     /// entries waiting out their grace are neither announced nor sent, so they cannot spread.
-    func heldVersions() -> [PeerVersion] {
-        let reachable = routes.reachable
+    mutating func heldVersions() -> [PeerVersion] {
+        let reachable = routes().reachable
         return topology.peers.values.filter { reachable.contains($0.name) }.map(PeerVersion.init).sorted { $0.name < $1.name }
+    }
+
+    private mutating func summary() -> GossipDigest {
+        if let cachedSummary { return cachedSummary }
+        let summary = GossipDigest.summary(of: heldVersions())
+        cachedSummary = summary
+        return summary
     }
 
     private mutating func merge(_ entries: [PeerEntry], from: PeerName, now: Double, _ effects: inout GossipEffects) {
@@ -174,9 +195,9 @@ public struct Gossip: Sendable {
         }.map(\.name))
         var changed = topology.merge(TopologyUpdate(peers: entries))
         guard !changed.isEmpty else { return }
-        routes = topology.routes()
+        invalidate()
         if !suspects.isEmpty {
-            let reachable = routes.reachable
+            let reachable = routes().reachable
             var dropped = false
             for name in suspects where topology.peers[name] != nil {
                 if reachable.contains(name) {
@@ -188,7 +209,7 @@ public struct Gossip: Sendable {
             }
             if dropped {
                 changed.removeAll { suspects.contains($0.name) && topology.peers[$0.name] == nil }
-                routes = topology.routes()
+                invalidate()
             }
         }
         guard !changed.isEmpty else { return }
@@ -198,10 +219,11 @@ public struct Gossip: Sendable {
             ownPending = true
             flushOwn(now: now, &effects)
         }
-        // Each change goes on along the broadcast tree of the peer it describes.
+        // Each change goes on along the broadcast tree of the peer it describes, so every router
+        // gets it once when views agree; where they do not yet, anti-entropy fills the gap.
         var forward: [PeerName: [PeerEntry]] = [:]
         for entry in changed where entry.name != topology.ownName {
-            for next in routes.broadcastNextHops(from: entry.name) where next != from {
+            for next in topology.broadcastNextHops(from: entry.name) where next != from {
                 forward[next, default: []].append(entry)
             }
         }
@@ -209,13 +231,13 @@ public struct Gossip: Sendable {
     }
 
     private mutating func answer(_ digest: GossipDigest, from: PeerName, _ effects: inout GossipEffects) {
-        let held = heldVersions()
         switch digest {
         case .summary:
-            if digest != GossipDigest.summary(of: held) {
-                effects.sends.append(GossipSend(to: from, type: .gossipDigest, payload: GossipDigest.full(held, wantsReply: true).encode()))
+            if digest != summary() {
+                effects.sends.append(GossipSend(to: from, type: .gossipDigest, payload: GossipDigest.full(heldVersions(), wantsReply: true).encode()))
             }
         case .full(let theirs, let wantsReply):
+            let held = heldVersions()
             var theirVersions: [PeerName: PeerVersion] = [:]
             for v in theirs { theirVersions[v.name] = v }
             let missing = held.filter { mine in theirVersions[mine.name].map { mine.isNewer(than: $0) } ?? true }
@@ -249,8 +271,13 @@ public struct Gossip: Sendable {
         }
     }
 
+    private mutating func invalidate() {
+        routesStale = true
+        cachedSummary = nil
+    }
+
     private mutating func topologyChanged(_ effects: inout GossipEffects) {
-        routes = topology.routes()
+        invalidate()
         effects.topologyChanged = true
     }
 }

@@ -7,6 +7,8 @@ public struct Topology: Sendable {
     public let ownName: PeerName
     /// Every known peer's newest entry, including this router's own.
     public private(set) var peers: [PeerName: PeerEntry]
+    /// The links of `peers`, kept in step entry by entry (every write goes through `store`).
+    private(set) var graph = MeshGraph()
 
     /// Starts a topology holding only `own`. Its nickname and addresses are cut to the wire limits.
     public init(own: PeerEntry) {
@@ -14,7 +16,15 @@ public struct Topology: Sendable {
         own.nickname = Self.wireNickname(own.nickname)
         own.connections = Self.wireConnections(own.connections)
         ownName = own.name
-        peers = [own.name: own]
+        peers = [:]
+        store(own.name, own)
+    }
+
+    private mutating func store(_ name: PeerName, _ entry: PeerEntry?) {
+        peers[name] = entry
+        graph.update(name, entry)
+        // Slots of removed peers stay (others may still list them); compact when they pile up.
+        if entry == nil, graph.names.count > 2 * peers.count + 64 { graph = MeshGraph(peers: peers) }
     }
 
     /// This router's own entry.
@@ -29,7 +39,7 @@ public struct Topology: Sendable {
         entry.connections = Self.wireConnections(connections)
         guard entry != own else { return false }
         entry.version &+= 1
-        peers[ownName] = entry
+        store(ownName, entry)
         return true
     }
 
@@ -47,16 +57,20 @@ public struct Topology: Sendable {
                 var mine = own
                 if entry.uid != mine.uid && entry.version >= mine.version {
                     mine.version = entry.version &+ 1
-                    peers[ownName] = mine
+                    store(ownName, mine)
                     changed.insert(ownName)
                 }
                 continue
             }
             if let known = peers[entry.name], (entry.version, entry.uid) <= (known.version, known.uid) { continue }
-            peers[entry.name] = entry
+            store(entry.name, entry)
             changed.insert(entry.name)
         }
-        if !changed.isEmpty, resolveShortIdCollision() { changed.insert(ownName) }
+        // Only a changed entry that claims our short id can start a collision: the full check
+        // reads every entry, so it runs only then.
+        let myId = own.shortId
+        if changed.contains(where: { $0 != ownName && peers[$0]?.shortId == myId && $0 < ownName }),
+           resolveShortIdCollision() { changed.insert(ownName) }
         return changed.sorted().compactMap { peers[$0] }
     }
 
@@ -74,7 +88,7 @@ public struct Topology: Sendable {
               let free = (0...TopologyUpdate.maxShortId).first(where: { !taken.contains($0) }) else { return false }
         mine.shortId = free
         mine.version &+= 1
-        peers[ownName] = mine
+        store(ownName, mine)
         return true
     }
 
@@ -85,14 +99,14 @@ public struct Topology: Sendable {
     public mutating func removeUnreachable(keeping: Set<PeerName> = []) -> [PeerName] {
         let reachable = routes().reachable
         let gone = peers.keys.filter { !reachable.contains($0) && $0 != ownName && !keeping.contains($0) }.sorted()
-        for name in gone { peers[name] = nil }
+        for name in gone { store(name, nil) }
         return gone
     }
 
     /// Drops one peer's entry (never this router's own).
     public mutating func forget(_ name: PeerName) {
         guard name != ownName else { return }
-        peers[name] = nil
+        store(name, nil)
     }
 
     /// The whole topology, in ascending name order.
@@ -100,9 +114,14 @@ public struct Topology: Sendable {
         TopologyUpdate(peers: peers.keys.sorted().map { peers[$0]! })
     }
 
+    /// This router's children in the broadcast tree of `source` (§4.1), over the current links.
+    public func broadcastNextHops(from source: PeerName) -> [PeerName] {
+        graph.broadcastChildren(of: ownName, from: source)
+    }
+
     /// Unicast routes from this router and the graph for broadcast trees (§4.1).
     public func routes() -> Routes {
-        Routes(local: ownName, graph: MeshGraph(peers: peers))
+        Routes(local: ownName, graph: graph)
     }
 
     /// The peers in the topology that are neither in `connected` nor this router, in ascending

@@ -63,7 +63,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     /// The topology gossip (WeftMesh/Gossip.swift): what this router knows of the mesh.
     private(set) var gossip: Gossip
     var topology: Topology { gossip.topology }
-    var routes: Routes { gossip.routes }
+    var routes: Routes { gossip.routes() }
     private var links: [ObjectIdentifier: Link] = [:]
     var established: [PeerName: Link] = [:]
     private var targets: [String: Target] = [:]

@@ -1,0 +1,278 @@
+import WeftTestSupport
+import WeftWire
+import WeftMesh
+
+/// Routers of WeftMesh/Gossip.swift in memory, on a simulated network with injected time: links
+/// deliver in order after a per-pair latency (1–20 ms), every message travels encoded (the real
+/// codecs), a link reset loses what was in flight on it, and routers dial what they learn
+/// (at most 16 attempts at once, as Router does) where the underlay lets them.
+struct MeshSimulator {
+    struct Router {
+        var name: PeerName
+        var gossip: Gossip
+        var alive = true
+        var links: Set<Int> = []
+        var dialing: Set<Int> = []
+        /// Who this router can reach directly on the underlay.
+        var reachable: Set<Int> = []
+        /// Counts starts, so that a stopped router's pending tick does not run after a restart.
+        var incarnation = 0
+        /// The topology changed since the last look for peers to dial (Router looks at once).
+        var learned = false
+    }
+
+    private enum Event {
+        case deliver(from: Int, to: Int, epoch: Int, type: MessageType, payload: [UInt8])
+        case linkUp(Int, Int)
+        case tick(Int, incarnation: Int)
+    }
+
+    private struct Scheduled {
+        var time: Double
+        var seq: Int
+        var event: Event
+    }
+
+    /// Counts since the last `resetCounters()`: messages and their bytes on the wire (payload +
+    /// type 1 + length 4 + Poly1305 tag 16, as on a sealed gossip link; TCP/IP headers excluded).
+    struct Counters {
+        var messages = 0
+        var bytes = 0
+        var summaries = 0
+        var fullDigests = 0
+        var gossipMessages = 0
+    }
+
+    static let frameOverhead = 21
+    static let tickInterval = 0.5
+    static let maxDialing = 16
+
+    private(set) var routers: [Router] = []
+    private(set) var now = 0.0
+    var counters = Counters()
+    private var index: [PeerName: Int] = [:]
+    private var queue: [Scheduled] = []
+    private var seq = 0
+    private var epochs: [Int: Int] = [:]
+    private var lastDelivery: [Int: Double] = [:]
+    private var rng: SplitMix64
+
+    init(seed: UInt64) { rng = SplitMix64(seed: seed) }
+
+    // MARK: building the mesh
+
+    /// Adds a router that can reach `reachable` (indexes of routers added before or after; the
+    /// relation is made symmetric) and returns its index. It does nothing until `join`.
+    mutating func addRouter(reachable: [Int] = []) -> Int {
+        var name = PeerName.random(using: &rng)
+        while index[name] != nil { name = PeerName.random(using: &rng) }
+        let i = routers.count
+        let own = PeerEntry(name: name, nickname: "r\(i)", uid: rng.next() | 1, version: 1,
+                            shortId: Topology.initialShortId(for: name), connections: [])
+        routers.append(Router(name: name, gossip: Gossip(own: own), alive: false))
+        index[name] = i
+        for j in reachable { allow(i, j) }
+        return i
+    }
+
+    mutating func allow(_ a: Int, _ b: Int) {
+        guard a != b else { return }
+        routers[a].reachable.insert(b)
+        routers[b].reachable.insert(a)
+    }
+
+    /// Starts router `i` now, dialing `seed` (if any) as an address named on its command line.
+    mutating func join(_ i: Int, seed: Int?) {
+        routers[i].alive = true
+        routers[i].incarnation += 1
+        schedule(.tick(i, incarnation: routers[i].incarnation), at: now + Self.tickInterval * Double.random(in: 0..<1, using: &rng))
+        if let seed { dial(i, seed) }
+    }
+
+    /// Stops router `i` as a SIGTERM does: its links close at both ends at once.
+    mutating func stop(_ i: Int) {
+        routers[i].alive = false
+        for j in routers[i].links.sorted() { dropLink(i, j) }
+        routers[i].dialing = []
+    }
+
+    /// Drops a link as a reset would: whatever was in flight on it is lost.
+    mutating func dropLink(_ a: Int, _ b: Int) {
+        guard routers[a].links.contains(b) else { return }
+        epochs[key(a, b), default: 0] += 1
+        for (x, y) in [(a, b), (b, a)] {
+            routers[x].links.remove(y)
+            routers[x].gossip.linkDown(routers[y].name)
+            if routers[x].alive { ownChanged(x) }
+        }
+    }
+
+    // MARK: running
+
+    /// Runs until `time`, checking `until` every `every` seconds of simulated time; returns the
+    /// time the check first held, or nil.
+    @discardableResult
+    mutating func run(for duration: Double, checkEvery every: Double = 1, until: ((inout MeshSimulator) -> Bool)? = nil) -> Double? {
+        let end = now + duration
+        var nextCheck = now + every
+        while true {
+            let nextEvent = queue.first?.time ?? .infinity
+            let t = min(nextEvent, nextCheck, end)
+            now = t
+            if t == nextCheck {
+                nextCheck += every
+                if let until, until(&self) { return now }
+                continue
+            }
+            if t == end { return nil }
+            handle(popEvent().event)
+        }
+    }
+
+    mutating func resetCounters() { counters = Counters() }
+
+    // MARK: what the routers hold
+
+    /// Every live router holds exactly the current entry of every live router, and nothing of
+    /// the stopped ones.
+    mutating func converged() -> Bool {
+        let live = routers.filter(\.alive)
+        var truth: [PeerName: PeerVersion] = [:]
+        for r in live { truth[r.name] = PeerVersion(r.gossip.topology.own) }
+        for r in live {
+            let peers = r.gossip.topology.peers
+            guard peers.count == truth.count else { return false }
+            for (name, entry) in peers where truth[name] != PeerVersion(entry) { return false }
+        }
+        return true
+    }
+
+    /// How many live routers list any of `names` in their topology.
+    func holders(of names: Set<PeerName>) -> Int {
+        routers.filter { r in r.alive && r.gossip.topology.peers.keys.contains(where: names.contains) }.count
+    }
+
+    func name(_ i: Int) -> PeerName { routers[i].name }
+
+    // MARK: internals
+
+    private func key(_ a: Int, _ b: Int) -> Int { min(a, b) << 32 | max(a, b) }
+
+    /// 1–20 ms, fixed per pair.
+    private func latency(_ a: Int, _ b: Int) -> Double {
+        var g = SplitMix64(seed: UInt64(key(a, b)))
+        return 0.001 + Double(g.next() % 19_000) / 1_000_000
+    }
+
+    private mutating func schedule(_ event: Event, at time: Double) {
+        seq += 1
+        queue.append(Scheduled(time: time, seq: seq, event: event))
+        var child = queue.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard before(queue[child], queue[parent]) else { break }
+            queue.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    private func before(_ a: Scheduled, _ b: Scheduled) -> Bool { (a.time, a.seq) < (b.time, b.seq) }
+
+    private mutating func popEvent() -> Scheduled {
+        let top = queue[0]
+        let last = queue.removeLast()
+        if !queue.isEmpty {
+            queue[0] = last
+            var parent = 0
+            while true {
+                let l = 2 * parent + 1, r = l + 1
+                var best = parent
+                if l < queue.count, before(queue[l], queue[best]) { best = l }
+                if r < queue.count, before(queue[r], queue[best]) { best = r }
+                guard best != parent else { break }
+                queue.swapAt(parent, best)
+                parent = best
+            }
+        }
+        return top
+    }
+
+    private mutating func dial(_ i: Int, _ j: Int) {
+        guard routers[i].alive, !routers[i].links.contains(j), !routers[i].dialing.contains(j),
+              routers[i].reachable.contains(j) else { return }
+        routers[i].dialing.insert(j)
+        // TCP handshake, preamble, Noise: two round trips.
+        schedule(.linkUp(i, j), at: now + 4 * latency(i, j))
+    }
+
+    private mutating func handle(_ event: Event) {
+        switch event {
+        case .linkUp(let i, let j):
+            routers[i].dialing.remove(j)
+            guard routers[i].alive, routers[j].alive, !routers[i].links.contains(j) else { return }
+            routers[i].links.insert(j)
+            routers[j].links.insert(i)
+            routers[j].dialing.remove(i)
+            for (x, y) in [(i, j), (j, i)] {
+                let effects = routers[x].gossip.linkUp(routers[y].name, now: now)
+                apply(x, effects)
+            }
+            ownChanged(i)
+            ownChanged(j)
+        case .tick(let i, let incarnation):
+            guard routers[i].alive, routers[i].incarnation == incarnation else { return }
+            tick(i)
+            schedule(.tick(i, incarnation: incarnation), at: now + Self.tickInterval)
+        case .deliver(let from, let to, let epoch, let type, let payload):
+            guard epochs[key(from, to), default: 0] == epoch, routers[to].alive else { return }
+            do {
+                let effects = try routers[to].gossip.receive(from: routers[from].name, type: type, payload: payload, now: now)
+                apply(to, effects)
+            } catch {
+                preconditionFailure("router \(to) could not decode gossip from \(from): \(error)")
+            }
+        }
+    }
+
+    private mutating func tick(_ i: Int) {
+        apply(i, routers[i].gossip.tick(now: now))
+        guard routers[i].learned, routers[i].dialing.count < Self.maxDialing else { return }
+        routers[i].learned = false
+        let connected = Set(routers[i].links.map { routers[$0].name })
+        for candidate in routers[i].gossip.topology.dialCandidates(connected: connected) {
+            guard routers[i].dialing.count < Self.maxDialing else {
+                routers[i].learned = true  // look again on the next tick
+                break
+            }
+            if let j = index[candidate.name] { dial(i, j) }
+        }
+    }
+
+    private mutating func ownChanged(_ i: Int) {
+        let connections = routers[i].links.map { j in
+            ConnectionEntry(remote: routers[j].name, address: "10.\(j >> 16 & 255).\(j >> 8 & 255).\(j & 255):6783",
+                            established: true, outbound: i < j)
+        }.sorted { $0.remote < $1.remote }
+        apply(i, routers[i].gossip.setOwn(nickname: "r\(i)", connections: connections, now: now))
+    }
+
+    private mutating func apply(_ i: Int, _ effects: GossipEffects) {
+        if effects.topologyChanged { routers[i].learned = true }
+        for send in effects.sends {
+            guard let j = index[send.to], routers[i].links.contains(j) else { continue }
+            counters.messages += 1
+            counters.bytes += send.payload.count + Self.frameOverhead
+            if send.type == .gossip {
+                counters.gossipMessages += 1
+            } else if send.payload.first == 0 {
+                counters.summaries += 1
+            } else {
+                counters.fullDigests += 1
+            }
+            let k = key(i, j) << 1 | (i < j ? 0 : 1)
+            let at = max(now + latency(i, j), lastDelivery[k] ?? 0)
+            lastDelivery[k] = at
+            schedule(.deliver(from: i, to: j, epoch: epochs[key(i, j), default: 0], type: send.type, payload: send.payload), at: at)
+        }
+    }
+}
