@@ -88,7 +88,6 @@ final class Link: @unchecked Sendable {  // confined to the router's event loop
 
     var isInitiator: Bool { direction == .outbound }
     var isEstablished: Bool { phase == .established }
-    var isClosed: Bool { phase == .closed }
     var remoteName: PeerName? { remoteHello?.name }
 
     /// `ip:port` of the other end of the TCP connection.
@@ -178,12 +177,11 @@ final class Link: @unchecked Sendable {  // confined to the router's event loop
         if self.reason == nil { self.reason = reason }
         if let code {
             refuseCode = code
-            let payload = Refuse(code: code, text: reason).encode()
-            if phase == .established {
-                send(type: MessageType.refuse.rawValue, payload: payload)
-            } else if phase == .handshake || phase == .preamble {
-                writeFrame([MessageType.refuse.rawValue] + payload)
-            }
+            var body = [MessageType.refuse.rawValue] + Refuse(code: code, text: reason).encode()
+            // Sealed once this side has session keys: on an established link, and for the dialer
+            // refusing after message 2, whose peer has already switched to them (protocol.md §3.1).
+            if sealer != nil { body = sealer!.seal(body) }
+            writeFrame(body)
         }
         phase = .closed
         channel.close(promise: nil)
@@ -263,6 +261,8 @@ final class Link: @unchecked Sendable {  // confined to the router's event loop
             }
             noise = state
             let hello = try Hello.decode(helloBytes)
+            // The responder is established from here on: a refusal from admit goes sealed.
+            sealer = LinkSealer(key: sendKey(LinkKeys.derive(chainingKey: state.chainingKey)))
             guard admit(hello) else { return }
             establish(chainingKey: state.chainingKey)
         default:
