@@ -310,10 +310,54 @@ final class LinkStateMachineTests: XCTestCase {
         }
     }
 
+    /// With the same UID a new connection wins exactly when the peer with the smaller name dialed
+    /// it; a restarted peer (new UID) replaces the established link at once.
+    func testRedialWithTheSameUIDIsRefusedAndARestartedPeerReplacesTheOldLink() {
+        let a = Router(name: 1), b = Router(name: 2)
+        // b dials a: the only link, so it is admitted.
+        let first = LinkPair(dialerHello: LinkPair.hello(2), acceptorHello: LinkPair.hello(1))
+        b.own(first.dialer)
+        a.own(first.acceptor)
+        first.connect()
+        XCTAssertEqual(first.acceptor.machine.state, .established)
+
+        // b (the greater name) dials again, same incarnation: the new connection is refused.
+        let again = LinkPair(dialerHello: LinkPair.hello(2), acceptorHello: LinkPair.hello(1))
+        b.own(again.dialer)
+        a.own(again.acceptor)
+        again.connect()
+        XCTAssertEqual(again.dialer.closed?.refusal, .duplicateConnection)
+        XCTAssertEqual(first.dialer.machine.state, .established)
+        XCTAssertTrue(a.established[LinkPair.hello(2).name] === first.acceptor)
+
+        // a (the smaller name) dials b: its connection replaces the one b dialed.
+        let mine = LinkPair(dialerHello: LinkPair.hello(1), acceptorHello: LinkPair.hello(2))
+        a.own(mine.dialer)
+        b.own(mine.acceptor)
+        mine.connect()
+        first.pump()
+        XCTAssertEqual(mine.dialer.machine.state, .established)
+        XCTAssertEqual(mine.acceptor.machine.state, .established)
+        XCTAssertEqual(first.dialer.closed?.refusal, .duplicateConnection)
+        XCTAssertTrue(a.established[LinkPair.hello(2).name] === mine.dialer)
+        XCTAssertTrue(b.established[LinkPair.hello(1).name] === mine.acceptor)
+
+        // b restarted (new UID) and dials a: the new link wins, the old one is told so.
+        let restarted = LinkPair(dialerHello: LinkPair.hello(2, uid: 99), acceptorHello: LinkPair.hello(1))
+        a.own(restarted.acceptor)
+        restarted.connect()
+        mine.pump()
+        XCTAssertEqual(restarted.dialer.machine.state, .established)
+        XCTAssertEqual(mine.dialer.closed?.reason, "peer restarted")
+        XCTAssertEqual(mine.acceptor.closed?.refusal, .duplicateConnection)
+        XCTAssertEqual(mine.acceptor.closed?.reason, "refused by remote: peer restarted")
+        XCTAssertTrue(a.established[LinkPair.hello(2).name] === restarted.acceptor)
+    }
+
     // MARK: helpers
 
-    /// The admission rule of the router (Sources/WeftRouter/Router.swift, linkAuthenticated) over
-    /// in-memory links: one established link per peer, the duplicate rule of WeftMesh.
+    /// The router's admission (Sources/WeftRouter/Router.swift, linkAuthenticated) over in-memory
+    /// links: one established link per peer, duplicates resolved by WeftMesh's rule.
     private final class Router {
         let name: PeerName
         var established: [PeerName: Endpoint] = [:]
@@ -324,12 +368,14 @@ final class LinkStateMachineTests: XCTestCase {
             for end in ends {
                 end.admission = { [unowned self] end, hello in
                     guard let existing = established[hello.name], existing !== end else { return nil }
-                    let keepOutbound = DuplicateConnections.keepOutbound(local: name, remote: hello.name)
-                    if end.machine.isInitiator == keepOutbound {
-                        existing.perform(existing.machine.fail("duplicate connection; keeping the other one", refuse: .duplicateConnection, now: 0), now: 0)
+                    switch DuplicateConnections.resolve(local: name, remote: hello.name, newIsOutbound: end.machine.isInitiator,
+                                                        existingUID: existing.machine.remoteHello?.uid, newUID: hello.uid) {
+                    case .replaceExisting(let reason):
+                        existing.perform(existing.machine.fail(reason, refuse: .duplicateConnection, now: 0), now: 0)
                         return nil
+                    case .refuseNew:
+                        return Refuse(code: .duplicateConnection, text: "duplicate connection; keeping the other one")
                     }
-                    return Refuse(code: .duplicateConnection, text: "duplicate connection; keeping the other one")
                 }
                 end.onEvent = { [unowned self] end, event in
                     guard let peer = end.machine.remoteHello?.name else { return }
