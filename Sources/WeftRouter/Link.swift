@@ -35,7 +35,7 @@ final class Link: @unchecked Sendable {  // confined to the router's event loop
     let remotePort: Int
     /// The address this link was dialed at (outbound only).
     let targetAddress: String?
-    private(set) var machine: LinkStateMachine
+    private var machine: LinkStateMachine
     private(set) var establishedAt: Date?
     private(set) var lastRekeyAt: Date?
     /// Set once the channel was told to close: later actions of the same batch are moot.
