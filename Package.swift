@@ -29,13 +29,15 @@ let package = Package(
         // `make test` (Tests/GossipSimulationTests) and would take minutes at -Onone.
         .target(name: "WeftWire", swiftSettings: optimized),
         .target(name: "WeftMesh", dependencies: ["WeftWire"], swiftSettings: optimized),
+        // The gossip link protocol as a state machine: bytes and time in, actions out.
+        .target(name: "WeftLink", dependencies: ["WeftCrypto", "WeftWire"]),
         // The data planes: dedicated threads over raw file descriptors (never NIO).
         .target(name: "WeftDatapath", dependencies: ["WeftCrypto", "WeftWire", "WeftMesh", "WeftNetlink", "CWeftShims"]),
         .target(name: "WeftNetlink", dependencies: ["CMnl", "CWeftShims"]),
 
         // Linux-facing wiring: gossip link, control API, persistence.
         .target(name: "WeftRouter", dependencies: [
-            "WeftCrypto", "WeftWire", "WeftMesh", "WeftNetlink", "WeftDatapath", "CWeftShims",
+            "WeftCrypto", "WeftWire", "WeftMesh", "WeftLink", "WeftNetlink", "WeftDatapath", "CWeftShims",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -53,6 +55,7 @@ let package = Package(
         .testTarget(name: "WeftWireTests", dependencies: ["WeftWire", "WeftTestSupport"]),
         .testTarget(name: "WeftMeshTests", dependencies: ["WeftMesh", "WeftTestSupport"]),
         .testTarget(name: "GossipSimulationTests", dependencies: ["WeftMesh", "WeftWire", "WeftTestSupport"], swiftSettings: optimized),
+        .testTarget(name: "WeftLinkTests", dependencies: ["WeftLink", "WeftCrypto", "WeftWire", "WeftMesh"]),
         .testTarget(name: "WeftNetlinkTests", dependencies: ["WeftNetlink"]),
         .testTarget(name: "WeftDatapathTests", dependencies: ["WeftDatapath", "WeftCrypto", "WeftWire", "WeftNetlink"]),
         .testTarget(name: "WeftRouterTests", dependencies: ["WeftRouter"]),

@@ -69,8 +69,6 @@ public struct NoiseCipherState: Sendable {
         self.key = key
     }
 
-    public var hasKey: Bool { key != nil }
-
     /// EncryptWithAd. Traps when the nonce would reach 2^64-1 (reserved by Noise).
     public mutating func encrypt(ad: [UInt8], plaintext: [UInt8]) -> [UInt8] {
         guard let key else { return plaintext }

@@ -39,4 +39,20 @@ public enum DuplicateConnections {
     public static func keepOutbound(local: PeerName, remote: PeerName) -> Bool {
         local < remote
     }
+
+    /// What admission does with a new connection to `remote` while an established one exists.
+    public enum Resolution: Equatable, Sendable {
+        /// Refuse the new connection (REFUSE 5): the established one is kept.
+        case refuseNew
+        /// Close the established connection (REFUSE 5) for this reason and admit the new one.
+        case replaceExisting(because: String)
+    }
+
+    /// §3.9: a new UID means the peer restarted, and the new connection always wins; with the
+    /// same UID the rule of `keepOutbound` decides. `existingUID` is nil when unknown.
+    public static func resolve(local: PeerName, remote: PeerName, newIsOutbound: Bool, existingUID: UInt64?, newUID: UInt64) -> Resolution {
+        if existingUID != newUID { return .replaceExisting(because: "peer restarted") }
+        return newIsOutbound == keepOutbound(local: local, remote: remote)
+            ? .replaceExisting(because: "duplicate connection to \(remote); keeping the other one") : .refuseNew
+    }
 }

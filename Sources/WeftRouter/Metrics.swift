@@ -18,6 +18,8 @@ final class RouterMetrics: @unchecked Sendable {
     var handshakeFailures: [String: UInt64] = [:]
     /// Completed session rekeys (docs/design.md §6), either side's.
     var rekeys: UInt64 = 0
+    /// Unknown gossip-link messages counted by links that have closed; live links add theirs.
+    private var closedLinksUnknownMessages: UInt64 = 0
     /// Sessions seen at the last scrape: when one goes away its drops move to `retiredDrops`,
     /// so the drop counters never go backwards.
     private var sessions: [ObjectIdentifier: SleeveSession] = [:]
@@ -38,6 +40,7 @@ final class RouterMetrics: @unchecked Sendable {
     /// Counts a link that closed before it was established. Duplicate-connection resolution
     /// and shutdown are not failures.
     func linkClosed(_ link: Link, wasEstablished: Bool) {
+        closedLinksUnknownMessages += UInt64(link.unknownMessages)
         guard !wasEstablished, link.reason != nil else { return }
         let code = link.refuseCode
         if code == .duplicateConnection || code == .shuttingDown { return }
@@ -71,6 +74,11 @@ final class RouterMetrics: @unchecked Sendable {
         for session in live { total.add(session.counters.snapshot()) }
         if let stray { total.add(stray) }
         return total
+    }
+
+    /// Unknown messages of every link that ever existed, so the counter never goes backwards.
+    func unknownMessages(live: [Link]) -> UInt64 {
+        live.reduce(closedLinksUnknownMessages) { $0 + UInt64($1.unknownMessages) }
     }
 
     func close() {
@@ -147,6 +155,8 @@ extension Router {
         out.family("weft_handshake_failures_total", .counter, "Gossip links that closed before they were established, by reason.",
                    metrics.handshakeFailures.sorted { $0.key < $1.key }.map { ([("reason", $0.key)], $0.value) })
         out.family("weft_rekeys_total", .counter, "Session rekeys.", [([], metrics.rekeys)])
+        out.family("weft_gossip_unknown_messages_total", .counter, "Gossip-link messages of an unknown type, ignored.",
+                   [([], metrics.unknownMessages(live: allLinks))])
         out.family("weft_overlay_mtu_bytes", .gauge, "MTU of the weft bridge, TAP and workload interfaces.",
                    [([], UInt64(hostNetwork?.overlayMTU ?? config.mtu ?? 0))])
         out.family("weft_fastdp_flows", .gauge, "Flows installed in the fast datapath (0 without fastdp).",

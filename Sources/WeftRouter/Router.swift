@@ -453,14 +453,12 @@ extension Router: LinkDelegate {
             return Refuse(code: .connectingToSelf, text: "connection to self (\(config.name))")
         }
         if let existing = established[hello.name], existing !== link {
-            // A restarted peer (new UID) replaces its dead incarnation's link at once.
-            let restarted = existing.remoteHello?.uid != hello.uid
-            let keepOutbound = DuplicateConnections.keepOutbound(local: config.name, remote: hello.name)
-            if restarted || (link.direction == .outbound) == keepOutbound {
-                existing.fail(restarted ? "peer restarted" : "duplicate connection to \(hello.name); keeping the other one",
-                              refuse: .duplicateConnection)
+            switch DuplicateConnections.resolve(local: config.name, remote: hello.name, newIsOutbound: link.direction == .outbound,
+                                                existingUID: existing.remoteHello?.uid, newUID: hello.uid) {
+            case .replaceExisting(let reason):
+                existing.fail(reason, refuse: .duplicateConnection)
                 linkClosedEarly(existing)
-            } else {
+            case .refuseNew:
                 return Refuse(code: .duplicateConnection, text: "duplicate connection to \(hello.name); keeping the other one")
             }
         }

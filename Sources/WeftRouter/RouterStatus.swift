@@ -52,7 +52,8 @@ extension Router {
                 connectionId: String(link.localHello.connectionId, radix: 16),
                 since: link.establishedAt.map { ISO8601DateFormatter().string(from: $0) },
                 cipher: data.cipher, mtu: onFastdp ? fastdpState?.overlayMTU : data.mtu, keyEpoch: established ? Int(link.epoch) : nil, counters: data.counters,
-                lastRekeyAt: link.lastRekeyAt.map { ISO8601DateFormatter().string(from: $0) }))
+                lastRekeyAt: link.lastRekeyAt.map { ISO8601DateFormatter().string(from: $0) },
+                unknownMessages: established ? link.unknownMessages : nil))
         }
         for target in allTargets where !coveredTargets.contains(target.address) {
             if let peer = target.peer, isEstablished(peer) { continue }

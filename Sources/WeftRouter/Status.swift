@@ -34,10 +34,13 @@ public struct ConnectionStatus: Codable, Sendable, Equatable {
     public var counters: SleeveCounters.Snapshot?
     /// When this connection last rekeyed (ISO 8601); null before its first rekey.
     public var lastRekeyAt: String?
+    /// Gossip-link messages of a type this router does not know, ignored (docs/protocol.md
+    /// §3.6); null before the link is established.
+    public var unknownMessages: Int? = nil
 
     enum CodingKeys: String, CodingKey {
         case peer, nickname, address, direction, state, encrypted, trusted, mode, pskId, reason, ready, connectionId, since
-        case cipher, mtu, keyEpoch, counters, lastRekeyAt
+        case cipher, mtu, keyEpoch, counters, lastRekeyAt, unknownMessages
     }
 
     /// Absent values are written as `null`, not left out: scripts read `mode`, `pskId` and
@@ -62,6 +65,7 @@ public struct ConnectionStatus: Codable, Sendable, Equatable {
         try c.encode(keyEpoch, forKey: .keyEpoch)
         try c.encode(counters, forKey: .counters)
         try c.encode(lastRekeyAt, forKey: .lastRekeyAt)
+        try c.encode(unknownMessages, forKey: .unknownMessages)
     }
 }
 
