@@ -231,7 +231,8 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
 
     /// Starts a path-MTU probing round to every directly connected peer: one DF packet of each
     /// candidate size (real sizes, never larger than our own underlay allows). The answers
-    /// arrive on the UDP thread; `finishProbeRounds` takes the result a moment later.
+    /// arrive on the UDP thread; the control plane takes each session's result a moment later
+    /// (`SleeveSession.finishProbeRound`).
     public func sendProbes() {
         let table = currentTable
         let sizes = ([maxPayload] + Self.probeMTUs.map { $0 - Sleeve.ipv4Overhead }).filter { $0 <= maxPayload && $0 >= 64 }
@@ -274,10 +275,6 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
         }
     }
 
-    public func finishProbeRounds() {
-        for case let session? in currentTable.sessions { session.finishProbeRound() }
-    }
-
     private func send(_ p: UnsafeRawPointer, _ length: Int, to session: SleeveSession) {
         var address = session.remoteAddress
         _ = withUnsafePointer(to: &address) {
@@ -315,10 +312,12 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
         defer { icmp.deallocate() }
         icmp.initializeMemory(as: UInt8.self, repeating: 0, count: VirtioNetHeader.size)
 
-        /// Tells the sender of an oversize frame the MTU that fits, through the bridge.
-        func tooBig(_ frame: UnsafeMutableRawPointer, _ length: Int, pathMTU: Int) {
-            let n = ICMPTooBig.build(frame: frame, length: length, mtu: pathMTU, into: icmp + VirtioNetHeader.size)
-            if n > 0 { _ = write(tapFD, icmp, VirtioNetHeader.size + n) }
+        /// Drops an oversize frame for `session` and tells its sender, through the bridge, the
+        /// MTU that fits the whole route (a UDP payload of `limit`).
+        func tooBig(_ frame: UnsafeMutableRawPointer, _ length: Int, limit: Int, session: SleeveSession) {
+            SleeveCounters.add(session.counters.dropTooBig, 1)
+            let n = ICMPTooBig.build(frame: frame, length: length, mtu: Sleeve.overlayMTU(payload: limit), into: icmp + VirtioNetHeader.size)
+            if n > 0, write(tapFD, icmp, VirtioNetHeader.size + n) > 0 { SleeveCounters.add(session.counters.txTooBig, 1) }
         }
 
         while !stopping.load(ordering: .relaxed) {
@@ -373,10 +372,9 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                 let frameLength = lengths[i]
                 let frame = slab + i * Self.txSlotSize + Self.frameOffset
                 let needed = Sleeve.frameHeaderSize + frameLength
-                let limit = session.pathPayload.load(ordering: .relaxed)
+                let limit = table.payloadLimit(to: destination, via: session)
                 guard Sleeve.headerSize + needed + Sleeve.tagSize <= limit else {
-                    SleeveCounters.add(session.counters.dropTooBig, 1)
-                    tooBig(frame, frameLength, pathMTU: session.pathMTU)
+                    tooBig(frame, frameLength, limit: limit, session: session)
                     return
                 }
                 SleeveCounters.add(session.counters.txFrames, 1)
@@ -411,14 +409,15 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
             func emitSuperFrame(_ i: Int, _ header: VirtioNetHeader, to session: SleeveSession, destination: UInt16) {
                 let frameLength = lengths[i]
                 let frame = slab + i * Self.txSlotSize + Self.frameOffset
-                // Each segment must still fit the path once the peer's kernel cuts it.
-                if let segment = header.segmentIPLength(frame: frame, length: frameLength), segment > session.pathMTU {
-                    SleeveCounters.add(session.counters.dropTooBig, 1)
-                    tooBig(frame, frameLength, pathMTU: session.pathMTU)
+                // Each segment must still fit the route once the peer's kernel cuts it, and every
+                // piece every hop: relays pass pieces on as they are.
+                let limit = table.payloadLimit(to: destination, via: session)
+                if let segment = header.segmentIPLength(frame: frame, length: frameLength), segment > Sleeve.overlayMTU(payload: limit) {
+                    tooBig(frame, frameLength, limit: limit, session: session)
                     return
                 }
                 let overhead = Sleeve.headerSize + FragmentHeader.size + (session.encrypted ? Sleeve.tagSize : 0)
-                let chunk = session.pathPayload.load(ordering: .relaxed) - overhead
+                let chunk = limit - overhead
                 let count = (frameLength + chunk - 1) / chunk
                 guard chunk >= 256, count <= FragmentHeader.maxCount else {
                     SleeveCounters.add(session.counters.dropTooBig, 1)
@@ -584,6 +583,10 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
         // A plain frame goes to the TAP behind an all-zero virtio header (nothing to offload).
         var zeroHeader = [UInt8](repeating: 0, count: VirtioNetHeader.size)
         var iov = [iovec(), iovec()]
+        // Owned by this thread: a frame record holding an ICMP too-big answer, built here and
+        // copied into a relay slot by `relay`.
+        let answer = UnsafeMutableRawPointer.allocate(byteCount: Sleeve.frameHeaderSize + ICMPTooBig.maxReply, alignment: 16)
+        defer { answer.deallocate() }
 
         func deliver(_ frame: UnsafeRawPointer, _ length: Int) {
             zeroHeader.withUnsafeMutableBytes { z in
@@ -623,14 +626,16 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
             }
 
             /// Re-seals a record (a frame with its record header, or a piece) towards the next hop.
-            func relay(_ body: UnsafeRawPointer, _ bodyLength: Int, kind: SleeveKind, frameBytes: Int, via session: SleeveSession) {
+            /// Returns false when it does not fit that hop (dropped and counted).
+            @discardableResult
+            func relay(_ body: UnsafeRawPointer, _ bodyLength: Int, kind: SleeveKind, frameBytes: Int, via session: SleeveSession) -> Bool {
                 if relays == Self.batch {
                     flush(&out)
                     relays = 0
                 }
                 guard Sleeve.headerSize + bodyLength + Sleeve.tagSize <= min(packetSlot, session.pathPayload.load(ordering: .relaxed)) else {
                     SleeveCounters.add(session.counters.dropTooBig, 1)
-                    return
+                    return false
                 }
                 let p = relaySlab + relays * packetSlot
                 relays += 1
@@ -639,6 +644,21 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                 SleeveCounters.add(session.counters.txFrames, 1)
                 SleeveCounters.add(session.counters.txBytes, UInt64(frameBytes))
                 enqueue(p, total, session)
+                return true
+            }
+
+            /// A relayed frame (or a super-frame's first piece, which starts with its headers)
+            /// did not fit the next hop `next`: the sender's workload gets an ICMP too-big naming
+            /// the MTU of the route onward, in a record from the frame's destination peer back to
+            /// its source peer, so it reaches the workload like any frame (docs/protocol.md §5.4).
+            func answerTooBig(_ frame: UnsafeRawPointer, _ length: Int, source: UInt16, destination: UInt16, next: SleeveSession) {
+                let mtu = Sleeve.overlayMTU(payload: table.payloadLimit(to: destination, via: next))
+                let n = ICMPTooBig.build(frame: frame, length: length, mtu: mtu, into: answer + Sleeve.frameHeaderSize)
+                guard n > 0, let back = table.route(to: source) else { return }
+                Sleeve.writeFrameHeader(length: n, source: destination, destination: source, to: answer)
+                if relay(answer, Sleeve.frameHeaderSize + n, kind: .data, frameBytes: n, via: back) {
+                    SleeveCounters.add(next.counters.txTooBig, 1)
+                }
             }
 
             for i in 0..<Int(n) {
@@ -726,8 +746,9 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                         for hop in table.broadcast[Int(piece.source)] where hop != header.sender {
                             if let next = table.session(hop) { relay(body, bodyLength, kind: .fragment, frameBytes: chunkLength, via: next) }
                         }
-                    } else if piece.destination != own, let next = table.route(to: piece.destination), next !== session {
-                        relay(body, bodyLength, kind: .fragment, frameBytes: chunkLength, via: next)
+                    } else if piece.destination != own, let next = table.route(to: piece.destination), next !== session,
+                              !relay(body, bodyLength, kind: .fragment, frameBytes: chunkLength, via: next), piece.index == 0 {
+                        answerTooBig(chunk, chunkLength, source: piece.source, destination: piece.destination, next: next)
                     }
                 case .data:
                     let ok = Sleeve.forEachFrame(in: body, length: bodyLength) { record in
@@ -751,8 +772,9 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                                     }
                                 }
                             }
-                        } else if let next = table.route(to: record.destination), next !== session {
-                            relay(recordStart, recordLength, kind: .data, frameBytes: record.length, via: next)
+                        } else if let next = table.route(to: record.destination), next !== session,
+                                  !relay(recordStart, recordLength, kind: .data, frameBytes: record.length, via: next) {
+                            answerTooBig(frame, record.length, source: record.source, destination: record.destination, next: next)
                         }
                     }
                     if !ok { SleeveCounters.add(session.counters.dropMalformed, 1) }

@@ -118,6 +118,8 @@ public struct DoctorFacts: Sendable {
     /// The router that answered on the control socket, if any.
     public var router: RouterStatus?
     public var connections: [ConnectionStatus] = []
+    /// The router's peers (`weft status peers`), for the path MTU of relayed routes.
+    public var peers: [PeerStatus] = []
     /// Why no router was asked or none answered.
     public var routerProblem: String?
 
@@ -204,6 +206,20 @@ public enum Doctor {
                 fixes.append("a hop towards \(label(c)) has a smaller MTU than this host's underlay: fix the hop, or use --mtu \(measured) on every host so large packets do not depend on ICMP too-big")
             } else {
                 parts.append("connection \(label(c)): path MTU \(measured)")
+            }
+        }
+        // Relayed peers: the route's MTU (`pathMtu`), which counts every hop; direct ones are
+        // the connections above (the same figure).
+        for p in facts.peers where p.reachable && !p.isSelf && p.nextHop != nil && p.nextHop != p.name {
+            guard let measured = p.pathMtu else { continue }
+            let via = facts.peers.first { $0.name == p.nextHop }.map { "\($0.name) (\($0.nickname))" } ?? p.nextHop!
+            let peer = "\(p.name) (\(p.nickname)) through \(via)"
+            if measured < overlay {
+                parts.append("peer \(peer): path MTU \(measured) < overlay \(overlay)")
+                status = max(status, .warn)
+                fixes.append("a hop on the route to \(p.name) (\(p.nickname)) has a smaller MTU: larger packets are answered with ICMP too-big; use --mtu \(measured) on every host so they do not depend on it")
+            } else {
+                parts.append("peer \(peer): path MTU \(measured)")
             }
         }
         return DoctorCheck(check: "mtu", status: status, detail: parts.joined(separator: "; "), fix: fixes.joined(separator: "; "))

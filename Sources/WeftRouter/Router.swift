@@ -393,7 +393,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
             lastHeartbeat = now
             sleeve?.engine.sendHeartbeats()
         }
-        sleeve?.probeTick(now: now)
+        if sleeve?.probeTick(now: now) == true { ownConnectionsChanged() }
         keyTick(now: now)
         if now - lastFullGossip >= Self.fullGossipInterval {
             lastFullGossip = now
@@ -406,7 +406,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
 
     private func ownConnectionsChanged() {
         let entries = established.values.sorted { $0.remoteName! < $1.remoteName! }.map { link in
-            ConnectionEntry(remote: link.remoteName!, address: link.remoteGossipAddress, established: true, outbound: link.direction == .outbound)
+            ConnectionEntry(remote: link.remoteName!, address: link.remoteGossipAddress, established: true, outbound: link.direction == .outbound, mtu: sleeve?.sessions[link.remoteName!]?.publishedMTU)
         }
         if topology.setOwn(nickname: config.nickname, connections: entries) {
             broadcast([])
