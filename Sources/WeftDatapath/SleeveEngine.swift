@@ -368,13 +368,24 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                 pending = 0
             }
 
-            func emit(_ i: Int, to session: SleeveSession, destination: UInt16) {
-                let frameLength = lengths[i]
+            /// Places the frame in slot `i` (`frameLength` bytes) into a packet for `session`.
+            func emit(_ i: Int, _ frameLength: Int, to session: SleeveSession, destination: UInt16) {
                 let frame = slab + i * Self.txSlotSize + Self.frameOffset
                 let needed = Sleeve.frameHeaderSize + frameLength
                 let limit = table.payloadLimit(to: destination, via: session)
                 guard Sleeve.headerSize + needed + Sleeve.tagSize <= limit else {
-                    tooBig(frame, frameLength, limit: limit, session: session)
+                    // IPv4 without DF: cut into IPv4 fragments that fit, each in a copy slot.
+                    let mtu = Sleeve.overlayMTU(payload: limit)
+                    let pieces = IPv4Fragments.count(frame: frame, length: frameLength, mtu: mtu)
+                    guard pieces > 0 else { return tooBig(frame, frameLength, limit: limit, session: session) }
+                    guard copies + pieces <= slots else { return SleeveCounters.add(session.counters.dropTooBig, 1) }
+                    for k in 0..<pieces {
+                        let slot = copies
+                        copies += 1
+                        let length = IPv4Fragments.write(frame: frame, length: frameLength, mtu: mtu, index: k,
+                                                         into: slab + slot * Self.txSlotSize + Self.frameOffset)
+                        emit(slot, length, to: session, destination: destination)
+                    }
                     return
                 }
                 SleeveCounters.add(session.counters.txFrames, 1)
@@ -503,7 +514,7 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                     SleeveCounters.add(stray.dropMalformed, 1)
                     continue
                 }
-                route(i) { session, destination in emit(i, to: session, destination: destination) }
+                route(i) { session, destination in emit(i, lengths[i], to: session, destination: destination) }
             }
             sealPending()
             ship(&out, pipeline)
@@ -583,9 +594,9 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
         // A plain frame goes to the TAP behind an all-zero virtio header (nothing to offload).
         var zeroHeader = [UInt8](repeating: 0, count: VirtioNetHeader.size)
         var iov = [iovec(), iovec()]
-        // Owned by this thread: a frame record holding an ICMP too-big answer, built here and
-        // copied into a relay slot by `relay`.
-        let answer = UnsafeMutableRawPointer.allocate(byteCount: Sleeve.frameHeaderSize + ICMPTooBig.maxReply, alignment: 16)
+        // Owned by this thread: a frame record holding an ICMP too-big answer or an IPv4
+        // fragment, built here and copied into a relay slot by `relay`.
+        let answer = UnsafeMutableRawPointer.allocate(byteCount: max(packetSlot, Sleeve.frameHeaderSize + ICMPTooBig.maxReply), alignment: 16)
         defer { answer.deallocate() }
 
         func deliver(_ frame: UnsafeRawPointer, _ length: Int) {
@@ -647,12 +658,21 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                 return true
             }
 
-            /// A relayed frame (or a super-frame's first piece, which starts with its headers)
-            /// did not fit the next hop `next`: the sender's workload gets an ICMP too-big naming
-            /// the MTU of the route onward, in a record from the frame's destination peer back to
-            /// its source peer, so it reaches the workload like any frame (docs/protocol.md §5.4).
-            func answerTooBig(_ frame: UnsafeRawPointer, _ length: Int, source: UInt16, destination: UInt16, next: SleeveSession) {
+            /// A relayed frame (or a super-frame's first piece, which starts with its headers:
+            /// `whole` false) did not fit the next hop `next` (docs/protocol.md §5.4). An IPv4
+            /// packet without DF goes on in IPv4 fragments that fit the route onward; otherwise
+            /// the sender's workload gets an ICMP too-big naming that route's MTU, in a record from
+            /// the frame's destination peer back to its source peer, so it reaches the workload
+            /// like any frame.
+            func tooBig(_ frame: UnsafeRawPointer, _ length: Int, whole: Bool, source: UInt16, destination: UInt16, next: SleeveSession) {
                 let mtu = Sleeve.overlayMTU(payload: table.payloadLimit(to: destination, via: next))
+                let pieces = whole ? IPv4Fragments.count(frame: frame, length: length, mtu: mtu) : 0
+                for k in 0..<pieces {
+                    let n = IPv4Fragments.write(frame: frame, length: length, mtu: mtu, index: k, into: answer + Sleeve.frameHeaderSize)
+                    Sleeve.writeFrameHeader(length: n, source: source, destination: destination, to: answer)
+                    relay(answer, Sleeve.frameHeaderSize + n, kind: .data, frameBytes: n, via: next)
+                }
+                if pieces > 0 { return }
                 let n = ICMPTooBig.build(frame: frame, length: length, mtu: mtu, into: answer + Sleeve.frameHeaderSize)
                 guard n > 0, let back = table.route(to: source) else { return }
                 Sleeve.writeFrameHeader(length: n, source: destination, destination: source, to: answer)
@@ -748,7 +768,7 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                         }
                     } else if piece.destination != own, let next = table.route(to: piece.destination), next !== session,
                               !relay(body, bodyLength, kind: .fragment, frameBytes: chunkLength, via: next), piece.index == 0 {
-                        answerTooBig(chunk, chunkLength, source: piece.source, destination: piece.destination, next: next)
+                        tooBig(chunk, chunkLength, whole: false, source: piece.source, destination: piece.destination, next: next)
                     }
                 case .data:
                     let ok = Sleeve.forEachFrame(in: body, length: bodyLength) { record in
@@ -774,7 +794,7 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                             }
                         } else if let next = table.route(to: record.destination), next !== session,
                                   !relay(recordStart, recordLength, kind: .data, frameBytes: record.length, via: next) {
-                            answerTooBig(frame, record.length, source: record.source, destination: record.destination, next: next)
+                            tooBig(frame, record.length, whole: true, source: record.source, destination: record.destination, next: next)
                         }
                     }
                     if !ok { SleeveCounters.add(session.counters.dropMalformed, 1) }

@@ -46,7 +46,8 @@ extension TestNet {
 
 final class RelayPathMTUTests: XCTestCase {
     /// The line: a DF ping at host 3's overlay MTU is answered by host 3's router with
-    /// frag-needed naming the route's MTU (1320), which then passes; bulk TCP both ways moves at
+    /// frag-needed naming the route's MTU (1320), which then passes (without DF it is carried in
+    /// IPv4 fragments); bulk TCP both ways moves at
     /// least half of what the same line moves on a flat 1400 underlay (runs interleaved, so a
     /// busy machine weighs on both alike).
     func testRelayedSmallerHopIsAnsweredAndCarriesBulkTCP() throws {
@@ -72,6 +73,10 @@ final class RelayPathMTUTests: XCTestCase {
         XCTAssertEqual(try relayed.pathMTU(3, to: 2), 1420)
         XCTAssertEqual(try relayed.pathMTU(1, to: 3), 1320)
 
+        // Without DF the same size is carried in IPv4 fragments cut by host 3's router (w3 has
+        // no path MTU cached yet: nothing told it of the smaller hop).
+        let cut = try relayed.ping(from: w3, "10.47.0.1", count: 2, extra: ["-M", "dont", "-s", "1392"])
+        XCTAssertEqual(cut.status, 0, cut.output)
         // 1392 + 28 = 1420, host 3's overlay MTU: too big for the hop 2–1.
         let big = try relayed.ping(from: w3, "10.47.0.1", count: 2, extra: ["-M", "do", "-s", "1392"])
         print("DF ping 1420 from host 3 to host 1:\n\(big.output)")
@@ -100,7 +105,8 @@ final class RelayPathMTUTests: XCTestCase {
 
     /// The relay's next hop shrinks under a running mesh (host 1's switch port goes to 1300): until
     /// the origin learns it from gossip, the relay itself answers an oversize frame with
-    /// frag-needed naming the new MTU (1220), and that size then passes.
+    /// frag-needed naming the new MTU (1220), and that size then passes; without DF it cuts the
+    /// packet into IPv4 fragments instead.
     func testRelayAnswersWhenItsNextHopShrinks() throws {
         try requireRoot()
         let net = try TestNet.line(mtus: [1400, 1500, 1500])
@@ -116,6 +122,9 @@ final class RelayPathMTUTests: XCTestCase {
         XCTAssertTrue(net.waitUntil(timeout: 15) { try net.connection(2, to: 1)?.mtu == 1220 },
                       "\(String(describing: try? net.connections(2)))")
         XCTAssertEqual(try net.pathMTU(3, to: 1), 1320, "host 3 learned the new hop too early for this test")
+        // Without DF, the relay cuts the packet into IPv4 fragments that fit.
+        let cut = try net.ping(from: w3, "10.47.0.1", count: 2, extra: ["-M", "dont", "-s", "\(1320 - 28)"])
+        XCTAssertEqual(cut.status, 0, cut.output)
         let big = try net.ping(from: w3, "10.47.0.1", count: 2, extra: ["-M", "do", "-s", "\(1320 - 28)"])
         print("DF ping 1320 from host 3 to host 1 over a 1300 hop:\n\(big.output)")
         XCTAssertTrue(big.output.contains("mtu = 1220") || big.output.contains("mtu=1220"), big.output)
