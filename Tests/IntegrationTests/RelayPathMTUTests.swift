@@ -72,6 +72,10 @@ final class RelayPathMTUTests: XCTestCase {
                       "\(String(describing: try? relayed.peers(3)))")
         XCTAssertEqual(try relayed.pathMTU(3, to: 2), 1420)
         XCTAssertEqual(try relayed.pathMTU(1, to: 3), 1320)
+        // weft doctor on host 3 says the same: the relayed route carries less than the overlay.
+        let doctor = try XCTUnwrap(try relayed.doctor(3).checks.first { $0.check == "mtu" })
+        XCTAssertEqual(doctor.status, .warn, doctor.detail)
+        XCTAssertTrue(doctor.detail.contains("(\(relayed.nickname(1))) through") && doctor.detail.contains("path MTU 1320 < overlay 1420"), doctor.detail)
 
         // Without DF the same size is carried in IPv4 fragments cut by host 3's router (w3 has
         // no path MTU cached yet: nothing told it of the smaller hop).
