@@ -48,6 +48,8 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
     }
     /// Frames handed over by the fast datapath's miss thread: one at a time, sealed in place.
     private let handoffBuffer = Mutex<[UInt8]>([UInt8](repeating: 0, count: 65536 + 64))
+    /// Where a hand-off too big for its route is cut into fragments or answered (`tooBig`).
+    private let handoffScratch: Mutex<[UInt8]>
     /// Scratch for path-MTU probes, as large as the largest probe.
     private let probeBuffer: Mutex<[UInt8]>
 
@@ -60,6 +62,7 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
         self.overlayMTU = overlayMTU
         self.maxPayload = underlayMTU - Sleeve.ipv4Overhead
         self.probeBuffer = Mutex([UInt8](repeating: 0, count: max(underlayMTU, 576)))
+        self.handoffScratch = Mutex([UInt8](repeating: 0, count: max(underlayMTU, VirtioNetHeader.size + ICMPTooBig.maxReply)))
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw DatapathError("cannot create the sleeve UDP socket") }
         var one: Int32 = 1
@@ -255,24 +258,56 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
     /// Sends one frame from `source` to `destination` through neighbour `session`, from a thread
     /// other than the TAP thread: the fast datapath's hand-off for frames whose next hop is not
     /// on fastdp (a per-packet path, used only until flows and bridge learning settle).
+    /// A frame too big for the route is cut or answered as on the TAP thread (docs/protocol.md §5.4).
     func send(frame: [UInt8], source: UInt16, destination: UInt16, via session: SleeveSession) {
-        let body = Sleeve.frameHeaderSize + frame.count
-        guard Sleeve.headerSize + body + Sleeve.tagSize <= session.pathPayload.load(ordering: .relaxed) else {
-            SleeveCounters.add(session.counters.dropTooBig, 1)
-            return
+        let limit = currentTable.payloadLimit(to: destination, via: session)
+        frame.withUnsafeBytes { raw in
+            guard let f = raw.baseAddress else { return }
+            if Sleeve.headerSize + Sleeve.frameHeaderSize + raw.count + Sleeve.tagSize <= limit {
+                return sendHandoff(f, raw.count, source: source, destination: destination, via: session)
+            }
+            let mtu = Sleeve.overlayMTU(payload: limit)
+            let pieces = IPv4Fragments.count(frame: f, length: raw.count, mtu: mtu)
+            handoffScratch.withLock { scratch in
+                scratch.withUnsafeMutableBytes { out in
+                    let p = out.baseAddress!
+                    for k in 0..<pieces {
+                        let n = IPv4Fragments.write(frame: f, length: raw.count, mtu: mtu, index: k, into: p)
+                        sendHandoff(UnsafeRawPointer(p), n, source: source, destination: destination, via: session)
+                    }
+                    if pieces == 0 {
+                        p.initializeMemory(as: UInt8.self, repeating: 0, count: VirtioNetHeader.size)
+                        tooBig(f, raw.count, limit: limit, session: session, scratch: p)
+                    }
+                }
+            }
         }
+    }
+
+    /// Seals and sends one frame that fits, in the hand-off buffer.
+    private func sendHandoff(_ frame: UnsafeRawPointer, _ frameLength: Int, source: UInt16, destination: UInt16, via session: SleeveSession) {
+        let body = Sleeve.frameHeaderSize + frameLength
         handoffBuffer.withLock { buffer in
             buffer.withUnsafeMutableBytes { raw in
                 guard Sleeve.headerSize + body + Sleeve.tagSize <= raw.count else { return }
                 let p = raw.baseAddress!
-                Sleeve.writeFrameHeader(length: frame.count, source: source, destination: destination, to: p + Sleeve.headerSize)
-                frame.withUnsafeBytes { (p + Sleeve.headerSize + Sleeve.frameHeaderSize).copyMemory(from: $0.baseAddress!, byteCount: frame.count) }
+                Sleeve.writeFrameHeader(length: frameLength, source: source, destination: destination, to: p + Sleeve.headerSize)
+                (p + Sleeve.headerSize + Sleeve.frameHeaderSize).copyMemory(from: frame, byteCount: frameLength)
                 SleeveCounters.add(session.counters.txFrames, 1)
-                SleeveCounters.add(session.counters.txBytes, UInt64(frame.count))
+                SleeveCounters.add(session.counters.txBytes, UInt64(frameLength))
                 let length = finish(p, bodyLength: body, kind: .data, session: session, own: currentTable.ownShortId)
                 send(p, length, to: session)
             }
         }
+    }
+
+    /// Drops an oversize frame for `session` and tells its sender, through the bridge, the MTU
+    /// that fits the whole route (a UDP payload of `limit`). `scratch` holds a virtio header
+    /// (zero) and `ICMPTooBig.maxReply` bytes after it, and belongs to the calling thread.
+    func tooBig(_ frame: UnsafeRawPointer, _ length: Int, limit: Int, session: SleeveSession, scratch: UnsafeMutableRawPointer) {
+        SleeveCounters.add(session.counters.dropTooBig, 1)
+        let n = ICMPTooBig.build(frame: frame, length: length, mtu: Sleeve.overlayMTU(payload: limit), into: scratch + VirtioNetHeader.size)
+        if n > 0, write(tapFD, scratch, VirtioNetHeader.size + n) > 0 { SleeveCounters.add(session.counters.txTooBig, 1) }
     }
 
     private func send(_ p: UnsafeRawPointer, _ length: Int, to session: SleeveSession) {
@@ -311,14 +346,6 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
         let icmp = UnsafeMutableRawPointer.allocate(byteCount: VirtioNetHeader.size + ICMPTooBig.maxReply, alignment: 16)
         defer { icmp.deallocate() }
         icmp.initializeMemory(as: UInt8.self, repeating: 0, count: VirtioNetHeader.size)
-
-        /// Drops an oversize frame for `session` and tells its sender, through the bridge, the
-        /// MTU that fits the whole route (a UDP payload of `limit`).
-        func tooBig(_ frame: UnsafeMutableRawPointer, _ length: Int, limit: Int, session: SleeveSession) {
-            SleeveCounters.add(session.counters.dropTooBig, 1)
-            let n = ICMPTooBig.build(frame: frame, length: length, mtu: Sleeve.overlayMTU(payload: limit), into: icmp + VirtioNetHeader.size)
-            if n > 0, write(tapFD, icmp, VirtioNetHeader.size + n) > 0 { SleeveCounters.add(session.counters.txTooBig, 1) }
-        }
 
         while !stopping.load(ordering: .relaxed) {
             pfd.revents = 0
@@ -377,7 +404,7 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                     // IPv4 without DF: cut into IPv4 fragments that fit, each in a copy slot.
                     let mtu = Sleeve.overlayMTU(payload: limit)
                     let pieces = IPv4Fragments.count(frame: frame, length: frameLength, mtu: mtu)
-                    guard pieces > 0 else { return tooBig(frame, frameLength, limit: limit, session: session) }
+                    guard pieces > 0 else { return tooBig(frame, frameLength, limit: limit, session: session, scratch: icmp) }
                     guard copies + pieces <= slots else { return SleeveCounters.add(session.counters.dropTooBig, 1) }
                     for k in 0..<pieces {
                         let slot = copies
@@ -424,7 +451,7 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                 // piece every hop: relays pass pieces on as they are.
                 let limit = table.payloadLimit(to: destination, via: session)
                 if let segment = header.segmentIPLength(frame: frame, length: frameLength), segment > Sleeve.overlayMTU(payload: limit) {
-                    tooBig(frame, frameLength, limit: limit, session: session)
+                    tooBig(frame, frameLength, limit: limit, session: session, scratch: icmp)
                     return
                 }
                 let overhead = Sleeve.headerSize + FragmentHeader.size + (session.encrypted ? Sleeve.tagSize : 0)

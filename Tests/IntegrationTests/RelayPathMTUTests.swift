@@ -107,7 +107,7 @@ final class RelayPathMTUTests: XCTestCase {
         }
     }
 
-    /// The relay's next hop shrinks under a running mesh (host 1's switch port goes to 1300): until
+    /// The relay's next hop shrinks under a running mesh (2 → 1 carries only 1300): until
     /// the origin learns it from gossip, the relay itself answers an oversize frame with
     /// frag-needed naming the new MTU (1220), and that size then passes; without DF it cuts the
     /// packet into IPv4 fragments instead.
@@ -120,7 +120,13 @@ final class RelayPathMTUTests: XCTestCase {
         let w3 = try net.attachWorkload(3, "10.47.0.3/24")
         XCTAssertTrue(net.waitUntil(timeout: 15) { try net.ping(from: w3, "10.47.0.1", count: 1).status == 0 })
         XCTAssertTrue(net.waitUntil(timeout: 15) { try net.pathMTU(3, to: 1) == 1320 })
-        try Shell.run(["ip", "-n", net.switchNamespace, "link", "set", "\(net.prefix)h1", "mtu", "1300"])
+        // Only the direction 2 → 1 shrinks (host 1 drops larger packets from host 2), so host 1's
+        // answers still leave at 1320 whenever its own probing runs.
+        try XCTSkipIf(DoctorHost.executable("nft") == nil, "nft is not installed (scripts/install-deps.sh installs nftables)")
+        let ns = net.host(1).namespace
+        try Shell.run(["ip", "netns", "exec", ns, "nft", "add table inet wefttest"])
+        try Shell.run(["ip", "netns", "exec", ns, "nft", "add chain inet wefttest input { type filter hook input priority 0 ; }"])
+        try Shell.run(["ip", "netns", "exec", ns, "nft", "add rule inet wefttest input ip saddr \(net.host(2).address) ip length > 1300 drop"])
         // Host 2's next probing round (every 10 s) measures the smaller hop at once; it publishes
         // the figure only when the round after agrees, so host 3 still sends 1320.
         // (A round already under way may still see the old size: up to two rounds, 11.5 s.)
