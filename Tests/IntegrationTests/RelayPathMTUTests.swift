@@ -132,6 +132,7 @@ final class RelayPathMTUTests: XCTestCase {
         // (A round already under way may still see the old size: up to two rounds, 11.5 s.)
         XCTAssertTrue(net.waitUntil(timeout: 20) { try net.connection(2, to: 1)?.mtu == 1220 },
                       "\(String(describing: try? net.connections(2)))")
+        let measured = Date()
         XCTAssertEqual(try net.pathMTU(3, to: 1), 1320, "host 3 learned the new hop too early for this test")
         // Without DF, the relay cuts the packet into IPv4 fragments that fit.
         let cut = try net.ping(from: w3, "10.47.0.1", count: 2, extra: ["-M", "dont", "-s", "\(1320 - 28)"])
@@ -143,8 +144,9 @@ final class RelayPathMTUTests: XCTestCase {
         XCTAssertEqual(fits.status, 0, fits.output)
         let answered = try XCTUnwrap(try net.connection(2, to: 1)?.counters)
         XCTAssertGreaterThan(answered.txTooBig, 0, "the relay should have answered")
-        // Then the gossip catches up.
+        // Then the gossip catches up, one probing round later (PathMTU.settle).
         XCTAssertTrue(net.waitUntil(timeout: 25) { try net.pathMTU(3, to: 1) == 1220 })
+        print(String(format: "host 3's pathMtu followed the shrunk hop %.1f s after host 2 measured it", Date().timeIntervalSince(measured)))
     }
 
     /// Route changes: with host 2 on the 1400 underlay, a direct link 3–1 appears (1420) and
