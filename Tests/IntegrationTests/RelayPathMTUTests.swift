@@ -72,6 +72,13 @@ final class RelayPathMTUTests: XCTestCase {
                       "\(String(describing: try? relayed.peers(3)))")
         XCTAssertEqual(try relayed.pathMTU(3, to: 2), 1420)
         XCTAssertEqual(try relayed.pathMTU(1, to: 3), 1320)
+        // The CLI's JSON carries the field under that exact name, and the table shows it.
+        let cli = try relayed.cli(3, ["status", "peers", "--json"])
+        let listed = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(cli.output.utf8)) as? [[String: Any]], cli.output)
+        XCTAssertEqual(listed.first { $0["nickname"] as? String == relayed.nickname(1) }?["pathMtu"] as? Int, 1320, cli.output)
+        XCTAssertTrue(listed.contains { $0["isSelf"] as? Bool == true && $0["pathMtu"] is NSNull }, "self has pathMtu null: \(cli.output)")
+        let table = try relayed.cli(3, ["status", "peers"]).output
+        XCTAssertTrue(table.contains("PATH MTU") && table.contains("1320"), table)
         // weft doctor on host 3 says the same: the relayed route carries less than the overlay.
         let doctor = try XCTUnwrap(try relayed.doctor(3).checks.first { $0.check == "mtu" })
         XCTAssertEqual(doctor.status, .warn, doctor.detail)
