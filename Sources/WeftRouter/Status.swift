@@ -78,7 +78,7 @@ public struct PeerStatus: Codable, Sendable, Equatable {
     public var isSelf: Bool
     /// The largest IP packet a workload here can send to this peer's workloads: the smallest
     /// overlay MTU of every hop of the route, capped by our own overlay MTU (docs/protocol.md
-    /// §4.2); null for self, for unreachable peers and before any hop is measured.
+    /// §4.2); null for self, for unreachable peers and when no hop of the route has a figure.
     public var pathMtu: Int?
 
     enum CodingKeys: String, CodingKey { case name, nickname, uid, shortId, version, connections, reachable, nextHop, isSelf, pathMtu }
