@@ -47,7 +47,7 @@ extension TestNet {
 final class RelayPathMTUTests: XCTestCase {
     /// The line: a DF ping at host 3's overlay MTU is answered by host 3's router with
     /// frag-needed naming the route's MTU (1320), which then passes (without DF it is carried in
-    /// IPv4 fragments); bulk TCP both ways moves at
+    /// IPv4 fragments; IPv6 gets "packet too big" with 1320); bulk TCP both ways moves at
     /// least half of what the same line moves on a flat 1400 underlay (runs interleaved, so a
     /// busy machine weighs on both alike).
     func testRelayedSmallerHopIsAnsweredAndCarriesBulkTCP() throws {
@@ -97,6 +97,18 @@ final class RelayPathMTUTests: XCTestCase {
         XCTAssertEqual(fits.status, 0, fits.output)
         let toRelay = try XCTUnwrap(try relayed.connection(3, to: 2)?.counters)
         XCTAssertGreaterThan(toRelay.txTooBig, 0, "host 3 should have answered the oversize ping itself")
+
+        // IPv6 the same way: "packet too big" naming 1320, then that size passes.
+        for (w, address) in [(workloads[0].w1, "fd47::1"), (w3, "fd47::3")] {
+            try Shell.run(["ip", "netns", "exec", w, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0"])
+            try Shell.run(["ip", "netns", "exec", w, "ip", "-6", "addr", "add", "\(address)/64", "dev", WeftInterfaces.defaultWorkloadIfname, "nodad"])
+        }
+        XCTAssertTrue(relayed.waitUntil(timeout: 10) { try relayed.ping(from: w3, "fd47::1", count: 1).status == 0 })
+        let big6 = try relayed.ping(from: w3, "fd47::1", count: 2, extra: ["-M", "do", "-s", "\(1420 - 48)"])
+        print("DF ping6 1420 from host 3 to host 1:\n\(big6.output)")
+        XCTAssertTrue(big6.output.contains("mtu=1320") || big6.output.contains("mtu = 1320"), big6.output)
+        let fits6 = try relayed.ping(from: w3, "fd47::1", count: 2, extra: ["-M", "do", "-s", "\(1320 - 48)"])
+        XCTAssertEqual(fits6.status, 0, fits6.output)
 
         // Bulk TCP, 10 s per direction and net.
         var rates: [String: Double] = [:]
