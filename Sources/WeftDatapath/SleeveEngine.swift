@@ -690,7 +690,8 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
             /// packet without DF goes on in IPv4 fragments that fit the route onward; otherwise
             /// the sender's workload gets an ICMP too-big naming that route's MTU, in a record from
             /// the frame's destination peer back to its source peer, so it reaches the workload
-            /// like any frame.
+            /// like any frame. A flooded frame (destination 0xFFFF) is cut for, or answered
+            /// about, the one child it did not fit; the answer's source is then 0xFFFF too.
             func tooBig(_ frame: UnsafeRawPointer, _ length: Int, whole: Bool, source: UInt16, destination: UInt16, next: SleeveSession) {
                 let mtu = Sleeve.overlayMTU(payload: table.payloadLimit(to: destination, via: next))
                 let pieces = whole ? IPv4Fragments.count(frame: frame, length: length, mtu: mtu) : 0
@@ -791,7 +792,10 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                     }
                     if piece.destination == Sleeve.broadcastShortId, Int(piece.source) < ForwardingTable.slots {
                         for hop in table.broadcast[Int(piece.source)] where hop != header.sender {
-                            if let next = table.session(hop) { relay(body, bodyLength, kind: .fragment, frameBytes: chunkLength, via: next) }
+                            if let next = table.session(hop), !relay(body, bodyLength, kind: .fragment, frameBytes: chunkLength, via: next),
+                               piece.index == 0 {
+                                tooBig(chunk, chunkLength, whole: false, source: piece.source, destination: piece.destination, next: next)
+                            }
                         }
                     } else if piece.destination != own, let next = table.route(to: piece.destination), next !== session,
                               !relay(body, bodyLength, kind: .fragment, frameBytes: chunkLength, via: next), piece.index == 0 {
@@ -814,8 +818,8 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                             deliver(frame, record.length)
                             if Int(record.source) < ForwardingTable.slots {
                                 for hop in table.broadcast[Int(record.source)] where hop != header.sender {
-                                    if let next = table.session(hop) {
-                                        relay(recordStart, recordLength, kind: .data, frameBytes: record.length, via: next)
+                                    if let next = table.session(hop), !relay(recordStart, recordLength, kind: .data, frameBytes: record.length, via: next) {
+                                        tooBig(frame, record.length, whole: true, source: record.source, destination: record.destination, next: next)
                                     }
                                 }
                             }
