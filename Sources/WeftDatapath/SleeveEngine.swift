@@ -48,6 +48,8 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
     }
     /// Frames handed over by the fast datapath's miss thread: one at a time, sealed in place.
     private let handoffBuffer = Mutex<[UInt8]>([UInt8](repeating: 0, count: 65536 + 64))
+    /// Where a hand-off too big for its route is cut into fragments or answered (`tooBig`).
+    private let handoffScratch: Mutex<[UInt8]>
     /// Scratch for path-MTU probes, as large as the largest probe.
     private let probeBuffer: Mutex<[UInt8]>
 
@@ -60,6 +62,7 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
         self.overlayMTU = overlayMTU
         self.maxPayload = underlayMTU - Sleeve.ipv4Overhead
         self.probeBuffer = Mutex([UInt8](repeating: 0, count: max(underlayMTU, 576)))
+        self.handoffScratch = Mutex([UInt8](repeating: 0, count: max(underlayMTU, VirtioNetHeader.size + ICMPTooBig.maxReply)))
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw DatapathError("cannot create the sleeve UDP socket") }
         var one: Int32 = 1
@@ -231,7 +234,8 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
 
     /// Starts a path-MTU probing round to every directly connected peer: one DF packet of each
     /// candidate size (real sizes, never larger than our own underlay allows). The answers
-    /// arrive on the UDP thread; `finishProbeRounds` takes the result a moment later.
+    /// arrive on the UDP thread; the control plane takes each session's result a moment later
+    /// (`SleeveSession.finishProbeRound`).
     public func sendProbes() {
         let table = currentTable
         let sizes = ([maxPayload] + Self.probeMTUs.map { $0 - Sleeve.ipv4Overhead }).filter { $0 <= maxPayload && $0 >= 64 }
@@ -254,28 +258,56 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
     /// Sends one frame from `source` to `destination` through neighbour `session`, from a thread
     /// other than the TAP thread: the fast datapath's hand-off for frames whose next hop is not
     /// on fastdp (a per-packet path, used only until flows and bridge learning settle).
+    /// A frame too big for the route is cut or answered as on the TAP thread (docs/protocol.md §5.4).
     func send(frame: [UInt8], source: UInt16, destination: UInt16, via session: SleeveSession) {
-        let body = Sleeve.frameHeaderSize + frame.count
-        guard Sleeve.headerSize + body + Sleeve.tagSize <= session.pathPayload.load(ordering: .relaxed) else {
-            SleeveCounters.add(session.counters.dropTooBig, 1)
-            return
+        let limit = currentTable.payloadLimit(to: destination, via: session)
+        frame.withUnsafeBytes { raw in
+            guard let f = raw.baseAddress else { return }
+            if Sleeve.headerSize + Sleeve.frameHeaderSize + raw.count + Sleeve.tagSize <= limit {
+                return sendHandoff(f, raw.count, source: source, destination: destination, via: session)
+            }
+            let mtu = Sleeve.overlayMTU(payload: limit)
+            let pieces = IPv4Fragments.count(frame: f, length: raw.count, mtu: mtu)
+            handoffScratch.withLock { scratch in
+                scratch.withUnsafeMutableBytes { out in
+                    let p = out.baseAddress!
+                    for k in 0..<pieces {
+                        let n = IPv4Fragments.write(frame: f, length: raw.count, mtu: mtu, index: k, into: p)
+                        sendHandoff(UnsafeRawPointer(p), n, source: source, destination: destination, via: session)
+                    }
+                    if pieces == 0 {
+                        p.initializeMemory(as: UInt8.self, repeating: 0, count: VirtioNetHeader.size)
+                        tooBig(f, raw.count, limit: limit, session: session, scratch: p)
+                    }
+                }
+            }
         }
+    }
+
+    /// Seals and sends one frame that fits, in the hand-off buffer.
+    private func sendHandoff(_ frame: UnsafeRawPointer, _ frameLength: Int, source: UInt16, destination: UInt16, via session: SleeveSession) {
+        let body = Sleeve.frameHeaderSize + frameLength
         handoffBuffer.withLock { buffer in
             buffer.withUnsafeMutableBytes { raw in
                 guard Sleeve.headerSize + body + Sleeve.tagSize <= raw.count else { return }
                 let p = raw.baseAddress!
-                Sleeve.writeFrameHeader(length: frame.count, source: source, destination: destination, to: p + Sleeve.headerSize)
-                frame.withUnsafeBytes { (p + Sleeve.headerSize + Sleeve.frameHeaderSize).copyMemory(from: $0.baseAddress!, byteCount: frame.count) }
+                Sleeve.writeFrameHeader(length: frameLength, source: source, destination: destination, to: p + Sleeve.headerSize)
+                (p + Sleeve.headerSize + Sleeve.frameHeaderSize).copyMemory(from: frame, byteCount: frameLength)
                 SleeveCounters.add(session.counters.txFrames, 1)
-                SleeveCounters.add(session.counters.txBytes, UInt64(frame.count))
+                SleeveCounters.add(session.counters.txBytes, UInt64(frameLength))
                 let length = finish(p, bodyLength: body, kind: .data, session: session, own: currentTable.ownShortId)
                 send(p, length, to: session)
             }
         }
     }
 
-    public func finishProbeRounds() {
-        for case let session? in currentTable.sessions { session.finishProbeRound() }
+    /// Drops an oversize frame for `session` and tells its sender, through the bridge, the MTU
+    /// that fits the whole route (a UDP payload of `limit`). `scratch` holds a virtio header
+    /// (zero) and `ICMPTooBig.maxReply` bytes after it, and belongs to the calling thread.
+    func tooBig(_ frame: UnsafeRawPointer, _ length: Int, limit: Int, session: SleeveSession, scratch: UnsafeMutableRawPointer) {
+        SleeveCounters.add(session.counters.dropTooBig, 1)
+        let n = ICMPTooBig.build(frame: frame, length: length, mtu: Sleeve.overlayMTU(payload: limit), into: scratch + VirtioNetHeader.size)
+        if n > 0, write(tapFD, scratch, VirtioNetHeader.size + n) > 0 { SleeveCounters.add(session.counters.txTooBig, 1) }
     }
 
     private func send(_ p: UnsafeRawPointer, _ length: Int, to session: SleeveSession) {
@@ -314,12 +346,6 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
         let icmp = UnsafeMutableRawPointer.allocate(byteCount: VirtioNetHeader.size + ICMPTooBig.maxReply, alignment: 16)
         defer { icmp.deallocate() }
         icmp.initializeMemory(as: UInt8.self, repeating: 0, count: VirtioNetHeader.size)
-
-        /// Tells the sender of an oversize frame the MTU that fits, through the bridge.
-        func tooBig(_ frame: UnsafeMutableRawPointer, _ length: Int, pathMTU: Int) {
-            let n = ICMPTooBig.build(frame: frame, length: length, mtu: pathMTU, into: icmp + VirtioNetHeader.size)
-            if n > 0 { _ = write(tapFD, icmp, VirtioNetHeader.size + n) }
-        }
 
         while !stopping.load(ordering: .relaxed) {
             pfd.revents = 0
@@ -369,14 +395,24 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                 pending = 0
             }
 
-            func emit(_ i: Int, to session: SleeveSession, destination: UInt16) {
-                let frameLength = lengths[i]
+            /// Places the frame in slot `i` (`frameLength` bytes) into a packet for `session`.
+            func emit(_ i: Int, _ frameLength: Int, to session: SleeveSession, destination: UInt16) {
                 let frame = slab + i * Self.txSlotSize + Self.frameOffset
                 let needed = Sleeve.frameHeaderSize + frameLength
-                let limit = session.pathPayload.load(ordering: .relaxed)
+                let limit = table.payloadLimit(to: destination, via: session)
                 guard Sleeve.headerSize + needed + Sleeve.tagSize <= limit else {
-                    SleeveCounters.add(session.counters.dropTooBig, 1)
-                    tooBig(frame, frameLength, pathMTU: session.pathMTU)
+                    // IPv4 without DF: cut into IPv4 fragments that fit, each in a copy slot.
+                    let mtu = Sleeve.overlayMTU(payload: limit)
+                    let pieces = IPv4Fragments.count(frame: frame, length: frameLength, mtu: mtu)
+                    guard pieces > 0 else { return tooBig(frame, frameLength, limit: limit, session: session, scratch: icmp) }
+                    guard copies + pieces <= slots else { return SleeveCounters.add(session.counters.dropTooBig, 1) }
+                    for k in 0..<pieces {
+                        let slot = copies
+                        copies += 1
+                        let length = IPv4Fragments.write(frame: frame, length: frameLength, mtu: mtu, index: k,
+                                                         into: slab + slot * Self.txSlotSize + Self.frameOffset)
+                        emit(slot, length, to: session, destination: destination)
+                    }
                     return
                 }
                 SleeveCounters.add(session.counters.txFrames, 1)
@@ -411,14 +447,15 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
             func emitSuperFrame(_ i: Int, _ header: VirtioNetHeader, to session: SleeveSession, destination: UInt16) {
                 let frameLength = lengths[i]
                 let frame = slab + i * Self.txSlotSize + Self.frameOffset
-                // Each segment must still fit the path once the peer's kernel cuts it.
-                if let segment = header.segmentIPLength(frame: frame, length: frameLength), segment > session.pathMTU {
-                    SleeveCounters.add(session.counters.dropTooBig, 1)
-                    tooBig(frame, frameLength, pathMTU: session.pathMTU)
+                // Each segment must still fit the route once the peer's kernel cuts it, and every
+                // piece every hop: relays pass pieces on as they are.
+                let limit = table.payloadLimit(to: destination, via: session)
+                if let segment = header.segmentIPLength(frame: frame, length: frameLength), segment > Sleeve.overlayMTU(payload: limit) {
+                    tooBig(frame, frameLength, limit: limit, session: session, scratch: icmp)
                     return
                 }
                 let overhead = Sleeve.headerSize + FragmentHeader.size + (session.encrypted ? Sleeve.tagSize : 0)
-                let chunk = session.pathPayload.load(ordering: .relaxed) - overhead
+                let chunk = limit - overhead
                 let count = (frameLength + chunk - 1) / chunk
                 guard chunk >= 256, count <= FragmentHeader.maxCount else {
                     SleeveCounters.add(session.counters.dropTooBig, 1)
@@ -504,7 +541,7 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                     SleeveCounters.add(stray.dropMalformed, 1)
                     continue
                 }
-                route(i) { session, destination in emit(i, to: session, destination: destination) }
+                route(i) { session, destination in emit(i, lengths[i], to: session, destination: destination) }
             }
             sealPending()
             ship(&out, pipeline)
@@ -584,6 +621,10 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
         // A plain frame goes to the TAP behind an all-zero virtio header (nothing to offload).
         var zeroHeader = [UInt8](repeating: 0, count: VirtioNetHeader.size)
         var iov = [iovec(), iovec()]
+        // Owned by this thread: a frame record holding an ICMP too-big answer or an IPv4
+        // fragment, built here and copied into a relay slot by `relay`.
+        let answer = UnsafeMutableRawPointer.allocate(byteCount: max(packetSlot, Sleeve.frameHeaderSize + ICMPTooBig.maxReply), alignment: 16)
+        defer { answer.deallocate() }
 
         func deliver(_ frame: UnsafeRawPointer, _ length: Int) {
             zeroHeader.withUnsafeMutableBytes { z in
@@ -623,14 +664,16 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
             }
 
             /// Re-seals a record (a frame with its record header, or a piece) towards the next hop.
-            func relay(_ body: UnsafeRawPointer, _ bodyLength: Int, kind: SleeveKind, frameBytes: Int, via session: SleeveSession) {
+            /// Returns false when it does not fit that hop (dropped and counted).
+            @discardableResult
+            func relay(_ body: UnsafeRawPointer, _ bodyLength: Int, kind: SleeveKind, frameBytes: Int, via session: SleeveSession) -> Bool {
                 if relays == Self.batch {
                     flush(&out)
                     relays = 0
                 }
                 guard Sleeve.headerSize + bodyLength + Sleeve.tagSize <= min(packetSlot, session.pathPayload.load(ordering: .relaxed)) else {
                     SleeveCounters.add(session.counters.dropTooBig, 1)
-                    return
+                    return false
                 }
                 let p = relaySlab + relays * packetSlot
                 relays += 1
@@ -639,6 +682,31 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                 SleeveCounters.add(session.counters.txFrames, 1)
                 SleeveCounters.add(session.counters.txBytes, UInt64(frameBytes))
                 enqueue(p, total, session)
+                return true
+            }
+
+            /// A relayed frame (or a super-frame's first piece, which starts with its headers:
+            /// `whole` false) did not fit the next hop `next` (docs/protocol.md §5.4). An IPv4
+            /// packet without DF goes on in IPv4 fragments that fit the route onward; otherwise
+            /// the sender's workload gets an ICMP too-big naming that route's MTU, in a record from
+            /// the frame's destination peer back to its source peer, so it reaches the workload
+            /// like any frame. A flooded frame (destination 0xFFFF) is cut for, or answered
+            /// about, the one child it did not fit; the answer's source is then 0xFFFF too.
+            func tooBig(_ frame: UnsafeRawPointer, _ length: Int, whole: Bool, source: UInt16, destination: UInt16, next: SleeveSession) {
+                let mtu = Sleeve.overlayMTU(payload: table.payloadLimit(to: destination, via: next))
+                let pieces = whole ? IPv4Fragments.count(frame: frame, length: length, mtu: mtu) : 0
+                for k in 0..<pieces {
+                    let n = IPv4Fragments.write(frame: frame, length: length, mtu: mtu, index: k, into: answer + Sleeve.frameHeaderSize)
+                    Sleeve.writeFrameHeader(length: n, source: source, destination: destination, to: answer)
+                    relay(answer, Sleeve.frameHeaderSize + n, kind: .data, frameBytes: n, via: next)
+                }
+                if pieces > 0 { return }
+                let n = ICMPTooBig.build(frame: frame, length: length, mtu: mtu, into: answer + Sleeve.frameHeaderSize)
+                guard n > 0, let back = table.route(to: source) else { return }
+                Sleeve.writeFrameHeader(length: n, source: destination, destination: source, to: answer)
+                if relay(answer, Sleeve.frameHeaderSize + n, kind: .data, frameBytes: n, via: back) {
+                    SleeveCounters.add(next.counters.txTooBig, 1)
+                }
             }
 
             for i in 0..<Int(n) {
@@ -724,10 +792,14 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                     }
                     if piece.destination == Sleeve.broadcastShortId, Int(piece.source) < ForwardingTable.slots {
                         for hop in table.broadcast[Int(piece.source)] where hop != header.sender {
-                            if let next = table.session(hop) { relay(body, bodyLength, kind: .fragment, frameBytes: chunkLength, via: next) }
+                            if let next = table.session(hop), !relay(body, bodyLength, kind: .fragment, frameBytes: chunkLength, via: next),
+                               piece.index == 0 {
+                                tooBig(chunk, chunkLength, whole: false, source: piece.source, destination: piece.destination, next: next)
+                            }
                         }
-                    } else if piece.destination != own, let next = table.route(to: piece.destination), next !== session {
-                        relay(body, bodyLength, kind: .fragment, frameBytes: chunkLength, via: next)
+                    } else if piece.destination != own, let next = table.route(to: piece.destination), next !== session,
+                              !relay(body, bodyLength, kind: .fragment, frameBytes: chunkLength, via: next), piece.index == 0 {
+                        tooBig(chunk, chunkLength, whole: false, source: piece.source, destination: piece.destination, next: next)
                     }
                 case .data:
                     let ok = Sleeve.forEachFrame(in: body, length: bodyLength) { record in
@@ -746,13 +818,14 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                             deliver(frame, record.length)
                             if Int(record.source) < ForwardingTable.slots {
                                 for hop in table.broadcast[Int(record.source)] where hop != header.sender {
-                                    if let next = table.session(hop) {
-                                        relay(recordStart, recordLength, kind: .data, frameBytes: record.length, via: next)
+                                    if let next = table.session(hop), !relay(recordStart, recordLength, kind: .data, frameBytes: record.length, via: next) {
+                                        tooBig(frame, record.length, whole: true, source: record.source, destination: record.destination, next: next)
                                     }
                                 }
                             }
-                        } else if let next = table.route(to: record.destination), next !== session {
-                            relay(recordStart, recordLength, kind: .data, frameBytes: record.length, via: next)
+                        } else if let next = table.route(to: record.destination), next !== session,
+                                  !relay(recordStart, recordLength, kind: .data, frameBytes: record.length, via: next) {
+                            tooBig(frame, record.length, whole: true, source: record.source, destination: record.destination, next: next)
                         }
                     }
                     if !ok { SleeveCounters.add(session.counters.dropMalformed, 1) }

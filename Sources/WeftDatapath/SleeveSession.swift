@@ -16,6 +16,9 @@ public final class SleeveCounters: Sendable {
     public let dropReplay = Atomic<UInt64>(0)
     public let dropMalformed = Atomic<UInt64>(0)
     public let dropTooBig = Atomic<UInt64>(0)
+    /// ICMP too-big answers sent to a workload for frames that did not fit this connection
+    /// (docs/protocol.md §5.4): at the origin and, for relayed frames, at the relay.
+    public let txTooBig = Atomic<UInt64>(0)
     /// Data packets (DATA and FRAGMENT) sent and received: fewer than frames when several
     /// frames share a packet, more when super-frames travel in pieces.
     public let txPackets = Atomic<UInt64>(0)
@@ -31,6 +34,7 @@ public final class SleeveCounters: Sendable {
     public struct Snapshot: Codable, Sendable, Equatable {
         public var txFrames, rxFrames, txBytes, rxBytes, dropBadTag, dropReplay, dropMalformed, dropTooBig: UInt64
         public var txPackets, rxPackets: UInt64
+        public var txTooBig: UInt64
     }
 
     public func snapshot() -> Snapshot {
@@ -38,7 +42,8 @@ public final class SleeveCounters: Sendable {
                  txBytes: txBytes.load(ordering: .relaxed), rxBytes: rxBytes.load(ordering: .relaxed),
                  dropBadTag: dropBadTag.load(ordering: .relaxed), dropReplay: dropReplay.load(ordering: .relaxed),
                  dropMalformed: dropMalformed.load(ordering: .relaxed), dropTooBig: dropTooBig.load(ordering: .relaxed),
-                 txPackets: txPackets.load(ordering: .relaxed), rxPackets: rxPackets.load(ordering: .relaxed))
+                 txPackets: txPackets.load(ordering: .relaxed), rxPackets: rxPackets.load(ordering: .relaxed),
+                 txTooBig: txTooBig.load(ordering: .relaxed))
     }
 }
 
@@ -139,13 +144,22 @@ public final class SleeveSession: @unchecked Sendable {  // rx state: the UDP th
     public var pathPayloadBytes: Int { pathPayload.load(ordering: .relaxed) }
 
     /// The IP MTU a workload can use towards this peer: the path payload less sleeve overhead.
-    public var pathMTU: Int { pathPayload.load(ordering: .relaxed) - Sleeve.overheadIPv4 + Sleeve.ipv4Overhead }
+    public var pathMTU: Int { Sleeve.overlayMTU(payload: pathPayload.load(ordering: .relaxed)) }
+
+    /// The MTU this router gossips for the connection (`ConnectionEntry.mtu`), and the
+    /// measurement of the last probing round: the control plane's alone (`PathMTU.settle`).
+    public var publishedMTU: Int?
+    public var lastRoundMTU: Int?
 
     /// Ends a probing round: the path payload becomes the largest acknowledged probe, when any
     /// came back (a round with no answer at all says nothing about size; heartbeats cover that).
-    public func finishProbeRound() {
+    /// Returns the round's MTU, nil for such a round.
+    @discardableResult
+    public func finishProbeRound() -> Int? {
         let best = probeBest.exchange(0, ordering: .relaxed)
-        if best > 0 { pathPayload.store(best, ordering: .relaxed) }
+        guard best > 0 else { return nil }
+        pathPayload.store(best, ordering: .relaxed)
+        return Sleeve.overlayMTU(payload: best)
     }
 
     @inline(__always)
@@ -193,10 +207,14 @@ public final class ForwardingTable: Sendable {
     let nextHop: [UInt16]
     /// Source short id → neighbours that a broadcast from that source is passed on to.
     let broadcast: [[UInt16]]
-    /// Whether a short id belongs to a live peer (MAC entries of others are ignored).
+    /// Destination short id → the largest UDP payload every hop of the route carries, from the
+    /// gossiped per-connection MTUs (WeftMesh PathMTU); Int.max when none is known. The first
+    /// hop's live `pathPayload` limits too, so a new probe result counts before the next table.
+    let routePayload: [Int]
     public let version: UInt64
 
-    public init(ownShortId: UInt16, sessions: [UInt16: SleeveSession], nextHop: [UInt16: UInt16], broadcast: [UInt16: [UInt16]], version: UInt64) {
+    public init(ownShortId: UInt16, sessions: [UInt16: SleeveSession], nextHop: [UInt16: UInt16], broadcast: [UInt16: [UInt16]],
+                pathMTU: [UInt16: Int] = [:], version: UInt64) {
         self.ownShortId = ownShortId
         var s = [SleeveSession?](repeating: nil, count: Self.slots)
         for (id, session) in sessions where Int(id) < Self.slots { s[Int(id)] = session }
@@ -207,6 +225,9 @@ public final class ForwardingTable: Sendable {
         self.sessions = s
         self.nextHop = n
         self.broadcast = b
+        var r = [Int](repeating: .max, count: Self.slots)
+        for (destination, mtu) in pathMTU where Int(destination) < Self.slots { r[Int(destination)] = Sleeve.payload(overlayMTU: mtu) }
+        self.routePayload = r
         self.version = version
     }
 
@@ -223,5 +244,13 @@ public final class ForwardingTable: Sendable {
         guard Int(destination) < Self.slots else { return nil }
         let hop = nextHop[Int(destination)]
         return hop == 0xFFFF ? nil : session(hop)
+    }
+
+    /// The largest UDP payload that reaches `destination` through `session` (its next hop):
+    /// the first hop's measurement and every later hop's gossiped MTU. A table read, no walk.
+    @inline(__always)
+    func payloadLimit(to destination: UInt16, via session: SleeveSession) -> Int {
+        let first = session.pathPayload.load(ordering: .relaxed)
+        return Int(destination) < Self.slots ? min(first, routePayload[Int(destination)]) : first
     }
 }

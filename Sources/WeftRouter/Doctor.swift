@@ -118,6 +118,8 @@ public struct DoctorFacts: Sendable {
     /// The router that answered on the control socket, if any.
     public var router: RouterStatus?
     public var connections: [ConnectionStatus] = []
+    /// The router's peers (`weft status peers`), for the path MTU of relayed routes.
+    public var peers: [PeerStatus] = []
     /// Why no router was asked or none answered.
     public var routerProblem: String?
 
@@ -196,14 +198,27 @@ public enum Doctor {
                 fixes.append("start the router with --mtu \(underlayMTU - overhead) (or without --mtu: it derives that from the underlay), or raise the underlay MTU to \(needed)")
             }
         }
-        for c in facts.connections where c.state == .established {
-            guard let measured = c.mtu else { continue }
-            if measured < overlay {
-                parts.append("connection \(label(c)): path MTU \(measured) < overlay \(overlay)")
+        // Each connection's measured MTU, then each relayed peer's route MTU (`pathMtu`, every
+        // hop counted; a direct peer's is its connection's figure): what it is, and the fix when
+        // it is below the overlay.
+        var paths: [(what: String, mtu: Int, fix: String)] = facts.connections.compactMap { c in
+            guard c.state == .established, let measured = c.mtu else { return nil }
+            return ("connection \(label(c))", measured,
+                    "a hop towards \(label(c)) has a smaller MTU than this host's underlay: fix the hop, or use --mtu \(measured) on every host so large packets do not depend on ICMP too-big")
+        }
+        for p in facts.peers where p.reachable && !p.isSelf && p.nextHop != nil && p.nextHop != p.name {
+            guard let measured = p.pathMtu else { continue }
+            let via = facts.peers.first { $0.name == p.nextHop }.map { "\($0.name) (\($0.nickname))" } ?? p.nextHop!
+            paths.append(("peer \(p.name) (\(p.nickname)) through \(via)", measured,
+                          "a hop on the route to \(p.name) (\(p.nickname)) has a smaller MTU: larger packets are answered with ICMP too-big; use --mtu \(measured) on every host so they do not depend on it"))
+        }
+        for path in paths {
+            if path.mtu < overlay {
+                parts.append("\(path.what): path MTU \(path.mtu) < overlay \(overlay)")
                 status = max(status, .warn)
-                fixes.append("a hop towards \(label(c)) has a smaller MTU than this host's underlay: fix the hop, or use --mtu \(measured) on every host so large packets do not depend on ICMP too-big")
+                fixes.append(path.fix)
             } else {
-                parts.append("connection \(label(c)): path MTU \(measured)")
+                parts.append("\(path.what): path MTU \(path.mtu)")
             }
         }
         return DoctorCheck(check: "mtu", status: status, detail: parts.joined(separator: "; "), fix: fixes.joined(separator: "; "))

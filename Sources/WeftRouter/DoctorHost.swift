@@ -147,6 +147,8 @@ public enum DoctorHost {
             facts.router = try JSONDecoder().decode(RouterStatus.self, from: Data(body))
             let (_, connections) = try client.request(method: "GET", path: "/v1/status/connections")
             facts.connections = try JSONDecoder().decode([ConnectionStatus].self, from: Data(connections))
+            let (_, peers) = try client.request(method: "GET", path: "/v1/status/peers")
+            facts.peers = try JSONDecoder().decode([PeerStatus].self, from: Data(peers))
         } catch {
             facts.routerProblem = "\(error)"
         }

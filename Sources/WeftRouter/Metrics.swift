@@ -146,6 +146,8 @@ extension Router {
                    snapshots.flatMap { peer, s in [([("peer", peer), ("direction", "tx")], s.txFrames), ([("peer", peer), ("direction", "rx")], s.rxFrames)] })
         out.family("weft_connection_path_mtu_bytes", .gauge, "The overlay MTU usable towards each directly connected peer (path MTU probing).",
                    sessions.map { name, session in ([("peer", name.description)], UInt64(max(0, min(sleeve?.engine.overlayMTU ?? 0, session.pathMTU)))) })
+        out.family("weft_peer_path_mtu_bytes", .gauge, "The overlay MTU of the whole route to each reachable peer, relays included (status peers pathMtu).",
+                   peerStatus().compactMap { p in p.pathMtu.map { ([("peer", p.name)], UInt64(max(0, $0))) } })
 
         let drops = metrics.drops(live: sessions.map(\.value), stray: sleeve?.engine.stray.snapshot())
         out.family("weft_sleeve_drops_total", .counter, "Sleeve packets dropped, by reason.", [

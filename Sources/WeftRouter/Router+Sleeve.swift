@@ -22,9 +22,19 @@ final class SleeveState: @unchecked Sendable {  // confined to the router's even
 
     init(engine: SleeveEngine) { self.engine = engine }
 
-    func probeTick(now: NIODeadline) {
+    /// Runs the probing rounds; returns true when a connection's MTU changed, measured or
+    /// published: own connections are then gossiped again and the forwarding table rebuilt.
+    func probeTick(now: NIODeadline) -> Bool {
+        var changed = false
         if let due = probeResultsDue, now >= due {
-            engine.finishProbeRounds()
+            for session in sessions.values {
+                let before = session.pathMTU
+                guard let round = session.finishProbeRound() else { continue }
+                let settled = PathMTU.settle(published: session.publishedMTU, previousRound: session.lastRoundMTU, round: round)
+                session.lastRoundMTU = round
+                if settled != session.publishedMTU || round != before { changed = true }
+                session.publishedMTU = settled
+            }
             probeResultsDue = nil
         }
         if probeResultsDue == nil, now >= nextProbe {
@@ -32,6 +42,7 @@ final class SleeveState: @unchecked Sendable {  // confined to the router's even
             probeResultsDue = now + Self.probeWait
             nextProbe = now + Self.probeInterval
         }
+        return changed
     }
 }
 
@@ -97,6 +108,10 @@ extension Router {
         for (destination, hop) in routes.unicast {
             if let d = shortIds[destination], let h = shortIds[hop] { nextHop[d] = h }
         }
+        var pathMTU: [UInt16: Int] = [:]
+        for (destination, mtu) in self.pathMTU() {
+            if let d = shortIds[destination] { pathMTU[d] = mtu }
+        }
         var broadcast: [UInt16: [UInt16]] = [:]
         for source in topology.peers.keys where routes.reachable.contains(source) {
             guard let s = shortIds[source] else { continue }
@@ -105,10 +120,18 @@ extension Router {
         sleeve.version += 1
         let own = topology.own.shortId
         sleeve.engine.install(ForwardingTable(ownShortId: own, sessions: sessions, nextHop: nextHop, broadcast: broadcast,
-                                              version: sleeve.version))
+                                              pathMTU: pathMTU, version: sleeve.version))
         sleeve.engine.macs.purge(keeping: Set(shortIds.values).subtracting([own]))
         // Routes or neighbours changed: flows decided on the old ones may now be wrong.
         fastdpState?.engine.revalidate()
+    }
+
+    /// The overlay MTU of the whole route to every reachable peer (WeftMesh PathMTU): the live
+    /// measurement of the first hop, the gossiped ones of the others. Not capped by our own
+    /// overlay MTU: relayed frames never cross our bridge.
+    func pathMTU() -> [PeerName: Int] {
+        let firstHop = sleeve?.sessions.mapValues(\.pathMTU) ?? [:]
+        return routes.pathMTU(peers: topology.peers, firstHop: firstHop)
     }
 
     /// What status shows of a connection's data plane.

@@ -401,7 +401,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
             lastHeartbeat = now
             sleeve?.engine.sendHeartbeats()
         }
-        sleeve?.probeTick(now: now)
+        if sleeve?.probeTick(now: now) == true { ownConnectionsChanged() }
         keyTick(now: now)
         apply(gossip.tick(now: Self.seconds(now)))
     }
@@ -410,7 +410,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
 
     private func ownConnectionsChanged() {
         let entries = established.values.sorted { $0.remoteName! < $1.remoteName! }.map { link in
-            ConnectionEntry(remote: link.remoteName!, address: link.remoteGossipAddress, established: true, outbound: link.direction == .outbound)
+            ConnectionEntry(remote: link.remoteName!, address: link.remoteGossipAddress, established: true, outbound: link.direction == .outbound, mtu: sleeve?.sessions[link.remoteName!]?.publishedMTU)
         }
         apply(gossip.setOwn(nickname: config.nickname, connections: entries, now: Self.seconds(.now())))
     }

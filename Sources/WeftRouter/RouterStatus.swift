@@ -20,12 +20,15 @@ extension Router {
 
     func peerStatus() -> [PeerStatus] {
         let routes = self.routes
+        let pathMTU = self.pathMTU()
+        let overlay = hostNetwork?.overlayMTU ?? config.mtu
         return topologyPeers.values.sorted { $0.name < $1.name }.map { entry in
             PeerStatus(name: entry.name.description, nickname: entry.nickname, uid: String(entry.uid, radix: 16),
                        shortId: Int(entry.shortId), version: entry.version,
                        connections: entry.connections.filter(\.established).count,
                        reachable: entry.name == config.name || routes.reachable.contains(entry.name),
-                       nextHop: routes.nextHop(to: entry.name)?.description, isSelf: entry.name == config.name)
+                       nextHop: routes.nextHop(to: entry.name)?.description, isSelf: entry.name == config.name,
+                       pathMtu: pathMTU[entry.name].map { min($0, overlay ?? $0) })
         }
     }
 

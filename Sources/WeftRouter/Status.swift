@@ -80,8 +80,12 @@ public struct PeerStatus: Codable, Sendable, Equatable {
     /// Name of the directly connected peer that traffic to this one goes through; null for self.
     public var nextHop: String?
     public var isSelf: Bool
+    /// The largest IP packet a workload here can send to this peer's workloads: the smallest
+    /// overlay MTU of every hop of the route, capped by our own overlay MTU (docs/protocol.md
+    /// §4.5); null for self, for unreachable peers and when no hop of the route has a figure.
+    public var pathMtu: Int?
 
-    enum CodingKeys: String, CodingKey { case name, nickname, uid, shortId, version, connections, reachable, nextHop, isSelf }
+    enum CodingKeys: String, CodingKey { case name, nickname, uid, shortId, version, connections, reachable, nextHop, isSelf, pathMtu }
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -94,6 +98,7 @@ public struct PeerStatus: Codable, Sendable, Equatable {
         try c.encode(reachable, forKey: .reachable)
         try c.encode(nextHop, forKey: .nextHop)
         try c.encode(isSelf, forKey: .isSelf)
+        try c.encode(pathMtu, forKey: .pathMtu)
     }
 }
 

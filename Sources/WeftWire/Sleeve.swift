@@ -30,6 +30,11 @@ public enum Sleeve {
     /// The overlay MTU that makes every sleeve packet fit an underlay of `underlayMTU`.
     public static func overlayMTU(underlayMTU: Int) -> Int { underlayMTU - overheadIPv4 }
 
+    /// The overlay MTU a UDP payload of `payload` bytes carries, and back: the payload less
+    /// header, tag, frame record and inner Ethernet (§5.6).
+    public static func overlayMTU(payload: Int) -> Int { payload - (overheadIPv4 - ipv4Overhead) }
+    public static func payload(overlayMTU: Int) -> Int { overlayMTU + (overheadIPv4 - ipv4Overhead) }
+
     public struct Header: Equatable, Sendable {
         public var kind: SleeveKind
         public var sealed: Bool

@@ -10,12 +10,16 @@ public struct ConnectionEntry: Hashable, Sendable, Codable {
     public var established: Bool
     /// The reporting peer dialed it.
     public var outbound: Bool
+    /// The largest inner IP packet (overlay MTU) the reporting peer's sleeve carries to the
+    /// remote, as settled by path-MTU probing; nil until measured (docs/protocol.md §4, §5.4).
+    public var mtu: Int?
 
-    public init(remote: PeerName, address: String, established: Bool, outbound: Bool) {
+    public init(remote: PeerName, address: String, established: Bool, outbound: Bool, mtu: Int? = nil) {
         self.remote = remote
         self.address = address
         self.established = established
         self.outbound = outbound
+        self.mtu = mtu
     }
 }
 
@@ -58,6 +62,10 @@ public struct TopologyUpdate: Equatable, Sendable {
 
     static let flagEstablished: UInt8 = 0x01
     static let flagOutbound: UInt8 = 0x02
+    /// A u16 MTU follows the flags.
+    static let flagMTU: UInt8 = 0x04
+    /// The smallest MTU an entry may carry: IPv4's minimum (RFC 791).
+    public static let minMTU = 68
 
     public var peers: [PeerEntry]
 
@@ -82,7 +90,10 @@ public struct TopologyUpdate: Equatable, Sendable {
             for c in connections {
                 w.peerName(c.remote)
                 w.str8(c.address, maxLength: Self.maxAddressBytes)
-                w.u8((c.established ? Self.flagEstablished : 0) | (c.outbound ? Self.flagOutbound : 0))
+                // An MTU outside 68…65535 cannot be carried: it is left out (unknown).
+                let mtu = c.mtu.flatMap { (Self.minMTU...0xFFFF).contains($0) ? UInt16($0) : nil }
+                w.u8((c.established ? Self.flagEstablished : 0) | (c.outbound ? Self.flagOutbound : 0) | (mtu != nil ? Self.flagMTU : 0))
+                if let mtu { w.u16(mtu) }
             }
         }
         return w.bytes
@@ -90,8 +101,8 @@ public struct TopologyUpdate: Equatable, Sendable {
 
     /// Decodes per protocol.md §4. Throws `WireError` on anything malformed: truncation, a count
     /// over its cap or larger than the bytes left could hold, a nickname over 64 bytes, invalid
-    /// UTF-8, a short id over 4095, or bytes after the last entry. Unknown connection flag bits
-    /// are ignored.
+    /// UTF-8, a short id over 4095, a connection MTU under 68, or bytes after the last entry.
+    /// Unknown connection flag bits are ignored.
     public static func decode(_ bytes: [UInt8]) throws -> TopologyUpdate {
         var r = ByteReader(bytes)
         let peerCount = try r.count16("topology peer count", limit: maxPeers, minEntrySize: minPeerEntrySize)
@@ -111,9 +122,15 @@ public struct TopologyUpdate: Equatable, Sendable {
                 let remote = try r.peerName("connection remote name")
                 let address = try r.str8("connection address", maxLength: maxAddressBytes)
                 let flags = try r.u8("connection flags")
+                var mtu: Int?
+                if flags & flagMTU != 0 {
+                    let value = Int(try r.u16("connection mtu"))
+                    guard value >= minMTU else { throw WireError.invalid(what: "connection mtu \(value) (under \(minMTU))") }
+                    mtu = value
+                }
                 connections.append(ConnectionEntry(remote: remote, address: address,
                                                    established: flags & flagEstablished != 0,
-                                                   outbound: flags & flagOutbound != 0))
+                                                   outbound: flags & flagOutbound != 0, mtu: mtu))
             }
             peers.append(PeerEntry(name: name, nickname: nickname, uid: uid, version: version,
                                    shortId: shortId, connections: connections))

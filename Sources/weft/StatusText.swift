@@ -19,9 +19,9 @@ enum StatusText {
     }
 
     static func peers(_ peers: [PeerStatus]) -> String {
-        table(["NAME", "NICKNAME", "SHORT ID", "CONNECTIONS", "NEXT HOP"], peers.map {
+        table(["NAME", "NICKNAME", "SHORT ID", "CONNECTIONS", "NEXT HOP", "PATH MTU"], peers.map {
             [$0.name + ($0.isSelf ? " (self)" : ""), $0.nickname, String($0.shortId), String($0.connections),
-             $0.isSelf ? "-" : ($0.nextHop ?? "unreachable")]
+             $0.isSelf ? "-" : ($0.nextHop ?? "unreachable"), $0.pathMtu.map(String.init) ?? "-"]
         })
     }
 

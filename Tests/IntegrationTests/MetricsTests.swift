@@ -92,6 +92,7 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(samples.values("weft_overlay_mtu_bytes"), [1420])
         XCTAssertEqual(samples.values("weft_fastdp_flows"), [0])
         XCTAssertEqual(samples.values("weft_connection_path_mtu_bytes", ["peer": peer2]), [1420])
+        XCTAssertEqual(samples.values("weft_peer_path_mtu_bytes", ["peer": peer2]), [1420])
         let failures = samples.filter { $0.name == "weft_handshake_failures_total" }.compactMap { $0.labels["reason"] }
         XCTAssertFalse(Set(failures).isDisjoint(with: ["handshake_failed", "unknown_psk_id", "password_mismatch"]), "\(failures)")
 

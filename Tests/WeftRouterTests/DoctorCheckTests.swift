@@ -75,6 +75,24 @@ final class DoctorCheckTests: XCTestCase {
         XCTAssertTrue(c.detail.contains("02:aa:bb:cc:dd:02 (b): path MTU 1380 < overlay 1420"), c.detail)
     }
 
+    func testMTUWarnsForARelayedPeerWhoseRouteCarriesLess() {
+        var facts = healthy()
+        func peer(_ n: Int, nextHop: Int?, pathMtu: Int?) -> PeerStatus {
+            PeerStatus(name: "02:aa:bb:cc:dd:0\(n)", nickname: "h\(n)", uid: "1", shortId: n, version: 1, connections: 1, reachable: true,
+                       nextHop: nextHop.map { "02:aa:bb:cc:dd:0\($0)" }, isSelf: nextHop == nil, pathMtu: pathMtu)
+        }
+        // Host 3's view of the line: 2 directly (1420), 1 through 2 (1320).
+        facts.peers = [peer(3, nextHop: nil, pathMtu: nil), peer(2, nextHop: 2, pathMtu: 1420), peer(1, nextHop: 2, pathMtu: 1320)]
+        let c = check("mtu", facts)
+        XCTAssertEqual(c.status, .warn)
+        XCTAssertTrue(c.detail.contains("peer 02:aa:bb:cc:dd:01 (h1) through 02:aa:bb:cc:dd:02 (h2): path MTU 1320 < overlay 1420"), c.detail)
+        XCTAssertFalse(c.detail.contains("peer 02:aa:bb:cc:dd:02"), "a direct peer is the connection's line: \(c.detail)")
+        XCTAssertTrue(c.fix!.contains("--mtu 1320"), c.fix!)
+        // A route that carries the overlay MTU is fine.
+        facts.peers[2].pathMtu = 1420
+        XCTAssertEqual(check("mtu", facts).status, .ok)
+    }
+
     func testMTUWithoutRouterOrBridgeSaysWhatARouterWouldChoose() {
         var facts = healthy(underlayMTU: 9000)
         facts.router = nil

@@ -24,7 +24,8 @@ final class TopologyCodecTests: XCTestCase {
                 connections: (0..<Int.random(in: 0...6, using: &g)).map { _ in
                     ConnectionEntry(remote: names.randomElement(using: &g)!,
                                     address: randomString(maxBytes: 255, using: &g),
-                                    established: Bool.random(using: &g), outbound: Bool.random(using: &g))
+                                    established: Bool.random(using: &g), outbound: Bool.random(using: &g),
+                                    mtu: Bool.random(using: &g) ? Int.random(in: 68...0xFFFF, using: &g) : nil)
                 })
         }
         return TopologyUpdate(peers: peers)
@@ -51,6 +52,26 @@ final class TopologyCodecTests: XCTestCase {
         let expected: [UInt8] = [0, 1, 2, 0, 0, 0, 0, 0x0a, 1, 0x68, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0x01, 0x23,
                                  0, 1, 2, 0, 0, 0, 0, 0x0b, 3, 0x78, 0x3a, 0x31, 0x03]
         XCTAssertEqual(update.encode(), expected)
+    }
+
+    func testConnectionMTUFollowsTheFlags() throws {
+        let a = PeerName("02:00:00:00:00:0a")!, b = PeerName("02:00:00:00:00:0b")!
+        let update = TopologyUpdate(peers: [PeerEntry(name: a, nickname: "h", uid: 1, version: 2, shortId: 0x123, connections: [
+            ConnectionEntry(remote: b, address: "x:1", established: true, outbound: false, mtu: 1320),
+        ])])
+        let bytes = update.encode()
+        // flags: established | mtu follows; then 1320 = 0x0528.
+        XCTAssertEqual(Array(bytes.suffix(3)), [0x05, 0x05, 0x28])
+        XCTAssertEqual(try TopologyUpdate.decode(bytes), update)
+        // Below IPv4's minimum MTU: the update is rejected.
+        var low = bytes
+        low[low.count - 2] = 0
+        low[low.count - 1] = 67
+        XCTAssertThrowsError(try TopologyUpdate.decode(low))
+        // An MTU the field cannot carry is left out, not wrapped.
+        var out = update
+        out.peers[0].connections[0].mtu = 70_000
+        XCTAssertNil(try TopologyUpdate.decode(out.encode()).peers[0].connections[0].mtu)
     }
 
     func testEveryTruncationThrows() {
@@ -159,7 +180,7 @@ final class TopologyCodecTests: XCTestCase {
         var w = ByteWriter()
         w.u16(1)
         w.peerName(PeerName(value: 1)); w.str8(""); w.u64(1); w.u64(1); w.u16(1)
-        w.u16(1); w.peerName(PeerName(value: 2)); w.str8("a:1"); w.u8(0xFD)
+        w.u16(1); w.peerName(PeerName(value: 2)); w.str8("a:1"); w.u8(0xF9)  // all but outbound and mtu
         let c = try TopologyUpdate.decode(w.bytes).peers[0].connections[0]
         XCTAssertTrue(c.established)
         XCTAssertFalse(c.outbound)

@@ -1,0 +1,83 @@
+import WeftTestSupport
+import XCTest
+import WeftWire
+@testable import WeftMesh
+
+final class PathMTUTests: XCTestCase {
+    /// `all` with `from` reporting `mtu` for its connection to `to`.
+    private func reporting(_ all: [PeerName: PeerEntry], _ from: PeerName, _ to: PeerName, _ mtu: Int?) -> [PeerName: PeerEntry] {
+        var all = all
+        for i in all[from]!.connections.indices where all[from]!.connections[i].remote == to { all[from]!.connections[i].mtu = mtu }
+        return all
+    }
+
+    func testLineTakesTheSmallestHop() {
+        // The line: 3–2 carries 1420, 2–1 only 1320; 3 sees 1320 towards 1.
+        let (one, two, three) = (peer(1), peer(2), peer(3))
+        var all = entries(nodes: [one, two, three], edges: [(one, two), (two, three)])
+        all = reporting(all, two, one, 1320)
+        all = reporting(all, two, three, 1420)
+        all = reporting(all, three, two, 1420)
+        let routes = topology(of: three, all).routes()
+        XCTAssertEqual(routes.pathMTU(peers: all), [two: 1420, one: 1320])
+        // The live first-hop figure wins over the gossiped one.
+        XCTAssertEqual(routes.pathMTU(peers: all, firstHop: [two: 1300]), [two: 1300, one: 1300])
+    }
+
+    func testUnmeasuredHopsDoNotLimitAndTheReverseDirectionStandsIn() {
+        let (one, two, three) = (peer(1), peer(2), peer(3))
+        let all = entries(nodes: [one, two, three], edges: [(one, two), (two, three)])
+        // Nothing measured: nothing known.
+        XCTAssertEqual(topology(of: three, all).routes().pathMTU(peers: all), [:])
+        // Only host 1 measured its side of 1–2: host 3 uses it for 2 → 1.
+        let some = reporting(all, one, two, 1320)
+        XCTAssertEqual(topology(of: three, some).routes().pathMTU(peers: some), [one: 1320])
+        // A direction's own report wins over the reverse one.
+        let both = reporting(some, two, one, 1400)
+        XCTAssertEqual(topology(of: three, both).routes().pathMTU(peers: both), [one: 1400])
+        // A pending (not established) connection's figure is not used.
+        var pending = all
+        pending[two]!.connections.append(ConnectionEntry(remote: peer(9), address: "x:1", established: false, outbound: true, mtu: 600))
+        XCTAssertEqual(topology(of: three, pending).routes().pathMTU(peers: pending), [:])
+    }
+
+    func testRouteChangesMoveTheFigure() {
+        // A direct 1–3 link appears: 3 no longer goes through the small hop.
+        let (one, two, three) = (peer(1), peer(2), peer(3))
+        var all = entries(nodes: [one, two, three], edges: [(one, two), (two, three), (one, three)])
+        all = reporting(all, two, one, 1320)
+        all = reporting(all, three, two, 1420)
+        all = reporting(all, three, one, 1420)
+        XCTAssertEqual(topology(of: three, all).routes().pathMTU(peers: all)[one], 1420)
+        // It goes again: back through 2.
+        var line = entries(nodes: [one, two, three], edges: [(one, two), (two, three)])
+        line = reporting(line, two, one, 1320)
+        line = reporting(line, three, two, 1420)
+        XCTAssertEqual(topology(of: three, line).routes().pathMTU(peers: line)[one], 1320)
+        // The relay moves: 3 reaches 1 through 4 (1400 all the way) once 2 is gone.
+        let four = peer(4)
+        var moved = entries(nodes: [one, three, four], edges: [(one, four), (four, three)])
+        moved = reporting(moved, four, one, 1400)
+        moved = reporting(moved, three, four, 1420)
+        XCTAssertEqual(topology(of: three, moved).routes().pathMTU(peers: moved)[one], 1400)
+    }
+
+    func testUnreachablePeersAreLeftOut() {
+        let (one, two, three) = (peer(1), peer(2), peer(3))
+        var all = entries(nodes: [one, two, three], edges: [(one, two)])
+        all = reporting(all, one, two, 1320)
+        XCTAssertEqual(topology(of: one, all).routes().pathMTU(peers: all), [two: 1320])
+    }
+
+    func testSettleTakesTheFirstRoundAndThenOnlyAgreeingRounds() {
+        XCTAssertEqual(PathMTU.settle(published: nil, previousRound: nil, round: 1420), 1420)
+        // One round lower (a lost probe): not yet.
+        XCTAssertEqual(PathMTU.settle(published: 1420, previousRound: 1420, round: 1320), 1420)
+        // Two rounds agree: published.
+        XCTAssertEqual(PathMTU.settle(published: 1420, previousRound: 1320, round: 1320), 1320)
+        // Up again takes two rounds too.
+        XCTAssertEqual(PathMTU.settle(published: 1320, previousRound: 1320, round: 1420), 1320)
+        XCTAssertEqual(PathMTU.settle(published: 1320, previousRound: 1420, round: 1420), 1420)
+        XCTAssertEqual(PathMTU.settle(published: 1420, previousRound: 1420, round: 1420), 1420)
+    }
+}
