@@ -221,6 +221,7 @@ public struct Gossip: Sendable {
         }
         // Each change goes on along the broadcast tree of the peer it describes, so every router
         // gets it once when views agree; where they do not yet, anti-entropy fills the gap.
+        guard neighbours.contains(where: { $0 != from }) else { return }  // a leaf forwards nothing
         var forward: [PeerName: [PeerEntry]] = [:]
         for entry in changed where entry.name != topology.ownName {
             for next in topology.broadcastNextHops(from: entry.name) where next != from {

@@ -73,11 +73,11 @@ struct MeshGraph: Sendable, Equatable {
     /// `stopWhenReached` is given, the search ends once all of those slots have a parent.
     /// O(V + E).
     func bfs(from root: Int32, stopWhenReached targets: [Int32]? = nil) -> (parent: [Int32], order: [Int32]) {
+        let n = names.count
         // A slot is visited once its parent is set (the root is marked by itself).
-        var parent = [Int32](repeating: -1, count: names.count)
-        parent[Int(root)] = root
-        var order: [Int32] = [root]
-        var wanted = [Bool](repeating: false, count: targets == nil ? 0 : names.count)
+        var parent = [Int32](repeating: -1, count: n)
+        var order = [Int32](repeating: 0, count: n)
+        var wanted = [Bool](repeating: false, count: targets == nil ? 0 : n)
         var remaining = -1
         if let targets {
             remaining = 0
@@ -86,17 +86,33 @@ struct MeshGraph: Sendable, Equatable {
                 remaining += 1
             }
         }
-        var head = 0
-        while head < order.count, remaining != 0 {
-            let node = order[head]
-            head += 1
-            for next in adjacency[Int(node)] where parent[Int(next)] < 0 {
-                parent[Int(next)] = node
-                order.append(next)
-                if remaining > 0, wanted[Int(next)] { remaining -= 1 }
+        var count = 1
+        // Raw buffers: this loop runs for every gossip message a router forwards.
+        parent.withUnsafeMutableBufferPointer { parent in
+            order.withUnsafeMutableBufferPointer { order in
+                wanted.withUnsafeBufferPointer { wanted in
+                    adjacency.withUnsafeBufferPointer { adjacency in
+                        parent[Int(root)] = root
+                        order[0] = root
+                        var head = 0
+                        while head < count, remaining != 0 {
+                            let node = order[head]
+                            head += 1
+                            adjacency[Int(node)].withUnsafeBufferPointer { neighbours in
+                                for next in neighbours where parent[Int(next)] < 0 {
+                                    parent[Int(next)] = node
+                                    order[count] = next
+                                    count += 1
+                                    if remaining > 0, wanted[Int(next)] { remaining -= 1 }
+                                }
+                            }
+                        }
+                        parent[Int(root)] = -1
+                    }
+                }
             }
         }
-        parent[Int(root)] = -1
+        order.removeLast(n - count)
         return (parent, order)
     }
 

@@ -9,7 +9,7 @@ import XCTest
 /// departed, repair after lost messages. Figures are printed; docs/benchmarks.md keeps them.
 /// WEFT_SIM_ROUTERS overrides the size (the closing figures of docs/benchmarks.md use 1000).
 final class GossipSimulationTests: XCTestCase {
-    private var size: Int { ProcessInfo.processInfo.environment["WEFT_SIM_ROUTERS"].flatMap(Int.init) ?? 1000 }
+    private var size: Int { ProcessInfo.processInfo.environment["WEFT_SIM_ROUTERS"].flatMap(Int.init) ?? 200 }
 
     /// Each router can reach one earlier router (the address on its command line) and about
     /// `degree` others at random: a mesh spread over sites where not every pair can connect.
@@ -37,11 +37,11 @@ final class GossipSimulationTests: XCTestCase {
         var sim = mesh(seed: 12, routers: n, degree: 8)
         let started = Date()
 
-        // Joins: one router every 5 ms, each naming one earlier router.
+        // Joins: all within 2 s (a burst), each naming one earlier router.
         sim.join(0, seed: nil)
         var g = SplitMix64(seed: 99)
         for i in 1..<n {
-            sim.run(for: 0.005)
+            sim.run(for: 2.0 / Double(n))
             let seed = sim.routers[i].reachable.filter { $0 < i }.randomElement(using: &g)!
             sim.join(i, seed: seed)
         }
