@@ -32,7 +32,7 @@ final class GossipSimulationTests: XCTestCase {
         print(line)
     }
 
-    func testThousandRoutersConvergeIdleQuietlyAndForgetTheDeparted() {
+    func testMeshConvergesIdlesQuietlyAndForgetsTheDeparted() {
         let n = size
         var sim = mesh(seed: 12, routers: n, degree: 8)
         let started = Date()

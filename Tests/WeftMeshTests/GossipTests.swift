@@ -71,6 +71,15 @@ final class GossipTests: XCTestCase {
             }
         }
 
+        /// 1–2–…–n, settled.
+        static func line(_ n: Int) -> Net {
+            var net = Net(n)
+            for i in 1..<n { net.link(peer(i), peer(i + 1)) }
+            net.deliver()
+            net.run(seconds: 1)
+            return net
+        }
+
         func holds(_ p: PeerName, _ q: PeerName) -> Bool { routers[p]!.topology.peers[q] != nil }
     }
 
@@ -108,10 +117,7 @@ final class GossipTests: XCTestCase {
     }
 
     func testLineConvergesAndAChangeCrossesEachLinkOnce() {
-        var net = Net(5)
-        for i in 1..<5 { net.link(peer(i), peer(i + 1)) }
-        net.deliver()
-        net.run(seconds: 1)
+        var net = Net.line(5)
         for a in 1...5 { for b in 1...5 { XCTAssertTrue(net.holds(peer(a), peer(b)), "\(a) holds \(b)") } }
 
         // One change at the end of the line: four messages, one per link, and no echo.
@@ -196,11 +202,7 @@ final class GossipTests: XCTestCase {
     func testRemovedPeerReachableAgainIsTakenBack() throws {
         // 1–2 and 2–3; 2–3 breaks long enough for 1 to forget 3, then heals. 3's entry has not
         // changed meanwhile (same version): it is taken back because it is reachable.
-        var net = Net(3)
-        net.link(peer(1), peer(2))
-        net.link(peer(2), peer(3))
-        net.deliver()
-        net.run(seconds: 1)
+        var net = Net.line(3)
         net.links.remove([peer(2), peer(3)])  // 2 and 3 have not noticed; 1 hears nothing
         var two = net.routers[peer(2)]!
         two.linkDown(peer(3))
@@ -221,11 +223,7 @@ final class GossipTests: XCTestCase {
     }
 
     func testAntiEntropyRepairsALostMessage() throws {
-        var net = Net(3)
-        net.link(peer(1), peer(2))
-        net.link(peer(2), peer(3))
-        net.deliver()
-        net.run(seconds: 1)
+        var net = Net.line(3)
         // 3 changes, but the message to 2 is lost.
         _ = net.routers[peer(3)]!.setOwn(nickname: "lost", connections: net.routers[peer(3)]!.topology.own.connections, now: net.now + 1)
         XCTAssertNotEqual(net.routers[peer(1)]!.topology.peers[peer(3)]?.nickname, "lost")
