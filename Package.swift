@@ -58,7 +58,11 @@ let package = Package(
         .testTarget(name: "WeftLinkTests", dependencies: ["WeftLink", "WeftCrypto", "WeftWire", "WeftMesh"]),
         .testTarget(name: "WeftNetlinkTests", dependencies: ["WeftNetlink"]),
         .testTarget(name: "WeftDatapathTests", dependencies: ["WeftDatapath", "WeftCrypto", "WeftWire", "WeftNetlink"]),
-        .testTarget(name: "WeftRouterTests", dependencies: ["WeftRouter"]),
+        .testTarget(name: "WeftRouterTests", dependencies: [
+            "WeftRouter", "WeftCrypto",
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
         .testTarget(name: "IntegrationTests", dependencies: ["WeftRouter", .product(name: "NIOCore", package: "swift-nio")]),
     ],
     swiftLanguageModes: [.v6]

@@ -271,7 +271,7 @@ public final class HostNetwork: @unchecked Sendable {
 
     /// Puts a veth into the workload's namespace (created there directly), gives it `cidr`, the
     /// overlay MTU and brings it (and `lo`) up; the host end becomes a bridge port. Idempotent.
-    func attach(namespace: String?, pid: Int32?, cidr: String, ifname: String) throws -> Workload {
+    public func attach(namespace: String?, pid: Int32?, cidr: String, ifname: String) throws -> Workload {
         let target = try Target(namespace: namespace, pid: pid)
         let cidr = try Self.canonicalCIDR(cidr)
         let fd = try target.open()
@@ -320,7 +320,7 @@ public final class HostNetwork: @unchecked Sendable {
 
     /// Removes every Weft veth of the namespace (deleting the host end deletes both). Returns
     /// whether anything was attached. A namespace that is gone detaches what was recorded for it.
-    func detach(namespace: String?, pid: Int32?) throws -> Bool {
+    public func detach(namespace: String?, pid: Int32?) throws -> Bool {
         let target = try Target(namespace: namespace, pid: pid)
         var removed: Set<String> = []
         let fd: Int32
@@ -364,7 +364,7 @@ public final class HostNetwork: @unchecked Sendable {
 
     /// The workloads attached since this router started whose veth still exists (a deleted
     /// namespace takes its veth with it).
-    var workloads: [Workload] {
+    public var workloads: [Workload] {
         let existing = Set(((try? netlink.links()) ?? []).map(\.name))
         attached = attached.filter { existing.contains($0.key) }
         return attached.values.sorted { $0.hostIfname < $1.hostIfname }
@@ -373,7 +373,7 @@ public final class HostNetwork: @unchecked Sendable {
     // MARK: Host addresses
 
     /// Gives the host an address on the bridge. Returns false when it was there already.
-    func expose(cidr: String) throws -> Bool {
+    public func expose(cidr: String) throws -> Bool {
         let cidr = try Self.canonicalCIDR(cidr)
         do {
             let present = try netlink.addresses(WeftInterfaces.bridge).contains(cidr)
@@ -386,7 +386,7 @@ public final class HostNetwork: @unchecked Sendable {
     }
 
     /// Removes a host address from the bridge. Returns false when it was not there.
-    func hide(cidr: String) throws -> Bool {
+    public func hide(cidr: String) throws -> Bool {
         let cidr = try Self.canonicalCIDR(cidr)
         do {
             let present = try netlink.addresses(WeftInterfaces.bridge).contains(cidr)
