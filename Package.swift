@@ -35,16 +35,25 @@ let package = Package(
         .target(name: "WeftDatapath", dependencies: ["WeftCrypto", "WeftWire", "WeftMesh", "WeftNetlink", "CWeftShims"]),
         .target(name: "WeftNetlink", dependencies: ["CMnl", "CWeftShims"]),
 
-        // Linux-facing wiring: gossip link, control API, persistence.
+        // The control API: its one request router and HTTP server, the request and status types
+        // the CLI shares, the CLI's client, metrics rendering. It never sees the router: the
+        // router answers through ControlAPIDelegate.
+        .target(name: "WeftControl", dependencies: [
+            "WeftCrypto", "WeftDatapath",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
+        // Linux-facing wiring: gossip link, persistence, and the router behind the control API.
         .target(name: "WeftRouter", dependencies: [
-            "WeftCrypto", "WeftWire", "WeftMesh", "WeftLink", "WeftNetlink", "WeftDatapath", "CWeftShims",
+            "WeftCrypto", "WeftWire", "WeftMesh", "WeftLink", "WeftNetlink", "WeftDatapath", "WeftControl", "CWeftShims",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         .executableTarget(name: "weft", dependencies: [
-            "WeftRouter",
+            "WeftRouter", "WeftControl",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -58,11 +67,12 @@ let package = Package(
         .testTarget(name: "WeftLinkTests", dependencies: ["WeftLink", "WeftCrypto", "WeftWire", "WeftMesh"]),
         .testTarget(name: "WeftNetlinkTests", dependencies: ["WeftNetlink"]),
         .testTarget(name: "WeftDatapathTests", dependencies: ["WeftDatapath", "WeftCrypto", "WeftWire", "WeftNetlink"]),
-        .testTarget(name: "WeftRouterTests", dependencies: [
-            "WeftRouter", "WeftCrypto",
+        .testTarget(name: "WeftControlTests", dependencies: [
+            "WeftControl", "WeftCrypto",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
+        .testTarget(name: "WeftRouterTests", dependencies: ["WeftRouter", "WeftControl"]),
         .testTarget(name: "IntegrationTests", dependencies: ["WeftRouter", .product(name: "NIOCore", package: "swift-nio")]),
     ],
     swiftLanguageModes: [.v6]

@@ -2,6 +2,7 @@
 // running router, when one answers) to a verdict. Nothing here reads the host; DoctorHost.swift
 // gathers the facts. Unit-tested with facts built in memory.
 import Foundation
+import WeftControl
 import WeftDatapath
 import WeftWire
 

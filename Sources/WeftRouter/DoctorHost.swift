@@ -3,6 +3,7 @@
 // answers on the control socket. Best effort throughout: a fact that cannot be read is left out
 // and the check says so.
 import Foundation
+import WeftControl
 import WeftNetlink
 
 public enum DoctorHost {

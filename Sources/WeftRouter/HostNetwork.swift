@@ -6,30 +6,10 @@
 // away with the router, because it exists while its fd is open. `weft reset` removes the rest.
 import Foundation
 import Logging
+import WeftControl
 import WeftMesh
 import WeftNetlink
 import WeftWire
-
-/// One attached workload, as status shows it.
-public struct Workload: Codable, Sendable, Equatable {
-    public var namespace: String?
-    public var pid: Int32?
-    public var ifname: String
-    public var hostIfname: String
-    public var cidrs: [String]
-
-    enum CodingKeys: String, CodingKey { case namespace, pid, ifname, hostIfname, cidrs }
-
-    /// Absent values are written as `null`, as in the other status documents.
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(namespace, forKey: .namespace)
-        try c.encode(pid, forKey: .pid)
-        try c.encode(ifname, forKey: .ifname)
-        try c.encode(hostIfname, forKey: .hostIfname)
-        try c.encode(cidrs, forKey: .cidrs)
-    }
-}
 
 /// Interface names Weft creates; `weft reset` removes exactly these.
 public enum WeftInterfaces {

@@ -3,6 +3,9 @@
 // requirements need not make the router's internals public.
 import Foundation
 import NIOCore
+// Re-exported so code that imports WeftRouter alone (the integration tests) still sees the
+// control API's types.
+@_exported import WeftControl
 import WeftCrypto
 
 final class RouterControlDelegate: ControlAPIDelegate, @unchecked Sendable {  // confined to router.loop

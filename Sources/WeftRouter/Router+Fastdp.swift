@@ -3,6 +3,7 @@
 // decided from what both ends said and what the heartbeats show (ModeSelection).
 import Foundation
 import NIOCore
+import WeftControl
 import WeftDatapath
 import WeftMesh
 import WeftNetlink

@@ -2,6 +2,7 @@
 // event loop: the schedule, `weft rotate-key`, the keyring commands and the mesh-wide rotation.
 import Foundation
 import NIOCore
+import WeftControl
 import WeftCrypto
 import WeftDatapath
 import WeftMesh

@@ -1,5 +1,6 @@
 // The checks of `weft doctor` on facts built in memory: for each, a healthy host and the fault.
 import XCTest
+import WeftControl
 @testable import WeftRouter
 
 final class DoctorCheckTests: XCTestCase {

@@ -33,6 +33,35 @@ public struct CIDRRequest: Codable, Sendable {
     public init(cidr: String) { self.cidr = cidr }
 }
 
+/// One attached workload, as status shows it.
+public struct Workload: Codable, Sendable, Equatable {
+    public var namespace: String?
+    public var pid: Int32?
+    public var ifname: String
+    public var hostIfname: String
+    public var cidrs: [String]
+
+    enum CodingKeys: String, CodingKey { case namespace, pid, ifname, hostIfname, cidrs }
+
+    public init(namespace: String?, pid: Int32?, ifname: String, hostIfname: String, cidrs: [String]) {
+        self.namespace = namespace
+        self.pid = pid
+        self.ifname = ifname
+        self.hostIfname = hostIfname
+        self.cidrs = cidrs
+    }
+
+    /// Absent values are written as `null`, as in the other status documents.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(namespace, forKey: .namespace)
+        try c.encode(pid, forKey: .pid)
+        try c.encode(ifname, forKey: .ifname)
+        try c.encode(hostIfname, forKey: .hostIfname)
+        try c.encode(cidrs, forKey: .cidrs)
+    }
+}
+
 /// The answer to attach/detach/expose/hide: a sentence for the operator, and the workload for
 /// attach.
 public struct WorkloadResult: Codable, Sendable {
@@ -96,6 +125,31 @@ public struct RotatePasswordResult: Codable, Sendable {
         self.previousId = previousId
         self.acknowledged = acknowledged
         self.missing = missing
+        self.retireAt = retireAt
+    }
+}
+
+/// A keyring entry's state, as the keyring stores it and `weft password list` shows it.
+public enum KeyState: String, Codable, Sendable {
+    /// Used for new handshakes (exactly one entry when a password is set).
+    case active
+    /// Still accepted from peers (during a rotation's grace period).
+    case accepted
+    /// No longer accepted: a handshake under it is refused with "unknown password id".
+    case retired
+}
+
+/// What `weft password list --json` shows of an entry: never the key.
+public struct PasswordInfo: Codable, Sendable, Equatable {
+    public var id: String
+    public var state: KeyState
+    public var addedAt: String
+    public var retireAt: String?
+
+    public init(id: String, state: KeyState, addedAt: String, retireAt: String?) {
+        self.id = id
+        self.state = state
+        self.addedAt = addedAt
         self.retireAt = retireAt
     }
 }

@@ -7,7 +7,7 @@ import NIOPosix
 import WeftCrypto
 import NIOHTTP1
 import XCTest
-@testable import WeftRouter
+@testable import WeftControl
 
 final class ControlRequestRouterTests: XCTestCase {
     func reply(_ router: ControlRequestRouter, _ method: HTTPMethod, _ uri: String, _ body: String = "") -> ControlReply {
@@ -129,7 +129,11 @@ final class InMemoryRouter: ControlAPIDelegate, @unchecked Sendable {
     }
     func peerStatus() -> [PeerStatus] { [] }
     func connectionStatus() -> [ConnectionStatus] { [] }
-    func isDialable(_ address: String) -> Bool { Router.split(Router.normalize(address, defaultPort: 6783)) != nil }
+    /// HOST or HOST:PORT with a numeric port; the router's own parser is WeftRouter's.
+    func isDialable(_ address: String) -> Bool {
+        let parts = address.split(separator: ":", omittingEmptySubsequences: false)
+        return parts.count == 1 || (parts.count == 2 && Int(parts[1]) != nil)
+    }
     func addTarget(_ address: String) { targets.append(address) }
     func forgetTarget(_ address: String) -> Bool { targets.contains(address) }
     func stop() {}
