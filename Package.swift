@@ -44,16 +44,23 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
-        // Linux-facing wiring: gossip link, persistence, and the router behind the control API.
+        // The host: network plumbing (bridge, TAP, workloads, reset), the one underlay/MTU rule,
+        // and `weft doctor` (pure checks and the gathering of facts).
+        .target(name: "WeftHost", dependencies: [
+            "WeftControl", "WeftWire", "WeftMesh", "WeftNetlink", "WeftDatapath",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The router core: links and admission, targets, gossip wiring, key rotation, data-plane
+        // wiring, and the router behind the control API.
         .target(name: "WeftRouter", dependencies: [
-            "WeftCrypto", "WeftWire", "WeftMesh", "WeftLink", "WeftNetlink", "WeftDatapath", "WeftControl", "CWeftShims",
+            "WeftCrypto", "WeftWire", "WeftMesh", "WeftLink", "WeftNetlink", "WeftDatapath", "WeftControl", "WeftHost", "CWeftShims",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         .executableTarget(name: "weft", dependencies: [
-            "WeftRouter", "WeftControl",
+            "WeftRouter", "WeftControl", "WeftHost",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -72,8 +79,8 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
-        .testTarget(name: "WeftRouterTests", dependencies: ["WeftRouter", "WeftControl"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["WeftRouter", .product(name: "NIOCore", package: "swift-nio")]),
+        .testTarget(name: "WeftRouterTests", dependencies: ["WeftRouter", "WeftControl", "WeftHost"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["WeftRouter", "WeftHost", .product(name: "NIOCore", package: "swift-nio")]),
     ],
     swiftLanguageModes: [.v6]
 )

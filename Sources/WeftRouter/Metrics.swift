@@ -7,6 +7,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import WeftControl
+import WeftHost
 import WeftDatapath
 import WeftWire
 

@@ -4,8 +4,9 @@
 import Foundation
 import NIOCore
 // Re-exported so code that imports WeftRouter alone (the integration tests) still sees the
-// control API's types.
+// control API's types and the host's.
 @_exported import WeftControl
+@_exported import WeftHost
 import WeftCrypto
 
 final class RouterControlDelegate: ControlAPIDelegate, @unchecked Sendable {  // confined to router.loop
@@ -57,10 +58,4 @@ final class RouterControlDelegate: ControlAPIDelegate, @unchecked Sendable {  //
     func rotatePassword(to psk: PreSharedKey, graceSeconds: Double) -> EventLoopFuture<RotatePasswordResult> {
         router.rotatePassword(to: psk, grace: graceSeconds)
     }
-}
-
-extension HostNetwork: WorkloadHost {
-    public var defaultWorkloadIfname: String { WeftInterfaces.defaultWorkloadIfname }
-    public var bridgeName: String { WeftInterfaces.bridge }
-    public func canonicalCIDR(_ text: String) throws -> String { try Self.canonicalCIDR(text) }
 }

@@ -4,6 +4,7 @@
 import Foundation
 import NIOCore
 import WeftControl
+import WeftHost
 import WeftDatapath
 import WeftMesh
 import WeftNetlink

@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import WeftControl
+import WeftHost
 import WeftCrypto
 import WeftMesh
 import WeftWire

@@ -2,6 +2,7 @@
 import Foundation
 import NIOCore
 import WeftControl
+import WeftHost
 import WeftMesh
 import WeftWire
 

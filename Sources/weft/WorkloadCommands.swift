@@ -3,6 +3,7 @@
 import ArgumentParser
 import Foundation
 import WeftControl
+import WeftHost
 import WeftRouter
 
 /// The workload's network namespace: a name (`ip netns add NAME`) or, with --pid, a process's.

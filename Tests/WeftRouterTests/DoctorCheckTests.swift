@@ -1,6 +1,7 @@
 // The checks of `weft doctor` on facts built in memory: for each, a healthy host and the fault.
 import XCTest
 import WeftControl
+@testable import WeftHost
 @testable import WeftRouter
 
 final class DoctorCheckTests: XCTestCase {

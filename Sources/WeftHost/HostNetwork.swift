@@ -45,11 +45,11 @@ public struct HostNetworkError: Error, CustomStringConvertible {
 /// loop (netlink calls block, briefly); `tap.fd` is handed to the data plane's own threads.
 public final class HostNetwork: @unchecked Sendable {
     let peerName: PeerName
-    let overlayMTU: Int
+    public let overlayMTU: Int
     /// MTU of the underlay interface the overlay MTU was derived from (or checked against).
-    let underlayMTU: Int
+    public let underlayMTU: Int
     /// The router's port on the bridge. Open until `close()`.
-    let tap: TapDevice
+    public let tap: TapDevice
     private let netlink: RouteNetlink
     private let logger: Logger
     /// Attached since this router started, by host interface name.
@@ -58,7 +58,7 @@ public final class HostNetwork: @unchecked Sendable {
 
     /// Opens the TAP first (it is busy while another router holds it, which must fail before the
     /// bridge is touched), then creates or adopts the bridge and makes the TAP its port.
-    init(peerName: PeerName, overlayMTU: Int, underlayMTU: Int, logger: Logger) throws {
+    public init(peerName: PeerName, overlayMTU: Int, underlayMTU: Int, logger: Logger) throws {
         self.peerName = peerName
         self.overlayMTU = overlayMTU
         self.underlayMTU = underlayMTU
@@ -127,7 +127,7 @@ public final class HostNetwork: @unchecked Sendable {
     /// Creates (or adopts) the veth pair that joins the fast datapath to the bridge, both ends up
     /// at the overlay MTU, so workloads attach the same way whichever overlay carries a peer.
     /// Returns the name of the end the datapath takes as a port.
-    func attachDatapathVeth() throws -> String {
+    public func attachDatapathVeth() throws -> String {
         let (bridgeEnd, datapathEnd) = (WeftInterfaces.datapathBridgePort, WeftInterfaces.datapathPort)
         if try netlink.link(named: bridgeEnd) == nil || netlink.link(named: datapathEnd) == nil {
             if try netlink.link(named: bridgeEnd) != nil { try netlink.deleteLink(bridgeEnd) }
@@ -141,7 +141,7 @@ public final class HostNetwork: @unchecked Sendable {
     }
 
     /// Closes the TAP (the device disappears with it). The bridge and the workloads stay.
-    func close() {
+    public func close() {
         guard !closed else { return }
         closed = true
         tap.close()
@@ -163,7 +163,7 @@ public final class HostNetwork: @unchecked Sendable {
     }
 
     /// The default overlay MTU in this network namespace: underlay MTU − sleeve overhead.
-    static func defaultOverlayMTU() throws -> (overlay: Int, underlay: Int) {
+    public static func defaultOverlayMTU() throws -> (overlay: Int, underlay: Int) {
         let underlay = try underlayMTU(RouteNetlink())
         return (Sleeve.overlayMTU(underlayMTU: underlay), underlay)
     }
@@ -404,36 +404,5 @@ public final class HostNetwork: @unchecked Sendable {
 
     static func format(_ mac: [UInt8]) -> String {
         mac.map { String(format: "%02x", $0) }.joined(separator: ":")
-    }
-}
-
-extension HostNetwork {
-    /// The router's start-up step: the overlay MTU (`--mtu`, else underlay − sleeve overhead),
-    /// then bridge and TAP. Failures are ConfigErrors that say what to do.
-    static func start(config: RouterConfig, logger: Logger) throws -> HostNetwork {
-        do {
-            let (overlay, underlay) = try defaultOverlayMTU()
-            let mtu = config.mtu ?? overlay
-            guard mtu >= 576 else {
-                throw ConfigError("the underlay MTU is \(underlay), which leaves only \(overlay) bytes for the overlay; pass --mtu (at least 576)")
-            }
-            logger.info("overlay MTU", metadata: [
-                "mtu": "\(mtu)", "underlayMTU": "\(underlay)", "overhead": "\(WeftInterfaces.sleeveOverheadIPv4)",
-                "source": "\(config.mtu == nil ? "underlay" : "--mtu")",
-            ])
-            if mtu > overlay {
-                logger.warning("--mtu is larger than the underlay allows for sleeve; large frames will not fit", metadata: [
-                    "mtu": "\(mtu)", "largest": "\(overlay)",
-                ])
-            }
-            return try HostNetwork(peerName: config.name, overlayMTU: mtu, underlayMTU: underlay, logger: logger)
-        } catch let error as ConfigError {
-            throw error
-        } catch {
-            if let netlink = error as? NetlinkError, netlink.errno == EPERM || netlink.errno == EACCES {
-                throw ConfigError("cannot create the weft bridge: \(error); weft launch needs CAP_NET_ADMIN (run it as root)")
-            }
-            throw ConfigError("cannot create the weft bridge: \(error); is another router running in this network namespace?")
-        }
     }
 }
