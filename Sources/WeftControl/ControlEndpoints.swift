@@ -31,7 +31,9 @@ public protocol ControlAPIDelegate: AnyObject, Sendable {
     func passwords() -> [PasswordInfo]
     /// Adds `psk` as accepted; throws when it was retired.
     func addPassword(_ psk: PreSharedKey) throws
-    func usePassword(_ id: PSKID) throws
+    /// Whether the keyring holds `id` in a state it can be made active from.
+    func isUsablePassword(_ id: PSKID) -> Bool
+    func usePassword(_ id: PSKID)
     func retirePassword(_ id: PSKID) throws
     func rotatePassword(to psk: PreSharedKey, graceSeconds: Double) -> EventLoopFuture<RotatePasswordResult>
 }
@@ -135,12 +137,11 @@ extension ControlRequestRouter {
             guard let key = Hex.decode(body.psk), key.count == 32 else { throw ControlAPIError(.badRequest, "expected \(shape)") }
             return (PreSharedKey(key: key), body)
         }
-        @Sendable func id(_ request: ControlRequest) throws -> PSKID {
+        @Sendable func id(_ request: ControlRequest) throws -> (PSKID, text: String) {
             let shape = #"{"id": "<16 hex digits>"}"#
-            guard let id = PSKID(hex: try request.decode(PasswordIdRequest.self, shape: shape).id) else {
-                throw ControlAPIError(.badRequest, "expected \(shape)")
-            }
-            return id
+            let text = try request.decode(PasswordIdRequest.self, shape: shape).id
+            guard let id = PSKID(hex: text) else { throw ControlAPIError(.badRequest, "expected \(shape)") }
+            return (id, text)
         }
 
         api.add(.POST, "/v1/rotate-key") { request in
@@ -158,13 +159,14 @@ extension ControlRequestRouter {
         }
         api.add(.POST, "/v1/password/use") { request in
             try requireKeyring()
-            let id = try id(request)
-            try delegate.usePassword(id)
+            let (id, text) = try id(request)
+            guard delegate.isUsablePassword(id) else { throw ControlAPIError(.badRequest, "no usable password with id \(text) in the keyring") }
+            delegate.usePassword(id)
             return .reply(.json(["result": "password \(id) is active; connections are moving to it"]))
         }
         api.add(.POST, "/v1/password/retire") { request in
             try requireKeyring()
-            let id = try id(request)
+            let (id, _) = try id(request)
             try delegate.retirePassword(id)
             return .reply(.json(["result": "password \(id) retired"]))
         }

@@ -7,8 +7,8 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import WeftControl
-import WeftHost
 import WeftDatapath
+import WeftHost
 import WeftWire
 
 /// What the router counts for metrics alone, and the metrics listener. Confined to the

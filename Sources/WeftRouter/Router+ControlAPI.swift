@@ -44,10 +44,9 @@ final class RouterControlDelegate: ControlAPIDelegate, @unchecked Sendable {  //
         router.saveKeyring()
     }
 
-    func usePassword(_ id: PSKID) throws {
-        guard router.keyring?.accepted(id) != nil else { throw ControlAPIError(.badRequest, "no usable password with id \(id) in the keyring") }
-        router.switchPassword(to: id, retiring: nil, grace: 0, except: nil)
-    }
+    func isUsablePassword(_ id: PSKID) -> Bool { router.keyring?.accepted(id) != nil }
+
+    func usePassword(_ id: PSKID) { router.switchPassword(to: id, retiring: nil, grace: 0, except: nil) }
 
     func retirePassword(_ id: PSKID) throws {
         try router.keyring?.retire(id)

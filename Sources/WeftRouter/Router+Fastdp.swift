@@ -4,8 +4,8 @@
 import Foundation
 import NIOCore
 import WeftControl
-import WeftHost
 import WeftDatapath
+import WeftHost
 import WeftMesh
 import WeftNetlink
 import WeftWire

@@ -5,8 +5,8 @@ import Logging
 import NIOCore
 import NIOPosix
 import WeftControl
-import WeftHost
 import WeftCrypto
+import WeftHost
 import WeftMesh
 import WeftWire
 

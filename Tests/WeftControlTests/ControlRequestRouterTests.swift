@@ -142,7 +142,8 @@ final class InMemoryRouter: ControlAPIDelegate, @unchecked Sendable {
     var hasKeyring: Bool { false }
     func passwords() -> [PasswordInfo] { [] }
     func addPassword(_ psk: PreSharedKey) throws {}
-    func usePassword(_ id: PSKID) throws {}
+    func isUsablePassword(_ id: PSKID) -> Bool { false }
+    func usePassword(_ id: PSKID) {}
     func retirePassword(_ id: PSKID) throws {}
     func rotatePassword(to psk: PreSharedKey, graceSeconds: Double) -> EventLoopFuture<RotatePasswordResult> {
         loop.makeFailedFuture(ControlAPIError(.conflict, "no keyring"))
