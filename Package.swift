@@ -79,7 +79,8 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
-        .testTarget(name: "WeftRouterTests", dependencies: ["WeftRouter", "WeftControl", "WeftHost"]),
+        .testTarget(name: "WeftHostTests", dependencies: ["WeftHost", "WeftControl"]),
+        .testTarget(name: "WeftRouterTests", dependencies: ["WeftRouter", "WeftControl"]),
         .testTarget(name: "IntegrationTests", dependencies: ["WeftRouter", "WeftHost", .product(name: "NIOCore", package: "swift-nio")]),
     ],
     swiftLanguageModes: [.v6]

@@ -2,7 +2,6 @@
 import XCTest
 import WeftControl
 @testable import WeftHost
-@testable import WeftRouter
 
 final class DoctorCheckTests: XCTestCase {
     static let peerName = "02:aa:bb:cc:dd:01"
