@@ -35,16 +35,32 @@ let package = Package(
         .target(name: "WeftDatapath", dependencies: ["WeftCrypto", "WeftWire", "WeftMesh", "WeftNetlink", "CWeftShims"]),
         .target(name: "WeftNetlink", dependencies: ["CMnl", "CWeftShims"]),
 
-        // Linux-facing wiring: gossip link, control API, persistence.
+        // The control API: its one request router and HTTP server, the request and status types
+        // the CLI shares, the CLI's client, metrics rendering. It never sees the router: the
+        // router answers through ControlAPIDelegate.
+        .target(name: "WeftControl", dependencies: [
+            "WeftCrypto", "WeftDatapath",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
+        // The host: network plumbing (bridge, TAP, workloads, reset), the one underlay/MTU rule,
+        // and `weft doctor` (pure checks and the gathering of facts).
+        .target(name: "WeftHost", dependencies: [
+            "WeftControl", "WeftWire", "WeftMesh", "WeftNetlink", "WeftDatapath",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The router core: links and admission, targets, gossip wiring, key rotation, data-plane
+        // wiring, and the router behind the control API.
         .target(name: "WeftRouter", dependencies: [
-            "WeftCrypto", "WeftWire", "WeftMesh", "WeftLink", "WeftNetlink", "WeftDatapath", "CWeftShims",
+            "WeftCrypto", "WeftWire", "WeftMesh", "WeftLink", "WeftNetlink", "WeftDatapath", "WeftControl", "WeftHost", "CWeftShims",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         .executableTarget(name: "weft", dependencies: [
-            "WeftRouter",
+            "WeftRouter", "WeftControl", "WeftHost",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -58,8 +74,14 @@ let package = Package(
         .testTarget(name: "WeftLinkTests", dependencies: ["WeftLink", "WeftCrypto", "WeftWire", "WeftMesh"]),
         .testTarget(name: "WeftNetlinkTests", dependencies: ["WeftNetlink"]),
         .testTarget(name: "WeftDatapathTests", dependencies: ["WeftDatapath", "WeftCrypto", "WeftWire", "WeftNetlink"]),
-        .testTarget(name: "WeftRouterTests", dependencies: ["WeftRouter"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["WeftRouter", .product(name: "NIOCore", package: "swift-nio")]),
+        .testTarget(name: "WeftControlTests", dependencies: [
+            "WeftControl", "WeftCrypto",
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
+        .testTarget(name: "WeftHostTests", dependencies: ["WeftHost", "WeftControl"]),
+        .testTarget(name: "WeftRouterTests", dependencies: ["WeftRouter", "WeftControl"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["WeftRouter", "WeftHost", .product(name: "NIOCore", package: "swift-nio")]),
     ],
     swiftLanguageModes: [.v6]
 )

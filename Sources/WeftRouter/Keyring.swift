@@ -2,24 +2,8 @@
 // `<data-dir>/keyring.json`, mode 0600, written atomically. It stores the Argon2id output (the
 // PSK), never the password, and is never logged.
 import Foundation
+import WeftControl
 import WeftCrypto
-
-public enum KeyState: String, Codable, Sendable {
-    /// Used for new handshakes (exactly one entry when a password is set).
-    case active
-    /// Still accepted from peers (during a rotation's grace period).
-    case accepted
-    /// No longer accepted: a handshake under it is refused with "unknown password id".
-    case retired
-}
-
-/// What `weft password list --json` shows of an entry: never the key.
-public struct PasswordInfo: Codable, Sendable, Equatable {
-    public var id: String
-    public var state: KeyState
-    public var addedAt: String
-    public var retireAt: String?
-}
 
 struct KeyringEntry: Codable, Equatable {
     var id: String

@@ -4,6 +4,7 @@
 // duplicates) itself.
 import Foundation
 import NIOCore
+import WeftControl
 import WeftCrypto
 import WeftLink
 import WeftMesh

@@ -1,12 +1,14 @@
-// Prometheus metrics (docs/design.md §8): `weft launch --metrics-addr HOST:PORT` serves the text
-// exposition format at /metrics over HTTP/1.1, on the router's event loop group. Every value is
-// read on the router's loop from the state status reads, so a subsystem that is off simply
-// contributes zeros or no series.
+// The router's Prometheus metrics (docs/design.md §8): what it counts for metrics alone, the
+// `--metrics-addr` listener, and the figures it exposes (the text format and the /metrics handler
+// are WeftControl's MetricsServer). Every value is read on the router's loop from the state status
+// reads, so a subsystem that is off simply contributes zeros or no series.
 import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import WeftControl
 import WeftDatapath
+import WeftHost
 import WeftWire
 
 /// What the router counts for metrics alone, and the metrics listener. Confined to the
@@ -108,7 +110,7 @@ extension Router {
             .childChannelInitializer { [self] channel in
                 channel.pipeline.configureHTTPServerPipeline().flatMap {
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(MetricsHandler(router: self))
+                        try channel.pipeline.syncOperations.addHandler(MetricsHandler(loop: self.loop, text: { [self] in self.metricsText() }))
                     }
                 }
             }
@@ -164,65 +166,5 @@ extension Router {
         out.family("weft_fastdp_flows", .gauge, "Flows installed in the fast datapath (0 without fastdp).",
                    [([], UInt64(fastdpStatus.flows))])
         return out.text
-    }
-}
-
-/// Writes the Prometheus text exposition format, version 0.0.4.
-struct PrometheusText {
-    enum Kind: String { case counter, gauge }
-    private(set) var text = ""
-
-    mutating func family(_ name: String, _ kind: Kind, _ help: String, _ samples: [(labels: [(String, String)], value: UInt64)]) {
-        text += "# HELP \(name) \(help)\n# TYPE \(name) \(kind.rawValue)\n"
-        for (labels, value) in samples {
-            let rendered = labels.map { "\($0.0)=\"\(Self.escape($0.1))\"" }.joined(separator: ",")
-            text += rendered.isEmpty ? "\(name) \(value)\n" : "\(name){\(rendered)} \(value)\n"
-        }
-    }
-
-    static func escape(_ value: String) -> String {
-        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-            .replacingOccurrences(of: "\n", with: "\\n")
-    }
-}
-
-/// GET /metrics; anything else is 404. One request per connection.
-final class MetricsHandler: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    private let router: Router
-    private var head: HTTPRequestHead?
-
-    init(router: Router) { self.router = router }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let h): head = h
-        case .body: break
-        case .end:
-            guard let head else { return }
-            let path = head.uri.split(separator: "?").first.map(String.init) ?? head.uri
-            guard head.method == .GET, path == "/metrics" else {
-                send(context: context, status: .notFound, type: "text/plain; charset=utf-8", body: "weft serves /metrics only\n")
-                return
-            }
-            let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
-            router.loop.submit { [router] in router.metricsText() }.hop(to: context.eventLoop).whenComplete { result in
-                switch result {
-                case .success(let text): self.send(context: ctx.value, status: .ok, type: "text/plain; version=0.0.4; charset=utf-8", body: text)
-                case .failure(let error): self.send(context: ctx.value, status: .internalServerError, type: "text/plain; charset=utf-8", body: "\(error)\n")
-                }
-            }
-        }
-    }
-
-    private func send(context: ChannelHandlerContext, status: HTTPResponseStatus, type: String, body: String) {
-        let bytes = Array(body.utf8)
-        let headers = HTTPHeaders([("Content-Type", type), ("Content-Length", "\(bytes.count)"), ("Connection", "close")])
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil)
-        let channel = context.channel
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
     }
 }

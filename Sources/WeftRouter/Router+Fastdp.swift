@@ -3,7 +3,9 @@
 // decided from what both ends said and what the heartbeats show (ModeSelection).
 import Foundation
 import NIOCore
+import WeftControl
 import WeftDatapath
+import WeftHost
 import WeftMesh
 import WeftNetlink
 import WeftWire

@@ -2,7 +2,7 @@
 // event loop: the schedule, `weft rotate-key`, the keyring commands and the mesh-wide rotation.
 import Foundation
 import NIOCore
-import NIOHTTP1
+import WeftControl
 import WeftCrypto
 import WeftDatapath
 import WeftMesh
@@ -16,22 +16,6 @@ final class KeyWork: @unchecked Sendable {
     var acks: [PSKID: Set<PeerName>] = [:]
     /// Rotations run one after another.
     var rotationChain: EventLoopFuture<Void>?
-}
-
-public struct RotateKeyResult: Codable, Sendable {
-    public var peer: String
-    public var nickname: String
-    public var oldEpoch: Int
-    public var newEpoch: Int
-    public var result: String
-}
-
-public struct RotatePasswordResult: Codable, Sendable {
-    public var id: String
-    public var previousId: String?
-    public var acknowledged: [String]
-    public var missing: [String]
-    public var retireAt: String?
 }
 
 extension Router {
@@ -119,13 +103,13 @@ extension Router {
 
     // MARK: weft rotate-key
 
-    func rotateKeys(peer: String?) -> EventLoopFuture<(HTTPResponseStatus, [UInt8])> {
+    func rotateKeys(peer: String?) -> EventLoopFuture<[RotateKeyResult]> {
         let links = established.values.filter { link in
             guard let peer else { return true }
             return link.remoteName?.description == peer || link.remoteHello?.nickname == peer
         }.sorted { $0.remoteName! < $1.remoteName! }
         if let peer, links.isEmpty {
-            return loop.makeSucceededFuture((.notFound, ControlHandler.error("no established connection to \(peer)")))
+            return loop.makeFailedFuture(ControlAPIError(.notFound, "no established connection to \(peer)"))
         }
         let before = links.map { Int($0.epoch) }
         let futures = links.map { rekey($0, psk: nil) }
@@ -137,7 +121,7 @@ extension Router {
                 results.append(RotateKeyResult(peer: link.remoteName!.description, nickname: link.remoteHello?.nickname ?? "",
                                                oldEpoch: before[index], newEpoch: Int(link.epoch), result: text))
             }
-            return (.ok, ControlHandler.encode(results))
+            return results
         }
     }
 
@@ -226,21 +210,21 @@ extension Router {
 
     /// Offers `psk` to every directly connected peer, switches once they acknowledged (or after
     /// 5 s, naming those that did not), and retires the previous password after `grace`.
-    func rotatePassword(to psk: PreSharedKey, grace: Double) -> EventLoopFuture<(HTTPResponseStatus, [UInt8])> {
+    func rotatePassword(to psk: PreSharedKey, grace: Double) -> EventLoopFuture<RotatePasswordResult> {
         let previous = keyWork.rotationChain ?? loop.makeSucceededVoidFuture()
-        let result = previous.flatMap { () -> EventLoopFuture<(HTTPResponseStatus, [UInt8])> in
+        let result = previous.flatMap { () -> EventLoopFuture<RotatePasswordResult> in
             self.runRotation(psk: psk, grace: grace)
         }
         keyWork.rotationChain = result.map { _ in () }.recover { _ in () }
         return result
     }
 
-    private func runRotation(psk: PreSharedKey, grace: Double) -> EventLoopFuture<(HTTPResponseStatus, [UInt8])> {
+    private func runRotation(psk: PreSharedKey, grace: Double) -> EventLoopFuture<RotatePasswordResult> {
         guard let keyring, let old = keyring.active else {
-            return loop.makeSucceededFuture((.conflict, ControlHandler.error("this router has no password; launch it with one first")))
+            return loop.makeFailedFuture(ControlAPIError(.conflict, "this router has no password; launch it with one first"))
         }
         if keyring.state(of: psk.id) == .retired {
-            return loop.makeSucceededFuture((.conflict, ControlHandler.error("password \(psk.id) was retired; choose a new one")))
+            return loop.makeFailedFuture(ControlAPIError(.conflict, "password \(psk.id) was retired; choose a new one"))
         }
         keyring.add(psk, state: .accepted)
         saveKeyring()
@@ -281,63 +265,8 @@ extension Router {
                 let result = RotatePasswordResult(id: psk.id.description, previousId: old.id.description,
                                                   acknowledged: names(acknowledged.intersection(known)),
                                                   missing: names(known.subtracting(acknowledged)), retireAt: retireAt)
-                return (.ok, ControlHandler.encode(result))
+                return result
             }
-        }
-    }
-}
-
-/// Control-API endpoints of key management (`weft rotate-key`, `weft password …`,
-/// `weft rotate-password`). Runs on the router's loop.
-enum KeysAPI {
-    struct PeerRequest: Codable { var peer: String? }
-    struct PSKRequest: Codable { var psk: String; var graceSeconds: Double? }
-    struct IdRequest: Codable { var id: String }
-
-    static func handle(router: Router, method: HTTPMethod, uri: String, body: [UInt8]) -> EventLoopFuture<(HTTPResponseStatus, [UInt8])>? {
-        let path = uri.split(separator: "?").first.map(String.init) ?? uri
-        let loop = router.loop
-        func reply(_ status: HTTPResponseStatus, _ json: [UInt8]) -> EventLoopFuture<(HTTPResponseStatus, [UInt8])> {
-            loop.makeSucceededFuture((status, json))
-        }
-        func bad(_ message: String) -> EventLoopFuture<(HTTPResponseStatus, [UInt8])> { reply(.badRequest, ControlHandler.error(message)) }
-        func decode<T: Decodable>(_ type: T.Type) -> T? { try? JSONDecoder().decode(type, from: Data(body.isEmpty ? Array("{}".utf8) : body)) }
-        let needsKeyring = ["/v1/password/add", "/v1/password/use", "/v1/password/retire", "/v1/rotate-password", "/v1/passwords"]
-        if needsKeyring.contains(path), router.keyring == nil {
-            return reply(.conflict, ControlHandler.error("this router runs without a password; launch it with WEFT_PASSWORD or --password-file"))
-        }
-        switch (method, path) {
-        case (.POST, "/v1/rotate-key"):
-            return router.rotateKeys(peer: decode(PeerRequest.self)?.peer)
-        case (.GET, "/v1/passwords"):
-            return reply(.ok, ControlHandler.encode(router.keyring!.list))
-        case (.POST, "/v1/password/add"):
-            guard let request = decode(PSKRequest.self), let key = Hex.decode(request.psk), key.count == 32 else {
-                return bad("expected {\"psk\": \"<64 hex digits>\"}")
-            }
-            let psk = PreSharedKey(key: key)
-            if router.keyring!.state(of: psk.id) == .retired { return bad("password \(psk.id) was retired; choose a new one") }
-            router.keyring!.add(psk, state: .accepted)
-            router.saveKeyring()
-            return reply(.ok, ControlHandler.encode(["id": psk.id.description]))
-        case (.POST, "/v1/password/use"):
-            guard let request = decode(IdRequest.self), let id = PSKID(hex: request.id) else { return bad("expected {\"id\": \"<16 hex digits>\"}") }
-            guard router.keyring!.accepted(id) != nil else { return bad("no usable password with id \(request.id) in the keyring") }
-            router.switchPassword(to: id, retiring: nil, grace: 0, except: nil)
-            return reply(.ok, ControlHandler.encode(["result": "password \(id) is active; connections are moving to it"]))
-        case (.POST, "/v1/password/retire"):
-            guard let request = decode(IdRequest.self), let id = PSKID(hex: request.id) else { return bad("expected {\"id\": \"<16 hex digits>\"}") }
-            do { try router.keyring!.retire(id) } catch { return bad("\(error)") }
-            router.saveKeyring()
-            router.closeLinks(using: [id])
-            return reply(.ok, ControlHandler.encode(["result": "password \(id) retired"]))
-        case (.POST, "/v1/rotate-password"):
-            guard let request = decode(PSKRequest.self), let key = Hex.decode(request.psk), key.count == 32 else {
-                return bad("expected {\"psk\": \"<64 hex digits>\", \"graceSeconds\": N}")
-            }
-            return router.rotatePassword(to: PreSharedKey(key: key), grace: request.graceSeconds ?? 600)
-        default:
-            return nil
         }
     }
 }

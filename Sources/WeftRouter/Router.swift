@@ -4,7 +4,9 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import WeftControl
 import WeftCrypto
+import WeftHost
 import WeftMesh
 import WeftWire
 
@@ -160,7 +162,12 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         hostNetwork = host
         try startSleeve(tapFD: host.tap.fd, underlayMTU: host.underlayMTU, overlayMTU: host.overlayMTU)
         if let sleeve { startFastdp(host: host, sleeve: sleeve) }
-        control = try ControlServer.start(path: config.socketPath, group: group, router: self)
+        do {
+            control = try ControlServer.start(path: config.socketPath, group: group, loop: loop,
+                                              api: .controlAPI(RouterControlDelegate(router: self)))
+        } catch let error as ControlSocketError {
+            throw ConfigError(error.description)
+        }
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.so_keepalive), value: 1)

@@ -2,6 +2,7 @@
 import Foundation
 import NIOCore
 import WeftCrypto
+import WeftHost
 import WeftMesh
 import WeftWire
 
@@ -12,7 +13,7 @@ public struct ConfigError: Error, CustomStringConvertible {
 }
 
 public struct RouterConfig: Sendable {
-    public static let defaultPort = 6783
+    public static let defaultPort = WeftPorts.gossip
     public static let defaultSocket = "/run/weft/weft.sock"
     public static let defaultDataDir = "/var/lib/weft"
 

@@ -1,6 +1,8 @@
 // Builds the status documents from the router's state. Runs on the router's event loop.
 import Foundation
 import NIOCore
+import WeftControl
+import WeftHost
 import WeftMesh
 import WeftWire
 

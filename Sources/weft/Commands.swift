@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import WeftControl
 import WeftCrypto
 import WeftMesh
 import WeftRouter

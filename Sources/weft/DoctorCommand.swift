@@ -1,6 +1,7 @@
 // `weft doctor`: the host and router checks of WeftRouter/Doctor.swift, as text or JSON.
 import ArgumentParser
 import Foundation
+import WeftHost
 import WeftRouter
 
 struct DoctorCommand: ParsableCommand {

@@ -3,6 +3,7 @@
 // here, so only the derived key crosses the control socket.
 import ArgumentParser
 import Foundation
+import WeftControl
 import WeftCrypto
 import WeftMesh
 import WeftRouter

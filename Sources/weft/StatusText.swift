@@ -1,4 +1,5 @@
 // Human-readable renderings of the status documents.
+import WeftControl
 import WeftRouter
 
 enum StatusText {

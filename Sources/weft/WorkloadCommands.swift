@@ -2,6 +2,8 @@
 // bridge (through the running router), and reset (directly, without a router).
 import ArgumentParser
 import Foundation
+import WeftControl
+import WeftHost
 import WeftRouter
 
 /// The workload's network namespace: a name (`ip netns add NAME`) or, with --pid, a process's.

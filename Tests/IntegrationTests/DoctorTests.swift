@@ -2,6 +2,7 @@
 // a test host and checks that the report names it (and that a clean host reports all ok).
 import Foundation
 import XCTest
+@testable import WeftHost
 @testable import WeftRouter
 
 extension TestNet {

@@ -4,6 +4,7 @@
 // 1–2 a 1400 one (overlay 1320) while 2–3 stays at 1500 (overlay 1420).
 import Foundation
 import XCTest
+@testable import WeftHost
 @testable import WeftRouter
 
 extension TestNet {

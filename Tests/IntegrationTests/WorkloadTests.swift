@@ -3,6 +3,7 @@
 // the overlay MTU. Overlay addresses are 10.47.x.x, only inside test namespaces.
 import Foundation
 import XCTest
+@testable import WeftHost
 @testable import WeftRouter
 
 /// One interface as `ip -j -d link show` reports it.

@@ -1,6 +1,7 @@
 // The hand-written Prometheus exposition: families, labels and escaping. (The integration test
 // MetricsTests parses a live router's /metrics with the reference parser.)
 import XCTest
+import WeftControl
 @testable import WeftRouter
 
 final class PrometheusTextTests: XCTestCase {

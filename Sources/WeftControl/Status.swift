@@ -38,6 +38,28 @@ public struct ConnectionStatus: Codable, Sendable, Equatable {
     /// §3.6); null before the link is established.
     public var unknownMessages: Int? = nil
 
+    public init(peer: String? = nil, nickname: String? = nil, address: String, direction: LinkDirection, state: ConnectionState, encrypted: Bool, trusted: Bool, mode: String? = nil, pskId: String? = nil, reason: String? = nil, ready: Bool, connectionId: String? = nil, since: String? = nil, cipher: String? = nil, mtu: Int? = nil, keyEpoch: Int? = nil, counters: SleeveCounters.Snapshot? = nil, lastRekeyAt: String? = nil, unknownMessages: Int? = nil) {
+        self.peer = peer
+        self.nickname = nickname
+        self.address = address
+        self.direction = direction
+        self.state = state
+        self.encrypted = encrypted
+        self.trusted = trusted
+        self.mode = mode
+        self.pskId = pskId
+        self.reason = reason
+        self.ready = ready
+        self.connectionId = connectionId
+        self.since = since
+        self.cipher = cipher
+        self.mtu = mtu
+        self.keyEpoch = keyEpoch
+        self.counters = counters
+        self.lastRekeyAt = lastRekeyAt
+        self.unknownMessages = unknownMessages
+    }
+
     enum CodingKeys: String, CodingKey {
         case peer, nickname, address, direction, state, encrypted, trusted, mode, pskId, reason, ready, connectionId, since
         case cipher, mtu, keyEpoch, counters, lastRekeyAt, unknownMessages
@@ -85,6 +107,19 @@ public struct PeerStatus: Codable, Sendable, Equatable {
     /// §4.5); null for self, for unreachable peers and when no hop of the route has a figure.
     public var pathMtu: Int?
 
+    public init(name: String, nickname: String, uid: String, shortId: Int, version: UInt64, connections: Int, reachable: Bool, nextHop: String? = nil, isSelf: Bool, pathMtu: Int? = nil) {
+        self.name = name
+        self.nickname = nickname
+        self.uid = uid
+        self.shortId = shortId
+        self.version = version
+        self.connections = connections
+        self.reachable = reachable
+        self.nextHop = nextHop
+        self.isSelf = isSelf
+        self.pathMtu = pathMtu
+    }
+
     enum CodingKeys: String, CodingKey { case name, nickname, uid, shortId, version, connections, reachable, nextHop, isSelf, pathMtu }
 
     public func encode(to encoder: Encoder) throws {
@@ -118,6 +153,22 @@ public struct RouterStatus: Codable, Sendable, Equatable {
     /// The overlay MTU of the bridge, TAP and workload interfaces; `mtu` in JSON.
     public var overlayMTU: Int
 
+    public init(name: String, nickname: String, port: Int, encryption: Bool, pskId: String? = nil, trustedSubnets: [String], protocolVersion: Int, peers: Int, connections: [String: Int], targets: [String], uptimeSeconds: Int, fastdp: FastdpStatus, overlayMTU: Int) {
+        self.name = name
+        self.nickname = nickname
+        self.port = port
+        self.encryption = encryption
+        self.pskId = pskId
+        self.trustedSubnets = trustedSubnets
+        self.protocolVersion = protocolVersion
+        self.peers = peers
+        self.connections = connections
+        self.targets = targets
+        self.uptimeSeconds = uptimeSeconds
+        self.fastdp = fastdp
+        self.overlayMTU = overlayMTU
+    }
+
     enum CodingKeys: String, CodingKey {
         case name, nickname, port, encryption, pskId, trustedSubnets, protocolVersion, peers, connections, targets, uptimeSeconds, fastdp
         case overlayMTU = "mtu"
@@ -144,8 +195,10 @@ public struct RouterStatus: Codable, Sendable, Equatable {
 /// Error document of the control API: `{"error": "..."}` with a non-2xx status.
 public struct ControlError: Codable, Sendable {
     public var error: String
+    public init(error: String) { self.error = error }
 }
 
+/// `weft connect` and `weft forget`.
 public struct AddressRequest: Codable, Sendable {
     public var address: String
     public init(address: String) { self.address = address }
@@ -172,3 +225,4 @@ public struct FastdpStatus: Codable, Sendable, Equatable {
         try c.encode(flows, forKey: .flows)
     }
 }
+

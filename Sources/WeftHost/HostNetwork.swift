@@ -6,30 +6,10 @@
 // away with the router, because it exists while its fd is open. `weft reset` removes the rest.
 import Foundation
 import Logging
+import WeftControl
 import WeftMesh
 import WeftNetlink
 import WeftWire
-
-/// One attached workload, as status shows it.
-public struct Workload: Codable, Sendable, Equatable {
-    public var namespace: String?
-    public var pid: Int32?
-    public var ifname: String
-    public var hostIfname: String
-    public var cidrs: [String]
-
-    enum CodingKeys: String, CodingKey { case namespace, pid, ifname, hostIfname, cidrs }
-
-    /// Absent values are written as `null`, as in the other status documents.
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(namespace, forKey: .namespace)
-        try c.encode(pid, forKey: .pid)
-        try c.encode(ifname, forKey: .ifname)
-        try c.encode(hostIfname, forKey: .hostIfname)
-        try c.encode(cidrs, forKey: .cidrs)
-    }
-}
 
 /// Interface names Weft creates; `weft reset` removes exactly these.
 public enum WeftInterfaces {
@@ -65,11 +45,11 @@ public struct HostNetworkError: Error, CustomStringConvertible {
 /// loop (netlink calls block, briefly); `tap.fd` is handed to the data plane's own threads.
 public final class HostNetwork: @unchecked Sendable {
     let peerName: PeerName
-    let overlayMTU: Int
+    public let overlayMTU: Int
     /// MTU of the underlay interface the overlay MTU was derived from (or checked against).
-    let underlayMTU: Int
+    public let underlayMTU: Int
     /// The router's port on the bridge. Open until `close()`.
-    let tap: TapDevice
+    public let tap: TapDevice
     private let netlink: RouteNetlink
     private let logger: Logger
     /// Attached since this router started, by host interface name.
@@ -78,7 +58,7 @@ public final class HostNetwork: @unchecked Sendable {
 
     /// Opens the TAP first (it is busy while another router holds it, which must fail before the
     /// bridge is touched), then creates or adopts the bridge and makes the TAP its port.
-    init(peerName: PeerName, overlayMTU: Int, underlayMTU: Int, logger: Logger) throws {
+    public init(peerName: PeerName, overlayMTU: Int, underlayMTU: Int, logger: Logger) throws {
         self.peerName = peerName
         self.overlayMTU = overlayMTU
         self.underlayMTU = underlayMTU
@@ -147,7 +127,7 @@ public final class HostNetwork: @unchecked Sendable {
     /// Creates (or adopts) the veth pair that joins the fast datapath to the bridge, both ends up
     /// at the overlay MTU, so workloads attach the same way whichever overlay carries a peer.
     /// Returns the name of the end the datapath takes as a port.
-    func attachDatapathVeth() throws -> String {
+    public func attachDatapathVeth() throws -> String {
         let (bridgeEnd, datapathEnd) = (WeftInterfaces.datapathBridgePort, WeftInterfaces.datapathPort)
         if try netlink.link(named: bridgeEnd) == nil || netlink.link(named: datapathEnd) == nil {
             if try netlink.link(named: bridgeEnd) != nil { try netlink.deleteLink(bridgeEnd) }
@@ -161,7 +141,7 @@ public final class HostNetwork: @unchecked Sendable {
     }
 
     /// Closes the TAP (the device disappears with it). The bridge and the workloads stay.
-    func close() {
+    public func close() {
         guard !closed else { return }
         closed = true
         tap.close()
@@ -183,7 +163,7 @@ public final class HostNetwork: @unchecked Sendable {
     }
 
     /// The default overlay MTU in this network namespace: underlay MTU − sleeve overhead.
-    static func defaultOverlayMTU() throws -> (overlay: Int, underlay: Int) {
+    public static func defaultOverlayMTU() throws -> (overlay: Int, underlay: Int) {
         let underlay = try underlayMTU(RouteNetlink())
         return (Sleeve.overlayMTU(underlayMTU: underlay), underlay)
     }
@@ -271,7 +251,7 @@ public final class HostNetwork: @unchecked Sendable {
 
     /// Puts a veth into the workload's namespace (created there directly), gives it `cidr`, the
     /// overlay MTU and brings it (and `lo`) up; the host end becomes a bridge port. Idempotent.
-    func attach(namespace: String?, pid: Int32?, cidr: String, ifname: String) throws -> Workload {
+    public func attach(namespace: String?, pid: Int32?, cidr: String, ifname: String) throws -> Workload {
         let target = try Target(namespace: namespace, pid: pid)
         let cidr = try Self.canonicalCIDR(cidr)
         let fd = try target.open()
@@ -320,7 +300,7 @@ public final class HostNetwork: @unchecked Sendable {
 
     /// Removes every Weft veth of the namespace (deleting the host end deletes both). Returns
     /// whether anything was attached. A namespace that is gone detaches what was recorded for it.
-    func detach(namespace: String?, pid: Int32?) throws -> Bool {
+    public func detach(namespace: String?, pid: Int32?) throws -> Bool {
         let target = try Target(namespace: namespace, pid: pid)
         var removed: Set<String> = []
         let fd: Int32
@@ -364,7 +344,7 @@ public final class HostNetwork: @unchecked Sendable {
 
     /// The workloads attached since this router started whose veth still exists (a deleted
     /// namespace takes its veth with it).
-    var workloads: [Workload] {
+    public var workloads: [Workload] {
         let existing = Set(((try? netlink.links()) ?? []).map(\.name))
         attached = attached.filter { existing.contains($0.key) }
         return attached.values.sorted { $0.hostIfname < $1.hostIfname }
@@ -373,7 +353,7 @@ public final class HostNetwork: @unchecked Sendable {
     // MARK: Host addresses
 
     /// Gives the host an address on the bridge. Returns false when it was there already.
-    func expose(cidr: String) throws -> Bool {
+    public func expose(cidr: String) throws -> Bool {
         let cidr = try Self.canonicalCIDR(cidr)
         do {
             let present = try netlink.addresses(WeftInterfaces.bridge).contains(cidr)
@@ -386,7 +366,7 @@ public final class HostNetwork: @unchecked Sendable {
     }
 
     /// Removes a host address from the bridge. Returns false when it was not there.
-    func hide(cidr: String) throws -> Bool {
+    public func hide(cidr: String) throws -> Bool {
         let cidr = try Self.canonicalCIDR(cidr)
         do {
             let present = try netlink.addresses(WeftInterfaces.bridge).contains(cidr)
@@ -424,36 +404,5 @@ public final class HostNetwork: @unchecked Sendable {
 
     static func format(_ mac: [UInt8]) -> String {
         mac.map { String(format: "%02x", $0) }.joined(separator: ":")
-    }
-}
-
-extension HostNetwork {
-    /// The router's start-up step: the overlay MTU (`--mtu`, else underlay − sleeve overhead),
-    /// then bridge and TAP. Failures are ConfigErrors that say what to do.
-    static func start(config: RouterConfig, logger: Logger) throws -> HostNetwork {
-        do {
-            let (overlay, underlay) = try defaultOverlayMTU()
-            let mtu = config.mtu ?? overlay
-            guard mtu >= 576 else {
-                throw ConfigError("the underlay MTU is \(underlay), which leaves only \(overlay) bytes for the overlay; pass --mtu (at least 576)")
-            }
-            logger.info("overlay MTU", metadata: [
-                "mtu": "\(mtu)", "underlayMTU": "\(underlay)", "overhead": "\(WeftInterfaces.sleeveOverheadIPv4)",
-                "source": "\(config.mtu == nil ? "underlay" : "--mtu")",
-            ])
-            if mtu > overlay {
-                logger.warning("--mtu is larger than the underlay allows for sleeve; large frames will not fit", metadata: [
-                    "mtu": "\(mtu)", "largest": "\(overlay)",
-                ])
-            }
-            return try HostNetwork(peerName: config.name, overlayMTU: mtu, underlayMTU: underlay, logger: logger)
-        } catch let error as ConfigError {
-            throw error
-        } catch {
-            if let netlink = error as? NetlinkError, netlink.errno == EPERM || netlink.errno == EACCES {
-                throw ConfigError("cannot create the weft bridge: \(error); weft launch needs CAP_NET_ADMIN (run it as root)")
-            }
-            throw ConfigError("cannot create the weft bridge: \(error); is another router running in this network namespace?")
-        }
     }
 }

@@ -2,6 +2,7 @@
 // running router, when one answers) to a verdict. Nothing here reads the host; DoctorHost.swift
 // gathers the facts. Unit-tested with facts built in memory.
 import Foundation
+import WeftControl
 import WeftDatapath
 import WeftWire
 
@@ -411,7 +412,7 @@ public enum Doctor {
     // MARK: 8. firewall
 
     static func firewall(_ facts: DoctorFacts) -> DoctorCheck {
-        let port = facts.router?.port ?? RouterConfig.defaultPort
+        let port = facts.router?.port ?? WeftPorts.gossip
         let ports = [("tcp", port), ("udp", port), ("udp", fastdpPort)]
         let wanted = ports.map { "\($0.0.uppercased()) \($0.1)" }.joined(separator: ", ")
         guard let listings = facts.firewall else {

@@ -1,6 +1,7 @@
 // The checks of `weft doctor` on facts built in memory: for each, a healthy host and the fault.
 import XCTest
-@testable import WeftRouter
+import WeftControl
+@testable import WeftHost
 
 final class DoctorCheckTests: XCTestCase {
     static let peerName = "02:aa:bb:cc:dd:01"

@@ -3,6 +3,7 @@
 // answers on the control socket. Best effort throughout: a fact that cannot be read is left out
 // and the check says so.
 import Foundation
+import WeftControl
 import WeftNetlink
 
 public enum DoctorHost {
@@ -46,23 +47,8 @@ public enum DoctorHost {
                 master: link.masterIndex.flatMap { names[$0] }, addrAssignType: link.addrAssignType.map(Int.init),
                 addresses: (try? netlink.addresses(link.name)) ?? [], lowers: lowers,
                 bondMode: read(sys + "/bonding/mode")?.split(separator: " ").first.map(String.init),
-                driver: driver, udpFragmentationOffload: driver == "virtio_net" ? udpFragmentationOffload(link.name) : nil)
+                driver: driver, udpFragmentationOffload: driver == "virtio_net" ? Ethtool.udpFragmentationOffload(link.name) : nil)
         }
-    }
-
-    /// ETHTOOL_GUFO through SIOCETHTOOL; nil where the kernel no longer knows UFO (4.14+).
-    static func udpFragmentationOffload(_ name: String) -> Bool? {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var value: [UInt32] = [0x21, 0]  // struct ethtool_value { cmd = ETHTOOL_GUFO, data }
-        var request = ifreq()
-        withUnsafeMutableBytes(of: &request.ifr_ifrn.ifrn_name) { $0.copyBytes(from: Array(name.utf8.prefix(15)) + [0]) }
-        let rc = value.withUnsafeMutableBytes { buffer -> Int32 in
-            request.ifr_ifru.ifru_data = buffer.baseAddress!.assumingMemoryBound(to: CChar.self)
-            return ioctl(fd, 0x8946, &request)  // SIOCETHTOOL
-        }
-        return rc == 0 ? value[1] != 0 : nil
     }
 
     static func kernelRelease() -> String {

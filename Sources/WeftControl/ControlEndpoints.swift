@@ -1,0 +1,179 @@
+// Every endpoint of the control API (docs/architecture.md, "Control API"), as one routing table.
+// Handlers decode the request, ask the router through ControlAPIDelegate and word the answer;
+// they run on the router's event loop, where the delegate's state lives.
+import Foundation
+import NIOCore
+import NIOHTTP1
+import WeftCrypto
+
+/// What the endpoints need from the router. The router conforms; calls arrive on its loop.
+public protocol ControlAPIDelegate: AnyObject, Sendable {
+    func status() -> RouterStatus
+    func peerStatus() -> [PeerStatus]
+    func connectionStatus() -> [ConnectionStatus]
+    /// Whether `address` reads as HOST[:PORT].
+    func isDialable(_ address: String) -> Bool
+    func addTarget(_ address: String)
+    /// False when `address` was not a target.
+    func forgetTarget(_ address: String) -> Bool
+    /// Shuts the router down shortly after the answer has gone out.
+    func stop()
+
+    /// Nil when the router has no host network (the workload endpoints answer 503).
+    var workloadHost: WorkloadHost? { get }
+
+    /// Rekeys the links to `peer` (a name or nickname; nil for all). Fails with 404 when no
+    /// established connection matches.
+    func rotateKeys(peer: String?) -> EventLoopFuture<[RotateKeyResult]>
+    /// Whether the router has a keyring (it runs with a password); the password endpoints
+    /// answer 409 otherwise.
+    var hasKeyring: Bool { get }
+    func passwords() -> [PasswordInfo]
+    /// Adds `psk` as accepted; throws when it was retired.
+    func addPassword(_ psk: PreSharedKey) throws
+    /// Whether the keyring holds `id` in a state it can be made active from.
+    func isUsablePassword(_ id: PSKID) -> Bool
+    func usePassword(_ id: PSKID)
+    func retirePassword(_ id: PSKID) throws
+    func rotatePassword(to psk: PreSharedKey, graceSeconds: Double) -> EventLoopFuture<RotatePasswordResult>
+}
+
+/// The host side of the workload endpoints.
+public protocol WorkloadHost: AnyObject {
+    var workloads: [Workload] { get }
+    /// The interface name inside a workload when the request names none.
+    var defaultWorkloadIfname: String { get }
+    /// The bridge that `expose` puts host addresses on.
+    var bridgeName: String { get }
+    func canonicalCIDR(_ text: String) throws -> String
+    func attach(namespace: String?, pid: Int32?, cidr: String, ifname: String) throws -> Workload
+    func detach(namespace: String?, pid: Int32?) throws -> Bool
+    func expose(cidr: String) throws -> Bool
+    func hide(cidr: String) throws -> Bool
+}
+
+extension ControlRequestRouter {
+    /// The control API of `delegate`: status, targets, stop, workloads, keys and passwords.
+    public static func controlAPI(_ delegate: ControlAPIDelegate) -> ControlRequestRouter {
+        var api = ControlRequestRouter()
+        api.add(.GET, "/v1/status") { _ in .reply(.json(delegate.status())) }
+        api.add(.GET, "/v1/status/peers") { _ in .reply(.json(delegate.peerStatus())) }
+        api.add(.GET, "/v1/status/connections") { _ in .reply(.json(delegate.connectionStatus())) }
+
+        @Sendable func address(_ request: ControlRequest) throws -> String {
+            let shape = #"{"address": "HOST[:PORT]"}"#
+            let address = try request.decode(AddressRequest.self, shape: shape).address
+            guard delegate.isDialable(address) else { throw ControlAPIError(.badRequest, "expected \(shape)") }
+            return address
+        }
+        api.add(.POST, "/v1/connect") { request in
+            let target = try address(request)
+            delegate.addTarget(target)
+            return .reply(.json(["result": "connecting to \(target)"]))
+        }
+        api.add(.POST, "/v1/forget") { request in
+            let target = try address(request)
+            let known = delegate.forgetTarget(target)
+            return .reply(.json(["result": known ? "forgot \(target)" : "\(target) was not a target; it will not be learned from gossip"]))
+        }
+        api.add(.POST, "/v1/stop") { _ in
+            delegate.stop()
+            return .reply(.json(["result": "stopping"]))
+        }
+
+        addWorkloadEndpoints(to: &api, delegate)
+        addKeyEndpoints(to: &api, delegate)
+        return api
+    }
+
+    private static func addWorkloadEndpoints(to api: inout ControlRequestRouter, _ delegate: ControlAPIDelegate) {
+        @Sendable func host() throws -> WorkloadHost {
+            guard let host = delegate.workloadHost else { throw ControlAPIError(.serviceUnavailable, "the router has no host network") }
+            return host
+        }
+        @Sendable func describe(namespace: String?, pid: Int32?) -> String {
+            namespace.map { "network namespace '\($0)'" } ?? "process \(pid ?? 0)"
+        }
+        api.add(.GET, "/v1/workloads") { _ in .reply(.json(try host().workloads)) }
+        api.add(.POST, "/v1/attach") { request in
+            let host = try host()
+            let attach = try request.decode(AttachRequest.self, shape: #"{"namespace": NAME or "pid": PID, "cidr": CIDR, "ifname": NAME}"#)
+            let ifname = attach.ifname ?? host.defaultWorkloadIfname
+            let workload = try host.attach(namespace: attach.namespace, pid: attach.pid, cidr: attach.cidr, ifname: ifname)
+            return .reply(.json(WorkloadResult(
+                result: "attached \(describe(namespace: attach.namespace, pid: attach.pid)): \(ifname) \(workload.cidrs.joined(separator: " ")), host end \(workload.hostIfname)",
+                workload: workload)))
+        }
+        api.add(.POST, "/v1/detach") { request in
+            let host = try host()
+            let detach = try request.decode(DetachRequest.self, shape: #"{"namespace": NAME} or {"pid": PID}"#)
+            let what = describe(namespace: detach.namespace, pid: detach.pid)
+            let removed = try host.detach(namespace: detach.namespace, pid: detach.pid)
+            return .reply(.json(WorkloadResult(result: removed ? "detached \(what)" : "\(what) was not attached", workload: nil)))
+        }
+        api.add(.POST, "/v1/expose") { request in
+            let host = try host()
+            let cidr = try host.canonicalCIDR(request.decode(CIDRRequest.self, shape: #"{"cidr": CIDR}"#).cidr)
+            let added = try host.expose(cidr: cidr)
+            return .reply(.json(WorkloadResult(
+                result: added ? "exposed \(cidr) on \(host.bridgeName)" : "\(cidr) was already exposed", workload: nil)))
+        }
+        api.add(.POST, "/v1/hide") { request in
+            let host = try host()
+            let cidr = try host.canonicalCIDR(request.decode(CIDRRequest.self, shape: #"{"cidr": CIDR}"#).cidr)
+            let removed = try host.hide(cidr: cidr)
+            return .reply(.json(WorkloadResult(result: removed ? "hid \(cidr)" : "\(cidr) was not exposed", workload: nil)))
+        }
+    }
+
+    private static func addKeyEndpoints(to api: inout ControlRequestRouter, _ delegate: ControlAPIDelegate) {
+        @Sendable func requireKeyring() throws {
+            guard delegate.hasKeyring else {
+                throw ControlAPIError(.conflict, "this router runs without a password; launch it with WEFT_PASSWORD or --password-file")
+            }
+        }
+        @Sendable func psk(_ request: ControlRequest, shape: String) throws -> (PreSharedKey, PSKRequest) {
+            let body = try request.decode(PSKRequest.self, shape: shape)
+            guard let key = Hex.decode(body.psk), key.count == 32 else { throw ControlAPIError(.badRequest, "expected \(shape)") }
+            return (PreSharedKey(key: key), body)
+        }
+        @Sendable func id(_ request: ControlRequest) throws -> (PSKID, text: String) {
+            let shape = #"{"id": "<16 hex digits>"}"#
+            let text = try request.decode(PasswordIdRequest.self, shape: shape).id
+            guard let id = PSKID(hex: text) else { throw ControlAPIError(.badRequest, "expected \(shape)") }
+            return (id, text)
+        }
+
+        api.add(.POST, "/v1/rotate-key") { request in
+            .pending(delegate.rotateKeys(peer: try request.decode(PeerRequest.self, shape: #"{"peer": NAME}"#).peer).map { .json($0) })
+        }
+        api.add(.GET, "/v1/passwords") { _ in
+            try requireKeyring()
+            return .reply(.json(delegate.passwords()))
+        }
+        api.add(.POST, "/v1/password/add") { request in
+            try requireKeyring()
+            let (key, _) = try psk(request, shape: #"{"psk": "<64 hex digits>"}"#)
+            try delegate.addPassword(key)
+            return .reply(.json(["id": key.id.description]))
+        }
+        api.add(.POST, "/v1/password/use") { request in
+            try requireKeyring()
+            let (id, text) = try id(request)
+            guard delegate.isUsablePassword(id) else { throw ControlAPIError(.badRequest, "no usable password with id \(text) in the keyring") }
+            delegate.usePassword(id)
+            return .reply(.json(["result": "password \(id) is active; connections are moving to it"]))
+        }
+        api.add(.POST, "/v1/password/retire") { request in
+            try requireKeyring()
+            let (id, _) = try id(request)
+            try delegate.retirePassword(id)
+            return .reply(.json(["result": "password \(id) retired"]))
+        }
+        api.add(.POST, "/v1/rotate-password") { request in
+            try requireKeyring()
+            let (key, body) = try psk(request, shape: #"{"psk": "<64 hex digits>", "graceSeconds": N}"#)
+            return .pending(delegate.rotatePassword(to: key, graceSeconds: body.graceSeconds ?? 600).map { .json($0) })
+        }
+    }
+}

@@ -1,0 +1,155 @@
+// Request and answer bodies of the control API that the CLI shares with the router (the status
+// documents are in Status.swift). Field names are a public contract, like the status documents'.
+import Foundation
+
+public struct AttachRequest: Codable, Sendable {
+    /// Exactly one of `namespace` (as in `ip netns add NAME`) and `pid`.
+    public var namespace: String?
+    public var pid: Int32?
+    public var cidr: String
+    /// Interface name inside the workload (default `ethwe`).
+    public var ifname: String?
+
+    public init(namespace: String?, pid: Int32?, cidr: String, ifname: String?) {
+        self.namespace = namespace
+        self.pid = pid
+        self.cidr = cidr
+        self.ifname = ifname
+    }
+}
+
+public struct DetachRequest: Codable, Sendable {
+    public var namespace: String?
+    public var pid: Int32?
+
+    public init(namespace: String?, pid: Int32?) {
+        self.namespace = namespace
+        self.pid = pid
+    }
+}
+
+public struct CIDRRequest: Codable, Sendable {
+    public var cidr: String
+    public init(cidr: String) { self.cidr = cidr }
+}
+
+/// One attached workload, as status shows it.
+public struct Workload: Codable, Sendable, Equatable {
+    public var namespace: String?
+    public var pid: Int32?
+    public var ifname: String
+    public var hostIfname: String
+    public var cidrs: [String]
+
+    enum CodingKeys: String, CodingKey { case namespace, pid, ifname, hostIfname, cidrs }
+
+    public init(namespace: String?, pid: Int32?, ifname: String, hostIfname: String, cidrs: [String]) {
+        self.namespace = namespace
+        self.pid = pid
+        self.ifname = ifname
+        self.hostIfname = hostIfname
+        self.cidrs = cidrs
+    }
+
+    /// Absent values are written as `null`, as in the other status documents.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(namespace, forKey: .namespace)
+        try c.encode(pid, forKey: .pid)
+        try c.encode(ifname, forKey: .ifname)
+        try c.encode(hostIfname, forKey: .hostIfname)
+        try c.encode(cidrs, forKey: .cidrs)
+    }
+}
+
+/// The answer to attach/detach/expose/hide: a sentence for the operator, and the workload for
+/// attach.
+public struct WorkloadResult: Codable, Sendable {
+    public var result: String
+    public var workload: Workload?
+
+    public init(result: String, workload: Workload?) {
+        self.result = result
+        self.workload = workload
+    }
+}
+
+/// `weft rotate-key [PEER]`; no peer rotates every connection.
+public struct PeerRequest: Codable, Sendable {
+    public var peer: String?
+    public init(peer: String?) { self.peer = peer }
+}
+
+/// A password to add or rotate to, as 64 hex digits.
+public struct PSKRequest: Codable, Sendable {
+    public var psk: String
+    public var graceSeconds: Double?
+    public init(psk: String, graceSeconds: Double?) {
+        self.psk = psk
+        self.graceSeconds = graceSeconds
+    }
+}
+
+public struct PasswordIdRequest: Codable, Sendable {
+    public var id: String
+    public init(id: String) { self.id = id }
+}
+
+/// One link's answer to `weft rotate-key`.
+public struct RotateKeyResult: Codable, Sendable {
+    public var peer: String
+    public var nickname: String
+    public var oldEpoch: Int
+    public var newEpoch: Int
+    public var result: String
+
+    public init(peer: String, nickname: String, oldEpoch: Int, newEpoch: Int, result: String) {
+        self.peer = peer
+        self.nickname = nickname
+        self.oldEpoch = oldEpoch
+        self.newEpoch = newEpoch
+        self.result = result
+    }
+}
+
+/// The answer to `weft rotate-password`: which known peers acknowledged the new password.
+public struct RotatePasswordResult: Codable, Sendable {
+    public var id: String
+    public var previousId: String?
+    public var acknowledged: [String]
+    public var missing: [String]
+    public var retireAt: String?
+
+    public init(id: String, previousId: String?, acknowledged: [String], missing: [String], retireAt: String?) {
+        self.id = id
+        self.previousId = previousId
+        self.acknowledged = acknowledged
+        self.missing = missing
+        self.retireAt = retireAt
+    }
+}
+
+/// A keyring entry's state, as the keyring stores it and `weft password list` shows it.
+public enum KeyState: String, Codable, Sendable {
+    /// Used for new handshakes (exactly one entry when a password is set).
+    case active
+    /// Still accepted from peers (during a rotation's grace period).
+    case accepted
+    /// No longer accepted: a handshake under it is refused with "unknown password id".
+    case retired
+}
+
+/// What `weft password list --json` shows of an entry: never the key.
+public struct PasswordInfo: Codable, Sendable, Equatable {
+    public var id: String
+    public var state: KeyState
+    public var addedAt: String
+    public var retireAt: String?
+
+    public init(id: String, state: KeyState, addedAt: String, retireAt: String?) {
+        self.id = id
+        self.state = state
+        self.addedAt = addedAt
+        self.retireAt = retireAt
+    }
+}
