@@ -37,10 +37,17 @@ public struct ConnectionStatus: Codable, Sendable, Equatable {
     /// Gossip-link messages of a type this router does not know, ignored (docs/protocol.md
     /// §3.6); null before the link is established.
     public var unknownMessages: Int? = nil
+    /// Bytes of the gossip connection on the wire, each way; null for a connection not yet open.
+    public var gossipBytes: GossipBytes? = nil
+
+    public struct GossipBytes: Codable, Sendable, Equatable {
+        public var sent: UInt64
+        public var received: UInt64
+    }
 
     enum CodingKeys: String, CodingKey {
         case peer, nickname, address, direction, state, encrypted, trusted, mode, pskId, reason, ready, connectionId, since
-        case cipher, mtu, keyEpoch, counters, lastRekeyAt, unknownMessages
+        case cipher, mtu, keyEpoch, counters, lastRekeyAt, unknownMessages, gossipBytes
     }
 
     /// Absent values are written as `null`, not left out: scripts read `mode`, `pskId` and
@@ -66,6 +73,7 @@ public struct ConnectionStatus: Codable, Sendable, Equatable {
         try c.encode(counters, forKey: .counters)
         try c.encode(lastRekeyAt, forKey: .lastRekeyAt)
         try c.encode(unknownMessages, forKey: .unknownMessages)
+        try c.encode(gossipBytes, forKey: .gossipBytes)
     }
 }
 
