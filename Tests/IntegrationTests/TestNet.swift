@@ -133,6 +133,12 @@ final class TestNet {
         try Shell.run(["ip", "-n", switchNamespace, "link", "set", "\(prefix)h\(index)", up ? "up" : "down"])
     }
 
+    /// Destroys host `index`'s TCP sockets to host `peer` (`ss -K`): its router sees those links
+    /// close at once, while `peer`, if cut off, learns of it only when it can send again.
+    func resetConnections(_ index: Int, to peer: Int) throws {
+        try Shell.run(["ip", "netns", "exec", host(index).namespace, "ss", "-K", "dst", host(peer).address])
+    }
+
     /// A bare network namespace `<prefix>-wN` for a workload to attach; removed by cleanup().
     func addWorkload() throws -> String {
         let ns = "\(prefix)-w\(workloads.count + 1)"
