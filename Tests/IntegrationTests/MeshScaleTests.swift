@@ -100,6 +100,20 @@ final class MeshScaleTests: XCTestCase {
         return (cpu, rss)
     }
 
+    /// Gossip bytes each router sent so far and handshake failures by reason (summed), from
+    /// /metrics; nil when it cannot be scraped (no prometheus_client).
+    private func metricsFigures(_ net: TestNet, _ indexes: [Int]) -> (sent: [Int: Double], failures: [String: Int])? {
+        var sent: [Int: Double] = [:], failures: [String: Int] = [:]
+        for index in indexes {
+            guard let samples = try? net.scrape(index, "http://127.0.0.1:6782/metrics") else { return nil }
+            sent[index] = samples.values("weft_gossip_bytes_total", ["direction": "tx"]).reduce(0, +)
+            for s in samples where s.name == "weft_handshake_failures_total" && s.value > 0 {
+                failures[s.labels["reason"] ?? "?", default: 0] += Int(s.value)
+            }
+        }
+        return (sent, failures)
+    }
+
     private func printFigures(_ net: TestNet, _ indexes: [Int], label: String) {
         let gossip = idleGossipRate(net, indexes, seconds: 10)
         let process = processFigures(net, indexes, seconds: 10)
@@ -120,7 +134,8 @@ final class MeshScaleTests: XCTestCase {
         defer { net.cleanup() }
         let all = Array(1...count)
         let start = Date()
-        try net.launchStar(count)
+        // Each namespace has its own loopback: every router serves /metrics on the same address.
+        try net.launchStar(count, extraArgs: ["--metrics-addr", "127.0.0.1:6782"])
         let converged = measure(timeout: bounded ? 90 : 600) { fewestLinks(net, all) == count - 1 }
         let convergence = Date().timeIntervalSince(start)
         print(String(format: "%d routers: full mesh after %.1f s from the first launch", count, convergence)
@@ -130,6 +145,12 @@ final class MeshScaleTests: XCTestCase {
         if bounded { XCTAssertLessThan(convergence, 60, "full mesh of 30 took longer than 60 s") }
         sleep(3)  // let the last own-entry updates settle before measuring idle
         printFigures(net, all, label: "\(count) routers idle")
+        let joinCost = metricsFigures(net, all)
+        if let joinCost {
+            print(String(format: "%d routers: %.0f kB of gossip sent per router from launch to idle; ", count,
+                         joinCost.sent.values.reduce(0, +) / Double(count) / 1000)
+                  + "handshake failures (all routers) \(joinCost.failures.sorted { $0.key < $1.key })")
+        }
 
         let stopped = Array(count - 4...count), remaining = Array(1...count - 5)
         let stoppedNames = Set(try stopped.map { try net.status($0).name })
@@ -146,6 +167,11 @@ final class MeshScaleTests: XCTestCase {
         XCTAssertNotNil(removal, "stopped routers still listed: \(listing(net, stoppedNames, among: remaining))")
         // The bound: 10 s unreachable grace (Sources/WeftMesh/Gossip.swift) plus polling.
         if removal != nil && bounded { XCTAssertLessThanOrEqual(removalTime, 20, "removal slower than the 20 s bound") }
+        if let joinCost, let churn = metricsFigures(net, remaining) {
+            let delta = remaining.map { churn.sent[$0]! - (joinCost.sent[$0] ?? 0) }.reduce(0, +) / Double(remaining.count)
+            print(String(format: "%d stopped: %.1f kB of gossip sent per remaining router between the scrape before the stops and the one after the removal (keepalives included)",
+                         stopped.count, delta / 1000))
+        }
         var after: [Int: [String: String]] = [:]
         for index in remaining { after[index] = try connectionIds(net, index, among: remaining) }
         XCTAssertEqual(before, after, "links among the remaining routers flapped:\n\(flapReport(before, after))")

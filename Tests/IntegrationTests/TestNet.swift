@@ -185,9 +185,9 @@ final class TestNet {
     func router(_ index: Int) -> Process? { routers[index] }
 
     /// Routers on hosts 1…count, each but the first told only of host 1: gossip makes the mesh.
-    func launchStar(_ count: Int) throws {
-        try launch(1)
-        for index in 2...count { try launch(index, peers: [1]) }
+    func launchStar(_ count: Int, extraArgs: [String] = []) throws {
+        try launch(1, extraArgs: extraArgs)
+        for index in 2...count { try launch(index, peers: [1], extraArgs: extraArgs) }
     }
 
     /// Routers in a line 1–2–3 where hosts 1 and 3 cannot reach each other's underlay address.
