@@ -427,7 +427,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     /// router's own links changed: its data plane follows them at once. Otherwise the refresh
     /// waits for the next tick (0.5 s): it costs a broadcast tree per source, O(N·E), and while
     /// 100 routers form a mesh the topology changes on nearly every message; refreshing per
-    /// message kept every router's loop busy and the mesh never formed (#12).
+    /// message was most of each router's CPU there (#12, docs/benchmarks.md "Mesh scale").
     private func apply(_ effects: GossipEffects, refreshNow: Bool = false) {
         for send in effects.sends { established[send.to]?.send(type: send.type.rawValue, payload: send.payload) }
         guard effects.topologyChanged else { return }
