@@ -37,6 +37,13 @@ public struct ConnectionStatus: Codable, Sendable, Equatable {
     /// Gossip-link messages of a type this router does not know, ignored (docs/protocol.md
     /// §3.6); null before the link is established.
     public var unknownMessages: Int? = nil
+    /// Bytes of the gossip connection on the wire, each way; null for a connection not yet open.
+    public var gossipBytes: GossipBytes? = nil
+
+    public struct GossipBytes: Codable, Sendable, Equatable {
+        public var sent: UInt64
+        public var received: UInt64
+    }
 
     public init(peer: String? = nil, nickname: String? = nil, address: String, direction: LinkDirection, state: ConnectionState, encrypted: Bool, trusted: Bool, mode: String? = nil, pskId: String? = nil, reason: String? = nil, ready: Bool, connectionId: String? = nil, since: String? = nil, cipher: String? = nil, mtu: Int? = nil, keyEpoch: Int? = nil, counters: SleeveCounters.Snapshot? = nil, lastRekeyAt: String? = nil, unknownMessages: Int? = nil) {
         self.peer = peer
@@ -62,7 +69,7 @@ public struct ConnectionStatus: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case peer, nickname, address, direction, state, encrypted, trusted, mode, pskId, reason, ready, connectionId, since
-        case cipher, mtu, keyEpoch, counters, lastRekeyAt, unknownMessages
+        case cipher, mtu, keyEpoch, counters, lastRekeyAt, unknownMessages, gossipBytes
     }
 
     /// Absent values are written as `null`, not left out: scripts read `mode`, `pskId` and
@@ -88,6 +95,7 @@ public struct ConnectionStatus: Codable, Sendable, Equatable {
         try c.encode(counters, forKey: .counters)
         try c.encode(lastRekeyAt, forKey: .lastRekeyAt)
         try c.encode(unknownMessages, forKey: .unknownMessages)
+        try c.encode(gossipBytes, forKey: .gossipBytes)
     }
 }
 

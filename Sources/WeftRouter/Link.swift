@@ -39,6 +39,10 @@ final class Link: @unchecked Sendable {  // confined to the router's event loop
     private var machine: LinkStateMachine
     private(set) var establishedAt: Date?
     private(set) var lastRekeyAt: Date?
+    /// Bytes of this connection on the wire each way (preamble, handshake, every frame), so
+    /// status and metrics can show what gossip costs (#12).
+    private(set) var bytesSent: UInt64 = 0
+    private(set) var bytesReceived: UInt64 = 0
     /// Set once the channel was told to close: later actions of the same batch are moot.
     private var closing = false
     weak var delegate: LinkDelegate?
@@ -98,6 +102,7 @@ final class Link: @unchecked Sendable {  // confined to the router's event loop
     func start() { perform(machine.start(now: Self.now())) }
 
     func receive(_ buffer: inout ByteBuffer) {
+        bytesReceived &+= UInt64(buffer.readableBytes)
         let actions = machine.receive(buffer.readableBytesView, now: Self.now(), keyring: keyring)
         buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
         perform(actions)
@@ -132,6 +137,7 @@ final class Link: @unchecked Sendable {  // confined to the router's event loop
         for action in actions where !closing {
             switch action {
             case .write(let bytes):
+                bytesSent &+= UInt64(bytes.count)
                 channel.writeAndFlush(channel.allocator.buffer(bytes: bytes), promise: nil)
             case .authenticate:
                 let refusal = delegate?.linkAuthenticated(self)

@@ -22,6 +22,8 @@ final class RouterMetrics: @unchecked Sendable {
     var rekeys: UInt64 = 0
     /// Unknown gossip-link messages counted by links that have closed; live links add theirs.
     private var closedLinksUnknownMessages: UInt64 = 0
+    /// Gossip-connection bytes of links that have closed, each way; live links add theirs.
+    private var closedLinksBytes = (sent: UInt64(0), received: UInt64(0))
     /// Sessions seen at the last scrape: when one goes away its drops move to `retiredDrops`,
     /// so the drop counters never go backwards.
     private var sessions: [ObjectIdentifier: SleeveSession] = [:]
@@ -43,6 +45,8 @@ final class RouterMetrics: @unchecked Sendable {
     /// and shutdown are not failures.
     func linkClosed(_ link: Link, wasEstablished: Bool) {
         closedLinksUnknownMessages += UInt64(link.unknownMessages)
+        closedLinksBytes.sent &+= link.bytesSent
+        closedLinksBytes.received &+= link.bytesReceived
         guard !wasEstablished, link.reason != nil else { return }
         let code = link.refuseCode
         if code == .duplicateConnection || code == .shuttingDown { return }
@@ -81,6 +85,11 @@ final class RouterMetrics: @unchecked Sendable {
     /// Unknown messages of every link that ever existed, so the counter never goes backwards.
     func unknownMessages(live: [Link]) -> UInt64 {
         live.reduce(closedLinksUnknownMessages) { $0 + UInt64($1.unknownMessages) }
+    }
+
+    /// Gossip-connection bytes of every link that ever existed, each way.
+    func gossipBytes(live: [Link]) -> (sent: UInt64, received: UInt64) {
+        live.reduce(closedLinksBytes) { ($0.sent &+ $1.bytesSent, $0.received &+ $1.bytesReceived) }
     }
 
     func close() {
@@ -161,6 +170,9 @@ extension Router {
         out.family("weft_rekeys_total", .counter, "Session rekeys.", [([], metrics.rekeys)])
         out.family("weft_gossip_unknown_messages_total", .counter, "Gossip-link messages of an unknown type, ignored.",
                    [([], metrics.unknownMessages(live: allLinks))])
+        let gossipBytes = metrics.gossipBytes(live: allLinks)
+        out.family("weft_gossip_bytes_total", .counter, "Bytes of gossip connections on the wire (handshakes and frames), by direction.",
+                   [([("direction", "tx")], gossipBytes.sent), ([("direction", "rx")], gossipBytes.received)])
         out.family("weft_overlay_mtu_bytes", .gauge, "MTU of the weft bridge, TAP and workload interfaces.",
                    [([], UInt64(hostNetwork?.overlayMTU ?? config.mtu ?? 0))])
         out.family("weft_fastdp_flows", .gauge, "Flows installed in the fast datapath (0 without fastdp).",

@@ -113,7 +113,8 @@ extension Router {
             if let d = shortIds[destination] { pathMTU[d] = mtu }
         }
         var broadcast: [UInt16: [UInt16]] = [:]
-        for source in topology.peers.keys where routes.reachable.contains(source) {
+        let reachable = routes.reachable  // a Set built per access
+        for source in topology.peers.keys where reachable.contains(source) {
             guard let s = shortIds[source] else { continue }
             broadcast[s] = routes.broadcastNextHops(from: source).compactMap { shortIds[$0] }
         }

@@ -70,6 +70,9 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     var established: [PeerName: Link] = [:]
     private var targets: [String: Target] = [:]
     private var forgotten: Set<String> = []
+    /// Peers removed by gossip since the last topology refresh, which waits for the tick (apply).
+    private var removedSinceRefresh: Set<PeerName> = []
+    private var refreshPending = false
     private var inboundFailures: [String: InboundFailure] = [:]
     private var loggedRefusals: Set<String> = []
     private var buckets: [String: TokenBucket] = [:]
@@ -411,6 +414,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         if sleeve?.probeTick(now: now) == true { ownConnectionsChanged() }
         keyTick(now: now)
         apply(gossip.tick(now: Self.seconds(now)))
+        if refreshPending { refreshTopology() }
     }
 
     // MARK: gossip
@@ -419,18 +423,30 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         let entries = established.values.sorted { $0.remoteName! < $1.remoteName! }.map { link in
             ConnectionEntry(remote: link.remoteName!, address: link.remoteGossipAddress, established: true, outbound: link.direction == .outbound, mtu: sleeve?.sessions[link.remoteName!]?.publishedMTU)
         }
-        apply(gossip.setOwn(nickname: config.nickname, connections: entries, now: Self.seconds(.now())))
+        apply(gossip.setOwn(nickname: config.nickname, connections: entries, now: Self.seconds(.now())), refreshNow: true)
     }
 
     /// The gossip's clock: seconds of the monotonic clock.
     static func seconds(_ t: NIODeadline) -> Double { Double(t.uptimeNanoseconds) / 1e9 }
 
     /// Carries out what the gossip decided: its messages on the established links, and a
-    /// refresh of forwarding and dial targets when the topology changed.
-    private func apply(_ effects: GossipEffects) {
+    /// refresh of forwarding and dial targets when the topology changed. `refreshNow` when this
+    /// router's own links changed: its data plane follows them at once. Otherwise the refresh
+    /// waits for the next tick (0.5 s): it costs a broadcast tree per source, O(N·E), and while
+    /// 100 routers form a mesh the topology changes on nearly every message; refreshing per
+    /// message was most of each router's CPU there (#12, docs/benchmarks.md "Mesh scale").
+    private func apply(_ effects: GossipEffects, refreshNow: Bool = false) {
         for send in effects.sends { established[send.to]?.send(type: send.type.rawValue, payload: send.payload) }
         guard effects.topologyChanged else { return }
-        let gone = Set(effects.removed)
+        removedSinceRefresh.formUnion(effects.removed)
+        refreshPending = true
+        if refreshNow { refreshTopology() }
+    }
+
+    private func refreshTopology() {
+        refreshPending = false
+        let gone = removedSinceRefresh
+        removedSinceRefresh = []
         // Learned addresses of removed peers are dropped (protocol.md §4.2); named ones stay.
         for (address, target) in targets where !target.permanent && target.link == nil {
             if let peer = target.peer, gone.contains(peer) || topology.peers[peer] == nil { targets[address] = nil }

@@ -58,7 +58,8 @@ extension Router {
                 since: link.establishedAt.map { ISO8601DateFormatter().string(from: $0) },
                 cipher: data.cipher, mtu: onFastdp ? fastdpState?.overlayMTU : data.mtu, keyEpoch: established ? Int(link.epoch) : nil, counters: data.counters,
                 lastRekeyAt: link.lastRekeyAt.map { ISO8601DateFormatter().string(from: $0) },
-                unknownMessages: established ? link.unknownMessages : nil))
+                unknownMessages: established ? link.unknownMessages : nil,
+                gossipBytes: .init(sent: link.bytesSent, received: link.bytesReceived)))
         }
         for target in allTargets where !coveredTargets.contains(target.address) {
             if let peer = target.peer, isEstablished(peer) { continue }

@@ -75,7 +75,7 @@ final class MetricsTests: XCTestCase {
         let types = Dictionary(samples.map { ($0.family, $0.type) }, uniquingKeysWith: { a, _ in a })
         for (family, type) in [("weft_connections", "gauge"), ("weft_connection_bytes", "counter"), ("weft_connection_frames", "counter"),
                                ("weft_sleeve_drops", "counter"), ("weft_handshake_failures", "counter"), ("weft_rekeys", "counter"),
-                               ("weft_gossip_unknown_messages", "counter"),
+                               ("weft_gossip_unknown_messages", "counter"), ("weft_gossip_bytes", "counter"),
                                ("weft_overlay_mtu_bytes", "gauge"), ("weft_fastdp_flows", "gauge"), ("weft_peers", "gauge")] {
             XCTAssertEqual(types[family], type, "family \(family)")
         }
@@ -88,6 +88,9 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(samples.values("weft_sleeve_drops_total", ["reason": "bad_tag"]), [0])
         XCTAssertEqual(samples.values("weft_rekeys_total"), [0])
         XCTAssertEqual(samples.values("weft_gossip_unknown_messages_total"), [0])
+        // Two links at least (host 2's, host 3's refused one): a handshake each way and more.
+        XCTAssertGreaterThan(samples.values("weft_gossip_bytes_total", ["direction": "tx"]).first ?? 0, 200)
+        XCTAssertGreaterThan(samples.values("weft_gossip_bytes_total", ["direction": "rx"]).first ?? 0, 200)
         XCTAssertEqual(try net.connections(1).filter { $0.state == .established }.map(\.unknownMessages), [0])
         XCTAssertEqual(samples.values("weft_overlay_mtu_bytes"), [1420])
         XCTAssertEqual(samples.values("weft_fastdp_flows"), [0])

@@ -1,6 +1,7 @@
-// Test hosts as network namespaces on a shared underlay switch, and real `weft` processes in
-// them. Everything a TestNet creates carries its own prefix and is removed by `cleanup()`, also
-// when a test fails; it only ever signals the processes it started.
+// Test hosts as network namespaces on a shared underlay switch (or, `routed: true`, each in its
+// own subnet behind one routing namespace), and real `weft` processes in them. Everything a
+// TestNet creates carries its own prefix and is removed by `cleanup()`, also when a test fails;
+// it only ever signals the processes it started.
 import Foundation
 import XCTest
 @testable import WeftRouter
@@ -56,15 +57,22 @@ final class TestNet {
 
     let prefix: String
     let directory: String
+    /// The bridge namespace (flat) or the routing namespace (routed) every host's veth ends in.
     let switchNamespace: String
+    /// Each host in its own /30 behind `switchNamespace`, which forwards between them. The
+    /// kernel's neighbour table is shared by all namespaces (gc_thresh3, 1024 here): 50+ hosts on
+    /// one flat L2 fill it, which looks like a Weft failure. Routed, there are two entries a host.
+    let routed: Bool
     private(set) var hosts: [Host] = []
     /// Workload namespaces (`<prefix>-wN`) from addWorkload().
     private(set) var workloads: [String] = []
     private var routers: [Int: Process] = [:]
     private var background: [Process] = []
 
-    /// `count` hosts, 198.18.0.(index)/24 on the underlay; host indexes start at 1.
-    init(hosts count: Int, file: StaticString = #filePath) throws {
+    /// `count` hosts, 198.18.0.(index)/24 on the underlay; host indexes start at 1. Routed, host
+    /// `index` is 198.18.0.0 + 4·index + 2 in a /30 whose .1 is the routing namespace.
+    init(hosts count: Int, routed: Bool = false, file: StaticString = #filePath) throws {
+        self.routed = routed
         let tag = String(UInt32.random(in: 0..<0xFFFFFF), radix: 36)
         prefix = "wt\(tag)"
         directory = NSTemporaryDirectory() + "weft-it-\(tag)"
@@ -72,8 +80,12 @@ final class TestNet {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         do {
             try Shell.run(["ip", "netns", "add", switchNamespace])
-            try Shell.run(["ip", "-n", switchNamespace, "link", "add", "br0", "type", "bridge"])
-            try Shell.run(["ip", "-n", switchNamespace, "link", "set", "br0", "up"])
+            if routed {
+                try Shell.run(["ip", "netns", "exec", switchNamespace, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+            } else {
+                try Shell.run(["ip", "-n", switchNamespace, "link", "add", "br0", "type", "bridge"])
+                try Shell.run(["ip", "-n", switchNamespace, "link", "set", "br0", "up"])
+            }
             for _ in 0..<count { try addHost() }
         } catch {
             cleanup()
@@ -88,14 +100,43 @@ final class TestNet {
         try Shell.run(["ip", "netns", "add", ns])
         let outside = "\(prefix)h\(index)"
         try Shell.run(["ip", "-n", switchNamespace, "link", "add", outside, "type", "veth", "peer", "name", "eth0", "netns", ns])
-        try Shell.run(["ip", "-n", switchNamespace, "link", "set", outside, "master", "br0", "mtu", "\(mtu)", "up"])
         try Shell.run(["ip", "-n", ns, "link", "set", "lo", "up"])
         try Shell.run(["ip", "-n", ns, "link", "set", "eth0", "mtu", "\(mtu)", "up"])
-        try Shell.run(["ip", "-n", ns, "addr", "add", "198.18.0.\(index)/24", "dev", "eth0"])
-        let host = Host(index: index, namespace: ns, address: "198.18.0.\(index)", socket: "\(directory)/h\(index).sock",
+        let address: String
+        if routed {
+            let gateway = Self.routedAddress(index, 1)
+            address = Self.routedAddress(index, 2)
+            try Shell.run(["ip", "-n", switchNamespace, "addr", "add", "\(gateway)/30", "dev", outside])
+            try Shell.run(["ip", "-n", switchNamespace, "link", "set", outside, "mtu", "\(mtu)", "up"])
+            try Shell.run(["ip", "-n", ns, "addr", "add", "\(address)/30", "dev", "eth0"])
+            try Shell.run(["ip", "-n", ns, "route", "add", "default", "via", gateway])
+        } else {
+            address = "198.18.0.\(index)"
+            try Shell.run(["ip", "-n", switchNamespace, "link", "set", outside, "master", "br0", "mtu", "\(mtu)", "up"])
+            try Shell.run(["ip", "-n", ns, "addr", "add", "\(address)/24", "dev", "eth0"])
+        }
+        let host = Host(index: index, namespace: ns, address: address, socket: "\(directory)/h\(index).sock",
                         dataDir: "\(directory)/h\(index)")
         hosts.append(host)
         return host
+    }
+
+    /// Address `offset` (1: the routing namespace, 2: the host) of host `index`'s /30.
+    private static func routedAddress(_ index: Int, _ offset: Int) -> String {
+        let n = 198 << 24 | 18 << 16 | (4 * index + offset)
+        return "\(n >> 24 & 255).\(n >> 16 & 255).\(n >> 8 & 255).\(n & 255)"
+    }
+
+    /// Takes host `index` off the underlay (its switch-side veth down) or puts it back: a partition
+    /// that leaves the router and its sockets running.
+    func setUnderlay(_ index: Int, up: Bool) throws {
+        try Shell.run(["ip", "-n", switchNamespace, "link", "set", "\(prefix)h\(index)", up ? "up" : "down"])
+    }
+
+    /// Destroys host `index`'s TCP sockets to host `peer` (`ss -K`): its router sees those links
+    /// close at once, while `peer`, if cut off, learns of it only when it can send again.
+    func resetConnections(_ index: Int, to peer: Int) throws {
+        try Shell.run(["ip", "netns", "exec", host(index).namespace, "ss", "-K", "dst", host(peer).address])
     }
 
     /// A bare network namespace `<prefix>-wN` for a workload to attach; removed by cleanup().
@@ -144,15 +185,15 @@ final class TestNet {
     func router(_ index: Int) -> Process? { routers[index] }
 
     /// Routers on hosts 1…count, each but the first told only of host 1: gossip makes the mesh.
-    func launchStar(_ count: Int) throws {
-        try launch(1)
-        for index in 2...count { try launch(index, peers: [1]) }
+    func launchStar(_ count: Int, extraArgs: [String] = []) throws {
+        try launch(1, extraArgs: extraArgs)
+        for index in 2...count { try launch(index, peers: [1], extraArgs: extraArgs) }
     }
 
     /// Routers in a line 1–2–3 where hosts 1 and 3 cannot reach each other's underlay address.
     func launchLine() throws {
-        try Shell.run(["ip", "-n", host(1).namespace, "route", "add", "blackhole", "198.18.0.3/32"])
-        try Shell.run(["ip", "-n", host(3).namespace, "route", "add", "blackhole", "198.18.0.1/32"])
+        try Shell.run(["ip", "-n", host(1).namespace, "route", "add", "blackhole", "\(host(3).address)/32"])
+        try Shell.run(["ip", "-n", host(3).namespace, "route", "add", "blackhole", "\(host(1).address)/32"])
         try launch(2)
         try launch(1, peers: [2])
         try launch(3, peers: [2])
@@ -175,6 +216,11 @@ final class TestNet {
     /// The established connection of host `index` to host `peer`, if any.
     func connection(_ index: Int, to peer: Int) throws -> ConnectionStatus? {
         try connections(index).first { $0.state == .established && $0.nickname == nickname(peer) }
+    }
+
+    /// `weft status peers --json` of host `index`: its topology.
+    func peers(_ index: Int) throws -> [PeerStatus] {
+        try JSONDecoder().decode([PeerStatus].self, from: Data(try control(index, "/v1/status/peers")))
     }
 
     /// `weft status --json` of host `index`.
