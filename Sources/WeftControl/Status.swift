@@ -43,9 +43,14 @@ public struct ConnectionStatus: Codable, Sendable, Equatable {
     public struct GossipBytes: Codable, Sendable, Equatable {
         public var sent: UInt64
         public var received: UInt64
+
+        public init(sent: UInt64, received: UInt64) {
+            self.sent = sent
+            self.received = received
+        }
     }
 
-    public init(peer: String? = nil, nickname: String? = nil, address: String, direction: LinkDirection, state: ConnectionState, encrypted: Bool, trusted: Bool, mode: String? = nil, pskId: String? = nil, reason: String? = nil, ready: Bool, connectionId: String? = nil, since: String? = nil, cipher: String? = nil, mtu: Int? = nil, keyEpoch: Int? = nil, counters: SleeveCounters.Snapshot? = nil, lastRekeyAt: String? = nil, unknownMessages: Int? = nil) {
+    public init(peer: String? = nil, nickname: String? = nil, address: String, direction: LinkDirection, state: ConnectionState, encrypted: Bool, trusted: Bool, mode: String? = nil, pskId: String? = nil, reason: String? = nil, ready: Bool, connectionId: String? = nil, since: String? = nil, cipher: String? = nil, mtu: Int? = nil, keyEpoch: Int? = nil, counters: SleeveCounters.Snapshot? = nil, lastRekeyAt: String? = nil, unknownMessages: Int? = nil, gossipBytes: GossipBytes? = nil) {
         self.peer = peer
         self.nickname = nickname
         self.address = address
@@ -65,6 +70,7 @@ public struct ConnectionStatus: Codable, Sendable, Equatable {
         self.counters = counters
         self.lastRekeyAt = lastRekeyAt
         self.unknownMessages = unknownMessages
+        self.gossipBytes = gossipBytes
     }
 
     enum CodingKeys: String, CodingKey {

@@ -21,13 +21,6 @@ extension TestNet {
         return net
     }
 
-    /// `weft status peers --json` of host `index`.
-    func peers(_ index: Int) throws -> [PeerStatus] {
-        let (status, body) = try ControlClient(socketPath: host(index).socket, timeoutSeconds: 5).request(method: "GET", path: "/v1/status/peers")
-        guard status == 200 else { throw ShellError(description: "GET /v1/status/peers answered \(status)") }
-        return try JSONDecoder().decode([PeerStatus].self, from: Data(body))
-    }
-
     /// Host `index`'s `pathMtu` towards host `peer`.
     func pathMTU(_ index: Int, to peer: Int) throws -> Int? {
         try peers(index).first { $0.nickname == nickname(peer) }?.pathMtu
