@@ -346,6 +346,9 @@ public struct LinkStateMachine {
         output.append(.close(reason: reason ?? text, refusal: refusal.code))
     }
 
+    /// Whether a sealed message from the remote has verified on this link yet.
+    private var openedSealed = false
+
     private mutating func establish(chainingKey: [UInt8]?, now: UInt64) {
         self.chainingKey = chainingKey
         let keys = chainingKey.map(LinkKeys.derive)
@@ -364,7 +367,19 @@ public struct LinkStateMachine {
     private mutating func handleTransport(_ body: [UInt8], now: UInt64, keyring: LinkKeyring) throws {
         var plain = body
         if opener != nil {
-            do { plain = try opener!.open(body) } catch {
+            do {
+                plain = try opener!.open(body)
+                openedSealed = true
+            } catch {
+                // The dialer times out waiting for message 2, or refuses, before it has our keys:
+                // its REFUSE is in clear (protocol.md §3.1). Until a sealed message has verified,
+                // read such a frame as what it is rather than as a MAC failure. A clear REFUSE
+                // can only close the link, which a forged RST could do too.
+                if !openedSealed, body.first == MessageType.refuse.rawValue,
+                   let refusal = try? Refuse.decode(Array(body.dropFirst())) {
+                    remoteRefused(refusal)
+                    return
+                }
                 end("a sealed message did not verify; closing the link", refuse: nil, now: now)
                 return
             }

@@ -169,6 +169,27 @@ final class LinkStateMachineTests: XCTestCase {
         XCTAssertEqual(pair.acceptor.closed?.reason, "handshake timed out after 5 s")
     }
 
+    /// #12 at 100 routers: the responder sent message 2 and is established, but the dialer's
+    /// 5 s ran out before message 2 arrived; its REFUSE 10 is in clear (it has no keys). The
+    /// responder reads the timeout, not a MAC failure.
+    func testDialersTimeoutBeforeMessage2IsReadByTheEstablishedResponder() {
+        let pair = LinkPair()
+        pair.start()
+        for _ in 0..<10 where !pair.acceptor.established {
+            pair.toAcceptor()
+            if !pair.acceptor.established { pair.toDialer() }
+        }
+        XCTAssertTrue(pair.acceptor.established)
+        XCTAssertFalse(pair.dialer.established)
+        pair.acceptor.outbox = []  // message 2 is lost in the busy network
+        pair.advance(seconds: 5.1)
+        pair.tick(pair.dialer)
+        XCTAssertEqual(pair.dialer.closed?.refusal, .handshakeTimeout)
+        pair.toAcceptor()
+        XCTAssertEqual(pair.acceptor.closed?.refusal, .handshakeTimeout)
+        XCTAssertEqual(pair.acceptor.closed?.reason, "refused by remote: handshake timed out after 5 s")
+    }
+
     func testKeepaliveAfter5sOfSilenceAndCloseAfter20sWithoutTraffic() {
         let pair = LinkPair()
         pair.connect()
