@@ -58,7 +58,7 @@ let package = Package(
         .testTarget(name: "WeftLinkTests", dependencies: ["WeftLink", "WeftCrypto", "WeftWire", "WeftMesh"]),
         .testTarget(name: "WeftNetlinkTests", dependencies: ["WeftNetlink"]),
         .testTarget(name: "WeftDatapathTests", dependencies: ["WeftDatapath", "WeftCrypto", "WeftWire", "WeftNetlink"]),
-        .testTarget(name: "WeftRouterTests", dependencies: ["WeftRouter"]),
+        .testTarget(name: "WeftRouterTests", dependencies: ["WeftRouter", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "IntegrationTests", dependencies: ["WeftRouter", .product(name: "NIOCore", package: "swift-nio")]),
     ],
     swiftLanguageModes: [.v6]

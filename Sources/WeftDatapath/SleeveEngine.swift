@@ -20,7 +20,6 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
     let tapFD: Int32
     /// Largest UDP payload this router sends: the underlay MTU minus IP and UDP headers.
     public let maxPayload: Int
-    public let overlayMTU: Int
     private let table = Mutex<ForwardingTable>(.empty)
     public let macs = MACTable()
     /// Drops that cannot be charged to a connection (unknown sender, not for us, truncated).
@@ -56,11 +55,10 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
     static let batch = Int(WEFT_BATCH_MAX)
     static let frameOffset = Sleeve.headerSize + Sleeve.frameHeaderSize
 
-    public init(tapFD: Int32, port: Int, overlayMTU: Int, underlayMTU: Int) throws {
+    public init(tapFD: Int32, port: Int, underlayMTU: Int) throws {
         self.tapFD = tapFD
         self.port = port
-        self.overlayMTU = overlayMTU
-        self.maxPayload = underlayMTU - Sleeve.ipv4Overhead
+        self.maxPayload = underlayMTU - Overhead.ipv4UDPHeaders
         self.probeBuffer = Mutex([UInt8](repeating: 0, count: max(underlayMTU, 576)))
         self.handoffScratch = Mutex([UInt8](repeating: 0, count: max(underlayMTU, VirtioNetHeader.size + ICMPTooBig.maxReply)))
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
@@ -238,7 +236,7 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
     /// (`SleeveSession.finishProbeRound`).
     public func sendProbes() {
         let table = currentTable
-        let sizes = ([maxPayload] + Self.probeMTUs.map { $0 - Sleeve.ipv4Overhead }).filter { $0 <= maxPayload && $0 >= 64 }
+        let sizes = ([maxPayload] + Self.probeMTUs.map { $0 - Overhead.ipv4UDPHeaders }).filter { $0 <= maxPayload && $0 >= 64 }
         probeBuffer.withLock { buffer in
             buffer.withUnsafeMutableBytes { raw in
                 let p = raw.baseAddress!
@@ -355,7 +353,7 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
                 let at = slab + n * Self.txSlotSize + Self.frameOffset - VirtioNetHeader.size
                 let r = read(tapFD, at, maxRead)
                 if r < 0 { break }
-                if r < VirtioNetHeader.size + Sleeve.ethernetHeader { continue }
+                if r < VirtioNetHeader.size + Overhead.ethernetHeader { continue }
                 lengths[n] = r - VirtioNetHeader.size
                 n += 1
             }

@@ -3,8 +3,8 @@
 // VXLAN path at the full overlay MTU (docs/protocol.md §6).
 
 public enum FastdpWire {
-    /// fastdp on an IPv4 underlay: 20 IP + 8 UDP + 8 VXLAN + 14 inner Ethernet (docs/design.md §7).
-    public static let overheadIPv4 = 20 + 8 + 8 + 14
+    /// The UDP port of a router's VXLAN vport: one above its own --port.
+    public static func vxlanPort(routerPort: Int) -> Int { routerPort + 1 }
 
     /// The VNI: source short id in the high 12 bits, destination in the low 12. Short ids use all
     /// of 0…4095, so a broadcast is written as destination = source (no frame is ever sent to the
