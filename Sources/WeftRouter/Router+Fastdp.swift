@@ -44,7 +44,7 @@ extension Router {
         do {
             let veth = try host.attachDatapathVeth()
             let engine = try FastDatapath(name: WeftInterfaces.datapath, bridgeVeth: veth, vxlanPort: UInt16(FastdpWire.vxlanPort(routerPort: config.port)),
-                                          sleeve: sleeve.engine)
+                                          forwarding: sleeve.forwarding)
             engine.start()
             fastdpState = FastdpState(engine: engine)
             fastdp = FastdpStatus(available: true, reason: nil, flows: 0)

@@ -10,6 +10,8 @@ import WeftWire
 /// Data-plane state the router owns on its event loop.
 final class SleeveState: @unchecked Sendable {  // confined to the router's event loop
     let engine: SleeveEngine
+    /// The forwarding and MAC tables both datapaths read; installed and purged from here.
+    let forwarding: Forwarding
     var sessions: [PeerName: SleeveSession] = [:]
 
     /// Path-MTU probing: a round every 10 s (and soon after a new session), results taken 1.5 s
@@ -19,7 +21,10 @@ final class SleeveState: @unchecked Sendable {  // confined to the router's even
     static let probeInterval: TimeAmount = .seconds(10)
     static let probeWait: TimeAmount = .milliseconds(1500)
 
-    init(engine: SleeveEngine) { self.engine = engine }
+    init(engine: SleeveEngine, forwarding: Forwarding) {
+        self.engine = engine
+        self.forwarding = forwarding
+    }
 
     /// Runs the probing rounds; returns true when a connection's MTU changed, measured or
     /// published: own connections are then gossiped again and the forwarding table rebuilt.
@@ -117,9 +122,9 @@ extension Router {
             broadcast[s] = routes.broadcastNextHops(from: source).compactMap { shortIds[$0] }
         }
         let own = topology.own.shortId
-        sleeve.engine.install(ForwardingTable(ownShortId: own, sessions: sessions, nextHop: nextHop, broadcast: broadcast,
+        sleeve.forwarding.install(ForwardingTable(ownShortId: own, sessions: sessions, nextHop: nextHop, broadcast: broadcast,
                                               pathMTU: pathMTU))
-        sleeve.engine.macs.purge(keeping: Set(shortIds.values).subtracting([own]))
+        sleeve.forwarding.macs.purge(keeping: Set(shortIds.values).subtracting([own]))
         // Routes or neighbours changed: flows decided on the old ones may now be wrong.
         fastdpState?.engine.revalidate()
     }
@@ -160,13 +165,14 @@ extension Router {
     /// over, on the caller's thread.
     func startSleeve(tapFD: Int32, underlayMTU: Int) throws {
         let engine: SleeveEngine
+        let forwarding = Forwarding()
         do {
-            engine = try SleeveEngine(tapFD: tapFD, port: config.port, underlayMTU: underlayMTU)
+            engine = try SleeveEngine(forwarding: forwarding, tapFD: tapFD, port: config.port, underlayMTU: underlayMTU)
         } catch {
             throw ConfigError("\(error); is another router using UDP port \(config.port)? use --port")
         }
         engine.start()
-        sleeve = SleeveState(engine: engine)
+        sleeve = SleeveState(engine: engine, forwarding: forwarding)
         logger.info("sleeve started", metadata: ["udpPort": "\(config.port)", "overlayMTU": "\(overlayMTU ?? 0)", "underlayMTU": "\(underlayMTU)"])
     }
 }
