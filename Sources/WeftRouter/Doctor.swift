@@ -3,6 +3,7 @@
 // gathers the facts. Unit-tested with facts built in memory.
 import Foundation
 import WeftDatapath
+import WeftMesh
 import WeftWire
 
 /// One line of the report; `weft doctor --json` prints an array of these.
@@ -373,7 +374,7 @@ public enum Doctor {
         for c in facts.connections where c.state == .established {
             let mode = c.mode ?? "none"
             // Fastdp is preferred exactly where no encryption is needed (docs/design.md §5).
-            let preferred = c.encrypted ? "sleeve" : "fastdp"
+            let preferred = OverlayMode.preferred(encrypted: c.encrypted).rawValue
             if mode == preferred {
                 parts.append("connection \(label(c)): \(mode)")
             } else {

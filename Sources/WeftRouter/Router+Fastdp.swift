@@ -50,7 +50,7 @@ extension Router {
             fastdp = FastdpStatus(available: true, reason: nil, flows: 0)
             logger.info("fastdp started", metadata: [
                 "datapath": "\(WeftInterfaces.datapath)", "vxlanPort": "\(FastdpWire.vxlanPort(routerPort: config.port))",
-                "heartbeatBytes": "\(host.overlayMTU + Overhead.ethernetHeader)",
+                "heartbeatBytes": "\(FastdpHeartbeat.size(overlayMTU: host.overlayMTU))",
             ])
         } catch {
             let reason = "cannot set up the datapath: \(error)"
@@ -97,7 +97,7 @@ extension Router {
             if let hello = link.remoteHello { session.fastdp.tunnelPort.store(UInt16(truncatingIfNeeded: FastdpWire.vxlanPort(routerPort: Int(hello.sleevePort))), ordering: .relaxed) }
             if fastdpEligible(link) {
                 state.engine.sendHeartbeat(to: session, own: own, sourceMAC: config.name.bytes,
-                                           frameSize: overlayMTU + Overhead.ethernetHeader, now: now)
+                                           frameSize: FastdpHeartbeat.size(overlayMTU: overlayMTU), now: now)
             }
             let decision = decideMode(link, session: session, now: now)
             let fastdpNow = decision.mode == .fastdp
