@@ -8,14 +8,15 @@ import Synchronization
 import WeftNetlink
 import WeftWire
 
-public final class FastDatapath: @unchecked Sendable {  // the miss thread owns `installed`; the rest is immutable, atomic or locked
+public final class FastDatapath: FrameHandoff, @unchecked Sendable {  // the miss thread owns `installed`; the rest is immutable, atomic or locked
     public static let vxlanVportName = "weft-vxlan"
     /// How long a flow may go unused before it is removed.
     static let idleFlowMillis: UInt64 = 10_000
 
     public let datapath: Int32
     public let ports: FastdpPorts
-    private let sleeve: SleeveEngine
+    /// The forwarding and MAC tables, shared with sleeve, and the way to its hand-off.
+    private let forwarding: Forwarding
     /// The miss thread's client (execute, flows) and the control plane's (heartbeats, stats):
     /// one netlink socket each, so neither waits for the other.
     private let missClient: ODPClient
@@ -33,12 +34,12 @@ public final class FastDatapath: @unchecked Sendable {  // the miss thread owns 
     /// Creates (or adopts) datapath `name`, its VXLAN vport on UDP `vxlanPort` and a netdev vport
     /// for `bridgeVeth` (the datapath end of the veth pair whose other end is a bridge port).
     /// Flows of an earlier run are flushed: they were decided with short ids that may be stale.
-    public init(name: String, bridgeVeth: String, vxlanPort: UInt16, sleeve: SleeveEngine) throws {
+    public init(name: String, bridgeVeth: String, vxlanPort: UInt16, forwarding: Forwarding) throws {
         missClient = try ODPClient.open()
         let control = try ODPClient.open()
         controlClient = Mutex(control)
         upcalls = try missClient.openUpcallSocket()
-        self.sleeve = sleeve
+        self.forwarding = forwarding
         let dp = try control.createDatapath(name: name, upcallPID: upcalls.pid)
         datapath = dp
         do {
@@ -77,14 +78,14 @@ public final class FastDatapath: @unchecked Sendable {  // the miss thread owns 
     }
 
     public func start() {
-        sleeve.attach(fastdp: self)
+        forwarding.attach(fastdp: self)
         DataPlaneThread.start("weft-fastdp", finished: finished) { [self] in missLoop() }
     }
 
     /// Stops the miss thread and deletes the datapath: without a router nothing may keep
     /// forwarding by flows decided for a mesh that is gone.
     public func stop(deleteDatapath name: String) {
-        sleeve.attach(fastdp: nil)
+        forwarding.attach(fastdp: nil)
         stopping.store(true, ordering: .relaxed)
         _ = finished.wait(timeout: .now() + 3)
         controlClient.withLock { _ = try? $0.deleteDatapath(name: name) }
@@ -115,8 +116,8 @@ public final class FastDatapath: @unchecked Sendable {  // the miss thread owns 
     /// Sends one frame (from the TAP thread, which the bridge still gave it) to neighbour
     /// `session` through the VXLAN vport. A transitional path, one system call per frame, used
     /// until both bridges have learned that the peer's MACs are behind the datapath port.
-    func forward(_ frame: UnsafeRawPointer, length: Int, source: UInt16, destination: UInt16, via session: SleeveSession) -> Bool {
-        guard length >= 14 else { return false }
+    func handOff(_ frame: UnsafeRawPointer, length: Int, source: UInt16, destination: UInt16, via session: SleeveSession) -> Bool {
+        guard length >= Overhead.ethernetHeader else { return false }
         return tunnel([UInt8](UnsafeRawBufferPointer(start: frame, count: length)), source: source, destination: destination, via: session)
     }
 
@@ -135,7 +136,7 @@ public final class FastDatapath: @unchecked Sendable {  // the miss thread owns 
         var lastExpiry = lastRevalidate
         while !stopping.load(ordering: .relaxed) {
             let batch = (try? upcalls.receive(timeoutMillis: 100)) ?? []
-            let table = sleeve.currentTable
+            let table = forwarding.current
             let now = SleeveEngine.monotonicNanos()
             for miss in batch { handle(miss, table: table, now: now) }
             // MACs learned by sleeve do not call in: a periodic pass catches them too.
@@ -158,8 +159,8 @@ public final class FastDatapath: @unchecked Sendable {  // the miss thread owns 
             }
             return
         }
-        let plan = FastdpForwarding.plan(key: miss.key, table: table, macs: sleeve.macs, ports: ports)
-        if let learn = plan.learn, sleeve.macs.learn(learn.mac, peer: learn.peer) {
+        let plan = FastdpForwarding.plan(key: miss.key, table: table, macs: forwarding.macs, ports: ports)
+        if let learn = plan.learn, forwarding.macs.learn(learn.mac, peer: learn.peer) {
             revalidateRequested.store(true, ordering: .relaxed)
         }
         if !plan.actions.isEmpty {
@@ -167,7 +168,11 @@ public final class FastDatapath: @unchecked Sendable {  // the miss thread owns 
         }
         for handoff in plan.handoffs {
             guard let session = table.session(handoff.hop) else { continue }
-            sleeve.send(frame: miss.packet, source: handoff.source, destination: handoff.destination, via: session)
+            _ = miss.packet.withUnsafeBytes { raw in
+                raw.baseAddress.map {
+                    forwarding.handToSleeve($0, length: raw.count, source: handoff.source, destination: handoff.destination, via: session)
+                }
+            }
         }
         guard plan.install else { return }
         let key = FastdpForwarding.flowKey(miss.key)
@@ -182,12 +187,12 @@ public final class FastDatapath: @unchecked Sendable {  // the miss thread owns 
     private func revalidateFlows(table: ForwardingTable) {
         var changed = false
         for (key, entry) in installed {
-            let plan = FastdpForwarding.plan(key: key, table: table, macs: sleeve.macs, ports: ports)
+            let plan = FastdpForwarding.plan(key: key, table: table, macs: forwarding.macs, ports: ports)
             if plan.install && plan.actions == entry.actions {
                 // Packets of this flow never come up: keep their source MAC known when the table
                 // forgot it (purged or started over), or sleeve would take them for local. A MAC
                 // known elsewhere has moved: this flow then idles out.
-                if let learn = plan.learn, sleeve.macs.lookup(learn.mac) == nil { sleeve.macs.learn(learn.mac, peer: learn.peer) }
+                if let learn = plan.learn, forwarding.macs.lookup(learn.mac) == nil { forwarding.macs.learn(learn.mac, peer: learn.peer) }
                 continue
             }
             _ = try? missClient.deleteFlow(datapath: datapath, key: key)

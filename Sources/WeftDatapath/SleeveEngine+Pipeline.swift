@@ -164,7 +164,7 @@ extension SleeveEngine {
         while offset < bytes {
             let p = buffer + offset
             let length = min(stride, bytes - offset)
-            let counter = UInt64(bigEndian: p.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+            let counter = Sleeve.counter(p)
             _ = key.seal(p, headerLength: Sleeve.headerSize, bodyLength: length - Sleeve.headerSize - Sleeve.tagSize, counter: counter)
             offset += stride
         }

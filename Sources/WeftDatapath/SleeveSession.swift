@@ -31,6 +31,20 @@ public final class SleeveCounters: Sendable {
         counter.wrappingAdd(value, ordering: .relaxed)
     }
 
+    /// One frame of `bytes` sent to (or through) this connection.
+    @inline(__always)
+    func frameSent(bytes: Int) {
+        Self.add(txFrames, 1)
+        Self.add(txBytes, UInt64(bytes))
+    }
+
+    /// One frame of `bytes` received from this connection.
+    @inline(__always)
+    func frameReceived(bytes: Int) {
+        Self.add(rxFrames, 1)
+        Self.add(rxBytes, UInt64(bytes))
+    }
+
     public struct Snapshot: Codable, Sendable, Equatable {
         public var txFrames, rxFrames, txBytes, rxBytes, dropBadTag, dropReplay, dropMalformed, dropTooBig: UInt64
         public var txPackets, rxPackets: UInt64
@@ -211,10 +225,9 @@ public final class ForwardingTable: Sendable {
     /// gossiped per-connection MTUs (WeftMesh PathMTU); Int.max when none is known. The first
     /// hop's live `pathPayload` limits too, so a new probe result counts before the next table.
     let routePayload: [Int]
-    public let version: UInt64
 
     public init(ownShortId: UInt16, sessions: [UInt16: SleeveSession], nextHop: [UInt16: UInt16], broadcast: [UInt16: [UInt16]],
-                pathMTU: [UInt16: Int] = [:], version: UInt64) {
+                pathMTU: [UInt16: Int] = [:]) {
         self.ownShortId = ownShortId
         var s = [SleeveSession?](repeating: nil, count: Self.slots)
         for (id, session) in sessions where Int(id) < Self.slots { s[Int(id)] = session }
@@ -228,10 +241,9 @@ public final class ForwardingTable: Sendable {
         var r = [Int](repeating: .max, count: Self.slots)
         for (destination, mtu) in pathMTU where Int(destination) < Self.slots { r[Int(destination)] = Sleeve.payload(overlayMTU: mtu) }
         self.routePayload = r
-        self.version = version
     }
 
-    public static let empty = ForwardingTable(ownShortId: 0xFFFF, sessions: [:], nextHop: [:], broadcast: [:], version: 0)
+    public static let empty = ForwardingTable(ownShortId: 0xFFFF, sessions: [:], nextHop: [:], broadcast: [:])
 
     @inline(__always)
     func session(_ shortId: UInt16) -> SleeveSession? {

@@ -41,11 +41,6 @@ final class SlotRing<Slot>: @unchecked Sendable {  // each slot has one owner at
         slots.deallocate()
     }
 
-    /// Every slot, for freeing what they own when the ring is no longer used by either side.
-    func forEachSlot(_ body: (UnsafeMutablePointer<Slot>) -> Void) {
-        for i in 0..<depth { body(slots + i) }
-    }
-
     /// Producer: the next slot to fill, waiting while the ring is full; nil when `giveUp`
     /// answers true (it is asked every `patience` while waiting).
     func acquire(patience: DispatchTimeInterval = .milliseconds(100), giveUp: () -> Bool) -> UnsafeMutablePointer<Slot>? {

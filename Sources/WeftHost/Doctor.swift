@@ -4,6 +4,7 @@
 import Foundation
 import WeftControl
 import WeftDatapath
+import WeftMesh
 import WeftWire
 
 /// One line of the report; `weft doctor --json` prints an array of these.
@@ -149,18 +150,14 @@ public enum Doctor {
         }.joined(separator: "\n")
     }
 
-    /// fastdp over IPv4: 20 IP + 8 UDP + 8 VXLAN + 14 inner Ethernet (docs/design.md §7).
-    public static let fastdpOverheadIPv4 = 20 + 8 + 8 + 14
-    public static let sleeveOverheadIPv4 = Sleeve.overheadIPv4
-    public static let fastdpPort = 6784
+    /// The UDP port of the fastdp VXLAN vport of the router that answers (or would run) here.
+    static func fastdpPort(_ facts: DoctorFacts) -> Int {
+        FastdpWire.vxlanPort(routerPort: facts.router?.port ?? WeftPorts.gossip)
+    }
 
-    /// The interfaces that can carry the underlay, by the router's own rule (HostNetwork): up,
-    /// not loopback, not Weft's, with an address that is not link-local.
+    /// The interfaces that can carry the underlay, by the router's own rule.
     static func underlay(_ facts: DoctorFacts) -> [DoctorFacts.Interface] {
-        facts.interfaces.filter { link in
-            link.isUp && link.name != "lo" && !WeftInterfaces.isWeft(link.name)
-                && link.addresses.contains { !HostNetwork.isLinkLocal($0) }
-        }
+        facts.interfaces.filter { link in HostNetwork.carriesUnderlay(name: link.name, isUp: link.isUp, addresses: { link.addresses }) }
     }
 
     static func label(_ c: ConnectionStatus) -> String {
@@ -172,8 +169,8 @@ public enum Doctor {
 
     static func mtu(_ facts: DoctorFacts) -> DoctorCheck {
         let lower = underlay(facts).min { $0.mtu < $1.mtu }
-        let underlayMTU = lower?.mtu ?? 1500
-        var parts = [lower.map { "underlay \($0.name) MTU \($0.mtu)" } ?? "no underlay interface found (up, with a routable address); assuming MTU 1500"]
+        let underlayMTU = lower?.mtu ?? HostNetwork.assumedUnderlayMTU
+        var parts = [lower.map { "underlay \($0.name) MTU \($0.mtu)" } ?? "no underlay interface found (up, with a routable address); assuming MTU \(underlayMTU)"]
         let overlay: Int
         if let router = facts.router, router.overlayMTU > 0 {
             overlay = router.overlayMTU
@@ -182,14 +179,14 @@ public enum Doctor {
             overlay = bridge.mtu
             parts.append("no router answers; bridge \(bridge.name) MTU \(overlay)")
         } else {
-            let derived = underlayMTU - sleeveOverheadIPv4
+            let derived = underlayMTU - Overhead.sleeveIPv4
             return DoctorCheck(check: "mtu", status: .ok, detail: (parts + [
-                "no router and no \(WeftInterfaces.bridge) bridge; a router started here would use overlay \(underlayMTU) - \(sleeveOverheadIPv4) = \(derived)",
+                "no router and no \(WeftInterfaces.bridge) bridge; a router started here would use overlay \(underlayMTU) - \(Overhead.sleeveIPv4) = \(derived)",
             ]).joined(separator: "; "))
         }
         var status = DoctorCheck.Status.ok
         var fixes: [String] = []
-        for (mode, overhead) in [("sleeve", sleeveOverheadIPv4), ("fastdp", fastdpOverheadIPv4)] {
+        for (mode, overhead) in [("sleeve", Overhead.sleeveIPv4), ("fastdp", Overhead.fastdpIPv4)] {
             let needed = overlay + overhead
             let fits = needed <= underlayMTU
             parts.append("\(mode) needs overlay \(overlay) + \(overhead) = \(needed) \(fits ? "<=" : ">") \(underlayMTU): \(fits ? "ok" : "fail")")
@@ -365,26 +362,27 @@ public enum Doctor {
         var parts = [facts.openvswitchPresent ? "openvswitch module present" : "openvswitch module not present: fastdp is unavailable, connections use sleeve"]
         var status = DoctorCheck.Status.ok
         var fixes: [String] = []
+        let vxlanPort = fastdpPort(facts)
         // The router's own VXLAN vport holds the port while fastdp runs; anything else on it
         // keeps fastdp from starting.
         let ours = facts.interfaces.contains { $0.name == FastDatapath.vxlanVportName }
-        if facts.udpPortsBound.contains(fastdpPort) && !ours {
+        if facts.udpPortsBound.contains(vxlanPort) && !ours {
             let vxlan = facts.interfaces.filter { $0.kind == "vxlan" }.map(\.name)
             status = .warn
-            parts.append("UDP \(fastdpPort) (fastdp VXLAN) is already bound by another socket or device\(vxlan.isEmpty ? "" : " (VXLAN devices: \(vxlan.joined(separator: ", ")))")")
-            fixes.append("remove the device or service that holds UDP \(fastdpPort), or fastdp cannot start")
+            parts.append("UDP \(vxlanPort) (fastdp VXLAN) is already bound by another socket or device\(vxlan.isEmpty ? "" : " (VXLAN devices: \(vxlan.joined(separator: ", ")))")")
+            fixes.append("remove the device or service that holds UDP \(vxlanPort), or fastdp cannot start")
         }
         for c in facts.connections where c.state == .established {
             let mode = c.mode ?? "none"
             // Fastdp is preferred exactly where no encryption is needed (docs/design.md §5).
-            let preferred = c.encrypted ? "sleeve" : "fastdp"
+            let preferred = OverlayMode.preferred(encrypted: c.encrypted).rawValue
             if mode == preferred {
                 parts.append("connection \(label(c)): \(mode)")
             } else {
                 status = .warn
                 let why = c.reason ?? (facts.openvswitchPresent ? "no reason given" : "openvswitch module not present")
                 parts.append("connection \(label(c)): \(mode), preferred \(preferred): \(why)")
-                fixes.append(facts.openvswitchPresent ? "see the reason for \(label(c)); check UDP \(fastdpPort) between the hosts" : "load the openvswitch module (modprobe openvswitch) for fastdp on trusted links")
+                fixes.append(facts.openvswitchPresent ? "see the reason for \(label(c)); check UDP \(vxlanPort) between the hosts" : "load the openvswitch module (modprobe openvswitch) for fastdp on trusted links")
             }
         }
         return DoctorCheck(check: "fastdp", status: status, detail: parts.joined(separator: "; "), fix: Array(Set(fixes)).sorted().joined(separator: "; "))
@@ -413,7 +411,7 @@ public enum Doctor {
 
     static func firewall(_ facts: DoctorFacts) -> DoctorCheck {
         let port = facts.router?.port ?? WeftPorts.gossip
-        let ports = [("tcp", port), ("udp", port), ("udp", fastdpPort)]
+        let ports = [("tcp", port), ("udp", port), ("udp", fastdpPort(facts))]
         let wanted = ports.map { "\($0.0.uppercased()) \($0.1)" }.joined(separator: ", ")
         guard let listings = facts.firewall else {
             let why = facts.firewallUnreadable.isEmpty ? "neither nft nor iptables is installed"

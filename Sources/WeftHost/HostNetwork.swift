@@ -24,9 +24,6 @@ public enum WeftInterfaces {
     public static let workloadPrefix = "weftv"
     /// Default interface name inside a workload.
     public static let defaultWorkloadIfname = "ethwe"
-    /// Sleeve overhead on an IPv4 underlay: 20 IP + 8 UDP + 16 sleeve header + 16 AEAD tag
-    /// + 6 frame header + 14 inner Ethernet.
-    public static let sleeveOverheadIPv4 = Sleeve.overheadIPv4
 
     /// Whether `name` is one of the interfaces Weft creates.
     public static func isWeft(_ name: String) -> Bool {
@@ -149,17 +146,27 @@ public final class HostNetwork: @unchecked Sendable {
 
     // MARK: MTU
 
-    /// The smallest MTU of the links that could carry the underlay: up, not loopback, not Weft's
-    /// own, with at least one address that is not link-local. 1500 when there is none.
+    /// The underlay MTU assumed where no link could carry the underlay (Ethernet's).
+    static let assumedUnderlayMTU = 1500
+
+    /// The smallest MTU of the links that could carry the underlay (`carriesUnderlay`);
+    /// `assumedUnderlayMTU` when there is none.
     static func underlayMTU(_ netlink: RouteNetlink) throws -> Int {
         var smallest: Int?
-        for link in try netlink.links() where link.isUp && link.name != "lo" && !WeftInterfaces.isWeft(link.name) {
-            // A link can vanish between the dump and the address query: skip it.
-            guard let addresses = try? netlink.addresses(link.name),
-                  addresses.contains(where: { !isLinkLocal($0) }) else { continue }
+        // A link can vanish between the dump and the address query: skip it.
+        for link in try netlink.links()
+        where carriesUnderlay(name: link.name, isUp: link.isUp, addresses: { try? netlink.addresses(link.name) }) {
             smallest = min(smallest ?? link.mtu, link.mtu)
         }
-        return smallest ?? 1500
+        return smallest ?? assumedUnderlayMTU
+    }
+
+    /// Whether a link could carry the underlay, the rule of both the router and doctor: up, not
+    /// loopback, not Weft's own, with at least one address that is not link-local. `addresses`
+    /// is asked only for links that pass the rest (nil: unknown, the link does not count).
+    static func carriesUnderlay(name: String, isUp: Bool, addresses: () -> [String]?) -> Bool {
+        guard isUp, name != "lo", !WeftInterfaces.isWeft(name), let addresses = addresses() else { return false }
+        return addresses.contains { !isLinkLocal($0) }
     }
 
     /// The default overlay MTU in this network namespace: underlay MTU − sleeve overhead.

@@ -3,6 +3,10 @@
 
 public enum OverlayMode: String, Sendable, Codable {
     case sleeve, fastdp
+
+    /// The mode a link would use if everything worked: encryption is never given up for speed,
+    /// so an encrypted link prefers sleeve, any other fastdp.
+    public static func preferred(encrypted: Bool) -> OverlayMode { encrypted ? .sleeve : .fastdp }
 }
 
 public struct ModeDecision: Equatable, Sendable {
@@ -31,17 +35,17 @@ public enum ModeSelection {
     public static func decide(passwordSet: Bool, trusted: Bool, localFastdp: String?, remoteFastdp: Bool,
                               heartbeats: Heartbeats) -> ModeDecision {
         // Encryption is never given up for speed: an untrusted link with a password is sleeve.
-        if passwordSet && !trusted {
-            return ModeDecision(mode: .sleeve, encrypted: true, preferred: .sleeve, reason: nil)
+        if LinkPolicy.encrypted(passwordSet: passwordSet, trusted: trusted) {
+            return ModeDecision(mode: .sleeve, encrypted: true, preferred: .preferred(encrypted: true), reason: nil)
         }
         func sleeve(_ why: String) -> ModeDecision {
-            ModeDecision(mode: .sleeve, encrypted: false, preferred: .fastdp, reason: why)
+            ModeDecision(mode: .sleeve, encrypted: false, preferred: .preferred(encrypted: false), reason: why)
         }
         if let localFastdp { return sleeve("fastdp unavailable: \(localFastdp)") }
         if !remoteFastdp { return sleeve("fastdp unavailable on the peer") }
         switch heartbeats {
         case .ok:
-            return ModeDecision(mode: .fastdp, encrypted: false, preferred: .fastdp, reason: nil)
+            return ModeDecision(mode: .fastdp, encrypted: false, preferred: .preferred(encrypted: false), reason: nil)
         case .waiting:
             return sleeve("fastdp starting: waiting for the first heartbeat")
         case .lost(let seconds):

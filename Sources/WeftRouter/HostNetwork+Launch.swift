@@ -3,6 +3,7 @@
 // ConfigErrors, which `weft launch` reports with exit status 1.
 import Foundation
 import Logging
+import WeftWire
 import WeftHost
 import WeftNetlink
 
@@ -17,7 +18,7 @@ extension HostNetwork {
                 throw ConfigError("the underlay MTU is \(underlay), which leaves only \(overlay) bytes for the overlay; pass --mtu (at least 576)")
             }
             logger.info("overlay MTU", metadata: [
-                "mtu": "\(mtu)", "underlayMTU": "\(underlay)", "overhead": "\(WeftInterfaces.sleeveOverheadIPv4)",
+                "mtu": "\(mtu)", "underlayMTU": "\(underlay)", "overhead": "\(Overhead.sleeveIPv4)",
                 "source": "\(config.mtu == nil ? "underlay" : "--mtu")",
             ])
             if mtu > overlay {

@@ -156,7 +156,7 @@ extension Router {
         out.family("weft_connection_frames_total", .counter, "Frames carried per connection and direction (sleeve).",
                    snapshots.flatMap { peer, s in [([("peer", peer), ("direction", "tx")], s.txFrames), ([("peer", peer), ("direction", "rx")], s.rxFrames)] })
         out.family("weft_connection_path_mtu_bytes", .gauge, "The overlay MTU usable towards each directly connected peer (path MTU probing).",
-                   sessions.map { name, session in ([("peer", name.description)], UInt64(max(0, min(sleeve?.engine.overlayMTU ?? 0, session.pathMTU)))) })
+                   sessions.map { name, session in ([("peer", name.description)], UInt64(max(0, mtu(of: session)))) })
         out.family("weft_peer_path_mtu_bytes", .gauge, "The overlay MTU of the whole route to each reachable peer, relays included (status peers pathMtu).",
                    peerStatus().compactMap { p in p.pathMtu.map { ([("peer", p.name)], UInt64(max(0, $0))) } })
 
@@ -174,7 +174,7 @@ extension Router {
         out.family("weft_gossip_bytes_total", .counter, "Bytes of gossip connections on the wire (handshakes and frames), by direction.",
                    [([("direction", "tx")], gossipBytes.sent), ([("direction", "rx")], gossipBytes.received)])
         out.family("weft_overlay_mtu_bytes", .gauge, "MTU of the weft bridge, TAP and workload interfaces.",
-                   [([], UInt64(hostNetwork?.overlayMTU ?? config.mtu ?? 0))])
+                   [([], UInt64(overlayMTU ?? 0))])
         out.family("weft_fastdp_flows", .gauge, "Flows installed in the fast datapath (0 without fastdp).",
                    [([], UInt64(fastdpStatus.flows))])
         return out.text

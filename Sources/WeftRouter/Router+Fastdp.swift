@@ -13,7 +13,6 @@ import WeftWire
 /// Fast-datapath state the router owns on its event loop.
 final class FastdpState: @unchecked Sendable {  // confined to the router's event loop
     let engine: FastDatapath
-    let overlayMTU: Int
     /// The last decision per peer, for status and to log changes once.
     var decisions: [PeerName: ModeDecision] = [:]
     var heartbeatTask: RepeatedTask?
@@ -23,10 +22,7 @@ final class FastdpState: @unchecked Sendable {  // confined to the router's even
     static let heartbeatInterval: TimeAmount = .milliseconds(250)
     static let holdAfterNanos: Int64 = 1_000_000_000
 
-    init(engine: FastDatapath, overlayMTU: Int) {
-        self.engine = engine
-        self.overlayMTU = overlayMTU
-    }
+    init(engine: FastDatapath) { self.engine = engine }
 }
 
 extension Router {
@@ -49,14 +45,14 @@ extension Router {
         }
         do {
             let veth = try host.attachDatapathVeth()
-            let engine = try FastDatapath(name: WeftInterfaces.datapath, bridgeVeth: veth, vxlanPort: UInt16(config.port + 1),
-                                          sleeve: sleeve.engine)
+            let engine = try FastDatapath(name: WeftInterfaces.datapath, bridgeVeth: veth, vxlanPort: UInt16(FastdpWire.vxlanPort(routerPort: config.port)),
+                                          forwarding: sleeve.forwarding)
             engine.start()
-            fastdpState = FastdpState(engine: engine, overlayMTU: host.overlayMTU)
+            fastdpState = FastdpState(engine: engine)
             fastdp = FastdpStatus(available: true, reason: nil, flows: 0)
             logger.info("fastdp started", metadata: [
-                "datapath": "\(WeftInterfaces.datapath)", "vxlanPort": "\(config.port + 1)",
-                "heartbeatBytes": "\(host.overlayMTU + 14)",
+                "datapath": "\(WeftInterfaces.datapath)", "vxlanPort": "\(FastdpWire.vxlanPort(routerPort: config.port))",
+                "heartbeatBytes": "\(FastdpHeartbeat.size(overlayMTU: host.overlayMTU))",
             ])
         } catch {
             let reason = "cannot set up the datapath: \(error)"
@@ -89,21 +85,21 @@ extension Router {
     /// Whether this link may use fastdp at all: what both ends said in the handshake.
     func fastdpEligible(_ link: Link) -> Bool {
         guard fastdpState != nil, let hello = link.remoteHello, hello.fastdpCapable else { return false }
-        return !(passwordSet && !link.trusted)
+        return !LinkPolicy.encrypted(passwordSet: passwordSet, trusted: link.trusted)
     }
 
     /// Heartbeats to every eligible neighbour, then the mode of every connection re-decided.
     func fastdpTick() {
-        guard let state = fastdpState, let sleeve else { return }
+        guard let state = fastdpState, let sleeve, let overlayMTU else { return }
         let now = SleeveEngine.monotonicNanos()
         let own = topology.own.shortId
         var changed = false
         for (name, link) in established {
             guard let session = sleeve.sessions[name] else { continue }
-            if let hello = link.remoteHello { session.fastdp.tunnelPort.store(hello.sleevePort &+ 1, ordering: .relaxed) }
+            if let hello = link.remoteHello { session.fastdp.tunnelPort.store(UInt16(truncatingIfNeeded: FastdpWire.vxlanPort(routerPort: Int(hello.sleevePort))), ordering: .relaxed) }
             if fastdpEligible(link) {
                 state.engine.sendHeartbeat(to: session, own: own, sourceMAC: config.name.bytes,
-                                           frameSize: state.overlayMTU + Sleeve.ethernetHeader, now: now)
+                                           frameSize: FastdpHeartbeat.size(overlayMTU: overlayMTU), now: now)
             }
             let decision = decideMode(link, session: session, now: now)
             let fastdpNow = decision.mode == .fastdp
@@ -133,10 +129,10 @@ extension Router {
                                             localFastdp: fastdp.available ? nil : fastdp.reason,
                                             remoteFastdp: link.remoteHello?.fastdpCapable ?? false, heartbeats: heartbeats)
         // A heartbeat that cannot fit the underlay path says so, with the figures (docs/design.md §7).
-        if decision.mode == .sleeve, decision.preferred == .fastdp, heartbeats != .ok, let session, let state = fastdpState {
-            let underlayPath = session.pathPayloadBytes + Sleeve.ipv4Overhead
-            if underlayPath < state.overlayMTU + FastdpWire.overheadIPv4 {
-                decision.reason = "fastdp on hold: underlay path MTU \(underlayPath) too small for overlay MTU \(state.overlayMTU)"
+        if decision.mode == .sleeve, decision.preferred == .fastdp, heartbeats != .ok, let session, fastdpState != nil, let overlayMTU {
+            let underlayPath = session.pathPayloadBytes + Overhead.ipv4UDPHeaders
+            if underlayPath < overlayMTU + Overhead.fastdpIPv4 {
+                decision.reason = "fastdp on hold: underlay path MTU \(underlayPath) too small for overlay MTU \(overlayMTU)"
             }
         }
         return decision

@@ -10,8 +10,9 @@ import WeftWire
 /// Data-plane state the router owns on its event loop.
 final class SleeveState: @unchecked Sendable {  // confined to the router's event loop
     let engine: SleeveEngine
+    /// The forwarding and MAC tables both datapaths read; installed and purged from here.
+    let forwarding: Forwarding
     var sessions: [PeerName: SleeveSession] = [:]
-    var version: UInt64 = 0
 
     /// Path-MTU probing: a round every 10 s (and soon after a new session), results taken 1.5 s
     /// after the probes left.
@@ -20,7 +21,10 @@ final class SleeveState: @unchecked Sendable {  // confined to the router's even
     static let probeInterval: TimeAmount = .seconds(10)
     static let probeWait: TimeAmount = .milliseconds(1500)
 
-    init(engine: SleeveEngine) { self.engine = engine }
+    init(engine: SleeveEngine, forwarding: Forwarding) {
+        self.engine = engine
+        self.forwarding = forwarding
+    }
 
     /// Runs the probing rounds; returns true when a connection's MTU changed, measured or
     /// published: own connections are then gossiped again and the forwarding table rebuilt.
@@ -118,11 +122,10 @@ extension Router {
             guard let s = shortIds[source] else { continue }
             broadcast[s] = routes.broadcastNextHops(from: source).compactMap { shortIds[$0] }
         }
-        sleeve.version += 1
         let own = topology.own.shortId
-        sleeve.engine.install(ForwardingTable(ownShortId: own, sessions: sessions, nextHop: nextHop, broadcast: broadcast,
-                                              pathMTU: pathMTU, version: sleeve.version))
-        sleeve.engine.macs.purge(keeping: Set(shortIds.values).subtracting([own]))
+        sleeve.forwarding.install(ForwardingTable(ownShortId: own, sessions: sessions, nextHop: nextHop, broadcast: broadcast,
+                                              pathMTU: pathMTU))
+        sleeve.forwarding.macs.purge(keeping: Set(shortIds.values).subtracting([own]))
         // Routes or neighbours changed: flows decided on the old ones may now be wrong.
         fastdpState?.engine.revalidate()
     }
@@ -145,23 +148,32 @@ extension Router {
         } else if let since, since > 3 {
             heartbeat = String(format: "sleeve: no heartbeat answer from %@ for %.0f s", session.remoteAddressText, since)
         }
-        return DataPlaneStatus(mode: "sleeve", cipher: session.cipher?.rawValue, mtu: min(sleeve.engine.overlayMTU, session.pathMTU),
+        return DataPlaneStatus(mode: "sleeve", cipher: session.cipher?.rawValue, mtu: mtu(of: session),
                                keyEpoch: Int(session.keys.txEpoch), counters: session.counters.snapshot(), heartbeat: heartbeat)
     }
 }
 
 extension Router {
+    /// The overlay MTU, read here only: HostNetwork owns it (it set the bridge and the TAP to
+    /// it at launch); before that, what --mtu asked for; nil when neither says.
+    var overlayMTU: Int? { hostNetwork?.overlayMTU ?? config.mtu }
+
+    /// The MTU of frames to a directly connected peer over sleeve: the overlay MTU, or less
+    /// where the path to the peer carries less (path MTU probing).
+    func mtu(of session: SleeveSession) -> Int { min(overlayMTU ?? session.pathMTU, session.pathMTU) }
+
     /// Starts the sleeve threads on the router's TAP device. Runs before the event loop takes
     /// over, on the caller's thread.
-    func startSleeve(tapFD: Int32, underlayMTU: Int, overlayMTU: Int) throws {
+    func startSleeve(tapFD: Int32, underlayMTU: Int) throws {
         let engine: SleeveEngine
+        let forwarding = Forwarding()
         do {
-            engine = try SleeveEngine(tapFD: tapFD, port: config.port, overlayMTU: overlayMTU, underlayMTU: underlayMTU)
+            engine = try SleeveEngine(forwarding: forwarding, tapFD: tapFD, port: config.port, underlayMTU: underlayMTU)
         } catch {
             throw ConfigError("\(error); is another router using UDP port \(config.port)? use --port")
         }
         engine.start()
-        sleeve = SleeveState(engine: engine)
-        logger.info("sleeve started", metadata: ["udpPort": "\(config.port)", "overlayMTU": "\(overlayMTU)", "underlayMTU": "\(underlayMTU)"])
+        sleeve = SleeveState(engine: engine, forwarding: forwarding)
+        logger.info("sleeve started", metadata: ["udpPort": "\(config.port)", "overlayMTU": "\(overlayMTU ?? 0)", "underlayMTU": "\(underlayMTU)"])
     }
 }

@@ -163,7 +163,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         try startMetrics()
         let host = try HostNetwork.start(config: config, logger: logger)
         hostNetwork = host
-        try startSleeve(tapFD: host.tap.fd, underlayMTU: host.underlayMTU, overlayMTU: host.overlayMTU)
+        try startSleeve(tapFD: host.tap.fd, underlayMTU: host.underlayMTU)
         if let sleeve { startFastdp(host: host, sleeve: sleeve) }
         do {
             control = try ControlServer.start(path: config.socketPath, group: group, loop: loop,

@@ -17,13 +17,13 @@ extension Router {
             pskId: keyring?.active?.id.description, trustedSubnets: config.trustedSubnets.map(\.text),
             protocolVersion: Int(LinkVersion.maximum), peers: topologyPeers.count, connections: counts,
             targets: targetAddresses, uptimeSeconds: Int(Date().timeIntervalSince(started)), fastdp: fastdpStatus,
-            overlayMTU: hostNetwork?.overlayMTU ?? config.mtu ?? 0)
+            overlayMTU: overlayMTU ?? 0)
     }
 
     func peerStatus() -> [PeerStatus] {
         let routes = self.routes
         let pathMTU = self.pathMTU()
-        let overlay = hostNetwork?.overlayMTU ?? config.mtu
+        let overlay = overlayMTU
         return topologyPeers.values.sorted { $0.name < $1.name }.map { entry in
             PeerStatus(name: entry.name.description, nickname: entry.nickname, uid: String(entry.uid, radix: 16),
                        shortId: Int(entry.shortId), version: entry.version,
@@ -56,7 +56,7 @@ extension Router {
                 reason: reason, ready: established && data.mode != nil && (onFastdp || data.heartbeat == nil),
                 connectionId: String(link.localHello.connectionId, radix: 16),
                 since: link.establishedAt.map { ISO8601DateFormatter().string(from: $0) },
-                cipher: data.cipher, mtu: onFastdp ? fastdpState?.overlayMTU : data.mtu, keyEpoch: established ? Int(link.epoch) : nil, counters: data.counters,
+                cipher: data.cipher, mtu: onFastdp ? overlayMTU : data.mtu, keyEpoch: established ? Int(link.epoch) : nil, counters: data.counters,
                 lastRekeyAt: link.lastRekeyAt.map { ISO8601DateFormatter().string(from: $0) },
                 unknownMessages: established ? link.unknownMessages : nil,
                 gossipBytes: .init(sent: link.bytesSent, received: link.bytesReceived)))

@@ -3,8 +3,8 @@
 // VXLAN path at the full overlay MTU (docs/protocol.md §6).
 
 public enum FastdpWire {
-    /// fastdp on an IPv4 underlay: 20 IP + 8 UDP + 8 VXLAN + 14 inner Ethernet (docs/design.md §7).
-    public static let overheadIPv4 = 20 + 8 + 8 + 14
+    /// The UDP port of a router's VXLAN vport: one above its own --port.
+    public static func vxlanPort(routerPort: Int) -> Int { routerPort + 1 }
 
     /// The VNI: source short id in the high 12 bits, destination in the low 12. Short ids use all
     /// of 0…4095, so a broadcast is written as destination = source (no frame is ever sent to the
@@ -37,7 +37,10 @@ public struct FastdpHeartbeat: Equatable, Sendable {
     static let magic: [UInt8] = Array("WFHB".utf8)
     static let version: UInt8 = 1
     /// Ethernet header + the fields above.
-    public static let minimumSize = 14 + 4 + 1 + 1 + 2 + 8 + 8
+    public static let minimumSize = Overhead.ethernetHeader + 4 + 1 + 1 + 2 + 8 + 8
+
+    /// The size of the heartbeats that prove a path at `overlayMTU`: the largest frame it carries.
+    public static func size(overlayMTU: Int) -> Int { overlayMTU + Overhead.ethernetHeader }
 
     public var sender: UInt16
     /// The sender's monotonic clock, in nanoseconds, when it sent this heartbeat.
@@ -51,7 +54,7 @@ public struct FastdpHeartbeat: Equatable, Sendable {
         self.echo = echo
     }
 
-    /// The whole frame, `size` bytes (at least `minimumSize`): overlay MTU + 14 for the MTU proof.
+    /// The whole frame, `size` bytes (at least `minimumSize`): `size(overlayMTU:)` for the MTU proof.
     public func frame(source mac: [UInt8], size: Int) -> [UInt8] {
         var w = ByteWriter()
         w.append(Self.destination)

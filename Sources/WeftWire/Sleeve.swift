@@ -21,19 +21,14 @@ public enum Sleeve {
     public static let sealedFlag: UInt8 = 0x80
     /// Destination short id of a frame flooded along the source's broadcast tree.
     public static let broadcastShortId: UInt16 = 0xFFFF
-    public static let ipv4Overhead = 20 + 8
-    public static let ethernetHeader = 14
-    /// Underlay bytes beyond the workload's IP packet for one frame in one sealed packet, IPv4:
-    /// 20 IP + 8 UDP + 16 header + 16 tag + 6 frame header + 14 inner Ethernet = 80.
-    public static let overheadIPv4 = ipv4Overhead + headerSize + tagSize + frameHeaderSize + ethernetHeader
 
     /// The overlay MTU that makes every sleeve packet fit an underlay of `underlayMTU`.
-    public static func overlayMTU(underlayMTU: Int) -> Int { underlayMTU - overheadIPv4 }
+    public static func overlayMTU(underlayMTU: Int) -> Int { underlayMTU - Overhead.sleeveIPv4 }
 
     /// The overlay MTU a UDP payload of `payload` bytes carries, and back: the payload less
     /// header, tag, frame record and inner Ethernet (§5.6).
-    public static func overlayMTU(payload: Int) -> Int { payload - (overheadIPv4 - ipv4Overhead) }
-    public static func payload(overlayMTU: Int) -> Int { overlayMTU + (overheadIPv4 - ipv4Overhead) }
+    public static func overlayMTU(payload: Int) -> Int { payload - Overhead.sleevePayload }
+    public static func payload(overlayMTU: Int) -> Int { overlayMTU + Overhead.sleevePayload }
 
     public struct Header: Equatable, Sendable {
         public var kind: SleeveKind
@@ -71,7 +66,13 @@ public enum Sleeve {
                       epoch: p.load(fromByteOffset: 1, as: UInt8.self),
                       sender: UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 2, as: UInt16.self)),
                       receiver: UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 4, as: UInt16.self)),
-                      counter: UInt64(bigEndian: p.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+                      counter: counter(p))
+    }
+
+    /// The counter of a packet of at least `headerSize` bytes (the caller checked the length).
+    @inline(__always)
+    public static func counter(_ p: UnsafeRawPointer) -> UInt64 {
+        UInt64(bigEndian: p.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
     }
 
     public static func writeFrameHeader(length: Int, source: UInt16, destination: UInt16, to p: UnsafeMutableRawPointer) {
@@ -106,7 +107,7 @@ public enum Sleeve {
             let source = UInt16(bigEndian: body.loadUnaligned(fromByteOffset: offset + 2, as: UInt16.self))
             let destination = UInt16(bigEndian: body.loadUnaligned(fromByteOffset: offset + 4, as: UInt16.self))
             let start = offset + frameHeaderSize
-            guard frameLength >= ethernetHeader, frameLength <= length - start else { return false }
+            guard frameLength >= Overhead.ethernetHeader, frameLength <= length - start else { return false }
             visit(FrameRecord(offset: start, length: frameLength, source: source, destination: destination))
             offset = start + frameLength
         }

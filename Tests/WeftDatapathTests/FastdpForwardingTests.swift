@@ -27,7 +27,7 @@ final class FastdpForwardingTests: XCTestCase {
         let b = session(11, ip: "198.18.0.2", fastdp: bFastdp)
         let c = session(12, ip: "198.18.0.3", fastdp: false)
         let t = ForwardingTable(ownShortId: own, sessions: [11: b, 12: c], nextHop: [11: 11, 12: 12, 13: 11],
-                                broadcast: [10: [11, 12], 11: [12], 13: [12]], version: 1)
+                                broadcast: [10: [11, 12], 11: [12], 13: [12]])
         return (t, b, c)
     }
 
@@ -61,7 +61,7 @@ final class FastdpForwardingTests: XCTestCase {
         XCTAssertNil(FastdpHeartbeat(frame: wrong))
         XCTAssertNil(FastdpHeartbeat(frame: Array(frame[0..<20])))
         XCTAssertNil(FastdpHeartbeat(frame: broadcast + Array(frame[6...])))
-        XCTAssertEqual(FastdpWire.overheadIPv4, 50)
+        XCTAssertEqual(Overhead.fastdpIPv4, 50)
     }
 
     /// The plan for a frame from the bridge, `source` → `destination`, with `learned` MACs known.
@@ -126,7 +126,7 @@ final class FastdpForwardingTests: XCTestCase {
         var fromB = key
         fromB.tunnel?.id = FastdpWire.vni(source: 11, destination: Sleeve.broadcastShortId)
         let t2 = ForwardingTable(ownShortId: own, sessions: [11: table().1, 12: table().2], nextHop: [11: 11, 12: 12],
-                                 broadcast: [11: [11]], version: 2)
+                                 broadcast: [11: [11]])
         let plan2 = FastdpForwarding.plan(key: fromB, table: t2, macs: MACTable(), ports: ports)
         XCTAssertEqual(plan2.actions, [.output(port: ports.bridge)])
         XCTAssertEqual(plan2.handoffs, [])

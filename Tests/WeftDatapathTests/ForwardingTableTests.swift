@@ -11,7 +11,7 @@ final class ForwardingTableTests: XCTestCase {
                                 address: SleeveSession.address(ip: "198.18.0.2", port: 6783)!, maxPayload: 1472)
         // 3 (us) → 2 → 1: the route to 1 carries 1320; 2 itself is only the first hop.
         let table = ForwardingTable(ownShortId: 3, sessions: [2: hop], nextHop: [2: 2, 1: 2], broadcast: [:],
-                                    pathMTU: [1: 1320, 2: 1420], version: 1)
+                                    pathMTU: [1: 1320, 2: 1420])
         XCTAssertEqual(table.payloadLimit(to: 1, via: hop), Sleeve.payload(overlayMTU: 1320))
         XCTAssertEqual(Sleeve.overlayMTU(payload: table.payloadLimit(to: 1, via: hop)), 1320)
         XCTAssertEqual(table.payloadLimit(to: 2, via: hop), 1472)
