@@ -414,6 +414,13 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         if sleeve?.probeTick(now: now) == true { ownConnectionsChanged() }
         keyTick(now: now)
         apply(gossip.tick(now: Self.seconds(now)))
+        refreshIfPending()
+    }
+
+    /// Carries out a refresh that waits for the tick. Status calls it first, so that what it
+    /// shows (routes, `pathMtu`) is what the data plane uses, not a newer topology that the
+    /// forwarding table has not taken yet.
+    func refreshIfPending() {
         if refreshPending { refreshTopology() }
     }
 

@@ -21,6 +21,7 @@ extension Router {
     }
 
     func peerStatus() -> [PeerStatus] {
+        refreshIfPending()
         let routes = self.routes
         let pathMTU = self.pathMTU()
         let overlay = overlayMTU
