@@ -21,8 +21,11 @@ public struct GossipTimings: Sendable {
     /// A summary digest goes to one neighbour (in turn) this often.
     public var antiEntropyInterval: Double = 2
     /// An unreachable peer is kept this long before it is removed: gossip that makes it
-    /// reachable again may be a message behind.
-    public var unreachableGrace: Double = 10
+    /// reachable again may be a message behind. Longer than the link idle timeout (20 s,
+    /// LinkTimings.idleTimeout): a router cut off from a peer that left may claim its link to it
+    /// until that timer fires, so by the time the peer is forgotten no live router still claims
+    /// a link to it and stale entries cannot make it reachable again (docs/protocol.md §4.2).
+    public var unreachableGrace: Double = 25
     /// How long a removed peer's last version is remembered.
     public var departureMemory: Double = 600
 

@@ -165,8 +165,8 @@ final class MeshScaleTests: XCTestCase {
               ? String(format: "%d stopped: forgotten by all %d remaining %.1f s after the first SIGTERM", stopped.count, remaining.count, removalTime)
               : "\(stopped.count) stopped: still listed 60 s later by \(listing(net, stoppedNames, among: remaining))")
         XCTAssertNotNil(removal, "stopped routers still listed: \(listing(net, stoppedNames, among: remaining))")
-        // The bound: 10 s unreachable grace (Sources/WeftMesh/Gossip.swift) plus polling.
-        if removal != nil && bounded { XCTAssertLessThanOrEqual(removalTime, 20, "removal slower than the 20 s bound") }
+        // The bound: 25 s unreachable grace (Sources/WeftMesh/Gossip.swift) plus polling.
+        if removal != nil && bounded { XCTAssertLessThanOrEqual(removalTime, 40, "removal slower than the 40 s bound") }
         if let joinCost, let churn = metricsFigures(net, remaining) {
             let delta = remaining.map { churn.sent[$0]! - (joinCost.sent[$0] ?? 0) }.reduce(0, +) / Double(remaining.count)
             print(String(format: "%d stopped: %.1f kB of gossip sent per remaining router between the scrape before the stops and the one after the removal (keepalives included)",
@@ -216,7 +216,7 @@ final class MeshScaleTests: XCTestCase {
         // cut-off router's last entry until their own idle timeout, and the cut-off router would
         // have dropped the leaver too by the time they forget it: nothing stale left to offer.
         for index in others { try net.resetConnections(index, to: cut) }
-        let forgotten = measure(timeout: 16) { listing(net, [leaverName], among: others).isEmpty }
+        let forgotten = measure(timeout: 35) { listing(net, [leaverName], among: others).isEmpty }
         XCTAssertNotNil(forgotten, "h\(leaver) still listed: \(listing(net, [leaverName], among: others))")
         // The point of the test: the cut-off router still holds the departed peer when it heals.
         let cutHeld = !listing(net, [leaverName], among: [cut]).isEmpty
@@ -233,8 +233,8 @@ final class MeshScaleTests: XCTestCase {
             if !seen.isEmpty { resurrected.append("\(second) s after the heal: \(seen.keys.sorted().map { "h\($0)" })") }
         }
         XCTAssertEqual(resurrected, [], "the departed peer came back:\n\(resurrected.joined(separator: "\n"))")
-        XCTAssertNotNil(measure(timeout: 20) { listing(net, [leaverName], among: [cut]).isEmpty },
-                        "the healed router still lists h\(leaver) 35 s after the heal")
+        XCTAssertNotNil(measure(timeout: 30) { listing(net, [leaverName], among: [cut]).isEmpty },
+                        "the healed router still lists h\(leaver) 45 s after the heal")
         XCTAssertNotNil(measure(timeout: 30) { fewestLinks(net, others + [cut]) == others.count }, "no full mesh after the heal")
     }
 }

@@ -177,7 +177,8 @@ final class GossipTests: XCTestCase {
         net.routers[peer(4)] = nil
         net.links = net.links.filter { !$0.contains(peer(4)) }
         net.deliver()
-        net.run(seconds: 9)
+        let grace = GossipTimings().unreachableGrace
+        net.run(seconds: grace - 1)
         XCTAssertTrue(net.holds(peer(1), peer(4)), "kept through the grace")
         net.run(seconds: 2)
         for i in 1...3 { XCTAssertFalse(net.holds(peer(i), peer(4)), "router \(i) forgot 4") }
@@ -209,7 +210,7 @@ final class GossipTests: XCTestCase {
         net.routers[peer(2)] = two
         net.ownChanged(peer(2))
         net.deliver()
-        net.run(seconds: 11)
+        net.run(seconds: GossipTimings().unreachableGrace + 1)
         XCTAssertFalse(net.holds(peer(1), peer(3)))
         XCTAssertNotNil(net.routers[peer(1)]!.departed[peer(3)])
         // Heal: 2 relinks; 3's own entry still lists 2 at the same version.
