@@ -48,10 +48,16 @@ public enum DuplicateConnections {
         case replaceExisting(because: String)
     }
 
-    /// §3.9: a new UID means the peer restarted, and the new connection always wins; with the
-    /// same UID the rule of `keepOutbound` decides. `existingUID` is nil when unknown.
-    public static func resolve(local: PeerName, remote: PeerName, newIsOutbound: Bool, existingUID: UInt64?, newUID: UInt64) -> Resolution {
+    /// §3.9: a new UID means the peer restarted, and the new connection always wins. With the
+    /// same UID, a connection dialed by the same side as the established one also wins: a router
+    /// never dials a peer it holds an established link to, so that side has lost the link (its
+    /// NAT mapping or address changed, the link timed out at its end) and the established one is
+    /// dead. Only crossing dials (one each way) are left to the rule of `keepOutbound`.
+    /// `existingUID` is nil when unknown.
+    public static func resolve(local: PeerName, remote: PeerName, newIsOutbound: Bool, existingIsOutbound: Bool,
+                               existingUID: UInt64?, newUID: UInt64) -> Resolution {
         if existingUID != newUID { return .replaceExisting(because: "peer restarted") }
+        if newIsOutbound == existingIsOutbound { return .replaceExisting(because: "dialed again by the side that dialed it: the link was lost there") }
         return newIsOutbound == keepOutbound(local: local, remote: remote)
             ? .replaceExisting(because: "duplicate connection to \(remote); keeping the other one") : .refuseNew
     }

@@ -484,6 +484,7 @@ extension Router: LinkDelegate {
         }
         if let existing = established[hello.name], existing !== link {
             switch DuplicateConnections.resolve(local: config.name, remote: hello.name, newIsOutbound: link.direction == .outbound,
+                                                existingIsOutbound: existing.direction == .outbound,
                                                 existingUID: existing.remoteHello?.uid, newUID: hello.uid) {
             case .replaceExisting(let reason):
                 existing.fail(reason, refuse: .duplicateConnection)

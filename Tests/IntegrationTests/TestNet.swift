@@ -66,6 +66,8 @@ final class TestNet {
     private(set) var hosts: [Host] = []
     /// Workload namespaces (`<prefix>-wN`) from addWorkload().
     private(set) var workloads: [String] = []
+    /// NAT gateway namespaces (`<prefix>-gN`) from addHostBehindNAT().
+    private var gateways: [String] = []
     private var routers: [Int: Process] = [:]
     private var background: [Process] = []
 
@@ -119,6 +121,62 @@ final class TestNet {
                         dataDir: "\(directory)/h\(index)")
         hosts.append(host)
         return host
+    }
+
+    /// A host behind its own masquerading NAT gateway (`nft masquerade fully-random`: every
+    /// mapping gets a random public port, as carrier-grade and cloud NATs do). The gateway
+    /// `<prefix>-gN` takes the place a routed host has on the underlay (its public address is
+    /// what a routed host `N` would have); the host is 100.64.N.2/24 behind it, `lanMTU` on that
+    /// hop. The host's `address` is the private one: nothing outside can dial it. Routed only.
+    @discardableResult
+    func addHostBehindNAT(lanMTU: Int = 1500) throws -> Host {
+        precondition(routed, "a NAT gateway needs the routed underlay")
+        let index = hosts.count + 1
+        let gateway = "\(prefix)-g\(index)", ns = "\(prefix)-h\(index)"
+        try Shell.run(["ip", "netns", "add", gateway])
+        gateways.append(gateway)
+        let outside = "\(prefix)h\(index)"
+        try Shell.run(["ip", "-n", switchNamespace, "link", "add", outside, "type", "veth", "peer", "name", "eth0", "netns", gateway])
+        try Shell.run(["ip", "-n", switchNamespace, "addr", "add", "\(Self.routedAddress(index, 1))/30", "dev", outside])
+        try Shell.run(["ip", "-n", switchNamespace, "link", "set", outside, "up"])
+        try Shell.run(["ip", "-n", gateway, "link", "set", "lo", "up"])
+        try Shell.run(["ip", "-n", gateway, "addr", "add", "\(Self.routedAddress(index, 2))/30", "dev", "eth0"])
+        try Shell.run(["ip", "-n", gateway, "link", "set", "eth0", "up"])
+        try Shell.run(["ip", "-n", gateway, "route", "add", "default", "via", Self.routedAddress(index, 1)])
+        try Shell.run(["ip", "netns", "exec", gateway, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+        try Shell.run(["ip", "netns", "exec", gateway, "nft", "add table ip nat"])
+        try Shell.run(["ip", "netns", "exec", gateway, "nft", "add chain ip nat post { type nat hook postrouting priority 100 ; }"])
+        try Shell.run(["ip", "netns", "exec", gateway, "nft", "add rule ip nat post oifname \"eth0\" masquerade fully-random"])
+
+        try Shell.run(["ip", "netns", "add", ns])
+        try Shell.run(["ip", "-n", gateway, "link", "add", "lan0", "type", "veth", "peer", "name", "eth0", "netns", ns])
+        try Shell.run(["ip", "-n", gateway, "addr", "add", "100.64.\(index).1/24", "dev", "lan0"])
+        try Shell.run(["ip", "-n", gateway, "link", "set", "lan0", "mtu", "\(lanMTU)", "up"])
+        try Shell.run(["ip", "-n", ns, "link", "set", "lo", "up"])
+        try Shell.run(["ip", "-n", ns, "addr", "add", "100.64.\(index).2/24", "dev", "eth0"])
+        try Shell.run(["ip", "-n", ns, "link", "set", "eth0", "mtu", "\(lanMTU)", "up"])
+        try Shell.run(["ip", "-n", ns, "route", "add", "default", "via", "100.64.\(index).1"])
+        let host = Host(index: index, namespace: ns, address: "100.64.\(index).2", socket: "\(directory)/h\(index).sock",
+                        dataDir: "\(directory)/h\(index)")
+        hosts.append(host)
+        return host
+    }
+
+    /// The NAT gateway namespace of host `index` (from addHostBehindNAT).
+    func gateway(_ index: Int) -> String { "\(prefix)-g\(index)" }
+
+    /// Gives host `index`'s NAT gateway another public address (198.19.N.2/30), as when a
+    /// provider renumbers it or the host roams: the old address goes, and with it (the kernel
+    /// drops masqueraded mappings of a removed address) every mapping. Returns the new address.
+    @discardableResult
+    func renumberGateway(_ index: Int) throws -> String {
+        let outside = "\(prefix)h\(index)", gw = gateway(index)
+        let (near, far) = ("198.19.\(index).1", "198.19.\(index).2")
+        try Shell.run(["ip", "-n", switchNamespace, "addr", "add", "\(near)/30", "dev", outside])
+        try Shell.run(["ip", "-n", gw, "addr", "flush", "dev", "eth0"])
+        try Shell.run(["ip", "-n", gw, "addr", "add", "\(far)/30", "dev", "eth0"])
+        try Shell.run(["ip", "-n", gw, "route", "replace", "default", "via", near])
+        return far
     }
 
     /// Address `offset` (1: the routing namespace, 2: the host) of host `index`'s /30.
@@ -316,6 +374,7 @@ final class TestNet {
         for process in background { stopBackground(process) }
         for ns in workloads { _ = try? Shell.run(["ip", "netns", "del", ns], check: false) }
         for host in hosts { _ = try? Shell.run(["ip", "netns", "del", host.namespace], check: false) }
+        for ns in gateways { _ = try? Shell.run(["ip", "netns", "del", ns], check: false) }
         _ = try? Shell.run(["ip", "netns", "del", switchNamespace], check: false)
         if ProcessInfo.processInfo.environment["WEFT_KEEP_TEST_LOGS"] == nil {
             try? FileManager.default.removeItem(atPath: directory)

@@ -331,9 +331,10 @@ final class LinkStateMachineTests: XCTestCase {
         }
     }
 
-    /// With the same UID a new connection wins exactly when the peer with the smaller name dialed
-    /// it; a restarted peer (new UID) replaces the established link at once.
-    func testRedialWithTheSameUIDIsRefusedAndARestartedPeerReplacesTheOldLink() {
+    /// With the same UID, a redial by the side that dialed the established link replaces it (that
+    /// side lost it), and of crossing dials the smaller name's wins; a restarted peer (new UID)
+    /// replaces the established link at once.
+    func testRedialReplacesTheLostLinkCrossingDialsFollowTheNamesAndARestartedPeerWins() {
         let a = Router(name: 1), b = Router(name: 2)
         // b dials a: the only link, so it is admitted.
         let first = LinkPair(dialerHello: LinkPair.hello(2), acceptorHello: LinkPair.hello(1))
@@ -342,26 +343,39 @@ final class LinkStateMachineTests: XCTestCase {
         first.connect()
         XCTAssertEqual(first.acceptor.machine.state, .established)
 
-        // b (the greater name) dials again, same incarnation: the new connection is refused.
+        // b (the greater name) lost that link at its end (its NAT's mapping changed: a never
+        // heard) and dials again, same incarnation: the new connection replaces the dead one.
+        first.dialer.perform(first.dialer.machine.fail("idle", refuse: nil, now: 0), now: 0)
+        b.established[LinkPair.hello(1).name] = nil
         let again = LinkPair(dialerHello: LinkPair.hello(2), acceptorHello: LinkPair.hello(1))
         b.own(again.dialer)
         a.own(again.acceptor)
         again.connect()
-        XCTAssertEqual(again.dialer.closed?.refusal, .duplicateConnection)
-        XCTAssertEqual(first.dialer.machine.state, .established)
-        XCTAssertTrue(a.established[LinkPair.hello(2).name] === first.acceptor)
+        XCTAssertEqual(again.dialer.machine.state, .established)
+        XCTAssertEqual(again.acceptor.machine.state, .established)
+        XCTAssertEqual(first.acceptor.closed?.refusal, .duplicateConnection)
+        XCTAssertTrue(a.established[LinkPair.hello(2).name] === again.acceptor)
 
-        // a (the smaller name) dials b: its connection replaces the one b dialed.
+        // a (the smaller name) dials b at the same time as b's link stands (crossing): its
+        // connection replaces the one b dialed.
         let mine = LinkPair(dialerHello: LinkPair.hello(1), acceptorHello: LinkPair.hello(2))
         a.own(mine.dialer)
         b.own(mine.acceptor)
         mine.connect()
-        first.pump()
+        again.pump()
         XCTAssertEqual(mine.dialer.machine.state, .established)
         XCTAssertEqual(mine.acceptor.machine.state, .established)
-        XCTAssertEqual(first.dialer.closed?.refusal, .duplicateConnection)
+        XCTAssertEqual(again.dialer.closed?.refusal, .duplicateConnection)
         XCTAssertTrue(a.established[LinkPair.hello(2).name] === mine.dialer)
         XCTAssertTrue(b.established[LinkPair.hello(1).name] === mine.acceptor)
+
+        // b dials a once more while that link stands: a crossing the greater name loses.
+        let late = LinkPair(dialerHello: LinkPair.hello(2), acceptorHello: LinkPair.hello(1))
+        b.own(late.dialer)
+        a.own(late.acceptor)
+        late.connect()
+        XCTAssertEqual(late.dialer.closed?.refusal, .duplicateConnection)
+        XCTAssertTrue(a.established[LinkPair.hello(2).name] === mine.dialer)
 
         // b restarted (new UID) and dials a: the new link wins, the old one is told so.
         let restarted = LinkPair(dialerHello: LinkPair.hello(2, uid: 99), acceptorHello: LinkPair.hello(1))
@@ -390,6 +404,7 @@ final class LinkStateMachineTests: XCTestCase {
                 end.admission = { [unowned self] end, hello in
                     guard let existing = established[hello.name], existing !== end else { return nil }
                     switch DuplicateConnections.resolve(local: name, remote: hello.name, newIsOutbound: end.machine.isInitiator,
+                                                        existingIsOutbound: existing.machine.isInitiator,
                                                         existingUID: existing.machine.remoteHello?.uid, newUID: hello.uid) {
                     case .replaceExisting(let reason):
                         existing.perform(existing.machine.fail(reason, refuse: .duplicateConnection, now: 0), now: 0)
