@@ -73,7 +73,7 @@ let package = Package(
         .testTarget(name: "GossipSimulationTests", dependencies: ["WeftMesh", "WeftWire", "WeftTestSupport"], swiftSettings: optimized),
         .testTarget(name: "WeftLinkTests", dependencies: ["WeftLink", "WeftCrypto", "WeftWire", "WeftMesh"]),
         .testTarget(name: "WeftNetlinkTests", dependencies: ["WeftNetlink"]),
-        .testTarget(name: "WeftDatapathTests", dependencies: ["WeftDatapath", "WeftCrypto", "WeftWire", "WeftNetlink"]),
+        .testTarget(name: "WeftDatapathTests", dependencies: ["WeftDatapath", "WeftCrypto", "WeftWire", "WeftMesh", "WeftNetlink"]),
         .testTarget(name: "WeftControlTests", dependencies: [
             "WeftControl", "WeftCrypto",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),

@@ -100,32 +100,13 @@ extension Router {
                 sleeve.nextProbe = .now() + .milliseconds(500)
             }
         }
-        var shortIds: [PeerName: UInt16] = [:]
-        for (name, entry) in topology.peers { shortIds[name] = entry.shortId }
-        var sessions: [UInt16: SleeveSession] = [:]
+        // The data-plane threads address sessions by short id, which a collision may change.
         for (name, session) in sleeve.sessions {
-            guard let id = shortIds[name] else { continue }
-            session.peerShortId = id
-            sessions[id] = session
+            if let id = topology.peers[name]?.shortId { session.peerShortId = id }
         }
-        var nextHop: [UInt16: UInt16] = [:]
-        for (destination, hop) in routes.unicast {
-            if let d = shortIds[destination], let h = shortIds[hop] { nextHop[d] = h }
-        }
-        var pathMTU: [UInt16: Int] = [:]
-        for (destination, mtu) in self.pathMTU() {
-            if let d = shortIds[destination] { pathMTU[d] = mtu }
-        }
-        var broadcast: [UInt16: [UInt16]] = [:]
-        let reachable = routes.reachable  // a Set built per access
-        for source in topology.peers.keys where reachable.contains(source) {
-            guard let s = shortIds[source] else { continue }
-            broadcast[s] = routes.broadcastNextHops(from: source).compactMap { shortIds[$0] }
-        }
-        let own = topology.own.shortId
-        sleeve.forwarding.install(ForwardingTable(ownShortId: own, sessions: sessions, nextHop: nextHop, broadcast: broadcast,
-                                              pathMTU: pathMTU))
-        sleeve.forwarding.macs.purge(keeping: Set(shortIds.values).subtracting([own]))
+        let table = ForwardingTable.build(topology: topology, routes: routes, sessions: sleeve.sessions, pathMTU: pathMTU())
+        sleeve.forwarding.install(table)
+        sleeve.forwarding.macs.purge(keeping: Set(topology.peers.values.map(\.shortId)).subtracting([table.ownShortId]))
         // Routes or neighbours changed: flows decided on the old ones may now be wrong.
         fastdpState?.engine.revalidate()
     }
