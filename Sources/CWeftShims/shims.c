@@ -37,9 +37,10 @@ int weft_tun_enable_tso(int fd) {
     return ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6));
 }
 
-/// One buffer and one IPv4 address per message; shared by the batch send and receive.
+/// One buffer and one address per message; shared by the batch send and receive. Addresses are
+/// sockaddr_in6-sized slots holding either family (the socket's own, UnderlayAddress.swift).
 static int prepare(struct mmsghdr *msgs, struct iovec *iovs, void *const *bufs, const size_t *lens,
-                   const struct sockaddr_in *addrs, int n) {
+                   const struct sockaddr_in6 *addrs, int n) {
     if (n > WEFT_BATCH_MAX) n = WEFT_BATCH_MAX;
     memset(msgs, 0, sizeof(struct mmsghdr) * (size_t)n);
     for (int i = 0; i < n; i++) {
@@ -48,19 +49,19 @@ static int prepare(struct mmsghdr *msgs, struct iovec *iovs, void *const *bufs, 
         msgs[i].msg_hdr.msg_iov = &iovs[i];
         msgs[i].msg_hdr.msg_iovlen = 1;
         msgs[i].msg_hdr.msg_name = (void *)&addrs[i];
-        msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_in);
+        msgs[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_in6);
     }
     return n;
 }
 
-int weft_send_batch(int fd, void *const *bufs, const size_t *lens, const struct sockaddr_in *addrs, int n) {
+int weft_send_batch(int fd, void *const *bufs, const size_t *lens, const struct sockaddr_in6 *addrs, int n) {
     struct mmsghdr msgs[WEFT_BATCH_MAX];
     struct iovec iovs[WEFT_BATCH_MAX];
     n = prepare(msgs, iovs, bufs, lens, addrs, n);
     return sendmmsg(fd, msgs, (unsigned int)n, 0);
 }
 
-int weft_recv_batch_gro(int fd, void *const *bufs, size_t *lens, struct sockaddr_in *addrs, unsigned short *segments, int n, int flags) {
+int weft_recv_batch_gro(int fd, void *const *bufs, size_t *lens, struct sockaddr_in6 *addrs, unsigned short *segments, int n, int flags) {
     struct mmsghdr msgs[WEFT_BATCH_MAX];
     struct iovec iovs[WEFT_BATCH_MAX];
     char controls[WEFT_BATCH_MAX][CMSG_SPACE(sizeof(int))];
@@ -84,9 +85,17 @@ int weft_recv_batch_gro(int fd, void *const *bufs, size_t *lens, struct sockaddr
     return got;
 }
 
-int weft_set_dont_fragment(int fd) {
+int weft_set_dont_fragment(int fd, int ipv6) {
     int value = IP_PMTUDISC_DO;
-    return setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &value, sizeof(value));
+    if (setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &value, sizeof(value)) < 0) return -1;
+    if (!ipv6) return 0;
+    value = IPV6_PMTUDISC_DO;
+    return setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &value, sizeof(value));
+}
+
+int weft_set_dual_stack(int fd) {
+    int zero = 0;
+    return setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
 }
 
 int weft_enable_udp_gro(int fd) {
@@ -100,14 +109,14 @@ int weft_udp_gso_supported(int fd) {
     return getsockopt(fd, SOL_UDP, UDP_SEGMENT, &value, &len) == 0;
 }
 
-int weft_send_gso(int fd, const void *buf, size_t len, unsigned short segment, const struct sockaddr_in *addr) {
+int weft_send_gso(int fd, const void *buf, size_t len, unsigned short segment, const struct sockaddr_in6 *addr) {
     struct iovec iov = { (void *)buf, len };
     char control[CMSG_SPACE(sizeof(unsigned short))];
     memset(control, 0, sizeof(control));
     struct msghdr msg;
     memset(&msg, 0, sizeof(msg));
     msg.msg_name = (void *)addr;
-    msg.msg_namelen = sizeof(struct sockaddr_in);
+    msg.msg_namelen = sizeof(struct sockaddr_in6);
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control;

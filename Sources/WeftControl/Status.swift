@@ -30,6 +30,9 @@ public struct ConnectionStatus: Codable, Sendable, Equatable {
     /// Data-plane cipher ("chacha20-poly1305", "aes-256-gcm"); null when unencrypted.
     public var cipher: String?
     public var mtu: Int?
+    /// The family of the link's underlay ("ipv4", "ipv6"): its outer header is 20 or 40 bytes,
+    /// which `mtu` accounts for (docs/protocol.md §5.6); null for a connection not yet open.
+    public var underlay: String? = nil
     public var keyEpoch: Int?
     public var counters: SleeveCounters.Snapshot?
     /// When this connection last rekeyed (ISO 8601); null before its first rekey.
@@ -50,7 +53,7 @@ public struct ConnectionStatus: Codable, Sendable, Equatable {
         }
     }
 
-    public init(peer: String? = nil, nickname: String? = nil, address: String, direction: LinkDirection, state: ConnectionState, encrypted: Bool, trusted: Bool, mode: String? = nil, pskId: String? = nil, reason: String? = nil, ready: Bool, connectionId: String? = nil, since: String? = nil, cipher: String? = nil, mtu: Int? = nil, keyEpoch: Int? = nil, counters: SleeveCounters.Snapshot? = nil, lastRekeyAt: String? = nil, unknownMessages: Int? = nil, gossipBytes: GossipBytes? = nil) {
+    public init(peer: String? = nil, nickname: String? = nil, address: String, direction: LinkDirection, state: ConnectionState, encrypted: Bool, trusted: Bool, mode: String? = nil, pskId: String? = nil, reason: String? = nil, ready: Bool, connectionId: String? = nil, since: String? = nil, cipher: String? = nil, mtu: Int? = nil, underlay: String? = nil, keyEpoch: Int? = nil, counters: SleeveCounters.Snapshot? = nil, lastRekeyAt: String? = nil, unknownMessages: Int? = nil, gossipBytes: GossipBytes? = nil) {
         self.peer = peer
         self.nickname = nickname
         self.address = address
@@ -66,6 +69,7 @@ public struct ConnectionStatus: Codable, Sendable, Equatable {
         self.since = since
         self.cipher = cipher
         self.mtu = mtu
+        self.underlay = underlay
         self.keyEpoch = keyEpoch
         self.counters = counters
         self.lastRekeyAt = lastRekeyAt
@@ -75,7 +79,7 @@ public struct ConnectionStatus: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case peer, nickname, address, direction, state, encrypted, trusted, mode, pskId, reason, ready, connectionId, since
-        case cipher, mtu, keyEpoch, counters, lastRekeyAt, unknownMessages, gossipBytes
+        case cipher, mtu, underlay, keyEpoch, counters, lastRekeyAt, unknownMessages, gossipBytes
     }
 
     /// Absent values are written as `null`, not left out: scripts read `mode`, `pskId` and
@@ -97,6 +101,7 @@ public struct ConnectionStatus: Codable, Sendable, Equatable {
         try c.encode(since, forKey: .since)
         try c.encode(cipher, forKey: .cipher)
         try c.encode(mtu, forKey: .mtu)
+        try c.encode(underlay, forKey: .underlay)
         try c.encode(keyEpoch, forKey: .keyEpoch)
         try c.encode(counters, forKey: .counters)
         try c.encode(lastRekeyAt, forKey: .lastRekeyAt)

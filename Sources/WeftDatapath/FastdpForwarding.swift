@@ -100,8 +100,7 @@ public enum FastdpForwarding {
         let address = session.remoteAddress
         let port = session.fastdp.tunnelPort.load(ordering: .relaxed)
         guard port != 0 else { return nil }
-        let ip = UInt32(bigEndian: address.sin_addr.s_addr)
-        let bytes = [UInt8(ip >> 24), UInt8((ip >> 16) & 0xFF), UInt8((ip >> 8) & 0xFF), UInt8(ip & 0xFF)]
+        guard let bytes = address.ipv4Bytes else { return nil }
         // DF: a frame too large for the path is dropped (and heartbeats notice), never fragmented.
         return [.setTunnel(TunnelKey(id: FastdpWire.vni(source: source, destination: destination), ipv4Destination: bytes,
                                      ttl: 64, dontFragment: true, destinationPort: port))]
@@ -184,9 +183,8 @@ extension ForwardingTable {
     /// The neighbour whose underlay address is `ipv4` (4 bytes, network order); nil for none.
     func neighbour(ipv4: [UInt8]) -> UInt16? {
         guard ipv4.count == 4 else { return nil }
-        let address = UInt32(ipv4[0]) << 24 | UInt32(ipv4[1]) << 16 | UInt32(ipv4[2]) << 8 | UInt32(ipv4[3])
         for (id, session) in sessions.enumerated() {
-            if let session, UInt32(bigEndian: session.remoteAddress.sin_addr.s_addr) == address { return UInt16(id) }
+            if let session, session.remoteAddress.ipv4Bytes == ipv4 { return UInt16(id) }
         }
         return nil
     }

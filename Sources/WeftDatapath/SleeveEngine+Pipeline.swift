@@ -71,7 +71,7 @@ extension SleeveEngine {
         var session: SleeveSession?
         /// The key of the epoch the pieces' headers name; nil when they travel in clear.
         var key: PacketKey?
-        var address = sockaddr_in()
+        var address = UnderlayAddress()
         /// A batch: sealed packets copied into `buffer` (and a train's pieces when UDP GSO is off).
         var out: OutBatch
     }
@@ -127,7 +127,7 @@ extension SleeveEngine {
             while i < out.count, !slot.pointee.out.isFull, used + out.lengths[i] <= Self.sendSlotCapacity {
                 let p = slot.pointee.buffer + used
                 p.copyMemory(from: out.pointers[i]!, byteCount: out.lengths[i])
-                slot.pointee.out.add(p, out.lengths[i], address: out.addresses[i], session: out.sessions[i])
+                slot.pointee.out.add(p, out.lengths[i], address: UnderlayAddress(raw: out.addresses[i]), session: out.sessions[i])
                 used += (out.lengths[i] + 63) & ~63
                 i += 1
             }
@@ -174,7 +174,7 @@ extension SleeveEngine {
         let buffer = slot.pointee.buffer, bytes = slot.pointee.trainBytes, stride = slot.pointee.stride
         if gsoEnabled.load(ordering: .relaxed) {
             while true {
-                let sent = weft_send_gso(udpFD, buffer, bytes, UInt16(stride), &slot.pointee.address)
+                let sent = weft_send_gso(udpFD, buffer, bytes, UInt16(stride), &slot.pointee.address.raw)
                 if sent >= 0 { return }
                 if errno == EAGAIN || errno == EWOULDBLOCK {
                     var pw = pollfd(fd: udpFD, events: Int16(POLLOUT), revents: 0)

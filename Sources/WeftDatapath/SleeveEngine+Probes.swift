@@ -29,11 +29,13 @@ extension SleeveEngine {
     /// (`SleeveSession.finishProbeRound`).
     public func sendProbes() {
         let table = forwarding.current
-        let sizes = ([maxPayload] + Self.probeMTUs.map { $0 - Overhead.ipv4UDPHeaders }).filter { $0 <= maxPayload && $0 >= 64 }
         probeBuffer.withLock { buffer in
             buffer.withUnsafeMutableBytes { raw in
                 let p = raw.baseAddress!
                 for case let session? in table.sessions {
+                    let limit = session.linkPayload
+                    let headers = session.remoteAddress.family.udpHeaders
+                    let sizes = ([limit] + Self.probeMTUs.map { $0 - headers }).filter { $0 <= limit && $0 >= 64 }
                     for size in Set(sizes) {
                         let body = size - Sleeve.headerSize - (session.encrypted ? Sleeve.tagSize : 0)
                         guard body >= 2, size <= raw.count else { continue }

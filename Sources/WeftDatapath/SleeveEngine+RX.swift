@@ -65,7 +65,7 @@ extension SleeveEngine {
         var pointers = (0..<Self.receiveBatch).map { Optional(rx.slab + $0 * Self.receiveSlot) }
         var lengths = [Int](repeating: 0, count: Self.receiveBatch)
         var segments = [UInt16](repeating: 0, count: Self.receiveBatch)
-        var addresses = [sockaddr_in](repeating: sockaddr_in(), count: Self.receiveBatch)
+        var addresses = [sockaddr_in6](repeating: sockaddr_in6(), count: Self.receiveBatch)
         var pfd = pollfd(fd: udpFD, events: Int16(POLLIN), revents: 0)
 
         while !stopping.load(ordering: .relaxed) {
@@ -88,7 +88,7 @@ extension SleeveEngine {
             rx.now = Self.monotonicNanos()
             rx.relays = 0
             for i in 0..<Int(n) {
-                receiveTrain(rx.slab + i * Self.receiveSlot, length: lengths[i], segment: Int(segments[i]), from: addresses[i], &rx)
+                receiveTrain(rx.slab + i * Self.receiveSlot, length: lengths[i], segment: Int(segments[i]), from: UnderlayAddress(raw: addresses[i]), &rx)
             }
             flush(&rx.out)
         }
@@ -96,7 +96,7 @@ extension SleeveEngine {
 
     /// A GRO train holds datagrams of `segment` bytes each (the last may be shorter); 0: one datagram.
     @inline(__always)
-    private func receiveTrain(_ train: UnsafeMutableRawPointer, length: Int, segment: Int, from address: sockaddr_in, _ rx: inout RXState) {
+    private func receiveTrain(_ train: UnsafeMutableRawPointer, length: Int, segment: Int, from address: UnderlayAddress, _ rx: inout RXState) {
         let step = segment == 0 ? max(length, 1) : segment
         var offset = 0
         while offset < length {
@@ -107,7 +107,7 @@ extension SleeveEngine {
 
     /// One datagram: authenticated, then handled by its kind.
     @inline(__always)
-    private func receive(_ p: UnsafeMutableRawPointer, _ length: Int, from address: sockaddr_in, _ rx: inout RXState) {
+    private func receive(_ p: UnsafeMutableRawPointer, _ length: Int, from address: UnderlayAddress, _ rx: inout RXState) {
         guard let header = Sleeve.readHeader(p, length: length), header.receiver == rx.own,
               let session = rx.table.session(header.sender) else {
             SleeveCounters.add(stray.dropMalformed, 1)
@@ -134,7 +134,7 @@ extension SleeveEngine {
         case .pmtuAck:
             guard bodyLength >= 2 else { break }
             let size = Int(UInt16(bigEndian: body.loadUnaligned(as: UInt16.self)))
-            if size <= maxPayload && size > session.probeBest.load(ordering: .relaxed) {
+            if size <= session.linkPayload && size > session.probeBest.load(ordering: .relaxed) {
                 session.probeBest.store(size, ordering: .relaxed)
             }
         case .fragment:

@@ -2,12 +2,21 @@
 // of the packets every thread builds.
 import CWeftShims
 import Foundation
+import WeftMesh
 
 enum SleeveSocket {
-    /// A non-blocking UDP socket bound to `port` on every address, with 4 MiB buffers, DF set
-    /// (path MTU probing needs real sizes) and GRO on.
-    static func open(port: Int) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+    /// A non-blocking UDP socket bound to `port` on every address of both families (one
+    /// dual-stack AF_INET6 socket; AF_INET where the kernel has no IPv6), with 4 MiB buffers, DF
+    /// set (path MTU probing needs real sizes) and GRO on. Returns the socket and its family.
+    static func open(port: Int) throws -> (fd: Int32, family: Int32) {
+        let type = Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
+        var family = AF_INET6
+        var fd = socket(AF_INET6, type, 0)
+        if fd < 0 || weft_set_dual_stack(fd) != 0 {
+            if fd >= 0 { close(fd) }
+            family = AF_INET
+            fd = socket(AF_INET, type, 0)
+        }
         guard fd >= 0 else { throw DatapathError("cannot create the sleeve UDP socket") }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -15,12 +24,13 @@ enum SleeveSocket {
         for option in [SO_RCVBUFFORCE, SO_SNDBUFFORCE] {
             setsockopt(fd, SOL_SOCKET, option, &bufferSize, socklen_t(MemoryLayout<Int32>.size))
         }
-        _ = weft_set_dont_fragment(fd)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(port).bigEndian
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        _ = weft_set_dont_fragment(fd, family == AF_INET6 ? 1 : 0)
+        // The unspecified address of the socket's family, in the one slot layout.
+        var address = UnderlayAddress(ip: IPAddress(family == AF_INET6 ? "::" : "0.0.0.0")!, port: UInt16(port), socketFamily: family)!
+        let bound = withUnsafePointer(to: &address.raw) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(family == AF_INET6 ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard bound == 0 else {
             let error = DatapathError("cannot bind UDP port \(port) for sleeve")
@@ -29,7 +39,7 @@ enum SleeveSocket {
         }
         // GRO joins the datagrams of a GSO train on receive; udpLoop splits them again.
         _ = weft_enable_udp_gro(fd)
-        return fd
+        return (fd, family)
     }
 }
 
@@ -38,14 +48,14 @@ extension SleeveEngine {
     struct OutBatch {
         var pointers: [UnsafeMutableRawPointer?]
         var lengths: [Int]
-        var addresses: [sockaddr_in]
+        var addresses: [sockaddr_in6]
         var sessions: [SleeveSession?]
         var count = 0
 
         init(capacity: Int) {
             pointers = Array(repeating: nil, count: capacity)
             lengths = Array(repeating: 0, count: capacity)
-            addresses = Array(repeating: sockaddr_in(), count: capacity)
+            addresses = Array(repeating: sockaddr_in6(), count: capacity)
             sessions = Array(repeating: nil, count: capacity)
         }
 
@@ -57,10 +67,10 @@ extension SleeveEngine {
         }
 
         @inline(__always)
-        mutating func add(_ p: UnsafeMutableRawPointer, _ length: Int, address: sockaddr_in, session: SleeveSession?) {
+        mutating func add(_ p: UnsafeMutableRawPointer, _ length: Int, address: UnderlayAddress, session: SleeveSession?) {
             pointers[count] = p
             lengths[count] = length
-            addresses[count] = address
+            addresses[count] = address.raw
             sessions[count] = session
             count += 1
         }
@@ -102,10 +112,10 @@ extension SleeveEngine {
 
     /// Sends one packet at once (control plane and hand-offs; the loops send in batches).
     func send(_ p: UnsafeRawPointer, _ length: Int, to session: SleeveSession) {
-        var address = session.remoteAddress
+        var address = session.remoteAddress.raw
         _ = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                sendto(udpFD, p, length, Int32(MSG_DONTWAIT), $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                sendto(udpFD, p, length, Int32(MSG_DONTWAIT), $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
             }
         }
     }

@@ -6,12 +6,14 @@
 //   SleeveEngine+Reassembly.swift super-frames put back together from their pieces
 //   SleeveEngine+Probes.swift     heartbeats and path-MTU probes (control plane)
 //   SleeveEngine+Handoff.swift    frames crossing to and from the fast datapath
-//   SleeveEngine+Socket.swift     the UDP socket and batched sends
+//   SleeveEngine+Socket.swift     the UDP socket (both families) and batched sends
+//   UnderlayAddress.swift         a peer address of either family as the socket takes it
 // All work in batches over preallocated slabs; nothing on the packet path allocates, throws or logs.
 import CWeftShims
 import Foundation
 import Synchronization
 import WeftCrypto
+import WeftMesh
 import WeftWire
 
 public struct DatapathError: Error, CustomStringConvertible {
@@ -23,8 +25,12 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
     public let port: Int
     let udpFD: Int32
     let tapFD: Int32
-    /// Largest UDP payload this router sends: the underlay MTU minus IP and UDP headers.
+    /// Largest UDP payload this router sends: the underlay MTU less IPv4 and UDP headers (an
+    /// IPv6 link's is 20 less: `SleeveSession.linkPayload`).
     public let maxPayload: Int
+    public let underlayMTU: Int
+    /// AF_INET6 for the dual-stack socket, AF_INET where the host has no IPv6.
+    public let socketFamily: Int32
     /// The forwarding and MAC tables, shared with the fast datapath (Forwarding.swift).
     let forwarding: Forwarding
     /// Drops that cannot be charged to a connection (unknown sender, not for us, truncated).
@@ -49,10 +55,11 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
         self.forwarding = forwarding
         self.tapFD = tapFD
         self.port = port
-        self.maxPayload = underlayMTU - Overhead.ipv4UDPHeaders
+        self.underlayMTU = underlayMTU
+        self.maxPayload = underlayMTU - UnderlayFamily.ipv4.udpHeaders
         self.probeBuffer = Mutex([UInt8](repeating: 0, count: max(underlayMTU, 576)))
         self.handoffScratch = Mutex([UInt8](repeating: 0, count: max(underlayMTU, VirtioNetHeader.size + ICMPTooBig.maxReply)))
-        udpFD = try SleeveSocket.open(port: port)
+        (udpFD, socketFamily) = try SleeveSocket.open(port: port)
         gsoEnabled = Atomic(weft_udp_gso_supported(udpFD) != 0 && ProcessInfo.processInfo.environment["WEFT_NO_UDP_GSO"] == nil)
         let flags = fcntl(tapFD, F_GETFL)
         _ = fcntl(tapFD, F_SETFL, flags | O_NONBLOCK)
@@ -72,6 +79,11 @@ public final class SleeveEngine: @unchecked Sendable {  // threads own their sla
         stopping.store(true, ordering: .relaxed)
         _ = finished.wait(timeout: .now() + 3)
         close(udpFD)
+    }
+
+    /// `ip`:`port` as this engine's socket takes it; nil for an IPv6 peer when the host has no IPv6.
+    public func address(ip: IPAddress, port: UInt16) -> UnderlayAddress? {
+        UnderlayAddress(ip: ip, port: port, socketFamily: socketFamily)
     }
 
     public static func monotonicNanos() -> Int64 {

@@ -108,9 +108,12 @@ public final class SleeveSession: @unchecked Sendable {  // rx state: the UDP th
     let lastHeartbeatAck = Atomic<Int64>(0)
     let lastReceive = Atomic<Int64>(0)
     /// Where the peer's sleeve packets come from: learned from authenticated packets (NAT).
-    private let address: Mutex<sockaddr_in>
-    /// Largest UDP payload that reaches this peer: starts at what our underlay allows and is
-    /// lowered by path-MTU probing (docs/protocol.md §5.4).
+    private let address: Mutex<UnderlayAddress>
+    /// Largest UDP payload our underlay allows towards this peer: the underlay MTU less the
+    /// outer headers of the link's family (IPv4 or IPv6).
+    public let linkPayload: Int
+    /// Largest UDP payload that reaches this peer: starts at `linkPayload` and is lowered by
+    /// path-MTU probing (docs/protocol.md §5.4).
     let pathPayload: Atomic<Int>
     /// Largest probe the peer acknowledged in the current probing round; 0 for none yet.
     let probeBest = Atomic<Int>(0)
@@ -119,12 +122,14 @@ public final class SleeveSession: @unchecked Sendable {  // rx state: the UDP th
     private var windows = [ReplayWindow(), ReplayWindow()]
     private var windowEpochs: [Int] = [-1, -1]
 
-    public init(peerShortId: UInt16, keys: SessionKeys, address: sockaddr_in, maxPayload: Int) {
+    /// `underlayMTU`: this host's; the link's payload follows from the family of `address`.
+    public init(peerShortId: UInt16, keys: SessionKeys, address: UnderlayAddress, underlayMTU: Int) {
         self.shortId = Atomic(peerShortId)
         self.keyState = Mutex(keys)
         self.encrypted = keys.tx != nil
         self.address = Mutex(address)
-        self.pathPayload = Atomic(maxPayload)
+        self.linkPayload = underlayMTU - address.family.udpHeaders
+        self.pathPayload = Atomic(linkPayload)
     }
 
     public var peerShortId: UInt16 {
@@ -180,21 +185,18 @@ public final class SleeveSession: @unchecked Sendable {  // rx state: the UDP th
     func nextCounter() -> UInt64 { txCounter.wrappingAdd(1, ordering: .relaxed).oldValue }
 
     @inline(__always)
-    public var remoteAddress: sockaddr_in { address.withLock { $0 } }
+    public var remoteAddress: UnderlayAddress { address.withLock { $0 } }
 
-    /// Moves the peer's address when an authenticated packet arrives from elsewhere.
+    /// Moves the peer's address when an authenticated packet arrives from elsewhere (NAT,
+    /// roaming; the family may change too).
     @inline(__always)
-    func learn(_ source: sockaddr_in) {
+    func learn(_ source: UnderlayAddress) {
         address.withLock { current in
-            if current.sin_addr.s_addr != source.sin_addr.s_addr || current.sin_port != source.sin_port { current = source }
+            if !current.same(as: source) { current = source }
         }
     }
 
-    public var remoteAddressText: String {
-        let a = remoteAddress
-        let ip = UInt32(bigEndian: a.sin_addr.s_addr)
-        return "\(ip >> 24).\((ip >> 16) & 0xFF).\((ip >> 8) & 0xFF).\(ip & 0xFF):\(UInt16(bigEndian: a.sin_port))"
-    }
+    public var remoteAddressText: String { remoteAddress.text }
 
     /// Seconds since the last heartbeat answer, nil when none came yet.
     public func secondsSinceHeartbeatAck(now: Int64) -> Double? {
@@ -202,13 +204,6 @@ public final class SleeveSession: @unchecked Sendable {  // rx state: the UDP th
         return last == 0 ? nil : Double(now - last) / 1e9
     }
 
-    public static func address(ip: String, port: UInt16) -> sockaddr_in? {
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_port = port.bigEndian
-        guard inet_pton(AF_INET, ip, &a.sin_addr) == 1 else { return nil }
-        return a
-    }
 }
 
 /// What the data plane forwards by: an immutable snapshot the router replaces whenever links,

@@ -168,9 +168,12 @@ public enum Doctor {
     // MARK: 1. mtu
 
     static func mtu(_ facts: DoctorFacts) -> DoctorCheck {
-        let lower = underlay(facts).min { $0.mtu < $1.mtu }
+        let links = underlay(facts)
+        let lower = links.min { $0.mtu < $1.mtu }
         let underlayMTU = lower?.mtu ?? HostNetwork.assumedUnderlayMTU
+        let family = HostNetwork.underlayFamily(addresses: links.flatMap(\.addresses))
         var parts = [lower.map { "underlay \($0.name) MTU \($0.mtu)" } ?? "no underlay interface found (up, with a routable address); assuming MTU \(underlayMTU)"]
+        if family == .ipv6 { parts.append("IPv6 underlay: 40-byte outer header") }
         let overlay: Int
         if let router = facts.router, router.overlayMTU > 0 {
             overlay = router.overlayMTU
@@ -179,14 +182,14 @@ public enum Doctor {
             overlay = bridge.mtu
             parts.append("no router answers; bridge \(bridge.name) MTU \(overlay)")
         } else {
-            let derived = underlayMTU - Overhead.sleeveIPv4
+            let derived = Sleeve.overlayMTU(underlayMTU: underlayMTU, family: family)
             return DoctorCheck(check: "mtu", status: .ok, detail: (parts + [
-                "no router and no \(WeftInterfaces.bridge) bridge; a router started here would use overlay \(underlayMTU) - \(Overhead.sleeveIPv4) = \(derived)",
+                "no router and no \(WeftInterfaces.bridge) bridge; a router started here would use overlay \(underlayMTU) - \(family.sleeveOverhead) = \(derived)",
             ]).joined(separator: "; "))
         }
         var status = DoctorCheck.Status.ok
         var fixes: [String] = []
-        for (mode, overhead) in [("sleeve", Overhead.sleeveIPv4), ("fastdp", Overhead.fastdpIPv4)] {
+        for (mode, overhead) in [("sleeve", family.sleeveOverhead), ("fastdp", family.fastdpOverhead)] {
             let needed = overlay + overhead
             let fits = needed <= underlayMTU
             parts.append("\(mode) needs overlay \(overlay) + \(overhead) = \(needed) \(fits ? "<=" : ">") \(underlayMTU): \(fits ? "ok" : "fail")")

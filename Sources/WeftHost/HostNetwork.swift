@@ -149,16 +149,23 @@ public final class HostNetwork: @unchecked Sendable {
     /// The underlay MTU assumed where no link could carry the underlay (Ethernet's).
     static let assumedUnderlayMTU = 1500
 
-    /// The smallest MTU of the links that could carry the underlay (`carriesUnderlay`);
-    /// `assumedUnderlayMTU` when there is none.
-    static func underlayMTU(_ netlink: RouteNetlink) throws -> Int {
+    /// The smallest MTU of the links that could carry the underlay (`carriesUnderlay`),
+    /// `assumedUnderlayMTU` when there is none, and the family the overlay MTU makes room for
+    /// (`underlayFamily`).
+    static func underlay(_ netlink: RouteNetlink) throws -> (mtu: Int, family: UnderlayFamily) {
         var smallest: Int?
+        var addresses: [String] = []
         // A link can vanish between the dump and the address query: skip it.
-        for link in try netlink.links()
-        where carriesUnderlay(name: link.name, isUp: link.isUp, addresses: { try? netlink.addresses(link.name) }) {
+        for link in try netlink.links() {
+            var linkAddresses: [String]?
+            guard carriesUnderlay(name: link.name, isUp: link.isUp, addresses: {
+                linkAddresses = try? netlink.addresses(link.name)
+                return linkAddresses
+            }) else { continue }
             smallest = min(smallest ?? link.mtu, link.mtu)
+            addresses += linkAddresses ?? []
         }
-        return smallest ?? assumedUnderlayMTU
+        return (smallest ?? assumedUnderlayMTU, underlayFamily(addresses: addresses))
     }
 
     /// Whether a link could carry the underlay, the rule of both the router and doctor: up, not
@@ -169,10 +176,19 @@ public final class HostNetwork: @unchecked Sendable {
         return addresses.contains { !isLinkLocal($0) }
     }
 
-    /// The default overlay MTU in this network namespace: underlay MTU − sleeve overhead.
-    public static func defaultOverlayMTU() throws -> (overlay: Int, underlay: Int) {
-        let underlay = try underlayMTU(RouteNetlink())
-        return (Sleeve.overlayMTU(underlayMTU: underlay), underlay)
+    /// The family whose outer header the overlay MTU makes room for, given the addresses of the
+    /// links that carry the underlay: IPv6 (40 bytes) when any of them is a routable IPv6
+    /// address, since a peer may then be reached over IPv6; else IPv4 (20). One overlay MTU then
+    /// fits every link of the host without an ICMP round (docs/protocol.md §5.6).
+    static func underlayFamily(addresses: [String]) -> UnderlayFamily {
+        addresses.contains { $0.contains(":") && !isLinkLocal($0) } ? .ipv6 : .ipv4
+    }
+
+    /// The default overlay MTU in this network namespace: underlay MTU − sleeve overhead of the
+    /// underlay's family.
+    public static func defaultOverlayMTU() throws -> (overlay: Int, underlay: Int, family: UnderlayFamily) {
+        let (underlay, family) = try underlay(RouteNetlink())
+        return (Sleeve.overlayMTU(underlayMTU: underlay, family: family), underlay, family)
     }
 
     static func isLinkLocal(_ cidr: String) -> Bool {

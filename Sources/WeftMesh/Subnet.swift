@@ -20,7 +20,16 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// 16 bytes, IPv4 as ::ffff:a.b.c.d.
+    public init?(bytes: [UInt8]) {
+        guard bytes.count == 16 else { return nil }
+        self.bytes = bytes
+    }
+
     public var isIPv4: Bool { bytes[0..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xFF && bytes[11] == 0xFF }
+
+    /// `a.b.c.d:port` or `[v6]:port`, the address text of docs/operations.md.
+    public func endpoint(port: Int) -> String { isIPv4 ? "\(self):\(port)" : "[\(self)]:\(port)" }
 
     public var description: String {
         if isIPv4 { return bytes[12...].map(String.init).joined(separator: ".") }

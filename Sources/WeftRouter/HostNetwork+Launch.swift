@@ -12,13 +12,13 @@ extension HostNetwork {
     /// then bridge and TAP. Failures are ConfigErrors that say what to do.
     static func start(config: RouterConfig, logger: Logger) throws -> HostNetwork {
         do {
-            let (overlay, underlay) = try HostNetwork.defaultOverlayMTU()
+            let (overlay, underlay, family) = try HostNetwork.defaultOverlayMTU()
             let mtu = config.mtu ?? overlay
             guard mtu >= 576 else {
                 throw ConfigError("the underlay MTU is \(underlay), which leaves only \(overlay) bytes for the overlay; pass --mtu (at least 576)")
             }
             logger.info("overlay MTU", metadata: [
-                "mtu": "\(mtu)", "underlayMTU": "\(underlay)", "overhead": "\(Overhead.sleeveIPv4)",
+                "mtu": "\(mtu)", "underlayMTU": "\(underlay)", "overhead": "\(family.sleeveOverhead)", "underlayFamily": "\(family.rawValue)",
                 "source": "\(config.mtu == nil ? "underlay" : "--mtu")",
             ])
             if mtu > overlay {

@@ -92,7 +92,7 @@ final class Link: @unchecked Sendable {  // confined to the router's event loop
 
     static func format(ip: IPAddress?, port: Int) -> String {
         guard let ip else { return "?:\(port)" }
-        return ip.isIPv4 ? "\(ip):\(port)" : "[\(ip)]:\(port)"
+        return ip.endpoint(port: port)
     }
 
     private static func now() -> UInt64 { NIODeadline.now().uptimeNanoseconds }

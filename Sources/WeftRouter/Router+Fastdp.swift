@@ -130,8 +130,9 @@ extension Router {
                                             remoteFastdp: link.remoteHello?.fastdpCapable ?? false, heartbeats: heartbeats)
         // A heartbeat that cannot fit the underlay path says so, with the figures (docs/design.md §7).
         if decision.mode == .sleeve, decision.preferred == .fastdp, heartbeats != .ok, let session, fastdpState != nil, let overlayMTU {
-            let underlayPath = session.pathPayloadBytes + Overhead.ipv4UDPHeaders
-            if underlayPath < overlayMTU + Overhead.fastdpIPv4 {
+            let family = session.remoteAddress.family
+            let underlayPath = session.pathPayloadBytes + family.udpHeaders
+            if underlayPath < overlayMTU + family.fastdpOverhead {
                 decision.reason = "fastdp on hold: underlay path MTU \(underlayPath) too small for overlay MTU \(overlayMTU)"
             }
         }

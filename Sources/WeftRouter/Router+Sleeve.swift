@@ -78,15 +78,16 @@ extension Router {
                 PacketKey(cipher: cipher, key: link.isInitiator ? keys.udpResponderToInitiator : keys.udpInitiatorToResponder))
     }
 
-    /// A new session for a link that just became established (nil without a data plane, or
-    /// when the peer has no IPv4 underlay address).
+    /// A new session for a link that just became established, to the address the link came
+    /// from (either family). Nil without a data plane, or for an IPv6 peer when this host has
+    /// no IPv6 (the link then carries gossip only).
     func makeSleeveSession(for link: Link) -> SleeveSession? {
-        guard let hello = link.remoteHello, let ip = link.remoteIP, ip.isIPv4,
-              let address = SleeveSession.address(ip: ip.description, port: hello.sleevePort) else { return nil }
+        guard let hello = link.remoteHello, let ip = link.remoteIP, let engine = sleeve?.engine,
+              let address = engine.address(ip: ip, port: hello.sleevePort) else { return nil }
         let pair = packetKeys(for: link, link.linkKeys)
         let keys = SessionKeys(txEpoch: link.epoch, tx: pair?.tx, rx: pair.map { [(link.epoch, $0.rx)] } ?? [])
         let shortId = topology.peers[hello.name]?.shortId ?? hello.shortId
-        return SleeveSession(peerShortId: shortId, keys: keys, address: address, maxPayload: sleeve?.engine.maxPayload ?? 0)
+        return SleeveSession(peerShortId: shortId, keys: keys, address: address, underlayMTU: engine.underlayMTU)
     }
 
     /// Rebuilds the forwarding table from the established links and the current routes.

@@ -171,7 +171,28 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         } catch let error as ControlSocketError {
             throw ConfigError(error.description)
         }
-        let bootstrap = ServerBootstrap(group: group)
+        do {
+            listener = try listenForGossip()
+        } catch {
+            control?.close()
+            throw ConfigError("cannot listen on \(config.listenAddress) port \(config.port) (\(error)); is another router running? use --port")
+        }
+    }
+
+    /// Gossip on every address of both families; on IPv4 alone where the kernel has no IPv6
+    /// (the sleeve socket falls back the same way).
+    private func listenForGossip() throws -> Channel {
+        do {
+            return try listen(on: config.listenAddress)
+        } catch let error as IOError where config.listenAddress == RouterConfig.anyAddress && error.errnoCode == EAFNOSUPPORT {
+            return try listen(on: "0.0.0.0")
+        }
+    }
+
+    /// The gossip listener on `host`: `::` is one dual-stack socket (IPv4 peers arrive as
+    /// ::ffff:a.b.c.d, which IPAddress reads as IPv4).
+    private func listen(on host: String) throws -> Channel {
+        var bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.so_keepalive), value: 1)
             .childChannelInitializer { [self] channel in
@@ -179,12 +200,11 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
                     try channel.pipeline.syncOperations.addHandler(self.linkHandler(direction: .inbound, target: nil))
                 }
             }
-        do {
-            listener = try bootstrap.bind(host: config.listenAddress, port: config.port).wait()
-        } catch {
-            control?.close()
-            throw ConfigError("cannot listen on \(config.listenAddress):\(config.port) (\(error)); is another router running? use --port")
+        if host.contains(":") {
+            bootstrap = bootstrap.serverChannelOption(
+                ChannelOptions.socket(SocketOptionLevel(IPPROTO_IPV6), SocketOptionName(IPV6_V6ONLY)), value: 0)
         }
+        return try bootstrap.bind(host: host, port: config.port).wait()
     }
 
     private func startDialing() {

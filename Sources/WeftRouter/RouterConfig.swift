@@ -29,7 +29,10 @@ public struct RouterConfig: Sendable {
     public var fastdpEnabled: Bool
     /// Addresses from the command line: retried forever.
     public var initialPeers: [String]
+    /// Where gossip listens: `anyAddress` unless a test says otherwise.
     public var listenAddress: String
+    /// Every address of both families (one dual-stack socket, Router.listen).
+    public static let anyAddress = "::"
     /// Session keys are renewed this often (docs/design.md §6).
     public var rekeyInterval: TimeAmount = .seconds(120)
     /// Where /metrics is served (HOST:PORT); nil: off.
@@ -40,7 +43,7 @@ public struct RouterConfig: Sendable {
     public var trustedSubnetsFile: String?
 
     public init(name: PeerName, nickname: String, port: Int, trustedSubnets: [Subnet], psk: PreSharedKey?, socketPath: String,
-                dataDir: String, mtu: Int?, fastdpEnabled: Bool, initialPeers: [String], listenAddress: String = "0.0.0.0",
+                dataDir: String, mtu: Int?, fastdpEnabled: Bool, initialPeers: [String], listenAddress: String = RouterConfig.anyAddress,
                 metricsAddress: String? = nil) {
         self.name = name
         self.nickname = nickname

@@ -57,7 +57,8 @@ extension Router {
                 reason: reason, ready: established && data.mode != nil && (onFastdp || data.heartbeat == nil),
                 connectionId: String(link.localHello.connectionId, radix: 16),
                 since: link.establishedAt.map { ISO8601DateFormatter().string(from: $0) },
-                cipher: data.cipher, mtu: onFastdp ? overlayMTU : data.mtu, keyEpoch: established ? Int(link.epoch) : nil, counters: data.counters,
+                cipher: data.cipher, mtu: onFastdp ? overlayMTU : data.mtu,
+                underlay: link.remoteIP.map { ($0.isIPv4 ? UnderlayFamily.ipv4 : .ipv6).rawValue }, keyEpoch: established ? Int(link.epoch) : nil, counters: data.counters,
                 lastRekeyAt: link.lastRekeyAt.map { ISO8601DateFormatter().string(from: $0) },
                 unknownMessages: established ? link.unknownMessages : nil,
                 gossipBytes: .init(sent: link.bytesSent, received: link.bytesReceived)))

@@ -23,7 +23,7 @@ public enum Sleeve {
     public static let broadcastShortId: UInt16 = 0xFFFF
 
     /// The overlay MTU that makes every sleeve packet fit an underlay of `underlayMTU`.
-    public static func overlayMTU(underlayMTU: Int) -> Int { underlayMTU - Overhead.sleeveIPv4 }
+    public static func overlayMTU(underlayMTU: Int, family: UnderlayFamily) -> Int { underlayMTU - family.sleeveOverhead }
 
     /// The overlay MTU a UDP payload of `payload` bytes carries, and back: the payload less
     /// header, tag, frame record and inner Ethernet (§5.6).

@@ -63,7 +63,7 @@ func udpDatagrams(inPcap path: String) throws -> [(src: String, dst: String, pay
 final class SleeveTests: XCTestCase {
     /// Sends a known text from w1 to w2 with netcat while the underlay is captured; returns
     /// (whether w2 got it, whether the capture contains it).
-    private func sendMarker(_ net: TestNet, from w1: String, to w2: String, address: String) throws -> (delivered: Bool, seenOnUnderlay: Bool) {
+    static func sendMarker(_ net: TestNet, from w1: String, to w2: String, address: String) throws -> (delivered: Bool, seenOnUnderlay: Bool) {
         let marker = "WEFT-PLAINTEXT-MARKER-\(net.prefix)"
         let capture = try net.startCapture("marker", namespace: net.switchNamespace, interface: "br0", filter: "udp")
         let received = "\(net.directory)/received.txt"
@@ -105,7 +105,7 @@ final class SleeveTests: XCTestCase {
         print(String(format: "iperf3 10 s through encrypted sleeve (debug build): %.0f Mbit/s", received / 1e6))
         XCTAssertGreaterThan(received, 10e6, "the transfer barely moved")
 
-        let marker = try sendMarker(net, from: w1, to: w2, address: "10.47.0.2")
+        let marker = try Self.sendMarker(net, from: w1, to: w2, address: "10.47.0.2")
         XCTAssertTrue(marker.delivered, "the text did not arrive")
         XCTAssertFalse(marker.seenOnUnderlay, "the text crossed the underlay in clear on an encrypted link")
         let after = try XCTUnwrap(try net.connections(1).first { $0.state == .established }?.counters)
@@ -127,7 +127,7 @@ final class SleeveTests: XCTestCase {
         let w1 = try net.attachWorkload(1, "10.47.0.1/24")
         let w2 = try net.attachWorkload(2, "10.47.0.2/24")
         XCTAssertTrue(net.waitUntil(timeout: 10) { try net.ping(from: w1, "10.47.0.2", count: 1).status == 0 })
-        let marker = try sendMarker(net, from: w1, to: w2, address: "10.47.0.2")
+        let marker = try Self.sendMarker(net, from: w1, to: w2, address: "10.47.0.2")
         XCTAssertTrue(marker.delivered)
         XCTAssertTrue(marker.seenOnUnderlay, "a trusted link is expected to carry frames in clear")
     }

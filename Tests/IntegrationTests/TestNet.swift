@@ -50,10 +50,16 @@ final class TestNet {
     struct Host {
         let index: Int
         let namespace: String
+        /// The address other routers name it by: IPv4, or IPv6 on an IPv6-only host.
         let address: String
         let socket: String
         let dataDir: String
+        /// fd00::N on a dual-stack or IPv6-only host (flat underlay).
+        var address6: String? = nil
     }
+
+    /// Which families a host's underlay has (flat underlay only): 198.18.0.N/24, fd00::N/64.
+    enum UnderlayStack { case ipv4, ipv6, dual }
 
     let prefix: String
     let directory: String
@@ -71,9 +77,10 @@ final class TestNet {
     private var routers: [Int: Process] = [:]
     private var background: [Process] = []
 
-    /// `count` hosts, 198.18.0.(index)/24 on the underlay; host indexes start at 1. Routed, host
-    /// `index` is 198.18.0.0 + 4·index + 2 in a /30 whose .1 is the routing namespace.
-    init(hosts count: Int, routed: Bool = false, file: StaticString = #filePath) throws {
+    /// `count` hosts, 198.18.0.(index)/24 on the underlay (and/or fd00::(index)/64 by `stack`);
+    /// host indexes start at 1. Routed, host `index` is 198.18.0.0 + 4·index + 2 in a /30 whose
+    /// .1 is the routing namespace.
+    init(hosts count: Int, routed: Bool = false, stack: UnderlayStack = .ipv4, file: StaticString = #filePath) throws {
         self.routed = routed
         let tag = String(UInt32.random(in: 0..<0xFFFFFF), radix: 36)
         prefix = "wt\(tag)"
@@ -88,7 +95,7 @@ final class TestNet {
                 try Shell.run(["ip", "-n", switchNamespace, "link", "add", "br0", "type", "bridge"])
                 try Shell.run(["ip", "-n", switchNamespace, "link", "set", "br0", "up"])
             }
-            for _ in 0..<count { try addHost() }
+            for _ in 0..<count { try addHost(stack: stack) }
         } catch {
             cleanup()
             throw error
@@ -96,7 +103,7 @@ final class TestNet {
     }
 
     @discardableResult
-    func addHost(mtu: Int = 1500) throws -> Host {
+    func addHost(mtu: Int = 1500, stack: UnderlayStack = .ipv4) throws -> Host {
         let index = hosts.count + 1
         let ns = "\(prefix)-h\(index)"
         try Shell.run(["ip", "netns", "add", ns])
@@ -104,7 +111,8 @@ final class TestNet {
         try Shell.run(["ip", "-n", switchNamespace, "link", "add", outside, "type", "veth", "peer", "name", "eth0", "netns", ns])
         try Shell.run(["ip", "-n", ns, "link", "set", "lo", "up"])
         try Shell.run(["ip", "-n", ns, "link", "set", "eth0", "mtu", "\(mtu)", "up"])
-        let address: String
+        var address: String
+        var address6: String?
         if routed {
             let gateway = Self.routedAddress(index, 1)
             address = Self.routedAddress(index, 2)
@@ -115,10 +123,16 @@ final class TestNet {
         } else {
             address = "198.18.0.\(index)"
             try Shell.run(["ip", "-n", switchNamespace, "link", "set", outside, "master", "br0", "mtu", "\(mtu)", "up"])
-            try Shell.run(["ip", "-n", ns, "addr", "add", "\(address)/24", "dev", "eth0"])
+            if stack != .ipv6 { try Shell.run(["ip", "-n", ns, "addr", "add", "\(address)/24", "dev", "eth0"]) }
+            if stack != .ipv4 {
+                address6 = "fd00::\(index)"
+                // nodad: usable at once (duplicate address detection would hold it for a second).
+                try Shell.run(["ip", "-n", ns, "addr", "add", "fd00::\(index)/64", "dev", "eth0", "nodad"])
+                if stack == .ipv6 { address = "fd00::\(index)" }
+            }
         }
         let host = Host(index: index, namespace: ns, address: address, socket: "\(directory)/h\(index).sock",
-                        dataDir: "\(directory)/h\(index)")
+                        dataDir: "\(directory)/h\(index)", address6: address6)
         hosts.append(host)
         return host
     }
@@ -213,13 +227,13 @@ final class TestNet {
     /// is added to the router's (e.g. WEFT_PIPELINE).
     @discardableResult
     func launch(_ index: Int, peers: [Int] = [], password: String? = "correct horse battery", extraArgs: [String] = [],
-                environment extra: [String: String] = [:]) throws -> Process {
+                peerAddresses: [String] = [], environment extra: [String: String] = [:]) throws -> Process {
         let h = host(index)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["ip", "netns", "exec", h.namespace, binary("weft"), "launch",
                              "--nickname", nickname(index), "--socket", h.socket, "--data-dir", h.dataDir,
-                             "--log-level", "debug"] + metricsOff(extraArgs) + extraArgs + peers.map { host($0).address }
+                             "--log-level", "debug"] + metricsOff(extraArgs) + extraArgs + peers.map { host($0).address } + peerAddresses
         var environment = ProcessInfo.processInfo.environment
         environment["WEFT_PASSWORD"] = password
         environment.merge(extra) { _, new in new }

@@ -1,6 +1,7 @@
 import Glibc
 import WeftNetlink
 import WeftWire
+import WeftMesh
 import XCTest
 @testable import WeftDatapath
 
@@ -16,7 +17,7 @@ final class FastdpForwardingTests: XCTestCase {
 
     func session(_ id: UInt16, ip: String, fastdp: Bool) -> SleeveSession {
         let s = SleeveSession(peerShortId: id, keys: SessionKeys(txEpoch: 0, tx: nil, rx: []),
-                              address: SleeveSession.address(ip: ip, port: 6783)!, maxPayload: 1472)
+                              address: UnderlayAddress(ip: IPAddress(ip)!, port: 6783, socketFamily: AF_INET6)!, underlayMTU: 1500)
         s.fastdp.selected.store(fastdp, ordering: .relaxed)
         s.fastdp.tunnelPort.store(6784, ordering: .relaxed)
         return s

@@ -9,7 +9,7 @@ import WeftWire
 final class ForwardingTableTests: XCTestCase {
     func testPayloadLimitIsTheSmallerOfTheFirstHopAndTheRoute() {
         let hop = SleeveSession(peerShortId: 2, keys: SessionKeys(txEpoch: 0, tx: nil, rx: []),
-                                address: SleeveSession.address(ip: "198.18.0.2", port: 6783)!, maxPayload: 1472)
+                                address: UnderlayAddress(ip: IPAddress("198.18.0.2")!, port: 6783, socketFamily: AF_INET6)!, underlayMTU: 1500)
         // 3 (us) → 2 → 1: the route to 1 carries 1320; 2 itself is only the first hop.
         let table = ForwardingTable(ownShortId: 3, sessions: [2: hop], nextHop: [2: 2, 1: 2], broadcast: [:],
                                     pathMTU: [1: 1320, 2: 1420])
@@ -40,9 +40,9 @@ final class ForwardingTableBuildTests: XCTestCase {
         var topology = Topology(own: entry(1, shortId: 11, linkedTo: [2]))
         _ = topology.merge(TopologyUpdate(peers: [entry(2, shortId: 22, linkedTo: [1, 3]), entry(3, shortId: 33, linkedTo: [2])]))
         let routes = topology.routes()
-        let address = SleeveSession.address(ip: "198.18.0.2", port: 6783)!
-        let two = SleeveSession(peerShortId: 0, keys: SessionKeys(txEpoch: 0, tx: nil, rx: []), address: address, maxPayload: 1472)
-        let stranger = SleeveSession(peerShortId: 0, keys: SessionKeys(txEpoch: 0, tx: nil, rx: []), address: address, maxPayload: 1472)
+        let address = UnderlayAddress(ip: IPAddress("198.18.0.2")!, port: 6783, socketFamily: AF_INET6)!
+        let two = SleeveSession(peerShortId: 0, keys: SessionKeys(txEpoch: 0, tx: nil, rx: []), address: address, underlayMTU: 1500)
+        let stranger = SleeveSession(peerShortId: 0, keys: SessionKeys(txEpoch: 0, tx: nil, rx: []), address: address, underlayMTU: 1500)
         let table = ForwardingTable.build(topology: topology, routes: routes, sessions: [name(2): two, name(9): stranger],
                                           pathMTU: [name(2): 1420, name(3): 1320])
         XCTAssertEqual(table.ownShortId, 11)

@@ -30,4 +30,18 @@ final class HostNetworkTests: XCTestCase {
         XCTAssertFalse(HostNetwork.carriesUnderlay(name: "eth1", isUp: true, addresses: { ["fe80::1/64", "169.254.1.1/16"] }))
         XCTAssertFalse(HostNetwork.carriesUnderlay(name: "eth2", isUp: true, addresses: { nil }))
     }
+
+    /// The overlay MTU makes room for IPv6's 40-byte header when any underlay link has a
+    /// routable IPv6 address; link-local IPv6 (every veth has one) does not count.
+    func testUnderlayFamilyAndItsOverheads() {
+        XCTAssertEqual(HostNetwork.underlayFamily(addresses: ["198.18.0.1/24", "fe80::1/64"]), .ipv4)
+        XCTAssertEqual(HostNetwork.underlayFamily(addresses: ["fd00::1/64"]), .ipv6)
+        XCTAssertEqual(HostNetwork.underlayFamily(addresses: ["198.18.0.1/24", "2001:db8::1/64"]), .ipv6)
+        XCTAssertEqual(HostNetwork.underlayFamily(addresses: []), .ipv4)
+        XCTAssertEqual(UnderlayFamily.ipv6.sleeveOverhead, 40 + 8 + 16 + 16 + 6 + 14)
+        XCTAssertEqual(UnderlayFamily.ipv6.fastdpOverhead, 70)
+        XCTAssertEqual(Sleeve.overlayMTU(underlayMTU: 1500, family: .ipv6), 1400)
+        XCTAssertEqual(Sleeve.overlayMTU(underlayMTU: 1280, family: .ipv6), 1180)
+        XCTAssertEqual(Sleeve.overlayMTU(underlayMTU: 1500, family: .ipv4), 1420)
+    }
 }
