@@ -121,11 +121,11 @@ public final class FastDatapath: FrameHandoff, @unchecked Sendable {  // the mis
         return tunnel([UInt8](UnsafeRawBufferPointer(start: frame, count: length)), source: source, destination: destination, via: session)
     }
 
-    /// A heartbeat arrived from `tunnelSource`: record it on the neighbour it names.
+    /// A heartbeat arrived from `tunnelSource` (16 bytes, IPv4 mapped): record it on the neighbour it names.
     private func received(_ heartbeat: FastdpHeartbeat, vni: UInt64, tunnelSource: [UInt8], table: ForwardingTable, now: Int64) {
         let (source, _) = FastdpWire.peers(vni: vni)
         guard source == heartbeat.sender, let session = table.session(source),
-              table.neighbour(ipv4: tunnelSource) == source else { return }
+              table.neighbour(tunnelSource: tunnelSource) == source else { return }
         session.fastdp.heard(stamp: heartbeat.stamp, echo: heartbeat.echo, now: now)
     }
 
@@ -155,7 +155,7 @@ public final class FastDatapath: FrameHandoff, @unchecked Sendable {  // the mis
         if miss.key.inPort == ports.vxlan, let ethernet = miss.key.ethernet, let tunnel = miss.key.tunnel,
            FastdpHeartbeat.isHeartbeat(destination: ethernet.destination) {
             if let heartbeat = FastdpHeartbeat(frame: miss.packet) {
-                received(heartbeat, vni: tunnel.id, tunnelSource: tunnel.ipv4Source, table: table, now: now)
+                received(heartbeat, vni: tunnel.id, tunnelSource: tunnel.source16, table: table, now: now)
             }
             return
         }

@@ -92,7 +92,10 @@ public enum FastdpForwarding {
     /// addresses for packets from the VXLAN vport (so a flow is per source peer and hop).
     public static func flowKey(_ key: FlowKey) -> FlowKey {
         FlowKey(inPort: key.inPort, ethernet: key.ethernet,
-                tunnel: key.tunnel.map { TunnelKey(id: $0.id, ipv4Source: $0.ipv4Source, ipv4Destination: $0.ipv4Destination) })
+                tunnel: key.tunnel.map {
+                    TunnelKey(id: $0.id, ipv4Source: $0.ipv4Source, ipv4Destination: $0.ipv4Destination,
+                              ipv6Source: $0.ipv6Source, ipv6Destination: $0.ipv6Destination)
+                })
     }
 
     /// The encapsulation towards neighbour `session` for a frame from `source` to `destination`.
@@ -100,10 +103,18 @@ public enum FastdpForwarding {
         let address = session.remoteAddress
         let port = session.fastdp.tunnelPort.load(ordering: .relaxed)
         guard port != 0 else { return nil }
-        guard let bytes = address.ipv4Bytes else { return nil }
-        // DF: a frame too large for the path is dropped (and heartbeats notice), never fragmented.
-        return [.setTunnel(TunnelKey(id: FastdpWire.vni(source: source, destination: destination), ipv4Destination: bytes,
-                                     ttl: 64, dontFragment: true, destinationPort: port))]
+        // DF: a frame too large for the path is dropped (and heartbeats notice), never fragmented
+        // (IPv6 never fragments on the way). Over IPv6 the outer UDP checksum is on: a zero one
+        // is allowed only for tunnels that both ends accept it on (RFC 6935), and on the way
+        // some middleboxes drop it.
+        var key = TunnelKey(id: FastdpWire.vni(source: source, destination: destination), ttl: 64, dontFragment: true, destinationPort: port)
+        if let v4 = address.ipv4Bytes {
+            key.ipv4Destination = v4
+        } else {
+            key.ipv6Destination = address.ip.bytes
+            key.checksum = true
+        }
+        return [.setTunnel(key)]
     }
 
     /// Adds a copy towards `hop` to `plan`: through the VXLAN vport when that neighbour is on
@@ -160,7 +171,7 @@ public enum FastdpForwarding {
         } else if destination == Sleeve.broadcastShortId {
             plan.actions = [.output(port: ports.bridge)]
             // Pass it on along the source's tree, never back to the neighbour it came from.
-            let sender = table.neighbour(ipv4: tunnel.ipv4Source)
+            let sender = table.neighbour(tunnelSource: tunnel.source16)
             for hop in table.broadcast[Int(source)] where hop != sender {
                 send(&plan, hop: hop, source: source, destination: destination, table: table, ports: ports)
             }
@@ -180,11 +191,11 @@ extension ForwardingTable {
         return hop == 0xFFFF || session(hop) == nil ? nil : hop
     }
 
-    /// The neighbour whose underlay address is `ipv4` (4 bytes, network order); nil for none.
-    func neighbour(ipv4: [UInt8]) -> UInt16? {
-        guard ipv4.count == 4 else { return nil }
+    /// The neighbour whose underlay address is `tunnelSource` (16 bytes, IPv4 mapped:
+    /// `TunnelKey.source16`); nil for none.
+    func neighbour(tunnelSource: [UInt8]) -> UInt16? {
         for (id, session) in sessions.enumerated() {
-            if let session, session.remoteAddress.ipv4Bytes == ipv4 { return UInt16(id) }
+            if let session, session.remoteAddress.ip.bytes == tunnelSource { return UInt16(id) }
         }
         return nil
     }

@@ -109,9 +109,8 @@ public final class SleeveSession: @unchecked Sendable {  // rx state: the UDP th
     let lastReceive = Atomic<Int64>(0)
     /// Where the peer's sleeve packets come from: learned from authenticated packets (NAT).
     private let address: Mutex<UnderlayAddress>
-    /// Largest UDP payload our underlay allows towards this peer: the underlay MTU less the
-    /// outer headers of the link's family (IPv4 or IPv6).
-    public let linkPayload: Int
+    /// This host's underlay MTU: with the family of the peer's address, what `linkPayload` is.
+    private let underlayMTU: Int
     /// Largest UDP payload that reaches this peer: starts at `linkPayload` and is lowered by
     /// path-MTU probing (docs/protocol.md §5.4).
     let pathPayload: Atomic<Int>
@@ -128,8 +127,8 @@ public final class SleeveSession: @unchecked Sendable {  // rx state: the UDP th
         self.keyState = Mutex(keys)
         self.encrypted = keys.tx != nil
         self.address = Mutex(address)
-        self.linkPayload = underlayMTU - address.family.udpHeaders
-        self.pathPayload = Atomic(linkPayload)
+        self.underlayMTU = underlayMTU
+        self.pathPayload = Atomic(underlayMTU - address.family.udpHeaders)
     }
 
     public var peerShortId: UInt16 {
@@ -187,12 +186,19 @@ public final class SleeveSession: @unchecked Sendable {  // rx state: the UDP th
     @inline(__always)
     public var remoteAddress: UnderlayAddress { address.withLock { $0 } }
 
+    /// Largest UDP payload our underlay allows towards this peer: the underlay MTU less the
+    /// outer headers of the family the peer is reached on (IPv4 or IPv6).
+    public var linkPayload: Int { underlayMTU - remoteAddress.family.udpHeaders }
+
     /// Moves the peer's address when an authenticated packet arrives from elsewhere (NAT,
-    /// roaming; the family may change too).
+    /// roaming). When the family changes the outer header does too: the path payload restarts
+    /// from the new family's limit and the next probing round measures it.
     @inline(__always)
     func learn(_ source: UnderlayAddress) {
         address.withLock { current in
-            if !current.same(as: source) { current = source }
+            guard !current.same(as: source) else { return }
+            if current.family != source.family { pathPayload.store(underlayMTU - source.family.udpHeaders, ordering: .relaxed) }
+            current = source
         }
     }
 

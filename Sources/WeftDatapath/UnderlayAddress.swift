@@ -59,8 +59,14 @@ public struct UnderlayAddress: Sendable {
         return IPAddress(bytes: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF] + v4)!
     }
 
-    /// The family of the link this address is on: what its outer header costs.
-    public var family: UnderlayFamily { ip.isIPv4 ? .ipv4 : .ipv6 }
+    /// The family of the link this address is on: what its outer header costs. IPv4 for an
+    /// IPv4-only socket's layout and for ::ffff:a.b.c.d; no allocation.
+    public var family: UnderlayFamily {
+        guard Int32(raw.sin6_family) == AF_INET6 else { return .ipv4 }
+        return withUnsafeBytes(of: raw.sin6_addr) { a in
+            a.loadUnaligned(as: UInt64.self) == 0 && UInt32(bigEndian: a.loadUnaligned(fromByteOffset: 8, as: UInt32.self)) == 0xFFFF
+        } ? .ipv4 : .ipv6
+    }
 
     /// The IPv4 address in network order; nil for an IPv6 peer.
     public var ipv4Bytes: [UInt8]? {

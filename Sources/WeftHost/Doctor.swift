@@ -171,7 +171,11 @@ public enum Doctor {
         let links = underlay(facts)
         let lower = links.min { $0.mtu < $1.mtu }
         let underlayMTU = lower?.mtu ?? HostNetwork.assumedUnderlayMTU
-        let family = HostNetwork.underlayFamily(addresses: links.flatMap(\.addresses))
+        // The family whose header must fit: that of the router's links when it has any (one IPv6
+        // link is enough), else the router's own rule for the host (HostNetwork.underlayFamily).
+        let linkFamilies = facts.connections.compactMap { $0.underlay.flatMap(UnderlayFamily.init(rawValue:)) }
+        let family = linkFamilies.isEmpty ? HostNetwork.underlayFamily(addresses: links.flatMap(\.addresses))
+            : (linkFamilies.contains(.ipv6) ? .ipv6 : .ipv4)
         var parts = [lower.map { "underlay \($0.name) MTU \($0.mtu)" } ?? "no underlay interface found (up, with a routable address); assuming MTU \(underlayMTU)"]
         if family == .ipv6 { parts.append("IPv6 underlay: 40-byte outer header") }
         let overlay: Int

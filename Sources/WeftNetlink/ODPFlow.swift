@@ -5,12 +5,16 @@ import CMnl
 
 /// Outer-header metadata of a tunnelled packet (OVS_KEY_ATTR_TUNNEL): in a flow key it says
 /// which tunnel a packet came from; in a SET action it says how to encapsulate it.
-/// Addresses are 4 bytes in network order; an all-zero address is left out on the wire.
+/// Addresses are in network order, 4 bytes for IPv4 and 16 for IPv6; a tunnel uses one family.
+/// An all-zero address is left out on the wire.
 public struct TunnelKey: Sendable, Hashable {
     /// Tunnel id; for VXLAN the VNI, in the low 24 bits. Always sent (it sets the kernel's KEY flag).
     public var id: UInt64
     public var ipv4Source: [UInt8]
     public var ipv4Destination: [UInt8]
+    /// The outer addresses of a tunnel over IPv6 (OVS_TUNNEL_KEY_ATTR_IPV6_SRC/DST).
+    public var ipv6Source: [UInt8]
+    public var ipv6Destination: [UInt8]
     /// Outer TOS; sent only when non-zero.
     public var tos: UInt8
     /// Outer TTL; always sent (the kernel requires it in keys and actions; 0 in a mask = wildcard).
@@ -23,12 +27,17 @@ public struct TunnelKey: Sendable, Hashable {
     public var sourcePort: UInt16
     public var destinationPort: UInt16
 
-    public init(id: UInt64, ipv4Source: [UInt8] = [0, 0, 0, 0], ipv4Destination: [UInt8] = [0, 0, 0, 0],
-                tos: UInt8 = 0, ttl: UInt8 = 0, dontFragment: Bool = false, checksum: Bool = false,
+    public static let noIPv4: [UInt8] = [0, 0, 0, 0]
+    public static let noIPv6 = [UInt8](repeating: 0, count: 16)
+
+    public init(id: UInt64, ipv4Source: [UInt8] = noIPv4, ipv4Destination: [UInt8] = noIPv4,
+                ipv6Source: [UInt8] = noIPv6, ipv6Destination: [UInt8] = noIPv6, tos: UInt8 = 0, ttl: UInt8 = 0, dontFragment: Bool = false, checksum: Bool = false,
                 sourcePort: UInt16 = 0, destinationPort: UInt16 = 0) {
         self.id = id
         self.ipv4Source = ipv4Source
         self.ipv4Destination = ipv4Destination
+        self.ipv6Source = ipv6Source
+        self.ipv6Destination = ipv6Destination
         self.tos = tos
         self.ttl = ttl
         self.dontFragment = dontFragment
@@ -39,6 +48,11 @@ public struct TunnelKey: Sendable, Hashable {
 
     var isZero: Bool {
         self == TunnelKey(id: 0)
+    }
+
+    /// The outer source as 16 bytes, IPv4 as ::ffff:a.b.c.d (the form WeftMesh's IPAddress keeps).
+    public var source16: [UInt8] {
+        ipv4Source != Self.noIPv4 ? [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF] + ipv4Source : ipv6Source
     }
 }
 
@@ -77,9 +91,13 @@ public struct FlowKey: Sendable, Hashable {
             ethernet: ethernet.map { _ in EthernetKey(source: Array(repeating: 0xff, count: 6),
                                                       destination: Array(repeating: 0xff, count: 6)) },
             tunnel: tunnel.map { t in
-                TunnelKey(id: .max,
-                          ipv4Source: t.ipv4Source == [0, 0, 0, 0] ? [0, 0, 0, 0] : ones,
-                          ipv4Destination: ones)
+                let v6 = t.ipv6Destination != TunnelKey.noIPv6
+                let all6 = [UInt8](repeating: 0xff, count: 16)
+                return TunnelKey(id: .max,
+                                 ipv4Source: v6 || t.ipv4Source == TunnelKey.noIPv4 ? TunnelKey.noIPv4 : ones,
+                                 ipv4Destination: v6 ? TunnelKey.noIPv4 : ones,
+                                 ipv6Source: v6 && t.ipv6Source != TunnelKey.noIPv6 ? all6 : TunnelKey.noIPv6,
+                                 ipv6Destination: v6 ? all6 : TunnelKey.noIPv6)
             })
     }
 }
@@ -130,6 +148,8 @@ private let keyTunnel = ovsAttr(OVS_KEY_ATTR_TUNNEL)
 private let tunID = ovsAttr(OVS_TUNNEL_KEY_ATTR_ID)
 private let tunIPv4Src = ovsAttr(OVS_TUNNEL_KEY_ATTR_IPV4_SRC)
 private let tunIPv4Dst = ovsAttr(OVS_TUNNEL_KEY_ATTR_IPV4_DST)
+private let tunIPv6Src = ovsAttr(OVS_TUNNEL_KEY_ATTR_IPV6_SRC)
+private let tunIPv6Dst = ovsAttr(OVS_TUNNEL_KEY_ATTR_IPV6_DST)
 private let tunTOS = ovsAttr(OVS_TUNNEL_KEY_ATTR_TOS)
 private let tunTTL = ovsAttr(OVS_TUNNEL_KEY_ATTR_TTL)
 private let tunDF = ovsAttr(OVS_TUNNEL_KEY_ATTR_DONT_FRAGMENT)
@@ -152,6 +172,8 @@ extension MessageBuilder {
         putU64(tunID, t.id.bigEndian)
         if t.ipv4Source != [0, 0, 0, 0] { putBytes(tunIPv4Src, t.ipv4Source) }
         if t.ipv4Destination != [0, 0, 0, 0] { putBytes(tunIPv4Dst, t.ipv4Destination) }
+        if t.ipv6Source != TunnelKey.noIPv6 { putBytes(tunIPv6Src, t.ipv6Source) }
+        if t.ipv6Destination != TunnelKey.noIPv6 { putBytes(tunIPv6Dst, t.ipv6Destination) }
         if t.tos != 0 { putBytes(tunTOS, [t.tos]) }
         putBytes(tunTTL, [t.ttl])
         if t.dontFragment { putFlag(tunDF) }
@@ -191,12 +213,13 @@ func parseFlowKey(_ attr: UnsafePointer<nlattr>) -> FlowKey {
 
 func parseTunnelKey(_ attr: UnsafePointer<nlattr>) -> TunnelKey {
     let t = AttributeTable(nested: attr, maxType: maxTunnelKeyAttr)
-    func address(_ type: Int) -> [UInt8] {
-        if let b = t.bytes(type), b.count == 4 { return b }
-        return [0, 0, 0, 0]
+    func address(_ type: Int, _ size: Int) -> [UInt8] {
+        if let b = t.bytes(type), b.count == size { return b }
+        return [UInt8](repeating: 0, count: size)
     }
     return TunnelKey(id: t.u64(tunID).map { UInt64(bigEndian: $0) } ?? 0,
-                     ipv4Source: address(tunIPv4Src), ipv4Destination: address(tunIPv4Dst),
+                     ipv4Source: address(tunIPv4Src, 4), ipv4Destination: address(tunIPv4Dst, 4),
+                     ipv6Source: address(tunIPv6Src, 16), ipv6Destination: address(tunIPv6Dst, 16),
                      tos: t.bytes(tunTOS)?.first ?? 0, ttl: t.bytes(tunTTL)?.first ?? 0,
                      dontFragment: t[tunDF] != nil, checksum: t[tunCsum] != nil,
                      sourcePort: t.u16(tunTPSrc).map { UInt16(bigEndian: $0) } ?? 0,

@@ -177,6 +177,34 @@ final class FastdpTests: XCTestCase {
                       "flows did not expire: \(flows[0]) after the ping, now \(net.describe(1))")
     }
 
+    /// Fast datapath over an IPv6-only underlay: VXLAN over IPv6 (the ODP tunnel key's
+    /// IPV6_SRC/DST, outer UDP checksum on), so the trusted link is fastdp on both sides and the
+    /// marker frames cross as VXLAN on 6784, never on sleeve.
+    func testFastdpOverIPv6Underlay() throws {
+        let net = try TestNet(hosts: 2, stack: .ipv6)
+        defer { net.cleanup() }
+        let trust = ["--trusted-subnets", "fd00::/64"]
+        try net.launch(1, extraArgs: trust)
+        try net.launch(2, peers: [1], extraArgs: trust)
+        XCTAssertTrue(net.waitForMode("fastdp", 1, 2, timeout: modeTimeout), "\(net.describe(1))\n\(net.describe(2))")
+        let c = try XCTUnwrap(try net.connection(1, to: 2), net.describe(1))
+        XCTAssertEqual(c.underlay, "ipv6")
+        XCTAssertTrue(c.trusted)
+        XCTAssertEqual(c.mtu, 1400, "the overlay MTU of an IPv6 underlay of 1500")
+        let (w1, _) = try net.attachPair()
+        let (ping, markers, capture) = try net.markerPingCaptured("underlay6", from: w1, count: 5)
+        XCTAssertEqual(ping.status, 0, ping.output)
+        print("FastdpTests (IPv6): \(markers)")
+        XCTAssertGreaterThanOrEqual(markers.fastdp, 10, "\(markers)")
+        XCTAssertEqual(markers.sleeve, 0, "\(markers)")
+        for d in try capture.datagrams() where udpPort(d.dst) == fastdpPort {
+            XCTAssertTrue(d.dst.hasPrefix("[fd00::"), d.dst)
+            XCTAssertEqual(d.payload.first, 0x08, "not a VXLAN header: \(d.payload.prefix(8))")
+        }
+        let fits = try net.ping(from: w1, "10.47.0.2", count: 2, extra: ["-M", "do", "-s", "\(1400 - 28)"])
+        XCTAssertEqual(fits.status, 0, "a DF ping at the overlay MTU over fastdp on IPv6: \(fits.output)")
+    }
+
     /// The mixed-datacenter case, all at once: A and B trust each other (fastdp), C trusts nobody
     /// and nobody trusts C (encrypted sleeve); every workload reaches every other.
     func testMixedDatacenterFastdpAndEncryptedSleeveTogether() throws {

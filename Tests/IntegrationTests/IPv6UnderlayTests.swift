@@ -6,8 +6,9 @@ import XCTest
 @testable import WeftRouter
 
 final class IPv6UnderlayTests: XCTestCase {
-    /// Three routers on an IPv6-only underlay, each but the first naming `fd00::1`: a full mesh
-    /// over IPv6 (status says `underlay` ipv6 and the 40-byte header in every MTU), workloads
+    /// Three routers on an IPv6-only underlay: 2 names 1 by a host name that resolves to fd00::1
+    /// only (AAAA), 3 starts alone and is told `weft connect [fd00::1]:6783`. A full mesh over
+    /// IPv6 (status says `underlay` ipv6 and the 40-byte header in every MTU), workloads
     /// ping each other, a DF ping at the overlay MTU passes, a marker never shows on the
     /// encrypted underlay, and bulk TCP moves. Prints IPv6 against IPv4 sleeve throughput of
     /// the same build in the same run.
@@ -15,7 +16,12 @@ final class IPv6UnderlayTests: XCTestCase {
         try requireRoot()
         let net = try TestNet(hosts: 3, stack: .ipv6)
         defer { net.cleanup() }
-        try net.launchStar(3)
+        let seed = "seed-\(net.prefix)"
+        try net.addHostsEntry(2, name: seed, address: "fd00::1")
+        try net.launch(1)
+        try net.launch(2, peerAddresses: [seed])
+        try net.launch(3)
+        XCTAssertTrue(net.waitUntil(timeout: 10) { try net.cli(3, ["connect", "[fd00::1]:6783"]).status == 0 })
         for index in 1...3 { XCTAssertTrue(net.sleeveReady(index, peers: 2), "\(String(describing: try? net.connections(index)))") }
         XCTAssertEqual(try net.status(1).overlayMTU, 1400, "1500 − 100 (IPv6 sleeve overhead)")
         for c in try net.connections(2) where c.state == .established {
@@ -24,6 +30,10 @@ final class IPv6UnderlayTests: XCTestCase {
             XCTAssertEqual(c.mtu, 1400, "\(c)")
             XCTAssertTrue(c.encrypted)
         }
+        // 2 knew 1 only by the name, and 1 and 3 learn of 2 only from 2: its link to 1 came from the AAAA name.
+        XCTAssertNotNil(try net.connection(2, to: 1), "2 reached 1 by a name that resolves to fd00::1")
+        let forget = try net.cli(3, ["forget", "[fd00::1]:6783"])
+        XCTAssertEqual(forget.status, 0, forget.output)
         let ss = try Shell.run(["ip", "netns", "exec", net.host(1).namespace, "ss", "-lnu"]).output
         XCTAssertTrue(ss.contains("[::]:6783") || ss.contains("*:6783"), "sleeve listens on both families: \(ss)")
 
@@ -109,5 +119,31 @@ final class IPv6UnderlayTests: XCTestCase {
         let marker = try SleeveTests.sendMarker(net, from: w1, to: w2, address: "10.47.0.2")
         XCTAssertTrue(marker.delivered)
         XCTAssertTrue(marker.seenOnUnderlay, "a trusted IPv6 link carries frames in clear")
+    }
+
+    /// IPv6's minimum MTU on one host (1280): its overlay MTU is 1180; the other host's probes
+    /// (DF, 48 bytes of IPv6 + UDP headers counted) find the 1280 path, a DF ping above it is
+    /// answered with the 1180 it carries, and bulk TCP completes.
+    func testIPv6PathMTUProbesFindA1280Hop() throws {
+        try requireRoot()
+        let net = try TestNet(hosts: 1, stack: .ipv6)
+        defer { net.cleanup() }
+        try net.addHost(mtu: 1280, stack: .ipv6)
+        try net.launch(1)
+        try net.launch(2, peers: [1])
+        XCTAssertTrue(net.sleeveReady(1, peers: 1))
+        XCTAssertEqual(try net.status(2).overlayMTU, 1180)
+        let w1 = try net.attachWorkload(1, "10.47.0.1/24")
+        let w2 = try net.attachWorkload(2, "10.47.0.2/24")
+        XCTAssertTrue(net.waitUntil(timeout: 10) { try net.ping(from: w1, "10.47.0.2", count: 1).status == 0 })
+        XCTAssertTrue(net.waitUntil(timeout: 15) { try net.connections(1).first { $0.state == .established }?.mtu == 1180 },
+                      "\(String(describing: try? net.connections(1)))")
+        let big = try net.ping(from: w1, "10.47.0.2", count: 2, extra: ["-M", "do", "-s", "\(1400 - 28)"])
+        XCTAssertTrue(big.output.contains("mtu = 1180") || big.output.contains("mtu=1180"), big.output)
+        let server = try net.startBackground(namespace: w2, ["iperf3", "-s", "-1", "-B", "10.47.0.2"], output: "\(net.directory)/iperf-server.log")
+        usleep(500_000)
+        let client = try Shell.run(["ip", "netns", "exec", w1, "iperf3", "-c", "10.47.0.2", "-n", "20M"], check: false)
+        net.stopBackground(server)
+        XCTAssertEqual(client.status, 0, "bulk TCP did not complete: \(client.output)")
     }
 }

@@ -1,6 +1,7 @@
 // The sleeve data plane end to end: workloads in namespaces on different hosts, real routers,
 // traffic and captures on the underlay.
 import Foundation
+import WeftMesh
 import XCTest
 @testable import WeftRouter
 
@@ -36,23 +37,40 @@ extension TestNet {
 
 struct SleeveCountersView { var dropReplay, dropBadTag, rxFrames: UInt64 }
 
-/// UDP datagrams in a pcap file (Ethernet link type), as (source, destination, payload).
+/// UDP datagrams over IPv4 or IPv6 (no extension headers) in a pcap file (Ethernet link type),
+/// as (source, destination, payload); IPv6 endpoints as `[addr]:port`.
 func udpDatagrams(inPcap path: String) throws -> [(src: String, dst: String, payload: [UInt8])] {
     let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
     var out: [(String, String, [UInt8])] = []
     var offset = 24
     func le32(_ o: Int) -> Int { Int(bytes[o]) | Int(bytes[o + 1]) << 8 | Int(bytes[o + 2]) << 16 | Int(bytes[o + 3]) << 24 }
+    func port(_ o: Int) -> Int { Int(bytes[o]) << 8 | Int(bytes[o + 1]) }
+    func v6(_ o: Int) -> String {
+        let groups = stride(from: o, to: o + 16, by: 2).map { String(Int(bytes[$0]) << 8 | Int(bytes[$0 + 1]), radix: 16) }
+        return IPAddress(groups.joined(separator: ":"))?.description ?? groups.joined(separator: ":")
+    }
     while offset + 16 <= bytes.count {
         let length = le32(offset + 8)
         let frame = offset + 16
         offset = frame + length
-        guard offset <= bytes.count, length >= 42, bytes[frame + 12] == 0x08, bytes[frame + 13] == 0x00 else { continue }
+        guard offset <= bytes.count, length >= 42 else { continue }
         let ip = frame + 14
-        let ihl = Int(bytes[ip] & 0x0F) * 4
-        guard bytes[ip + 9] == 17 else { continue }
-        let udp = ip + ihl
-        let src = "\(bytes[ip + 12]).\(bytes[ip + 13]).\(bytes[ip + 14]).\(bytes[ip + 15]):\(Int(bytes[udp]) << 8 | Int(bytes[udp + 1]))"
-        let dst = "\(bytes[ip + 16]).\(bytes[ip + 17]).\(bytes[ip + 18]).\(bytes[ip + 19]):\(Int(bytes[udp + 2]) << 8 | Int(bytes[udp + 3]))"
+        let src: String, dst: String, udp: Int
+        switch (bytes[frame + 12], bytes[frame + 13]) {
+        case (0x08, 0x00):
+            let ihl = Int(bytes[ip] & 0x0F) * 4
+            guard bytes[ip + 9] == 17 else { continue }
+            udp = ip + ihl
+            src = "\(bytes[ip + 12]).\(bytes[ip + 13]).\(bytes[ip + 14]).\(bytes[ip + 15]):\(port(udp))"
+            dst = "\(bytes[ip + 16]).\(bytes[ip + 17]).\(bytes[ip + 18]).\(bytes[ip + 19]):\(port(udp + 2))"
+        case (0x86, 0xDD):
+            guard length >= 14 + 40 + 8, bytes[ip + 6] == 17 else { continue }
+            udp = ip + 40
+            src = "[\(v6(ip + 8))]:\(port(udp))"
+            dst = "[\(v6(ip + 24))]:\(port(udp + 2))"
+        default:
+            continue
+        }
         let udpLength = Int(bytes[udp + 4]) << 8 | Int(bytes[udp + 5])
         guard udpLength >= 8, udp + udpLength <= offset else { continue }
         out.append((src, dst, Array(bytes[(udp + 8)..<(udp + udpLength)])))

@@ -221,6 +221,14 @@ final class TestNet {
 
     func host(_ index: Int) -> Host { hosts[index - 1] }
 
+    /// A name that resolves to `address` inside host `index` only: `ip netns exec` mounts
+    /// /etc/netns/<namespace>/hosts over /etc/hosts (removed by cleanup()).
+    func addHostsEntry(_ index: Int, name: String, address: String) throws {
+        let dir = "/etc/netns/\(host(index).namespace)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try "127.0.0.1 localhost\n::1 localhost\n\(address) \(name)\n".write(toFile: "\(dir)/hosts", atomically: true, encoding: .utf8)
+    }
+
     func nickname(_ index: Int) -> String { "\(prefix)-nick-\(index)" }
 
     /// Starts `weft launch` in host `index`; its log goes to `<dir>/h<index>.log`. `environment`
@@ -388,6 +396,7 @@ final class TestNet {
         for process in background { stopBackground(process) }
         for ns in workloads { _ = try? Shell.run(["ip", "netns", "del", ns], check: false) }
         for host in hosts { _ = try? Shell.run(["ip", "netns", "del", host.namespace], check: false) }
+        for host in hosts { try? FileManager.default.removeItem(atPath: "/etc/netns/\(host.namespace)") }
         for ns in gateways { _ = try? Shell.run(["ip", "netns", "del", ns], check: false) }
         _ = try? Shell.run(["ip", "netns", "del", switchNamespace], check: false)
         if ProcessInfo.processInfo.environment["WEFT_KEEP_TEST_LOGS"] == nil {

@@ -169,4 +169,32 @@ final class FastdpForwardingTests: XCTestCase {
         state.heard(stamp: 7, echo: 40, now: 300)
         XCTAssertEqual(state.staleness(now: 310), 215)
     }
+
+    /// A neighbour on an IPv6 underlay: its tunnel names the IPv6 destination with the outer UDP
+    /// checksum on, and a broadcast it tunnels to us is recognised as its own by the IPv6 source.
+    func testIPv6NeighbourTunnelsOverIPv6AndIsKnownByItsSource() {
+        let b = session(11, ip: "fd00::2", fastdp: true)
+        let c = session(12, ip: "198.18.0.3", fastdp: true)
+        let t = ForwardingTable(ownShortId: own, sessions: [11: b, 12: c], nextHop: [11: 11, 12: 12],
+                                broadcast: [10: [11, 12], 11: [11, 12]])
+        let macs = MACTable()
+        macs.learn(mac(remoteB), peer: 11)
+        let out = FastdpForwarding.plan(key: FlowKey(inPort: ports.bridge, ethernet: EthernetKey(source: local, destination: remoteB)),
+                                        table: t, macs: macs, ports: ports)
+        let v6 = IPAddress("fd00::2")!.bytes
+        XCTAssertEqual(out.actions, [.setTunnel(TunnelKey(id: FastdpWire.vni(source: own, destination: 11), ipv6Destination: v6,
+                                                          ttl: 64, dontFragment: true, checksum: true, destinationPort: 6784)),
+                                     .output(port: ports.vxlan)])
+        let key = FlowKey(inPort: ports.vxlan, ethernet: EthernetKey(source: remoteB, destination: broadcast),
+                          tunnel: TunnelKey(id: FastdpWire.vni(source: 11, destination: Sleeve.broadcastShortId),
+                                            ipv6Source: v6, ipv6Destination: IPAddress("fd00::1")!.bytes))
+        let plan = FastdpForwarding.plan(key: key, table: t, macs: MACTable(), ports: ports)
+        // Delivered here and passed on to C only: B's own copy never goes back to B.
+        XCTAssertEqual(plan.actions.first, .output(port: ports.bridge))
+        XCTAssertFalse(plan.actions.contains { if case .setTunnel(let k) = $0 { return k.ipv6Destination == v6 } else { return false } })
+        XCTAssertEqual(t.neighbour(tunnelSource: key.tunnel!.source16), 11)
+        XCTAssertEqual(FastdpForwarding.flowKey(key).tunnel?.ipv6Source, v6, "flows from an IPv6 tunnel match its addresses")
+        XCTAssertEqual(key.exactMask.tunnel?.ipv6Source, [UInt8](repeating: 0xff, count: 16))
+        XCTAssertEqual(key.exactMask.tunnel?.ipv4Destination, TunnelKey.noIPv4)
+    }
 }

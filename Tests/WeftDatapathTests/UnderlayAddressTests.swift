@@ -45,4 +45,17 @@ final class UnderlayAddressTests: XCTestCase {
         XCTAssertEqual(v4.pathMTU, 1420)
         XCTAssertEqual(v6.pathMTU, 1400)
     }
+
+    /// A peer that roams from IPv4 to IPv6 (learned from an authenticated packet): its limit
+    /// follows the new family's header at once.
+    func testLearningAnAddressOfTheOtherFamily() throws {
+        let session = SleeveSession(peerShortId: 1, keys: SessionKeys(txEpoch: 0, tx: nil, rx: []),
+                                    address: UnderlayAddress(ip: IPAddress("198.18.0.2")!, port: 6783, socketFamily: AF_INET6)!, underlayMTU: 1500)
+        session.learn(UnderlayAddress(ip: IPAddress("fd00::2")!, port: 40000, socketFamily: AF_INET6)!)
+        XCTAssertEqual(session.remoteAddressText, "[fd00::2]:40000")
+        XCTAssertEqual(session.linkPayload, 1452)
+        XCTAssertEqual(session.pathMTU, 1400)
+        session.learn(UnderlayAddress(ip: IPAddress("fd00::2")!, port: 40001, socketFamily: AF_INET6)!)
+        XCTAssertEqual(session.remoteAddressText, "[fd00::2]:40001", "a new port on the same family")
+    }
 }

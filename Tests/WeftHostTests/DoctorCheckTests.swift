@@ -94,6 +94,27 @@ final class DoctorCheckTests: XCTestCase {
         XCTAssertEqual(check("mtu", facts).status, .ok)
     }
 
+    /// IPv6 links cost 20 bytes more: an overlay sized for IPv4 does not fit them; a dual-stack
+    /// host whose links are all IPv4 is judged by IPv4; without links, by the host's addresses.
+    func testMTUCountsTheIPv6HeaderOfIPv6Links() {
+        var facts = healthy()
+        facts.interfaces[1].addresses.append("fd00::1/64")
+        facts.connections = [connection(mtu: 1400)]
+        facts.connections[0].underlay = "ipv6"
+        let bad = check("mtu", facts)
+        XCTAssertEqual(bad.status, .fail)
+        XCTAssertTrue(bad.detail.contains("IPv6 underlay: 40-byte outer header"), bad.detail)
+        XCTAssertTrue(bad.detail.contains("sleeve needs overlay 1420 + 100 = 1520 > 1500: fail"), bad.detail)
+        XCTAssertTrue(bad.fix!.contains("--mtu 1400"), bad.fix!)
+        facts.connections[0].underlay = "ipv4"
+        facts.connections[0].mtu = 1420
+        XCTAssertEqual(check("mtu", facts).status, .ok, "a dual-stack host whose links are IPv4")
+        facts.router = nil
+        facts.connections = []
+        facts.interfaces.removeAll { $0.name.hasPrefix("weft") }
+        XCTAssertTrue(check("mtu", facts).detail.contains("1500 - 100 = 1400"), check("mtu", facts).detail)
+    }
+
     func testMTUWithoutRouterOrBridgeSaysWhatARouterWouldChoose() {
         var facts = healthy(underlayMTU: 9000)
         facts.router = nil
