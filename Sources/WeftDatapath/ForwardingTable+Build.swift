@@ -24,10 +24,12 @@ extension ForwardingTable {
             if let d = shortIds[destination] { routeMTU[d] = mtu }
         }
         var broadcast: [UInt16: [UInt16]] = [:]
-        let reachable = routes.reachable  // a Set built per access
-        for source in topology.peers.keys where reachable.contains(source) {
+        // One search per neighbour answers every source (Routes.broadcastNextHops(from:)).
+        let sources = topology.peers.keys.filter(routes.isReachable)
+        let children = routes.broadcastNextHops(from: sources)
+        for source in sources {
             guard let s = shortIds[source] else { continue }
-            broadcast[s] = routes.broadcastNextHops(from: source).compactMap { shortIds[$0] }
+            broadcast[s] = (children[source] ?? []).compactMap { shortIds[$0] }
         }
         return ForwardingTable(ownShortId: topology.own.shortId, sessions: byShortId, nextHop: nextHop,
                                broadcast: broadcast, pathMTU: routeMTU)

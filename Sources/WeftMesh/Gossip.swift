@@ -7,6 +7,9 @@ import WeftWire
 //
 // What keeps the cost proportional to the change:
 // - a change travels once, along the broadcast tree of the peer it is about, never on a timer;
+// - changes that arrive close together are forwarded together (the first at once, the rest
+//   after `forwardInterval`, newest version only), so one set of tree searches and one message
+//   per neighbour serve a burst;
 // - own-entry changes are coalesced (a burst of link changes is one update);
 // - a new link exchanges digests (versions only) and each side sends just what the other lacks;
 // - anti-entropy is a 12-byte summary to one neighbour at a time; entries follow only on a
@@ -18,6 +21,9 @@ import WeftWire
 public struct GossipTimings: Sendable {
     /// Own-entry changes leave at most this often.
     public var ownUpdateInterval: Double = 0.5
+    /// Forwarded changes leave at most this often: a change that finds the last forward older
+    /// than this goes at once, later ones wait and go together (docs/protocol.md §4.2).
+    public var forwardInterval: Double = 0.1
     /// A summary digest goes to one neighbour (in turn) this often.
     public var antiEntropyInterval: Double = 2
     /// An unreachable peer is kept this long before it is removed: gossip that makes it
@@ -54,11 +60,15 @@ public struct GossipEffects: Sendable {
 public struct Gossip: Sendable {
     public private(set) var topology: Topology
     /// Routes are recomputed only when asked for after a change: O(V + E) each time, and a
-    /// burst of gossip changes the topology many times between two uses.
-    private var cachedRoutes: Routes
-    private var routesStale = false
-    /// The summary of `heldVersions()`, until the topology changes.
+    /// burst of gossip changes the topology many times between two uses. Dropped before the
+    /// topology changes (`editTopology`): routes share the topology's graph, and a change while
+    /// they are held would copy the whole graph.
+    private var cachedRoutes: Routes?
+    /// `heldVersions()` and its summary, until the topology changes.
+    private var cachedHeld: [PeerVersion]?
     private var cachedSummary: GossipDigest?
+    /// The topology changed since unreachable peers were last looked for.
+    private var reachabilityStale = false
     public let timings: GossipTimings
     /// Peers with an established link, ascending.
     public private(set) var neighbours: [PeerName] = []
@@ -67,6 +77,10 @@ public struct Gossip: Sendable {
     private var unreachableSince: [PeerName: Double] = [:]
     private var ownPending = false
     private var lastOwnSent = -Double.infinity
+    /// Changes waiting to be forwarded: each peer's newest changed entry and the neighbour it
+    /// came from (it is not sent back there).
+    private var forwardQueue: [PeerName: PeerName] = [:]
+    private var lastForward = -Double.infinity
     private var nextAntiEntropy: Double = 0
     private var rotation = 0
 
@@ -76,7 +90,6 @@ public struct Gossip: Sendable {
 
     public init(own: PeerEntry, timings: GossipTimings = GossipTimings()) {
         topology = Topology(own: own)
-        cachedRoutes = topology.routes()
         self.timings = timings
         // Spread the summaries of routers started together over the interval.
         nextAntiEntropy = timings.antiEntropyInterval * Double(own.name.value % 1024) / 1024
@@ -84,12 +97,14 @@ public struct Gossip: Sendable {
 
     /// The routes over the current topology.
     public mutating func routes() -> Routes {
-        if routesStale {
-            cachedRoutes = topology.routes()
-            routesStale = false
-        }
-        return cachedRoutes
+        if let cachedRoutes { return cachedRoutes }
+        let routes = topology.routes()
+        cachedRoutes = routes
+        return routes
     }
+
+    /// When changes are waiting to be forwarded: call `forwardWaiting(now:)` (or `tick`) then.
+    public var forwardDue: Double? { forwardQueue.isEmpty ? nil : lastForward + timings.forwardInterval }
 
     /// The removed peers still remembered, for status and tests.
     public var departed: [PeerName: PeerVersion] { departures.mapValues(\.version) }
@@ -99,7 +114,7 @@ public struct Gossip: Sendable {
     /// This router's connections or nickname changed (already cut to wire limits by Topology).
     public mutating func setOwn(nickname: String, connections: [ConnectionEntry], now: Double) -> GossipEffects {
         var effects = GossipEffects()
-        if topology.setOwn(nickname: nickname, connections: connections) {
+        if editTopology({ $0.setOwn(nickname: nickname, connections: connections) }) {
             ownPending = true
             topologyChanged(&effects)
         }
@@ -107,17 +122,22 @@ public struct Gossip: Sendable {
         return effects
     }
 
-    /// A link to `peer` completed its handshake: the two ends exchange digests and each sends
-    /// what the other lacks.
+    /// A link to `peer` completed its handshake. When the peer was not reachable before (a new
+    /// router, or a link that joins two parts of the mesh), this end sends a full digest and the
+    /// peer answers with what it lacks. A peer already reachable through others is in the same
+    /// part: broadcasts reach both ends anyway, and anti-entropy covers what was in flight.
     public mutating func linkUp(_ peer: PeerName, now: Double) -> GossipEffects {
         var effects = GossipEffects()
+        let known = routes().isReachable(peer)
         if !neighbours.contains(peer) {
             neighbours.append(peer)
             neighbours.sort()
         }
         // A peer we talk to directly is alive, whatever we removed before.
         departures[peer] = nil
-        effects.sends.append(GossipSend(to: peer, type: .gossipDigest, payload: GossipDigest.full(heldVersions(), wantsReply: false).encode()))
+        if !known {
+            effects.sends.append(GossipSend(to: peer, type: .gossipDigest, payload: GossipDigest.full(heldVersions(), wantsReply: false).encode()))
+        }
         return effects
     }
 
@@ -144,18 +164,25 @@ public struct Gossip: Sendable {
     public mutating func tick(now: Double) -> GossipEffects {
         var effects = GossipEffects()
         flushOwn(now: now, &effects)
-        departures = departures.filter { $0.value.until > now }
+        flushForwards(now: now, &effects)
+        if departures.contains(where: { $0.value.until <= now }) { departures = departures.filter { $0.value.until > now } }
 
-        let unreachable = Set(topology.peers.keys).subtracting(routes().reachable)
-        unreachableSince = unreachableSince.filter { unreachable.contains($0.key) }
-        for name in unreachable where unreachableSince[name] == nil { unreachableSince[name] = now }
-        let gone = unreachableSince.filter { now - $0.value >= timings.unreachableGrace }.keys.sorted()
+        // Reachability changes only with the topology: an idle tick reads nothing per peer.
+        if reachabilityStale {
+            reachabilityStale = false
+            let routes = routes()
+            unreachableSince = unreachableSince.filter { !routes.isReachable($0.key) && topology.peers[$0.key] != nil }
+            for name in topology.peers.keys where !routes.isReachable(name) && unreachableSince[name] == nil {
+                unreachableSince[name] = now
+            }
+        }
+        let gone = unreachableSince.isEmpty ? [] : unreachableSince.filter { now - $0.value >= timings.unreachableGrace }.keys.sorted()
         if !gone.isEmpty {
             for name in gone {
                 if let entry = topology.peers[name] {
                     departures[name] = (PeerVersion(entry), now + timings.departureMemory)
                 }
-                topology.forget(name)
+                editTopology { $0.forget(name) }
                 unreachableSince[name] = nil
             }
             effects.removed = gone
@@ -173,16 +200,27 @@ public struct Gossip: Sendable {
         return effects
     }
 
+    /// Sends the changes waiting since the last forward (`forwardDue`).
+    public mutating func forwardWaiting(now: Double) -> GossipEffects {
+        var effects = GossipEffects()
+        flushForwards(now: now, &effects)
+        return effects
+    }
+
     // MARK: rules
 
     /// The versions this router vouches for: itself and every peer it can reach. Unreachable
     /// entries waiting out their grace are neither announced nor sent, so they cannot spread.
     mutating func heldVersions() -> [PeerVersion] {
-        let reachable = routes().reachable
-        return topology.peers.values.filter { reachable.contains($0.name) }.map(PeerVersion.init).sorted { $0.name < $1.name }
+        if let cachedHeld { return cachedHeld }
+        let routes = routes()
+        let held = topology.peers.values.filter { routes.isReachable($0.name) }.map(PeerVersion.init).sorted { $0.name < $1.name }
+        cachedHeld = held
+        return held
     }
 
-    private mutating func summary() -> GossipDigest {
+    /// The summary digest of `heldVersions()` (cached until the topology changes).
+    mutating func summary() -> GossipDigest {
         if let cachedSummary { return cachedSummary }
         let summary = GossipDigest.summary(of: heldVersions())
         cachedSummary = summary
@@ -196,17 +234,19 @@ public struct Gossip: Sendable {
             guard let d = departures[e.name] else { return false }
             return !PeerVersion(e).isNewer(than: d.version)
         }.map(\.name))
-        var changed = topology.merge(TopologyUpdate(peers: entries))
+        // Most entries of a busy mesh are ones already held: nothing to merge, nothing to drop.
+        guard entries.contains(where: topology.isNews) else { return }
+        var changed = editTopology { $0.merge(TopologyUpdate(peers: entries)) }
         guard !changed.isEmpty else { return }
         invalidate()
         if !suspects.isEmpty {
-            let reachable = routes().reachable
+            let routes = routes()
             var dropped = false
             for name in suspects where topology.peers[name] != nil {
-                if reachable.contains(name) {
+                if routes.isReachable(name) {
                     departures[name] = nil
                 } else {
-                    topology.forget(name)
+                    editTopology { $0.forget(name) }
                     dropped = true
                 }
             }
@@ -222,14 +262,25 @@ public struct Gossip: Sendable {
             ownPending = true
             flushOwn(now: now, &effects)
         }
-        // Each change goes on along the broadcast tree of the peer it describes, so every router
-        // gets it once when views agree; where they do not yet, anti-entropy fills the gap.
         guard neighbours.contains(where: { $0 != from }) else { return }  // a leaf forwards nothing
+        for entry in changed where entry.name != topology.ownName { forwardQueue[entry.name] = from }
+        flushForwards(now: now, &effects)
+    }
+
+    /// Sends the waiting changes, each along the broadcast tree of the peer it describes, so
+    /// every router gets it once when views agree; where they do not yet, anti-entropy fills the
+    /// gap. Trees are judged on the topology at the time of sending, for all the batch at once.
+    private mutating func flushForwards(now: Double, _ effects: inout GossipEffects) {
+        guard !forwardQueue.isEmpty, now >= lastForward + timings.forwardInterval else { return }
+        lastForward = now
+        let batch = forwardQueue
+        forwardQueue = [:]
+        let sources = batch.keys.filter { topology.peers[$0] != nil }.sorted()
         var forward: [PeerName: [PeerEntry]] = [:]
-        for entry in changed where entry.name != topology.ownName {
-            for next in topology.broadcastNextHops(from: entry.name) where next != from {
-                forward[next, default: []].append(entry)
-            }
+        let children = topology.broadcastNextHops(from: sources)
+        for source in sources {
+            guard let next = children[source], let entry = topology.peers[source] else { continue }
+            for n in next where n != batch[source] { forward[n, default: []].append(entry) }
         }
         for next in forward.keys.sorted() { send(forward[next]!, to: next, &effects) }
     }
@@ -275,8 +326,16 @@ public struct Gossip: Sendable {
         }
     }
 
+    /// Every change of the topology goes through here (see `cachedRoutes`).
+    private mutating func editTopology<T>(_ edit: (inout Topology) -> T) -> T {
+        cachedRoutes = nil
+        return edit(&topology)
+    }
+
     private mutating func invalidate() {
-        routesStale = true
+        cachedRoutes = nil
+        reachabilityStale = true
+        cachedHeld = nil
         cachedSummary = nil
     }
 

@@ -10,12 +10,19 @@ import WeftWire
 struct MeshGraph: Sendable, Equatable {
     private(set) var slots: [PeerName: Int32] = [:]
     private(set) var names: [PeerName] = []
-    /// What each slot's entry lists as established (slots).
-    private var listed: [Set<Int32>] = []
+    /// What each slot's entry lists as established (slots, ascending by slot number, no repeats):
+    /// sorted arrays, so an update is a merge of two short lists, not set algebra.
+    private var listed: [[Int32]] = []
     /// Mutual neighbours of each slot, ascending by name.
     private(set) var adjacency: [[Int32]] = []
+    /// The list being built by `update`, kept so that updates allocate nothing once warm.
+    private var scratch: [Int32] = []
 
     init() {}
+
+    static func == (a: MeshGraph, b: MeshGraph) -> Bool {
+        a.slots == b.slots && a.names == b.names && a.listed == b.listed && a.adjacency == b.adjacency
+    }
 
     /// The graph of `peers` at once.
     init(peers: [PeerName: PeerEntry]) {
@@ -25,12 +32,52 @@ struct MeshGraph: Sendable, Equatable {
     /// Sets what `name` lists; nil when its entry is gone.
     mutating func update(_ name: PeerName, _ entry: PeerEntry?) {
         let s = slot(for: name)
-        var now = Set<Int32>()
-        for c in entry?.connections ?? [] where c.established && c.remote != name { now.insert(slot(for: c.remote)) }
+        var now = scratch
+        now.removeAll(keepingCapacity: true)
+        scratch = []
+        if let entry {
+            for c in entry.connections where c.established && c.remote != name { now.append(slot(for: c.remote)) }
+            now.sort()
+            if now.count > 1 {
+                var kept = 1
+                for i in 1..<now.count where now[i] != now[kept - 1] {
+                    now[kept] = now[i]
+                    kept += 1
+                }
+                now.removeLast(now.count - kept)
+            }
+        }
+        guard now != listed[Int(s)] else {
+            scratch = now
+            return
+        }
         let before = listed[Int(s)]
-        guard now != before else { return }
         listed[Int(s)] = now
-        for r in before.union(now) { setEdge(s, r, now.contains(r) && listed[Int(r)].contains(s)) }
+        // Walk both sorted lists: a remote that appears or disappears turns the edge on or off
+        // when the remote lists us.
+        var i = 0, j = 0
+        while i < before.count || j < now.count {
+            if j == now.count || (i < before.count && before[i] < now[j]) {
+                setEdge(s, before[i], false)
+                i += 1
+            } else if i == before.count || now[j] < before[i] {
+                if Self.contains(listed[Int(now[j])], s) { setEdge(s, now[j], true) }
+                j += 1
+            } else {
+                i += 1
+                j += 1
+            }
+        }
+        scratch = before
+    }
+
+    private static func contains(_ sorted: [Int32], _ s: Int32) -> Bool {
+        var lo = 0, hi = sorted.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if sorted[mid] < s { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < sorted.count && sorted[lo] == s
     }
 
     private mutating func slot(for name: PeerName) -> Int32 {
@@ -69,46 +116,30 @@ struct MeshGraph: Sendable, Equatable {
     }
 
     /// Breadth-first search from `root`, neighbours in ascending name order: each reached slot's
-    /// parent (-1 for the root and the unreached) and the order slots were reached in. When
-    /// `stopWhenReached` is given, the search ends once all of those slots have a parent.
-    /// O(V + E).
-    func bfs(from root: Int32, stopWhenReached targets: [Int32]? = nil) -> (parent: [Int32], order: [Int32]) {
+    /// parent (-1 for the root and the unreached) and the order slots were reached in. O(V + E).
+    func bfs(from root: Int32) -> (parent: [Int32], order: [Int32]) {
         let n = names.count
-        // A slot is visited once its parent is set (the root is marked by itself).
         var parent = [Int32](repeating: -1, count: n)
         var order = [Int32](repeating: 0, count: n)
-        var wanted = [Bool](repeating: false, count: targets == nil ? 0 : n)
-        var remaining = -1
-        if let targets {
-            remaining = 0
-            for t in targets where t != root && !wanted[Int(t)] {
-                wanted[Int(t)] = true
-                remaining += 1
-            }
-        }
         var count = 1
-        // Raw buffers: this loop runs for every gossip message a router forwards.
         parent.withUnsafeMutableBufferPointer { parent in
             order.withUnsafeMutableBufferPointer { order in
-                wanted.withUnsafeBufferPointer { wanted in
-                    adjacency.withUnsafeBufferPointer { adjacency in
-                        parent[Int(root)] = root
-                        order[0] = root
-                        var head = 0
-                        while head < count, remaining != 0 {
-                            let node = order[head]
-                            head += 1
-                            adjacency[Int(node)].withUnsafeBufferPointer { neighbours in
-                                for next in neighbours where parent[Int(next)] < 0 {
-                                    parent[Int(next)] = node
-                                    order[count] = next
-                                    count += 1
-                                    if remaining > 0, wanted[Int(next)] { remaining -= 1 }
-                                }
+                adjacency.withUnsafeBufferPointer { adjacency in
+                    parent[Int(root)] = root  // visited; cleared below
+                    order[0] = root
+                    var head = 0
+                    while head < count {
+                        let node = order[head]
+                        head += 1
+                        adjacency[Int(node)].withUnsafeBufferPointer { neighbours in
+                            for next in neighbours where parent[Int(next)] < 0 {
+                                parent[Int(next)] = node
+                                order[count] = next
+                                count += 1
                             }
                         }
-                        parent[Int(root)] = -1
                     }
+                    parent[Int(root)] = -1
                 }
             }
         }
@@ -116,7 +147,7 @@ struct MeshGraph: Sendable, Equatable {
         return (parent, order)
     }
 
-    /// Breadth-first search by name (for tests): parents and order as names.
+    /// Breadth-first search by name (for tests and PathMTU): parents and order as names.
     func bfs(from root: PeerName) -> (parent: [PeerName: PeerName], order: [PeerName]) {
         guard let s = slots[root] else { return ([:], []) }
         let (parent, order) = bfs(from: s)
@@ -125,56 +156,180 @@ struct MeshGraph: Sendable, Equatable {
         return (byName, order.map { names[Int($0)] })
     }
 
-    /// `local`'s children in the breadth-first tree rooted at `source`, ascending: the
-    /// neighbours a broadcast from `source` goes on to. The search stops once every neighbour
-    /// of `local` is placed, so in a full mesh it reads one adjacency list.
-    func broadcastChildren(of local: PeerName, from source: PeerName) -> [PeerName] {
-        guard let l = slots[local], let s = slots[source] else { return [] }
-        let mine = adjacency[Int(l)]
-        if l == s { return mine.map { names[Int($0)] } }
-        let (parent, _) = bfs(from: s, stopWhenReached: mine + [l])
-        guard parent[Int(l)] >= 0 else { return [] }
-        return mine.filter { parent[Int($0)] == l }.map { names[Int($0)] }
+    /// The first hop of `root`'s route to every slot (-1 when unreached; `root` for itself):
+    /// the first hop of the breadth-first path, which is the smallest-named neighbour of `root`
+    /// on any shortest path (the search visits neighbours in name order). With `placing`, the
+    /// search ends once all of those slots are reached. O(V + E).
+    func firstHops(from root: Int32, placing targets: [Int32]? = nil) -> [Int32] {
+        let n = names.count
+        var hop = [Int32](repeating: -1, count: n)
+        var queue = [Int32](repeating: 0, count: n)
+        var wanted = [Bool](repeating: false, count: targets == nil ? 0 : n)
+        var remaining = -1  // never reaches 0 without targets
+        if let targets {
+            remaining = 0
+            for t in targets where t != root && !wanted[Int(t)] {
+                wanted[Int(t)] = true
+                remaining += 1
+            }
+        }
+        hop.withUnsafeMutableBufferPointer { hop in
+            queue.withUnsafeMutableBufferPointer { queue in
+                wanted.withUnsafeBufferPointer { wanted in
+                    adjacency.withUnsafeBufferPointer { adjacency in
+                        hop[Int(root)] = root
+                        queue[0] = root
+                        var head = 0, count = 1
+                        while head < count, remaining != 0 {
+                            let node = queue[head]
+                            head += 1
+                            adjacency[Int(node)].withUnsafeBufferPointer { neighbours in
+                                for next in neighbours where hop[Int(next)] < 0 {
+                                    hop[Int(next)] = node == root ? next : hop[Int(node)]
+                                    queue[count] = next
+                                    count += 1
+                                    if remaining > 0, wanted[Int(next)] { remaining -= 1 }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return hop
+    }
+
+    /// Hop counts from `root` (-1 when not reached), searching only as far as `local`'s
+    /// distance plus one: enough to judge `local`'s children in `root`'s broadcast tree.
+    private func distances(from root: Int32, through local: Int32) -> [Int32] {
+        let n = names.count
+        var dist = [Int32](repeating: -1, count: n)
+        var queue = [Int32](repeating: 0, count: n)
+        dist.withUnsafeMutableBufferPointer { dist in
+            queue.withUnsafeMutableBufferPointer { queue in
+                adjacency.withUnsafeBufferPointer { adjacency in
+                    dist[Int(root)] = 0
+                    queue[0] = root
+                    var head = 0, count = 1
+                    while head < count {
+                        let node = queue[head]
+                        head += 1
+                        let d = dist[Int(node)]
+                        // Every slot up to local's distance + 1 is placed once local's level is expanded.
+                        if dist[Int(local)] >= 0, d > dist[Int(local)] { break }
+                        adjacency[Int(node)].withUnsafeBufferPointer { neighbours in
+                            for next in neighbours where dist[Int(next)] < 0 {
+                                dist[Int(next)] = d + 1
+                                queue[count] = next
+                                count += 1
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return dist
+    }
+
+    /// `local`'s children in the broadcast tree of each of `sources` (docs/protocol.md §4.1),
+    /// ascending by name: the neighbours whose own first hop toward the source is `local`, so a
+    /// broadcast travels the reverse of the unicast routes toward its source. One search serves
+    /// either one source (from the source, as far as local's neighbours) or every source at once
+    /// (from each neighbour); whichever needs fewer searches is used. Both give the same
+    /// answer: a neighbour c's first hop toward S is the smallest-named neighbour of c one hop
+    /// closer to S (`firstHops`).
+    func broadcastChildren(of local: Int32, sources: [Int32]) -> [[Int32]] {
+        let mine = adjacency[Int(local)]
+        guard !mine.isEmpty, !sources.isEmpty else { return sources.map { _ in [] } }
+        if sources.count <= mine.count {
+            return sources.map { source in
+                if source == local { return mine }
+                let dist = distances(from: source, through: local)
+                let l = dist[Int(local)]
+                guard l >= 0 else { return [] }
+                var children: [Int32] = []
+                for c in mine where dist[Int(c)] == l + 1 {
+                    // c's first hop toward the source: its smallest-named neighbour one hop closer.
+                    for y in adjacency[Int(c)] where dist[Int(y)] == l {
+                        if y == local { children.append(c) }
+                        break
+                    }
+                }
+                return children
+            }
+        }
+        let hops = mine.map { firstHops(from: $0, placing: sources) }
+        return sources.map { source in
+            mine.indices.filter { hops[$0][Int(source)] == local }.map { mine[$0] }
+        }
     }
 }
 
-/// Where this router sends packets: computed by `Topology.routes()`.
+/// Where this router sends packets: computed by `Topology.routes()`. Computing it is one
+/// breadth-first search; the name-keyed `unicast` map is built only when read.
 public struct Routes: Sendable, Equatable {
     /// The router these routes belong to.
     public let local: PeerName
-    /// Destination → next hop, for every peer reachable from `local` (never `local` itself).
-    public let unicast: [PeerName: PeerName]
     let graph: MeshGraph
+    /// First hop of the route to each slot of `graph` (MeshGraph.firstHops); empty when `local`
+    /// is not in the graph.
+    private let hops: [Int32]
 
     init(local: PeerName, graph: MeshGraph) {
         self.local = local
         self.graph = graph
+        hops = graph.slots[local].map { graph.firstHops(from: $0) } ?? []
+    }
+
+    /// Destination → next hop, for every peer reachable from `local` (never `local` itself).
+    /// Built on each read: O(V).
+    public var unicast: [PeerName: PeerName] {
         var unicast: [PeerName: PeerName] = [:]
-        if let root = graph.slots[local] {
-            let (parent, order) = graph.bfs(from: root)
-            unicast.reserveCapacity(order.count)
-            // `order` is breadth-first, so a peer's parent already has its next hop.
-            var hop = [Int32](repeating: -1, count: graph.names.count)
-            for node in order.dropFirst() {
-                let p = parent[Int(node)]
-                hop[Int(node)] = p == root ? node : hop[Int(p)]
-                unicast[graph.names[Int(node)]] = graph.names[Int(hop[Int(node)])]
-            }
+        guard let root = graph.slots[local] else { return unicast }
+        for (node, h) in hops.enumerated() where h >= 0 && node != Int(root) {
+            unicast[graph.names[node]] = graph.names[Int(h)]
         }
-        self.unicast = unicast
+        return unicast
     }
 
     /// The neighbour to send a packet for `destination` to; nil when unreachable or `local`.
-    public func nextHop(to destination: PeerName) -> PeerName? { unicast[destination] }
+    public func nextHop(to destination: PeerName) -> PeerName? {
+        guard destination != local, let s = graph.slots[destination], Int(s) < hops.count, hops[Int(s)] >= 0 else { return nil }
+        return graph.names[Int(hops[Int(s)])]
+    }
 
-    /// The peers this router forwards a broadcast originated by `source` to: its children in the
-    /// breadth-first tree rooted at `source`, in ascending name order. Empty when `source` is
-    /// not in the graph or this router is not in its tree. Computed on demand, O(V + E).
+    /// Whether `name` is this router or reachable from it over mutual established connections.
+    public func isReachable(_ name: PeerName) -> Bool { name == local || nextHop(to: name) != nil }
+
+    /// The peers this router forwards a broadcast originated by `source` to: its children in
+    /// `source`'s broadcast tree (§4.1), in ascending name order. Empty when `source` is not in
+    /// the graph or this router is not in its tree.
     public func broadcastNextHops(from source: PeerName) -> [PeerName] {
-        graph.broadcastChildren(of: local, from: source)
+        broadcastNextHops(from: [source])[source] ?? []
+    }
+
+    /// `broadcastNextHops(from:)` of many sources at once; a source with no children has none
+    /// in the result. At most one search per neighbour, however many sources.
+    public func broadcastNextHops(from sources: [PeerName]) -> [PeerName: [PeerName]] {
+        Self.broadcastNextHops(graph: graph, local: local, from: sources)
+    }
+
+    static func broadcastNextHops(graph: MeshGraph, local: PeerName, from sources: [PeerName]) -> [PeerName: [PeerName]] {
+        guard let l = graph.slots[local] else { return [:] }
+        let known = sources.filter { graph.slots[$0] != nil }
+        let children = graph.broadcastChildren(of: l, sources: known.map { graph.slots[$0]! })
+        var result: [PeerName: [PeerName]] = [:]
+        for (source, list) in zip(known, children) where !list.isEmpty {
+            result[source] = list.map { graph.names[Int($0)] }
+        }
+        return result
     }
 
     /// Every peer reachable from this router over mutual established connections, including
     /// this router itself.
-    public var reachable: Set<PeerName> { Set(unicast.keys).union([local]) }
+    public var reachable: Set<PeerName> {
+        var result: Set<PeerName> = [local]
+        for (node, h) in hops.enumerated() where h >= 0 { result.insert(graph.names[node]) }
+        return result
+    }
 }

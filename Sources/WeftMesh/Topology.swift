@@ -20,8 +20,17 @@ public struct Topology: Sendable {
         store(own.name, own)
     }
 
+    /// Changes whenever an entry comes or goes or lists other connections: dial candidates
+    /// (`dialCandidates`) can only change with it.
+    public private(set) var listingGeneration: UInt64 = 0
+
     private mutating func store(_ name: PeerName, _ entry: PeerEntry?) {
+        // Most new versions change the connections, but a nickname or short id alone leaves the
+        // graph and the listings as they are.
+        let relinked = (peers[name] == nil) != (entry == nil) || peers[name]?.connections != entry?.connections
         peers[name] = entry
+        guard relinked else { return }
+        listingGeneration &+= 1
         graph.update(name, entry)
         // Slots of removed peers stay (others may still list them); compact when they pile up.
         if entry == nil, graph.names.count > 2 * peers.count + 64 { graph = MeshGraph(peers: peers) }
@@ -74,6 +83,13 @@ public struct Topology: Sendable {
         return changed.sorted().compactMap { peers[$0] }
     }
 
+    /// Whether merging `entry` would change anything (the rule of `merge`).
+    public func isNews(_ entry: PeerEntry) -> Bool {
+        if entry.name == ownName { return entry.uid != own.uid && entry.version >= own.version }
+        guard let known = peers[entry.name] else { return true }
+        return (entry.version, entry.uid) > (known.version, known.uid)
+    }
+
     /// Moves our short id to the lowest id no other peer claims when a peer with a smaller name
     /// claims ours. Returns whether our entry changed.
     private mutating func resolveShortIdCollision() -> Bool {
@@ -114,9 +130,10 @@ public struct Topology: Sendable {
         TopologyUpdate(peers: peers.keys.sorted().map { peers[$0]! })
     }
 
-    /// This router's children in the broadcast tree of `source` (§4.1), over the current links.
-    public func broadcastNextHops(from source: PeerName) -> [PeerName] {
-        graph.broadcastChildren(of: ownName, from: source)
+    /// This router's children in the broadcast tree of each of `sources` (§4.1), over the
+    /// current links: `Routes.broadcastNextHops(from:)` without computing the routes.
+    public func broadcastNextHops(from sources: [PeerName]) -> [PeerName: [PeerName]] {
+        Routes.broadcastNextHops(graph: graph, local: ownName, from: sources)
     }
 
     /// Unicast routes from this router and the graph for broadcast trees (§4.1).
@@ -130,17 +147,39 @@ public struct Topology: Sendable {
     /// others; within each group by the listing peer's name, then its list order. Peers nobody
     /// lists an address for are left out.
     public func dialCandidates(connected: Set<PeerName>) -> [(name: PeerName, address: String)] {
-        var best: [PeerName: (established: Bool, address: String)] = [:]
-        for lister in peers.keys.sorted() {
-            for c in peers[lister]!.connections where c.remote != lister && !c.address.isEmpty {
-                if let current = best[c.remote], current.established || !c.established { continue }
-                best[c.remote] = (c.established, c.address)
+        // Only peers not connected need an address: in a settled mesh there are none, and the
+        // connections of every entry are not read at all.
+        var wanted: [UInt64] = []
+        for name in peers.keys where name != ownName && !connected.contains(name) { wanted.append(name.value) }
+        guard !wanted.isEmpty else { return [] }
+        wanted.sort()
+        // One pass in any order, keeping the best by (established first, lister name, list index).
+        var best: [PeerName: (established: Bool, lister: PeerName, index: Int, address: String)] = [:]
+        for (lister, entry) in peers {
+            let connections = entry.connections
+            for index in connections.indices {
+                let remote = connections[index].remote
+                guard remote != lister, Self.contains(wanted, remote.value), !connections[index].address.isEmpty else { continue }
+                let established = connections[index].established
+                if let current = best[remote] {
+                    let better = established != current.established ? established
+                        : lister != current.lister ? lister < current.lister : index < current.index
+                    guard better else { continue }
+                }
+                best[remote] = (established, lister, index, connections[index].address)
             }
         }
-        return peers.keys.sorted().compactMap { name in
-            guard name != ownName, !connected.contains(name), let choice = best[name] else { return nil }
-            return (name, choice.address)
+        return best.keys.sorted().map { ($0, best[$0]!.address) }
+    }
+
+    /// Binary search: cheaper than hashing for the few names a settled mesh wants.
+    private static func contains(_ sorted: [UInt64], _ value: UInt64) -> Bool {
+        var lo = 0, hi = sorted.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if sorted[mid] < value { lo = mid + 1 } else { hi = mid }
         }
+        return lo < sorted.count && sorted[lo] == value
     }
 
     /// The short id a router starts with (protocol.md §1): FNV-1a 64 of the 6 name bytes, low 12 bits.

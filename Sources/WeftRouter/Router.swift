@@ -83,6 +83,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     private var ticker: RepeatedTask?
     private var stopping = false
     private var lastHeartbeat = NIODeadline.now()
+    private var forwardScheduled = false
     /// The sleeve data plane; nil until started (and in tests of the control plane alone).
     var sleeve: SleeveState?
     /// Whether the kernel fast datapath can be used, and why not.
@@ -464,10 +465,23 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     /// message was most of each router's CPU there (#12, docs/benchmarks.md "Mesh scale").
     private func apply(_ effects: GossipEffects, refreshNow: Bool = false) {
         for send in effects.sends { established[send.to]?.send(type: send.type.rawValue, payload: send.payload) }
+        scheduleForward()
         guard effects.topologyChanged else { return }
         removedSinceRefresh.formUnion(effects.removed)
         refreshPending = true
         if refreshNow { refreshTopology() }
+    }
+
+    /// Gossip waiting to be forwarded (Gossip.forwardDue, at most 0.1 s away) leaves on a
+    /// one-shot timer rather than the 0.5 s tick.
+    private func scheduleForward() {
+        guard !forwardScheduled, let due = gossip.forwardDue else { return }
+        forwardScheduled = true
+        let delay = max(0, Int64((due - Self.seconds(.now())) * 1e9))
+        loop.scheduleTask(in: .nanoseconds(delay)) { [self] in
+            forwardScheduled = false
+            apply(gossip.forwardWaiting(now: Self.seconds(.now())))
+        }
     }
 
     private func refreshTopology() {

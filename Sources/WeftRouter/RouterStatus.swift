@@ -29,7 +29,7 @@ extension Router {
             PeerStatus(name: entry.name.description, nickname: entry.nickname, uid: String(entry.uid, radix: 16),
                        shortId: Int(entry.shortId), version: entry.version,
                        connections: entry.connections.filter(\.established).count,
-                       reachable: entry.name == config.name || routes.reachable.contains(entry.name),
+                       reachable: routes.isReachable(entry.name),
                        nextHop: routes.nextHop(to: entry.name)?.description, isSelf: entry.name == config.name,
                        pathMtu: pathMTU[entry.name].map { min($0, overlay ?? $0) })
         }

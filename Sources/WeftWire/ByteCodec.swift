@@ -47,6 +47,11 @@ public struct ByteReader {
         try uint(8, what)
     }
 
+    /// Six bytes (a peer name).
+    public mutating func u48(_ what: String) throws -> UInt64 {
+        try uint(6, what)
+    }
+
     private mutating func uint(_ size: Int, _ what: String) throws -> UInt64 {
         guard remaining >= size else { throw WireError.truncated(what: what) }
         var value: UInt64 = 0
@@ -70,8 +75,15 @@ public struct ByteReader {
     public mutating func str8(_ what: String, maxLength: Int = 255) throws -> String {
         let length = Int(try u8(what))
         guard length <= maxLength else { throw WireError.tooLarge(what: what, count: length, limit: maxLength) }
-        let raw = try bytes(length, what)
-        guard let text = String(validating: raw, as: UTF8.self) else { throw WireError.invalid(what: "\(what) (not UTF-8)") }
+        guard remaining >= length else { throw WireError.truncated(what: what) }
+        defer { offset += length }
+        let start = offset
+        let decoded = bytes.withUnsafeBufferPointer { all in
+            String(validating: UnsafeBufferPointer(rebasing: all[start..<(start + length)]), as: UTF8.self)
+        }
+        guard let text = decoded else {
+            throw WireError.invalid(what: "\(what) (not UTF-8)")
+        }
         return text
     }
 
@@ -98,6 +110,7 @@ public struct ByteWriter {
     public mutating func u16(_ value: UInt16) { uint(UInt64(value), 2) }
     public mutating func u32(_ value: UInt32) { uint(UInt64(value), 4) }
     public mutating func u64(_ value: UInt64) { uint(value, 8) }
+    public mutating func u48(_ value: UInt64) { uint(value, 6) }
 
     private mutating func uint(_ value: UInt64, _ size: Int) {
         for i in stride(from: size - 1, through: 0, by: -1) { bytes.append(UInt8(truncatingIfNeeded: value >> (UInt64(i) * 8))) }
@@ -107,6 +120,12 @@ public struct ByteWriter {
 
     /// Writes a length byte and the UTF-8 of `text`, cut at a character boundary to `maxLength` bytes.
     public mutating func str8(_ text: String, maxLength: Int = 255) {
+        let count = text.utf8.count
+        if count <= maxLength {
+            u8(UInt8(count))
+            bytes.append(contentsOf: text.utf8)
+            return
+        }
         var utf8 = Array(text.utf8)
         if utf8.count > maxLength {
             var cut = maxLength

@@ -49,7 +49,7 @@ public enum GossipDigest: Equatable, Sendable {
             hash &*= 0x0000_0100_0000_01b3
         }
         for v in versions.sorted(by: { $0.name < $1.name }) {
-            for byte in v.name.bytes { mix(byte) }
+            for shift in stride(from: 40, through: 0, by: -8) { mix(UInt8(truncatingIfNeeded: v.name.value >> UInt64(shift))) }
             for shift in stride(from: 56, through: 0, by: -8) { mix(UInt8(truncatingIfNeeded: v.uid >> UInt64(shift))) }
             for shift in stride(from: 56, through: 0, by: -8) { mix(UInt8(truncatingIfNeeded: v.version >> UInt64(shift))) }
         }

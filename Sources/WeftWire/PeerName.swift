@@ -58,9 +58,9 @@ public struct PeerName: Hashable, Comparable, Sendable, CustomStringConvertible,
 }
 
 extension ByteReader {
-    public mutating func peerName(_ what: String) throws -> PeerName { PeerName(bytes: try bytes(6, what)) }
+    public mutating func peerName(_ what: String) throws -> PeerName { PeerName(value: try u48(what)) }
 }
 
 extension ByteWriter {
-    public mutating func peerName(_ name: PeerName) { append(name.bytes) }
+    public mutating func peerName(_ name: PeerName) { u48(name.value) }
 }

@@ -29,6 +29,7 @@ final class GossipSimulationTests: XCTestCase {
         var line = "gossip-sim \(what): \(c.messages) messages (\(c.gossipMessages) gossip, \(c.fullDigests) full digests, "
             + "\(c.summaries) summaries), \(c.bytes) bytes, \(String(format: "%.0f", perRouter)) bytes per router"
         if let seconds { line += String(format: ", %.1f bytes/s per router", perRouter / seconds) }
+
         print(line)
     }
 

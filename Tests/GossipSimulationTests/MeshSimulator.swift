@@ -1,6 +1,6 @@
 import WeftTestSupport
 import WeftWire
-import WeftMesh
+@testable import WeftMesh
 
 /// Routers of WeftMesh/Gossip.swift in memory, on a simulated network with injected time: links
 /// deliver in order after a per-pair latency (1–20 ms), every message travels encoded (the real
@@ -17,14 +17,18 @@ struct MeshSimulator {
         var reachable: Set<Int> = []
         /// Counts starts, so that a stopped router's pending tick does not run after a restart.
         var incarnation = 0
-        /// The topology changed since the last look for peers to dial (Router looks at once).
-        var learned = false
+        /// What the last look for peers to dial saw (Router looks when the topology changed):
+        /// candidates change only with the listings or this router's own links.
+        var lookedAt: (listings: UInt64, links: Int)?
+        /// When a forward of waiting gossip is scheduled (Gossip.forwardDue).
+        var forwardAt: Double?
     }
 
     private enum Event {
         case deliver(from: Int, to: Int, epoch: Int, type: MessageType, payload: [UInt8])
         case linkUp(Int, Int)
         case tick(Int, incarnation: Int)
+        case forward(Int, incarnation: Int)
     }
 
     private struct Scheduled {
@@ -134,22 +138,24 @@ struct MeshSimulator {
     // MARK: what the routers hold
 
     /// Every live router holds exactly the current entry of every live router, and nothing of
-    /// the stopped ones.
+    /// the stopped ones. Cheap checks first (counts, then each router's cached summary against
+    /// the truth's), the exact comparison only when those agree.
     mutating func converged() -> Bool {
-        let live = routers.filter(\.alive)
+        let live = routers.indices.filter { routers[$0].alive }
         var truth: [PeerName: PeerVersion] = [:]
-        for r in live { truth[r.name] = PeerVersion(r.gossip.topology.own) }
-        for r in live {
-            let peers = r.gossip.topology.peers
-            guard peers.count == truth.count else { return false }
-            for (name, entry) in peers where truth[name] != PeerVersion(entry) { return false }
+        for i in live { truth[routers[i].name] = PeerVersion(routers[i].gossip.topology.own) }
+        guard live.allSatisfy({ routers[$0].gossip.topology.peers.count == truth.count }) else { return false }
+        let summary = GossipDigest.summary(of: Array(truth.values))
+        for i in live where routers[i].gossip.summary() != summary { return false }
+        for i in live {
+            for (name, entry) in routers[i].gossip.topology.peers where truth[name] != PeerVersion(entry) { return false }
         }
         return true
     }
 
     /// How many live routers list any of `names` in their topology.
     func holders(of names: Set<PeerName>) -> Int {
-        routers.filter { r in r.alive && r.gossip.topology.peers.keys.contains(where: names.contains) }.count
+        routers.filter { r in r.alive && names.contains { r.gossip.topology.peers[$0] != nil } }.count
     }
 
     func name(_ i: Int) -> PeerName { routers[i].name }
@@ -223,6 +229,10 @@ struct MeshSimulator {
             guard routers[i].alive, routers[i].incarnation == incarnation else { return }
             tick(i)
             schedule(.tick(i, incarnation: incarnation), at: now + Self.tickInterval)
+        case .forward(let i, let incarnation):
+            guard routers[i].alive, routers[i].incarnation == incarnation else { return }
+            routers[i].forwardAt = nil
+            apply(i, routers[i].gossip.forwardWaiting(now: now))
         case .deliver(let from, let to, let epoch, let type, let payload):
             guard epochs[key(from, to), default: 0] == epoch, routers[to].alive else { return }
             do {
@@ -236,12 +246,13 @@ struct MeshSimulator {
 
     private mutating func tick(_ i: Int) {
         apply(i, routers[i].gossip.tick(now: now))
-        guard routers[i].learned, routers[i].dialing.count < Self.maxDialing else { return }
-        routers[i].learned = false
+        let look = (routers[i].gossip.topology.listingGeneration, routers[i].links.count)
+        guard routers[i].lookedAt.map({ $0 != look }) ?? true, routers[i].dialing.count < Self.maxDialing else { return }
+        routers[i].lookedAt = look
         let connected = Set(routers[i].links.map { routers[$0].name })
         for candidate in routers[i].gossip.topology.dialCandidates(connected: connected) {
             guard routers[i].dialing.count < Self.maxDialing else {
-                routers[i].learned = true  // look again on the next tick
+                routers[i].lookedAt = nil  // look again on the next tick
                 break
             }
             if let j = index[candidate.name] { dial(i, j) }
@@ -257,7 +268,6 @@ struct MeshSimulator {
     }
 
     private mutating func apply(_ i: Int, _ effects: GossipEffects) {
-        if effects.topologyChanged { routers[i].learned = true }
         for send in effects.sends {
             guard let j = index[send.to], routers[i].links.contains(j) else { continue }
             counters.messages += 1
@@ -273,6 +283,11 @@ struct MeshSimulator {
             let at = max(now + latency(i, j), lastDelivery[k] ?? 0)
             lastDelivery[k] = at
             schedule(.deliver(from: i, to: j, epoch: epochs[key(i, j), default: 0], type: send.type, payload: send.payload), at: at)
+        }
+        // As Router does: a one-shot timer for gossip waiting to be forwarded.
+        if let due = routers[i].gossip.forwardDue, routers[i].forwardAt.map({ due < $0 }) ?? true {
+            routers[i].forwardAt = due
+            schedule(.forward(i, incarnation: routers[i].incarnation), at: max(due, now))
         }
     }
 }

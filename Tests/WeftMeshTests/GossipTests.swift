@@ -51,13 +51,21 @@ final class GossipTests: XCTestCase {
             ownChanged(b)
         }
 
-        /// Delivers until nothing is in flight; messages on a link that is gone are lost.
+        /// Delivers until nothing is in flight and nothing waits to be forwarded (time moves on
+        /// to each router's `forwardDue`); messages on a link that is gone are lost.
         mutating func deliver() {
-            while !pending.isEmpty {
-                let (from, send) = pending.removeFirst()
-                guard linked(from, send.to) else { continue }
-                delivered.append((from, send))
-                take(send.to, try! routers[send.to]!.receive(from: from, type: send.type, payload: send.payload, now: now))
+            while true {
+                while !pending.isEmpty {
+                    let (from, send) = pending.removeFirst()
+                    guard linked(from, send.to) else { continue }
+                    delivered.append((from, send))
+                    take(send.to, try! routers[send.to]!.receive(from: from, type: send.type, payload: send.payload, now: now))
+                }
+                guard let due = routers.values.compactMap(\.forwardDue).min() else { return }
+                now = max(now, due)
+                for p in routers.keys.sorted() where routers[p]!.forwardDue.map({ $0 <= now }) ?? false {
+                    take(p, routers[p]!.forwardWaiting(now: now))
+                }
             }
         }
 
@@ -231,6 +239,40 @@ final class GossipTests: XCTestCase {
         net.run(seconds: 10)
         XCTAssertEqual(net.routers[peer(1)]!.topology.peers[peer(3)]?.nickname, "lost")
         XCTAssertEqual(net.routers[peer(2)]!.topology.peers[peer(3)]?.nickname, "lost")
+    }
+
+    func testForwardedChangesArrivingTogetherLeaveTogether() throws {
+        // 1–2–3: 2 forwards 1's changes to 3. The first at once; two more within the forward
+        // interval wait, and only the newest leaves.
+        var net = Net.line(3)
+        var two = net.routers[peer(2)]!
+        var one = net.routers[peer(1)]!.topology.own
+        var forwarded: [GossipSend] = []
+        for i in 1...3 {
+            one.version += 1
+            one.nickname = "v\(i)"
+            let t = net.now + 1 + 0.01 * Double(i)
+            forwarded += try two.receive(from: peer(1), type: .gossip, payload: TopologyUpdate(peers: [one]).encode(), now: t).sends
+        }
+        XCTAssertEqual(try forwarded.map { try TopologyUpdate.decode($0.payload).peers.map(\.nickname) }, [["v1"]])
+        let due = try XCTUnwrap(two.forwardDue)
+        XCTAssertEqual(due, net.now + 1.01 + GossipTimings().forwardInterval, accuracy: 1e-9)
+        XCTAssertTrue(two.forwardWaiting(now: due - 0.001).sends.isEmpty, "not before it is due")
+        let later = two.forwardWaiting(now: due).sends
+        XCTAssertEqual(later.map(\.to), [peer(3)])
+        XCTAssertEqual(try later.map { try TopologyUpdate.decode($0.payload).peers.map(\.nickname) }, [["v3"]])
+        XCTAssertNil(two.forwardDue)
+    }
+
+    func testALinkWithinTheMeshSendsNoDigestAndAJoiningOneDoes() {
+        var net = Net.line(3)
+        // 1 and 3 reach each other through 2: a direct link between them needs no digests.
+        XCTAssertTrue(net.routers[peer(1)]!.linkUp(peer(3), now: net.now).sends.isEmpty)
+        // A router nobody can reach yet gets a full digest.
+        var lone = Net(4)
+        let sends = lone.routers[peer(1)]!.linkUp(peer(4), now: 0).sends
+        XCTAssertEqual(sends.map(\.type), [.gossipDigest])
+        XCTAssertNotEqual(sends.first?.payload.first, 0, "a full digest, not a summary")
     }
 
     func testMalformedGossipThrows() {

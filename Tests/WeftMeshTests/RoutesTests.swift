@@ -104,6 +104,31 @@ final class RoutesTests: XCTestCase {
         }
     }
 
+    /// The broadcast rule of protocol.md §4.1 is the reverse of unicast: a router forwards a
+    /// broadcast from S to exactly the neighbours whose own next hop toward S is itself. The two
+    /// ways of computing it (a search from the source, or one from each neighbour serving every
+    /// source) give the same children.
+    func testBroadcastChildrenAreTheReverseOfUnicastAndBothSearchesAgree() {
+        var g = SplitMix64(seed: 22)
+        for round in 0..<12 {
+            let nodes = (0..<14).map { _ in PeerName.random(using: &g) }
+            let all = entries(nodes: nodes, edges: randomConnectedGraph(nodes, extra: round * 3, using: &g))
+            let routes = Dictionary(uniqueKeysWithValues: nodes.map { ($0, topology(of: $0, all).routes()) })
+            let graph = MeshGraph(peers: all)
+            for local in nodes {
+                let l = graph.slots[local]!
+                let slots = nodes.map { graph.slots[$0]! }
+                let together = graph.broadcastChildren(of: l, sources: slots)  // more sources than neighbours
+                for (k, source) in nodes.enumerated() {
+                    let alone = graph.broadcastChildren(of: l, sources: [slots[k]])[0]  // one source
+                    XCTAssertEqual(alone, together[k], "round \(round): \(local) for \(source)")
+                    let expected = graph.neighbours(of: local).filter { c in routes[c]!.nextHop(to: source) == local }
+                    XCTAssertEqual(alone.map { graph.names[Int($0)] }, expected, "round \(round): \(local) for \(source)")
+                }
+            }
+        }
+    }
+
     func testBroadcastFromUnknownOrDisconnectedSource() {
         let (a, b, c) = (peer(1), peer(2), peer(3))
         var t = Topology(own: entry(a, established: [b]))
