@@ -2,6 +2,17 @@ import WeftWire
 
 // Unicast and broadcast routes over the topology graph (docs/protocol.md §4.1).
 
+/// Binary search in an ascending array: the graph's short lists and the few names a settled
+/// mesh wants to dial, where it is cheaper than hashing.
+func sortedContains<T: Comparable>(_ sorted: [T], _ value: T) -> Bool {
+    var lo = 0, hi = sorted.count
+    while lo < hi {
+        let mid = (lo + hi) / 2
+        if sorted[mid] < value { lo = mid + 1 } else { hi = mid }
+    }
+    return lo < sorted.count && sorted[lo] == value
+}
+
 /// The undirected graph of mutual established connections (docs/protocol.md §4.1), kept up to
 /// date one entry at a time: an edge A–B exists when A lists B *and* B lists A as established.
 /// Self-loops, peers without an entry and repeated connections make no edge. Peers are slots
@@ -61,7 +72,7 @@ struct MeshGraph: Sendable, Equatable {
                 setEdge(s, before[i], false)
                 i += 1
             } else if i == before.count || now[j] < before[i] {
-                if Self.contains(listed[Int(now[j])], s) { setEdge(s, now[j], true) }
+                if sortedContains(listed[Int(now[j])], s) { setEdge(s, now[j], true) }
                 j += 1
             } else {
                 i += 1
@@ -69,15 +80,6 @@ struct MeshGraph: Sendable, Equatable {
             }
         }
         scratch = before
-    }
-
-    private static func contains(_ sorted: [Int32], _ s: Int32) -> Bool {
-        var lo = 0, hi = sorted.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if sorted[mid] < s { lo = mid + 1 } else { hi = mid }
-        }
-        return lo < sorted.count && sorted[lo] == s
     }
 
     private mutating func slot(for name: PeerName) -> Int32 {

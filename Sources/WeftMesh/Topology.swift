@@ -159,7 +159,7 @@ public struct Topology: Sendable {
             let connections = entry.connections
             for index in connections.indices {
                 let remote = connections[index].remote
-                guard remote != lister, Self.contains(wanted, remote.value), !connections[index].address.isEmpty else { continue }
+                guard remote != lister, sortedContains(wanted, remote.value), !connections[index].address.isEmpty else { continue }
                 let established = connections[index].established
                 if let current = best[remote] {
                     let better = established != current.established ? established
@@ -170,16 +170,6 @@ public struct Topology: Sendable {
             }
         }
         return best.keys.sorted().map { ($0, best[$0]!.address) }
-    }
-
-    /// Binary search: cheaper than hashing for the few names a settled mesh wants.
-    private static func contains(_ sorted: [UInt64], _ value: UInt64) -> Bool {
-        var lo = 0, hi = sorted.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if sorted[mid] < value { lo = mid + 1 } else { hi = mid }
-        }
-        return lo < sorted.count && sorted[lo] == value
     }
 
     /// The short id a router starts with (protocol.md §1): FNV-1a 64 of the 6 name bytes, low 12 bits.
