@@ -61,18 +61,14 @@ public struct Topology: Sendable {
     /// empty when nothing changed.
     public mutating func merge(_ update: TopologyUpdate) -> [PeerEntry] {
         var changed = Set<PeerName>()
-        for entry in update.peers {
+        for entry in update.peers where isNews(entry) {
             if entry.name == ownName {
                 var mine = own
-                if entry.uid != mine.uid && entry.version >= mine.version {
-                    mine.version = entry.version &+ 1
-                    store(ownName, mine)
-                    changed.insert(ownName)
-                }
-                continue
+                mine.version = entry.version &+ 1
+                store(ownName, mine)
+            } else {
+                store(entry.name, entry)
             }
-            if let known = peers[entry.name], (entry.version, entry.uid) <= (known.version, known.uid) { continue }
-            store(entry.name, entry)
             changed.insert(entry.name)
         }
         // Only a changed entry that claims our short id can start a collision: the full check
@@ -83,7 +79,7 @@ public struct Topology: Sendable {
         return changed.sorted().compactMap { peers[$0] }
     }
 
-    /// Whether merging `entry` would change anything (the rule of `merge`).
+    /// Whether merging `entry` changes anything: the rule `merge` applies to each entry.
     public func isNews(_ entry: PeerEntry) -> Bool {
         if entry.name == ownName { return entry.uid != own.uid && entry.version >= own.version }
         guard let known = peers[entry.name] else { return true }

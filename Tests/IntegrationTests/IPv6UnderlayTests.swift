@@ -133,17 +133,6 @@ final class IPv6UnderlayTests: XCTestCase {
         try net.launch(2, peers: [1])
         XCTAssertTrue(net.sleeveReady(1, peers: 1))
         XCTAssertEqual(try net.status(2).overlayMTU, 1180)
-        let w1 = try net.attachWorkload(1, "10.47.0.1/24")
-        let w2 = try net.attachWorkload(2, "10.47.0.2/24")
-        XCTAssertTrue(net.waitUntil(timeout: 10) { try net.ping(from: w1, "10.47.0.2", count: 1).status == 0 })
-        XCTAssertTrue(net.waitUntil(timeout: 15) { try net.connections(1).first { $0.state == .established }?.mtu == 1180 },
-                      "\(String(describing: try? net.connections(1)))")
-        let big = try net.ping(from: w1, "10.47.0.2", count: 2, extra: ["-M", "do", "-s", "\(1400 - 28)"])
-        XCTAssertTrue(big.output.contains("mtu = 1180") || big.output.contains("mtu=1180"), big.output)
-        let server = try net.startBackground(namespace: w2, ["iperf3", "-s", "-1", "-B", "10.47.0.2"], output: "\(net.directory)/iperf-server.log")
-        usleep(500_000)
-        let client = try Shell.run(["ip", "netns", "exec", w1, "iperf3", "-c", "10.47.0.2", "-n", "20M"], check: false)
-        net.stopBackground(server)
-        XCTAssertEqual(client.status, 0, "bulk TCP did not complete: \(client.output)")
+        try net.assertSmallHopFound(overlayMTU: 1180, pingAbove: 1400, bytes: "20M")
     }
 }

@@ -280,21 +280,29 @@ final class SleeveTests: XCTestCase {
         let status2 = try net.cli(2, ["status", "--json"])
         let router2 = try JSONDecoder().decode(RouterStatus.self, from: Data(status2.output.utf8))
         XCTAssertEqual(router2.overlayMTU, 1320)
-        let w1 = try net.attachWorkload(1, "10.47.0.1/24")
-        let w2 = try net.attachWorkload(2, "10.47.0.2/24")
-        XCTAssertTrue(net.waitUntil(timeout: 10) { try net.ping(from: w1, "10.47.0.2", count: 1).status == 0 })
-        // Probing has found the 1400-byte path: the connection's MTU says so.
-        XCTAssertTrue(net.waitUntil(timeout: 15) { try net.connections(1).first { $0.state == .established }?.mtu == 1320 },
-                      "\(String(describing: try? net.connections(1)))")
-        let big = try net.ping(from: w1, "10.47.0.2", count: 2, extra: ["-M", "do", "-s", "1392"])
-        XCTAssertNotEqual(big.status, 0)
-        XCTAssertTrue(big.output.contains("Frag needed") || big.output.contains("mtu=1320") || big.output.contains("mtu = 1320"), big.output)
-        let server = try net.startBackground(namespace: w2, ["iperf3", "-s", "-1", "-B", "10.47.0.2"], output: "\(net.directory)/iperf-server.log")
-        usleep(500_000)
-        let client = try Shell.run(["ip", "netns", "exec", w1, "iperf3", "-c", "10.47.0.2", "-n", "30M"], check: false)
-        net.stopBackground(server)
-        XCTAssertEqual(client.status, 0, "bulk TCP did not complete: \(client.output)")
+        try net.assertSmallHopFound(overlayMTU: 1320, pingAbove: 1420, bytes: "30M")
         let c = try XCTUnwrap(try net.connections(1).first { $0.state == .established }?.counters)
         XCTAssertGreaterThan(c.dropTooBig, 0, "the oversize ping should have been counted")
+    }
+}
+
+extension TestNet {
+    /// Routers 1 and 2 across a hop smaller than their underlay: probing finds it (the
+    /// connection's `mtu` is `overlayMTU`), a DF ping of `pingAbove` bytes of IP is answered with
+    /// that MTU, and bulk TCP of `bytes` completes between workloads on 10.47.0.0/24.
+    func assertSmallHopFound(overlayMTU: Int, pingAbove: Int, bytes: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let w1 = try attachWorkload(1, "10.47.0.1/24")
+        let w2 = try attachWorkload(2, "10.47.0.2/24")
+        XCTAssertTrue(waitUntil(timeout: 10) { try self.ping(from: w1, "10.47.0.2", count: 1).status == 0 }, file: file, line: line)
+        XCTAssertTrue(waitUntil(timeout: 15) { try self.connections(1).first { $0.state == .established }?.mtu == overlayMTU },
+                      "\(String(describing: try? connections(1)))", file: file, line: line)
+        let big = try ping(from: w1, "10.47.0.2", count: 2, extra: ["-M", "do", "-s", "\(pingAbove - 28)"])
+        XCTAssertNotEqual(big.status, 0, file: file, line: line)
+        XCTAssertTrue(["Frag needed", "mtu=\(overlayMTU)", "mtu = \(overlayMTU)"].contains { big.output.contains($0) }, big.output, file: file, line: line)
+        let server = try startBackground(namespace: w2, ["iperf3", "-s", "-1", "-B", "10.47.0.2"], output: "\(directory)/iperf-server.log")
+        usleep(500_000)
+        let client = try Shell.run(["ip", "netns", "exec", w1, "iperf3", "-c", "10.47.0.2", "-n", bytes], check: false)
+        stopBackground(server)
+        XCTAssertEqual(client.status, 0, "bulk TCP did not complete: \(client.output)", file: file, line: line)
     }
 }

@@ -244,7 +244,7 @@ final class GossipTests: XCTestCase {
     func testForwardedChangesArrivingTogetherLeaveTogether() throws {
         // 1–2–3: 2 forwards 1's changes to 3. The first at once; two more within the forward
         // interval wait, and only the newest leaves.
-        var net = Net.line(3)
+        let net = Net.line(3)
         var two = net.routers[peer(2)]!
         var one = net.routers[peer(1)]!.topology.own
         var forwarded: [GossipSend] = []
