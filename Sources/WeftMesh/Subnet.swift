@@ -84,6 +84,9 @@ public struct Subnet: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { text }
 
+    /// Prefix length within the family (an IPv4 /8 is 8).
+    public var prefixLength: Int { address.isIPv4 ? bits - 96 : bits }
+
     /// Parses a comma-separated list; the error names the first bad entry.
     public static func parseList(_ text: String) throws -> [Subnet] {
         try text.split(separator: ",").map { try Subnet(String($0)) }
