@@ -18,6 +18,7 @@ public struct BlockLedger: Equatable, Sendable {
     public struct Claim: Equatable, Sendable {
         public var owner: PeerName
         public var version: UInt32
+        public init(owner: PeerName, version: UInt32) { self.owner = owner; self.version = version }
 
         /// The merge order: the higher version wins; at the same version (concurrent reclaims),
         /// the larger owner name.
@@ -173,27 +174,34 @@ extension BlockLedger {
         do { range = try AddressRange("\(IPAddress(bytes: bytes)!)/\(prefix)") } catch {
             throw WireError.invalid(what: "ledger range (\(error))")
         }
-        var ledger = BlockLedger(range: range)
         switch try r.u8("ledger seeded") {
-        case 0: return ledger
+        case 0: return BlockLedger(range: range)
         case 1: break
         case let other: throw WireError.invalid(what: "ledger seeded flag \(other)")
         }
         let seed = Seed(by: try r.peerName("ledger seed"), nonce: try r.u64("ledger seed nonce"))
         let count = try r.count16("ledger runs", limit: range.blockCount, minEntrySize: 14)
-        ledger.claims.reserveCapacity(range.blockCount)
+        var runs: [(start: Int, count: Int, claim: Claim)] = []
         for _ in 0..<count {
             let start = Int(try r.u16("run start")), length = Int(try r.u16("run length"))
-            let claim = Claim(owner: try r.peerName("run owner"), version: try r.u32("run version"))
-            guard start == ledger.claims.count, length > 0, start + length <= range.blockCount else {
-                throw WireError.invalid(what: "ledger run \(start)+\(length) (runs must cover the \(range.blockCount) blocks in order)")
+            runs.append((start, length, Claim(owner: try r.peerName("run owner"), version: try r.u32("run version"))))
+        }
+        return try BlockLedger(range: range, seed: seed, runs: runs)
+    }
+
+    /// A seeded ledger from its runs, which must cover every block once, in order.
+    public init(range: AddressRange, seed: Seed, runs: [(start: Int, count: Int, claim: Claim)]) throws {
+        self.init(range: range)
+        claims.reserveCapacity(range.blockCount)
+        for run in runs {
+            guard run.start == claims.count, run.count > 0, run.start + run.count <= range.blockCount else {
+                throw WireError.invalid(what: "ledger run \(run.start)+\(run.count) (runs must cover the \(range.blockCount) blocks in order)")
             }
-            ledger.claims.append(contentsOf: repeatElement(claim, count: length))
+            claims.append(contentsOf: repeatElement(run.claim, count: run.count))
         }
-        guard ledger.claims.count == range.blockCount else {
-            throw WireError.invalid(what: "ledger runs cover \(ledger.claims.count) of \(range.blockCount) blocks")
+        guard claims.count == range.blockCount else {
+            throw WireError.invalid(what: "ledger runs cover \(claims.count) of \(range.blockCount) blocks")
         }
-        ledger.seed = seed
-        return ledger
+        self.seed = seed
     }
 }

@@ -58,6 +58,9 @@ public struct SeedConsensus: Sendable {
 
     public var ownVote: SeedVote { votes[local]! }
 
+    /// Puts back the vote this router saved before a restart (its promise must hold).
+    mutating func restore(ownVote vote: SeedVote) { votes[local] = vote }
+
     /// Starts a ballot above every one seen, proposing `members` (this router included).
     public mutating func propose(members: [PeerName]) {
         let highest = votes.values.compactMap { $0.promised?.round }.max() ?? 0

@@ -1,0 +1,156 @@
+// AddressManager as routers use it: updates passed between managers in memory (a flood with
+// change suppression, as the router does), seeding, donation, hand-given addresses, the
+// gossip message and the data-dir state.
+import WeftTestSupport
+import WeftWire
+import XCTest
+@testable import WeftMesh
+
+final class AddressManagerTests: XCTestCase {
+    /// Managers linked all to all; `deliver` floods an update as the router does: each
+    /// receiver passes on what changed for it, through the wire codec.
+    private struct Mesh {
+        var managers: [AddressManager]
+        var names: [PeerName] { managers.map(\.local) }
+        var messages = 0
+
+        init(count: Int, range: String = "10.32.0.0/12", consensusSize: Int) throws {
+            let range = try AddressRange(range)
+            managers = (1...count).map { AddressManager(local: PeerName(value: UInt64($0) << 8), range: range, consensusSize: consensusSize) }
+        }
+
+        mutating func deliver(_ update: AddressManager.Update?, from sender: Int, to: [Int]? = nil) throws {
+            guard let update, !update.isEmpty else { return }
+            var queue = [(update, sender)]
+            while let (message, from) = queue.first {
+                queue.removeFirst()
+                let bytes = message.encode()
+                for i in to ?? Array(managers.indices) where i != from {
+                    messages += 1
+                    let changed = managers[i].receive(try .decode(bytes), from: managers[from].local)
+                    if !changed.isEmpty { queue.append((changed, i)) }
+                }
+            }
+        }
+
+        func others(_ i: Int) -> [PeerName] { names.enumerated().filter { $0.offset != i }.map(\.element) }
+    }
+
+    func testThreeRoutersSeedAllocateDistinctlyAndDonate() throws {
+        var mesh = try Mesh(count: 3, range: "10.40.0.0/26", consensusSize: 3)   // 16 blocks of 4
+        // Not the smallest name: waits for router 0 to propose.
+        let (waiting, nothing) = mesh.managers[1].allocate(for: "a", reachable: mesh.others(1))
+        XCTAssertEqual(waiting, .waitingForSeed)
+        XCTAssertNil(nothing)
+        let (first, proposal) = mesh.managers[0].allocate(for: "a", reachable: mesh.others(0))
+        XCTAssertEqual(first, .waitingForSeed)
+        try mesh.deliver(proposal, from: 0)
+        XCTAssertTrue(mesh.managers.allSatisfy { $0.ledger.isSeeded }, "\(mesh.managers.map(\.ledger))")
+        XCTAssertEqual(mesh.managers[0].ledger.shares, [mesh.names[0]: 6, mesh.names[1]: 5, mesh.names[2]: 5])
+
+        // 40 workloads, round robin: all distinct; space runs out on some and donation follows.
+        var addresses: [String: String] = [:], donations = 0
+        for n in 0..<40 {
+            let i = n < 30 ? 1 : n % 3   // router 1 runs out of its share
+            var outcome: AddressManager.AllocationOutcome
+            var tries = 0
+            repeat {
+                tries += 1
+                let (result, update) = mesh.managers[i].allocate(for: "w\(n)", reachable: mesh.others(i))
+                try mesh.deliver(update, from: i)
+                outcome = result
+                if case .needSpace(let donor) = result {
+                    let d = mesh.names.firstIndex(of: donor)!
+                    try mesh.deliver(mesh.managers[d].donate(to: mesh.names[i]), from: d)
+                    donations += 1
+                }
+            } while tries < 4 && { if case .needSpace = outcome { return true } else { return false } }()
+            guard case .allocated(let address) = outcome else { return XCTFail("w\(n) on \(i): \(outcome)") }
+            XCTAssertNil(addresses.updateValue("w\(n)", forKey: "\(address)"), "\(address) given twice")
+        }
+        XCTAssertGreaterThan(donations, 0)
+        // 64 addresses less the network and broadcast: 62; 40 used. The same holder keeps its address.
+        XCTAssertEqual(mesh.managers[1].allocate(for: "w1", reachable: []).0, .allocated(IPAddress(addresses.first { $0.value == "w1" }!.key)!))
+
+        // A hand-given address another workload has is refused with its holder named.
+        let heldElsewhere = IPAddress(addresses.first { $0.value == "w0" }!.key)!
+        XCTAssertEqual(mesh.managers[2].take(heldElsewhere, for: "manual").0, .held(router: mesh.names[1], holder: "w0"))
+        XCTAssertEqual(mesh.managers[2].take(IPAddress("10.99.0.1")!, for: "manual").0, .outsideRange)
+        // Released, it can be taken by hand, and nobody hands it out meanwhile.
+        try mesh.deliver(mesh.managers[1].release("w0"), from: 1)
+        let (taken, update) = mesh.managers[2].take(heldElsewhere, for: "manual")
+        XCTAssertEqual(taken, .taken)
+        try mesh.deliver(update, from: 2)
+        for n in 40..<60 {
+            guard case .allocated(let a) = mesh.managers[1].allocate(for: "x\(n)", reachable: []).0 else { break }
+            XCTAssertNotEqual(a, heldElsewhere)
+        }
+        print("ipam manager mesh: \(mesh.messages) messages, \(donations) donation requests")
+    }
+
+    func testAPoolOfAnotherSeedIsRefusedAndNamed() throws {
+        let range = try AddressRange("10.32.0.0/12")
+        var a = AddressManager(local: PeerName(value: 1), range: range, consensusSize: 1)
+        var b = AddressManager(local: PeerName(value: 2), range: range, consensusSize: 1)
+        _ = a.proposeIfDue(reachable: [])
+        _ = b.proposeIfDue(reachable: [])
+        XCTAssertTrue(a.ledger.isSeeded && b.ledger.isSeeded)
+        let before = a.ledger
+        _ = a.receive(b.fullUpdate, from: b.local)
+        XCTAssertEqual(a.ledger, before)
+        XCTAssertTrue(a.refusedPools[b.local]?.contains("started by \(b.local)") ?? false, "\(a.refusedPools)")
+        var other = AddressManager(local: PeerName(value: 3), range: try AddressRange("10.64.0.0/12"), consensusSize: 1)
+        _ = other.receive(a.fullUpdate, from: a.local)
+        XCTAssertTrue(other.refusedPools[a.local]?.contains("10.32.0.0/12") ?? false)
+    }
+
+    func testUpdateWireFormRoundTripsAndRefusesDamage() throws {
+        var mesh = try Mesh(count: 2, consensusSize: 2)
+        try mesh.deliver(mesh.managers[0].proposeIfDue(reachable: [mesh.names[1]]), from: 0)
+        _ = mesh.managers[0].allocate(for: "netns:web", reachable: [])
+        let full = mesh.managers[0].fullUpdate
+        XCTAssertFalse(full.votes.isEmpty || full.announcements.isEmpty || full.ledger == nil)
+        let bytes = full.encode()
+        XCTAssertEqual(try AddressManager.Update.decode(bytes), full)
+        for cut in stride(from: 0, to: bytes.count, by: 3) {
+            XCTAssertThrowsError(try AddressManager.Update.decode(Array(bytes[..<cut])), "cut at \(cut)")
+        }
+        XCTAssertThrowsError(try AddressManager.Update.decode(bytes + [0]))
+        XCTAssertThrowsError(try AddressManager.Update.decode([2]))
+    }
+
+    func testSavedStateRestoresAndDamageIsRefused() throws {
+        let range = try AddressRange("10.32.0.0/12")
+        var mesh = try Mesh(count: 2, consensusSize: 2)
+        try mesh.deliver(mesh.managers[0].proposeIfDue(reachable: [mesh.names[1]]), from: 0)
+        var m = mesh.managers[1]
+        _ = m.allocate(for: "netns:a", reachable: [])
+        _ = m.allocate(for: "netns:b", reachable: [])
+        _ = m.release("netns:a")
+        let saved = m.saved
+        let json = try JSONEncoder().encode(saved)
+        let restored = try AddressManager(restoring: try JSONDecoder().decode(AddressManager.Saved.self, from: json), local: m.local, range: range, consensusSize: 2)
+        XCTAssertEqual(restored.ledger, m.ledger)
+        XCTAssertEqual(restored.consensus.ownVote, m.consensus.ownVote)
+        XCTAssertEqual(restored.allocations.byHolder, m.allocations.byHolder)
+        XCTAssertEqual(restored.announcements[m.local], m.announcements[m.local])
+        XCTAssertEqual(restored.saved, saved)
+
+        func refused(_ change: (inout AddressManager.Saved) -> Void, _ expected: String, range other: AddressRange? = nil) {
+            var bad = saved
+            change(&bad)
+            XCTAssertThrowsError(try AddressManager(restoring: bad, local: m.local, range: other ?? range, consensusSize: 2)) {
+                XCTAssertTrue("\($0)".contains(expected), "\($0)")
+            }
+        }
+        refused({ _ in }, "launch with --ipalloc-range 10.32.0.0/12", range: try AddressRange("10.64.0.0/12"))
+        refused({ $0.runs[0].count += 1 }, "ledger is damaged")
+        refused({ $0.runs.removeLast() }, "ledger is damaged")
+        refused({ $0.runs[0].owner = "nobody" }, "'nobody' is not a peer name")
+        refused({ $0.addresses["netns:c"] = $0.addresses["netns:b"] }, "is listed for both")
+        refused({ $0.addresses["netns:c"] = "10.32.0.0" }, "not a usable address")
+        refused({ $0.addresses["netns:c"] = "192.168.0.1" }, "not a usable address")
+        refused({ $0.accepted = .init(round: 99, proposer: $0.accepted!.proposer) }, "vote is damaged")
+        refused({ $0.seedBy = nil; $0.seedNonce = nil }, "blocks but no seed")
+    }
+}
