@@ -21,6 +21,8 @@ public protocol ControlAPIDelegate: AnyObject, Sendable {
 
     /// Nil when the router has no host network (the workload endpoints answer 503).
     var workloadHost: WorkloadHost? { get }
+    /// Nil with `--ipalloc-range off` (attach then needs an address; `weft ipam` answers 409).
+    var addressHost: AddressHost? { get }
 
     /// Rekeys the links to `peer` (a name or nickname; nil for all). Fails with 404 when no
     /// established connection matches.
@@ -52,6 +54,26 @@ public protocol WorkloadHost: AnyObject {
     func hide(cidr: String) throws -> Bool
 }
 
+/// Who holds an allocated address: a workload by its namespace name or process, or the host.
+public enum AddressHolder {
+    public static let host = "host"
+    public static func workload(namespace: String?, pid: Int32?) -> String { namespace.map { "netns:\($0)" } ?? "pid:\(pid ?? 0)" }
+}
+
+/// The router's address management as the workload endpoints see it (docs/protocol.md §7).
+/// Holders are named by AddressHolder.
+public protocol AddressHost: AnyObject {
+    /// An address with the range's prefix length (`10.32.0.5/12`); the same one for a holder
+    /// that has one. Waits for the pool to be divided or a peer to give space.
+    func allocate(holder: String) -> EventLoopFuture<String>
+    /// Records an address given by hand; throws 409 naming the holder when another has it.
+    func take(cidr: String, holder: String) throws
+    func release(holder: String)
+    func ipamStatus() -> IPAMStatus
+    /// `weft rmpeer`: the sentence for the operator, or 409 while the peer is connected.
+    func removePeer(_ peer: String) throws -> String
+}
+
 extension ControlRequestRouter {
     /// The control API of `delegate`: status, targets, stop, workloads, keys and passwords.
     public static func controlAPI(_ delegate: ControlAPIDelegate) -> ControlRequestRouter {
@@ -81,6 +103,17 @@ extension ControlRequestRouter {
             return .reply(.json(["result": "stopping"]))
         }
 
+        api.add(.GET, "/v1/ipam") { _ in
+            guard let addresses = delegate.addressHost else { throw ControlAPIError(.conflict, "address management is off (--ipalloc-range off)") }
+            return .reply(.json(addresses.ipamStatus()))
+        }
+        api.add(.POST, "/v1/rmpeer") { request in
+            guard let addresses = delegate.addressHost else { throw ControlAPIError(.conflict, "address management is off (--ipalloc-range off)") }
+            guard let peer = try request.decode(PeerRequest.self, shape: #"{"peer": NAME}"#).peer else {
+                throw ControlAPIError(.badRequest, #"expected {"peer": NAME}"#)
+            }
+            return .reply(.json(["result": try addresses.removePeer(peer)]))
+        }
         addWorkloadEndpoints(to: &api, delegate)
         addKeyEndpoints(to: &api, delegate)
         return api
@@ -91,37 +124,69 @@ extension ControlRequestRouter {
             guard let host = delegate.workloadHost else { throw ControlAPIError(.serviceUnavailable, "the router has no host network") }
             return host
         }
+        /// The same, from inside a handler's local function (where `host` names the local).
+        @Sendable func hostNetwork() throws -> WorkloadHost { try host() }
         @Sendable func describe(namespace: String?, pid: Int32?) -> String {
             namespace.map { "network namespace '\($0)'" } ?? "process \(pid ?? 0)"
         }
         api.add(.GET, "/v1/workloads") { _ in .reply(.json(try host().workloads)) }
         api.add(.POST, "/v1/attach") { request in
             let host = try host()
-            let attach = try request.decode(AttachRequest.self, shape: #"{"namespace": NAME or "pid": PID, "cidr": CIDR, "ifname": NAME}"#)
+            let attach = try request.decode(AttachRequest.self, shape: #"{"namespace": NAME or "pid": PID, "cidr": CIDR (absent: allocate), "ifname": NAME}"#)
             let ifname = attach.ifname ?? host.defaultWorkloadIfname
-            let workload = try host.attach(namespace: attach.namespace, pid: attach.pid, cidr: attach.cidr, ifname: ifname)
-            return .reply(.json(WorkloadResult(
-                result: "attached \(describe(namespace: attach.namespace, pid: attach.pid)): \(ifname) \(workload.cidrs.joined(separator: " ")), host end \(workload.hostIfname)",
-                workload: workload)))
+            let owner = AddressHolder.workload(namespace: attach.namespace, pid: attach.pid)
+            @Sendable func attached(_ cidr: String, allocated: Bool) throws -> ControlReply {
+                let workload: Workload
+                do { workload = try hostNetwork().attach(namespace: attach.namespace, pid: attach.pid, cidr: cidr, ifname: ifname) } catch {
+                    if allocated { delegate.addressHost?.release(holder: owner) }
+                    throw error
+                }
+                return .json(WorkloadResult(
+                    result: "attached \(describe(namespace: attach.namespace, pid: attach.pid)): \(ifname) \(workload.cidrs.joined(separator: " ")), host end \(workload.hostIfname)",
+                    workload: workload))
+            }
+            guard let cidr = attach.cidr else {
+                guard let addresses = delegate.addressHost else {
+                    throw ControlAPIError(.badRequest, "address management is off (--ipalloc-range off): give the address, e.g. weft attach NETNS 10.32.0.5/12")
+                }
+                return .pending(addresses.allocate(holder: owner).flatMapThrowing { try attached($0, allocated: true) })
+            }
+            try delegate.addressHost?.take(cidr: try host.canonicalCIDR(cidr), holder: owner)
+            return .reply(try attached(cidr, allocated: false))
         }
         api.add(.POST, "/v1/detach") { request in
             let host = try host()
             let detach = try request.decode(DetachRequest.self, shape: #"{"namespace": NAME} or {"pid": PID}"#)
             let what = describe(namespace: detach.namespace, pid: detach.pid)
             let removed = try host.detach(namespace: detach.namespace, pid: detach.pid)
+            delegate.addressHost?.release(holder: AddressHolder.workload(namespace: detach.namespace, pid: detach.pid))
             return .reply(.json(WorkloadResult(result: removed ? "detached \(what)" : "\(what) was not attached", workload: nil)))
         }
         api.add(.POST, "/v1/expose") { request in
             let host = try host()
-            let cidr = try host.canonicalCIDR(request.decode(CIDRRequest.self, shape: #"{"cidr": CIDR}"#).cidr)
-            let added = try host.expose(cidr: cidr)
-            return .reply(.json(WorkloadResult(
-                result: added ? "exposed \(cidr) on \(host.bridgeName)" : "\(cidr) was already exposed", workload: nil)))
+            @Sendable func exposed(_ cidr: String) throws -> ControlReply {
+                let host = try hostNetwork()
+                let added = try host.expose(cidr: cidr)
+                return .json(WorkloadResult(result: added ? "exposed \(cidr) on \(host.bridgeName)" : "\(cidr) was already exposed", workload: nil))
+            }
+            guard let given = try request.decode(CIDRRequest.self, shape: #"{"cidr": CIDR (absent: allocate)}"#).cidr else {
+                guard let addresses = delegate.addressHost else {
+                    throw ControlAPIError(.badRequest, "address management is off (--ipalloc-range off): give the address, e.g. weft expose 10.32.0.1/12")
+                }
+                return .pending(addresses.allocate(holder: AddressHolder.host).flatMapThrowing { try exposed($0) })
+            }
+            let cidr = try host.canonicalCIDR(given)
+            try delegate.addressHost?.take(cidr: cidr, holder: AddressHolder.host)
+            return .reply(try exposed(cidr))
         }
         api.add(.POST, "/v1/hide") { request in
             let host = try host()
-            let cidr = try host.canonicalCIDR(request.decode(CIDRRequest.self, shape: #"{"cidr": CIDR}"#).cidr)
+            guard let given = try request.decode(CIDRRequest.self, shape: #"{"cidr": CIDR}"#).cidr else {
+                throw ControlAPIError(.badRequest, #"expected {"cidr": CIDR}"#)
+            }
+            let cidr = try host.canonicalCIDR(given)
             let removed = try host.hide(cidr: cidr)
+            if removed { delegate.addressHost?.release(holder: AddressHolder.host) }
             return .reply(.json(WorkloadResult(result: removed ? "hid \(cidr)" : "\(cidr) was not exposed", workload: nil)))
         }
     }

@@ -6,11 +6,12 @@ public struct AttachRequest: Codable, Sendable {
     /// Exactly one of `namespace` (as in `ip netns add NAME`) and `pid`.
     public var namespace: String?
     public var pid: Int32?
-    public var cidr: String
+    /// Nil: the router allocates one from `--ipalloc-range`.
+    public var cidr: String?
     /// Interface name inside the workload (default `ethwe`).
     public var ifname: String?
 
-    public init(namespace: String?, pid: Int32?, cidr: String, ifname: String?) {
+    public init(namespace: String?, pid: Int32?, cidr: String?, ifname: String?) {
         self.namespace = namespace
         self.pid = pid
         self.cidr = cidr
@@ -29,8 +30,9 @@ public struct DetachRequest: Codable, Sendable {
 }
 
 public struct CIDRRequest: Codable, Sendable {
-    public var cidr: String
-    public init(cidr: String) { self.cidr = cidr }
+    /// Nil (expose only): the router allocates one from `--ipalloc-range`.
+    public var cidr: String?
+    public init(cidr: String?) { self.cidr = cidr }
 }
 
 /// One attached workload, as status shows it.
@@ -151,5 +153,52 @@ public struct PasswordInfo: Codable, Sendable, Equatable {
         self.state = state
         self.addedAt = addedAt
         self.retireAt = retireAt
+    }
+}
+
+/// `weft ipam --json`: the pool and each router's share of it (docs/protocol.md §7).
+public struct IPAMStatus: Codable, Sendable, Equatable {
+    public var range: String
+    public var seeded: Bool
+    /// Who divided the range first, and the ballot (`NAME/ROUND`).
+    public var seed: String?
+    public var consensusSize: Int
+    public var shares: [IPAMShare]
+    /// Peers whose pool this router refused to merge, and why.
+    public var refusedPools: [String: String]
+
+    public init(range: String, seeded: Bool, seed: String?, consensusSize: Int, shares: [IPAMShare], refusedPools: [String: String]) {
+        self.range = range
+        self.seeded = seeded
+        self.seed = seed
+        self.consensusSize = consensusSize
+        self.shares = shares
+        self.refusedPools = refusedPools
+    }
+}
+
+/// One router's part of the range.
+public struct IPAMShare: Codable, Sendable, Equatable {
+    public var name: String
+    public var nickname: String?
+    public var isSelf: Bool
+    /// False: the router is not reachable; its space stays its own until `weft rmpeer`.
+    public var reachable: Bool
+    public var blocks: Int
+    /// Usable addresses in those blocks (the range's first and last are never handed out);
+    /// a string-free integer that saturates for very large IPv6 shares.
+    public var addresses: UInt64
+    public var used: Int
+    public var free: UInt64
+
+    public init(name: String, nickname: String?, isSelf: Bool, reachable: Bool, blocks: Int, addresses: UInt64, used: Int, free: UInt64) {
+        self.name = name
+        self.nickname = nickname
+        self.isSelf = isSelf
+        self.reachable = reachable
+        self.blocks = blocks
+        self.addresses = addresses
+        self.used = used
+        self.free = free
     }
 }

@@ -58,7 +58,7 @@ extension AddressManager.Update {
 extension SeedVote {
     func encode(into w: inout ByteWriter) {
         w.u8((promised == nil ? 0 : 1) | (accepted == nil ? 0 : 2))
-        for ballot in [promised, accepted].compactMap({ $0 }) {
+        for ballot in [promised, accepted, accepted == nil ? nil : origin].compactMap({ $0 }) {
             w.u32(ballot.round)
             w.peerName(ballot.proposer)
         }
@@ -72,13 +72,15 @@ extension SeedVote {
         func ballot() throws -> SeedBallot { SeedBallot(round: try r.u32("ballot round"), proposer: try r.peerName("ballot proposer")) }
         let promised = flags & 1 != 0 ? try ballot() : nil
         let accepted = flags & 2 != 0 ? try ballot() : nil
+        let origin = flags & 2 != 0 ? try ballot() : nil
         var members: [PeerName] = []
         for _ in 0..<(try r.count16("vote members", limit: AddressManager.Update.maxEntries, minEntrySize: 6)) {
             members.append(try r.peerName("vote member"))
         }
         if let accepted, let promised, accepted > promised { throw WireError.invalid(what: "vote accepted above its promise") }
+        if let accepted, let origin, origin > accepted { throw WireError.invalid(what: "vote value from a later ballot than it was accepted at") }
         if (accepted == nil) != members.isEmpty { throw WireError.invalid(what: "vote members without an accepted ballot") }
-        return SeedVote(promised: promised, accepted: accepted, members: members)
+        return SeedVote(promised: promised, accepted: accepted, origin: origin, members: members)
     }
 }
 
@@ -101,6 +103,7 @@ extension AddressManager {
         public var runs: [Run]
         public var promised: Ballot?
         public var accepted: Ballot?
+        public var origin: Ballot?
         public var members: [String]
         /// Holder → address.
         public var addresses: [String: String]
@@ -112,7 +115,7 @@ extension AddressManager {
         let vote = consensus.ownVote
         return Saved(range: "\(range)", seedBy: ledger.seed.map { "\($0.by)" }, seedNonce: ledger.seed?.nonce,
                      runs: ledger.runs.map { .init(start: $0.start, count: $0.count, owner: "\($0.claim.owner)", version: $0.claim.version) },
-                     promised: ballot(vote.promised), accepted: ballot(vote.accepted), members: vote.members.map { "\($0)" },
+                     promised: ballot(vote.promised), accepted: ballot(vote.accepted), origin: ballot(vote.origin), members: vote.members.map { "\($0)" },
                      addresses: allocations.byHolder.mapValues { "\(range.address(at: $0))" },
                      announcementVersion: announcements[local]!.version)
     }
@@ -145,7 +148,9 @@ extension AddressManager {
         }
         // The vote.
         func ballot(_ b: Saved.Ballot?) throws -> SeedBallot? { try b.map { SeedBallot(round: $0.round, proposer: try name($0.proposer)) } }
-        let vote = SeedVote(promised: try ballot(saved.promised), accepted: try ballot(saved.accepted), members: try saved.members.map(name))
+        let vote = SeedVote(promised: try ballot(saved.promised), accepted: try ballot(saved.accepted), origin: try ballot(saved.origin),
+                            members: try saved.members.map(name))
+        guard (vote.accepted == nil) == (vote.origin == nil) else { throw fail("its vote is damaged (an accepted ballot needs its origin)") }
         var vw = ByteWriter()
         vote.encode(into: &vw)
         var vr = ByteReader(vw.bytes)

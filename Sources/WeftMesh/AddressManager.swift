@@ -49,6 +49,8 @@ public struct AddressManager: Sendable {
     public internal(set) var announcements: [PeerName: Announcement] = [:]
     /// Peers whose pool this router refused to merge, and why (for status).
     public private(set) var refusedPools: [PeerName: String] = [:]
+    /// The highest ballot seen at the last proposeIfDue.
+    private var lastHighestBallot: SeedBallot?
 
     public var range: AddressRange { ledger.range }
 
@@ -100,11 +102,16 @@ public struct AddressManager: Sendable {
         return out
     }
 
-    /// Starts seeding when this router may propose (docs/protocol.md §7.2): unseeded, no
-    /// ballot of its own under way, a quorum reachable, and the smallest name among them.
-    public mutating func proposeIfDue(reachable: [PeerName]) -> Update? {
-        guard !ledger.isSeeded, reachable.count + 1 >= consensus.quorum, reachable.allSatisfy({ local < $0 }),
-              consensus.ownVote.promised?.proposer != local else { return nil }
+    /// Proposes the division of the range (docs/protocol.md §7.2) when it is undivided, a
+    /// quorum is reachable and either this router needs space or every router of the consensus
+    /// size is reachable; never while another ballot moves (one that changed since the last
+    /// call), so proposers do not outbid each other for ever. The router calls it once a tick.
+    public mutating func proposeIfDue(reachable: [PeerName], needed: Bool) -> Update? {
+        let highest = consensus.highestPromised
+        defer { lastHighestBallot = consensus.highestPromised }
+        guard !ledger.isSeeded, consensus.decision == nil, reachable.count + 1 >= consensus.quorum,
+              needed || reachable.count + 1 >= consensus.size,
+              highest == nil || highest == lastHighestBallot else { return nil }
         consensus.propose(members: reachable)
         var out = Update(ledger: nil, votes: [(local, consensus.ownVote)], announcements: [])
         if let decided = consensus.seededLedger(range: range) {
@@ -117,10 +124,11 @@ public struct AddressManager: Sendable {
 
     // MARK: Allocation
 
-    /// An address for `holder` (the same one it has, if any).
+    /// An address for `holder` (the same one it has, if any). Before the range is divided the
+    /// answer is to wait (and to call proposeIfDue with `needed`).
     public mutating func allocate(for holder: String, reachable: [PeerName]) -> (AllocationOutcome, Update?) {
         if let offset = allocations.byHolder[holder] { return (.allocated(range.address(at: offset)), nil) }
-        guard ledger.isSeeded else { return (.waitingForSeed, proposeIfDue(reachable: reachable)) }
+        guard ledger.isSeeded else { return (.waitingForSeed, nil) }
         let taken = takenElsewhere
         if let offset = allocations.allocate(for: holder, owned: ownedBlocks, takenElsewhere: { taken.contains($0) }) {
             return (.allocated(range.address(at: offset)), announcementUpdate())

@@ -17,13 +17,17 @@ public struct SeedBallot: Comparable, Hashable, Sendable {
 /// One router's vote: what it promised and what it accepted. Both only grow.
 public struct SeedVote: Equatable, Sendable {
     public var promised: SeedBallot?
-    /// The ballot and the proposal (the routers that share the range at first) it accepted.
+    /// The ballot and the value it accepted: the routers that share the range at first, and
+    /// the ballot that first proposed that value (a later ballot carries an earlier value on,
+    /// and the value's origin, not the deciding ballot, names the pool's seed).
     public var accepted: SeedBallot?
+    public var origin: SeedBallot?
     public var members: [PeerName]
 
-    public init(promised: SeedBallot? = nil, accepted: SeedBallot? = nil, members: [PeerName] = []) {
+    public init(promised: SeedBallot? = nil, accepted: SeedBallot? = nil, origin: SeedBallot? = nil, members: [PeerName] = []) {
         self.promised = promised
         self.accepted = accepted
+        self.origin = origin
         self.members = members
     }
 
@@ -39,12 +43,14 @@ public struct SeedVote: Equatable, Sendable {
 
 public struct SeedConsensus: Sendable {
     public let local: PeerName
+    /// How many routers divide the range at first (`--ipalloc-init consensus=N`).
+    public let size: Int
     /// Votes that decide: a majority of the consensus size.
     public let quorum: Int
     /// Every vote heard, this router's own included.
     public private(set) var votes: [PeerName: SeedVote]
-    /// The agreed ballot and members, once a quorum accepted one ballot.
-    public private(set) var decision: (ballot: SeedBallot, members: [PeerName])?
+    /// The agreed value (its origin ballot and members), once a quorum accepted one ballot.
+    public private(set) var decision: (ballot: SeedBallot, origin: SeedBallot, members: [PeerName])?
     /// What this router proposes when its own ballot gathers promises without an earlier value.
     private var proposal: [PeerName] = []
 
@@ -52,11 +58,15 @@ public struct SeedConsensus: Sendable {
 
     public init(local: PeerName, consensusSize: Int) {
         self.local = local
-        quorum = Self.quorum(consensusSize: max(1, consensusSize))
+        size = max(1, consensusSize)
+        quorum = Self.quorum(consensusSize: size)
         votes = [local: SeedVote()]
     }
 
     public var ownVote: SeedVote { votes[local]! }
+
+    /// The highest ballot anybody promised.
+    public var highestPromised: SeedBallot? { votes.values.compactMap(\.promised).max() }
 
     /// Puts back the vote this router saved before a restart (its promise must hold).
     mutating func restore(ownVote vote: SeedVote) { votes[local] = vote }
@@ -92,6 +102,7 @@ public struct SeedConsensus: Sendable {
         if let best = votes.values.filter({ $0.accepted != nil }).max(by: { $0.accepted! < $1.accepted! }),
            let ballot = best.accepted, mine.promised.map({ ballot >= $0 }) ?? true, mine.accepted.map({ ballot > $0 }) ?? true {
             mine.accepted = ballot
+            mine.origin = best.origin
             mine.members = best.members
         }
         votes[local] = mine
@@ -102,6 +113,7 @@ public struct SeedConsensus: Sendable {
             if promisers.count >= quorum {
                 let earlier = promisers.filter { $0.accepted != nil }.max { $0.accepted! < $1.accepted! }
                 votes[local]!.accepted = ballot
+                votes[local]!.origin = earlier?.origin ?? ballot
                 votes[local]!.members = earlier?.members ?? proposal
             }
         }
@@ -110,8 +122,8 @@ public struct SeedConsensus: Sendable {
             var count: [SeedBallot: Int] = [:]
             for vote in votes.values { if let a = vote.accepted { count[a, default: 0] += 1 } }
             if let (ballot, _) = count.first(where: { $0.value >= quorum }),
-               let members = votes.values.first(where: { $0.accepted == ballot })?.members {
-                decision = (ballot, members)
+               let value = votes.values.first(where: { $0.accepted == ballot }), let origin = value.origin {
+                decision = (ballot, origin, value.members)
             }
         }
         return before.0 != ownVote || before.1 != decision?.ballot
@@ -121,7 +133,7 @@ public struct SeedConsensus: Sendable {
     public func seededLedger(range: AddressRange) -> BlockLedger? {
         guard let decision else { return nil }
         var ledger = BlockLedger(range: range)
-        ledger.initialise(seed: .init(by: decision.ballot.proposer, nonce: UInt64(decision.ballot.round)), among: decision.members)
+        ledger.initialise(seed: .init(by: decision.origin.proposer, nonce: UInt64(decision.origin.round)), among: decision.members)
         return ledger
     }
 }

@@ -177,6 +177,13 @@ extension Router {
                    [([], UInt64(overlayMTU ?? 0))])
         out.family("weft_fastdp_flows", .gauge, "Flows installed in the fast datapath (0 without fastdp).",
                    [([], UInt64(fastdpStatus.flows))])
+        if let ipam {
+            let owned = ipam.manager.ownedBlocks
+            out.family("weft_ipam_addresses_used", .gauge, "Addresses of --ipalloc-range this router has given to workloads.",
+                       [([], UInt64(ipam.manager.allocations.byHolder.count))])
+            out.family("weft_ipam_addresses_free", .gauge, "Addresses of --ipalloc-range this router can still give without asking a peer.",
+                       [([], ipam.manager.allocations.freeCount(owned: owned))])
+        }
         return out.text
     }
 }

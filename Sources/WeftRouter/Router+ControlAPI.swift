@@ -31,6 +31,8 @@ final class RouterControlDelegate: ControlAPIDelegate, @unchecked Sendable {  //
 
     var workloadHost: WorkloadHost? { router.hostNetwork }
 
+    var addressHost: AddressHost? { router.ipam == nil ? nil : RouterAddressHost(router: router) }
+
     func rotateKeys(peer: String?) -> EventLoopFuture<[RotateKeyResult]> { router.rotateKeys(peer: peer) }
 
     var hasKeyring: Bool { router.keyring != nil }

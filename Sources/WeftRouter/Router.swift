@@ -90,6 +90,8 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     var fastdp = FastdpStatus(available: false, reason: "not probed yet", flows: 0)
     /// The fast datapath; nil where it is unavailable or disabled (Router+Fastdp.swift).
     var fastdpState: FastdpState?
+    /// Address management (Router+IPAM.swift); nil with `--ipalloc-range off`.
+    var ipam: IPAMState?
     /// Counts for /metrics and its listener (Metrics.swift).
     let metrics = RouterMetrics()
     private let stopped: EventLoopPromise<Void>
@@ -161,6 +163,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
 
     /// Binds the control socket and the gossip port. Runs on the caller's thread: it waits.
     private func bind() throws {
+        try loadIPAM()
         try startMetrics()
         let host = try HostNetwork.start(config: config, logger: logger)
         hostNetwork = host
@@ -436,6 +439,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         keyTick(now: now)
         apply(gossip.tick(now: Self.seconds(now)))
         refreshIfPending()
+        ipamTick(now: now)
     }
 
     /// Carries out a refresh that waits for the tick. Status calls it first, so that what it
@@ -559,6 +563,7 @@ extension Router: LinkDelegate {
         apply(gossip.linkUp(hello.name, now: Self.seconds(.now())))
         ownConnectionsChanged()
         catchUpPassword(link)
+        ipamLinkUp(link)
     }
 
     func link(_ link: Link, received type: UInt8, payload: [UInt8]) {
@@ -572,6 +577,8 @@ extension Router: LinkDelegate {
             }
         case .passwordOffer, .passwordAck, .passwordUse:
             handlePasswordMessage(link, type: MessageType(rawValue: type)!, payload: payload)
+        case .ipamUpdate, .ipamRequest:
+            ipamReceived(link, type: MessageType(rawValue: type)!, payload: payload)
         default:
             // Reserved types (data-plane control) and unknown ones.
             link.countUnknownMessage()

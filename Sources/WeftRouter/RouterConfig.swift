@@ -41,6 +41,12 @@ public struct RouterConfig: Sendable {
     public var trustedSubnetsFlag: [Subnet] = []
     /// `--trusted-subnets-file`: re-read on SIGHUP (Reload.swift).
     public var trustedSubnetsFile: String?
+    /// `--ipalloc-range`: where `weft attach` without an address allocates; nil: off.
+    public var ipallocRange: AddressRange? = RouterConfig.defaultIPAllocRange
+    public static let defaultIPAllocRange = try? AddressRange("10.32.0.0/12")
+    /// `--ipalloc-init consensus=N`: how many routers divide the range at first (a majority of
+    /// them must agree, docs/protocol.md §7.2). Default: this router and the peers it names.
+    public var ipallocConsensus: Int?
 
     public init(name: PeerName, nickname: String, port: Int, trustedSubnets: [Subnet], psk: PreSharedKey?, socketPath: String,
                 dataDir: String, mtu: Int?, fastdpEnabled: Bool, initialPeers: [String], listenAddress: String = RouterConfig.anyAddress,

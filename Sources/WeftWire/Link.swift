@@ -68,6 +68,8 @@ public enum MessageType: UInt8, Sendable {
     case passwordOffer = 0x30
     case passwordAck = 0x31
     case passwordUse = 0x32
+    case ipamUpdate = 0x40
+    case ipamRequest = 0x41
 }
 
 /// Frame size caps, checked before any allocation (§3.2).

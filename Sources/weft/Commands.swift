@@ -10,7 +10,7 @@ struct WeftCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "weft",
         abstract: "Weft: an encrypted overlay network router.",
-        subcommands: [Launch.self, Status.self, Connect.self, Forget.self, Stop.self, Attach.self, Detach.self, Expose.self, Hide.self, Reset.self,
+        subcommands: [Launch.self, Status.self, Connect.self, Forget.self, Stop.self, Attach.self, Detach.self, Expose.self, Hide.self, Reset.self, IPAM.self, RmPeer.self,
                       RotateKey.self, Password.self, RotatePassword.self, DoctorCommand.self])
 }
 
@@ -40,8 +40,8 @@ struct SocketOption: ParsableArguments {
 extension SocketOption {
     /// POSTs a JSON request and returns the router's `result` text (every POST answers
     /// `{"result": …}`, workload calls with the workload beside it).
-    func post<T: Encodable>(_ request: T, to path: String) throws -> String {
-        let response = try call("POST", path, body: Array(try JSONEncoder().encode(request)))
+    func post<T: Encodable>(_ request: T, to path: String, timeoutSeconds: Int = 10) throws -> String {
+        let response = try call("POST", path, body: Array(try JSONEncoder().encode(request)), timeoutSeconds: timeoutSeconds)
         return (try? JSONDecoder().decode(WorkloadResult.self, from: Data(response)))?.result ?? "ok"
     }
 }
@@ -109,6 +109,11 @@ struct Launch: ParsableCommand {
     var rekeyInterval: String = "120s"
     @Option(name: .customLong("metrics-addr"), help: "Serve Prometheus metrics at http://HOST:PORT/metrics; off disables.")
     var metricsAddr: String = "127.0.0.1:6782"
+    @Option(name: .customLong("ipalloc-range"), help: "Range `weft attach` without an address allocates from, shared by the mesh; off disables.")
+    var ipallocRange: String = "10.32.0.0/12"
+    @Option(name: .customLong("ipalloc-init"),
+            help: "consensus=N: how many routers first divide the range (a majority must be connected). Default: this router and the peers named here.")
+    var ipallocInit: String?
 
     func run() throws {
         let config: RouterConfig
@@ -158,6 +163,17 @@ struct Launch: ParsableCommand {
         config.rekeyInterval = .milliseconds(Int64(rekeySeconds * 1000))
         config.trustedSubnetsFlag = flagSubnets
         config.trustedSubnetsFile = trustedSubnetsFile.map { URL(fileURLWithPath: $0).path }
+        if ipallocRange == "off" {
+            config.ipallocRange = nil
+        } else {
+            do { config.ipallocRange = try AddressRange(ipallocRange) } catch { throw ConfigError("--ipalloc-range: \(error)") }
+        }
+        if let ipallocInit {
+            guard ipallocInit.hasPrefix("consensus="), let n = Int(ipallocInit.dropFirst("consensus=".count)), (1...1000).contains(n) else {
+                throw ConfigError("--ipalloc-init \(ipallocInit) is not consensus=N (N from 1 to 1000: how many routers first divide the range)")
+            }
+            config.ipallocConsensus = n
+        }
         return config
     }
 }

@@ -34,6 +34,17 @@ enum StatusText {
         })
     }
 
+    static func ipam(_ s: IPAMStatus) -> String {
+        let seed = s.seeded ? "divided (seed \(s.seed ?? "?"))" : "not divided yet (consensus of \(s.consensusSize))"
+        var lines = ["Range \(s.range): \(seed)"]
+        for (peer, why) in s.refusedPools.sorted(by: { $0.key < $1.key }) { lines.append("Not pooled with \(peer): \(why)") }
+        lines.append(table(["NAME", "NICKNAME", "BLOCKS", "ADDRESSES", "USED", "FREE", "REACHABLE"], s.shares.map {
+            [$0.name + ($0.isSelf ? " (self)" : ""), $0.nickname ?? "-", String($0.blocks), String($0.addresses),
+             String($0.used), String($0.free), $0.reachable ? "yes" : "no (weft rmpeer frees its space)"]
+        }))
+        return lines.joined(separator: "\n")
+    }
+
     static func peerLabel(_ c: ConnectionStatus) -> String {
         guard let peer = c.peer else { return "-" }
         return c.nickname.map { "\(peer) (\($0))" } ?? peer

@@ -30,24 +30,25 @@ struct Attach: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Connect a network namespace to the overlay: a veth into it, with an address.",
         discussion: """
-            weft attach NETNS CIDR [--ifname NAME]   or   weft attach --pid PID CIDR [--ifname NAME]
+            weft attach NETNS [CIDR] [--ifname NAME]   or   weft attach --pid PID [CIDR] [--ifname NAME]
+            Without CIDR the router allocates an address from --ipalloc-range and prints it; \
+            attaching the same namespace again gives the same address.
             Idempotent: attaching again keeps the same veth and adds the address once.
             """)
 
     @OptionGroup var target: NamespaceArguments
-    @Argument(help: ArgumentHelp("Address of the workload with its prefix length, e.g. 10.32.0.5/12.", valueName: "cidr"))
+    @Argument(help: ArgumentHelp("Address of the workload with its prefix length, e.g. 10.32.0.5/12 (default: allocated).", valueName: "cidr"))
     var cidr: String?
     @Option(help: "Interface name inside the namespace.")
     var ifname: String = WeftInterfaces.defaultWorkloadIfname
     @OptionGroup var socket: SocketOption
 
-    /// (namespace, cidr) after --pid shifted the arguments.
-    private func resolved() throws -> (namespace: String?, cidr: String) {
+    /// (namespace, cidr) after --pid shifted the arguments; a nil cidr is allocated.
+    private func resolved() throws -> (namespace: String?, cidr: String?) {
         switch (target.pid, target.netns, cidr) {
-        case (nil, let ns?, let cidr?): return (ns, cidr)
-        case (_?, let cidr?, nil): return (nil, cidr)
-        case (nil, _, nil): throw ValidationError("give a network namespace and an address: weft attach NETNS CIDR")
-        case (_?, nil, _): throw ValidationError("give the address: weft attach --pid PID CIDR")
+        case (nil, let ns?, let cidr): return (ns, cidr)
+        case (_?, let cidr, nil): return (nil, cidr)
+        case (nil, nil, _): throw ValidationError("give a network namespace: weft attach NETNS [CIDR]")
         default: throw ValidationError("name either a network namespace or --pid, not both")
         }
     }
@@ -57,11 +58,15 @@ struct Attach: ParsableCommand {
     func run() throws {
         let (namespace, cidr) = try resolved()
         try reportingErrors {
-            _ = try HostNetwork.canonicalCIDR(cidr)
-            print(try socket.post(AttachRequest(namespace: namespace, pid: target.pid, cidr: cidr, ifname: ifname), to: "/v1/attach"))
+            if let cidr { _ = try HostNetwork.canonicalCIDR(cidr) }
+            print(try socket.post(AttachRequest(namespace: namespace, pid: target.pid, cidr: cidr, ifname: ifname), to: "/v1/attach",
+                                  timeoutSeconds: allocationTimeout))
         }
     }
 }
+
+/// Longer than the router's wait for the pool or for space (Router.allocationWait).
+let allocationTimeout = 30
 
 struct Detach: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -81,17 +86,18 @@ struct Detach: ParsableCommand {
     }
 }
 
-/// Expose and hide: the address checked here (a clear message before any router call), then sent.
-private func postCIDR(_ cidr: String, to path: String, _ socket: SocketOption) throws {
+/// Expose and hide: the address checked here (a clear message before any router call), then
+/// sent; expose without one has the router allocate it.
+private func postCIDR(_ cidr: String?, to path: String, _ socket: SocketOption) throws {
     try reportingErrors {
-        _ = try HostNetwork.canonicalCIDR(cidr)
-        print(try socket.post(CIDRRequest(cidr: cidr), to: path))
+        if let cidr { _ = try HostNetwork.canonicalCIDR(cidr) }
+        print(try socket.post(CIDRRequest(cidr: cidr), to: path, timeoutSeconds: allocationTimeout))
     }
 }
 
 struct Expose: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Give this host an address on the weft bridge.")
-    @Argument(help: ArgumentHelp("Address with its prefix length, e.g. 10.32.0.1/12.", valueName: "cidr")) var cidr: String
+    static let configuration = CommandConfiguration(abstract: "Give this host an address on the weft bridge (default: allocated).")
+    @Argument(help: ArgumentHelp("Address with its prefix length, e.g. 10.32.0.1/12 (default: allocated).", valueName: "cidr")) var cidr: String?
     @OptionGroup var socket: SocketOption
 
     func run() throws { try postCIDR(cidr, to: "/v1/expose", socket) }
@@ -118,5 +124,34 @@ struct Reset: ParsableCommand {
             throw fail("reset: \(error)", code: 1)
         }
         print(removed.isEmpty ? "nothing to remove" : removed.map { "removed \($0)" }.joined(separator: "\n"))
+    }
+}
+
+struct IPAM: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ipam",
+        abstract: "Show the address range and each router's share of it: blocks, used and free addresses.")
+    @Flag(help: "Print JSON.") var json = false
+    @OptionGroup var socket: SocketOption
+
+    func run() throws {
+        try reportingErrors {
+            let body = try socket.call("GET", "/v1/ipam")
+            if json { return FileHandle.standardOutput.write(Data(body)) }
+            print(StatusText.ipam(try JSONDecoder().decode(IPAMStatus.self, from: Data(body))))
+        }
+    }
+}
+
+struct RmPeer: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rmpeer",
+        abstract: "Take the address space of a router that is gone for good (refused while it is connected).",
+        discussion: "Run it on one router only, after the mesh has settled; the departed router must not come back with its old data dir.")
+    @Argument(help: "Peer name or nickname, as weft ipam shows it.") var peer: String
+    @OptionGroup var socket: SocketOption
+
+    func run() throws {
+        try reportingErrors { print(try socket.post(PeerRequest(peer: peer), to: "/v1/rmpeer")) }
     }
 }

@@ -138,6 +138,7 @@ final class InMemoryRouter: ControlAPIDelegate, @unchecked Sendable {
     func forgetTarget(_ address: String) -> Bool { targets.contains(address) }
     func stop() {}
     var workloadHost: WorkloadHost? { nil }
+    var addressHost: AddressHost? { nil }
     func rotateKeys(peer: String?) -> EventLoopFuture<[RotateKeyResult]> { loop.makeSucceededFuture([]) }
     var hasKeyring: Bool { false }
     func passwords() -> [PasswordInfo] { [] }

@@ -346,7 +346,7 @@ final class AddressManagementTests: XCTestCase {
                 }
                 history.append((names[i], nodes[i].ownVote))
             }
-            let decided = Set(nodes.compactMap { $0.decision.map { "\($0.ballot.round)/\($0.ballot.proposer) \($0.members)" } })
+            let decided = Set(nodes.compactMap { $0.decision.map { "\($0.origin.round)/\($0.origin.proposer) \($0.members)" } })
             XCTAssertLessThanOrEqual(decided.count, 1, "seed \(seedValue): \(decided)")
         }
     }

@@ -38,13 +38,15 @@ final class AddressManagerTests: XCTestCase {
 
     func testThreeRoutersSeedAllocateDistinctlyAndDonate() throws {
         var mesh = try Mesh(count: 3, range: "10.40.0.0/26", consensusSize: 3)   // 16 blocks of 4
-        // Not the smallest name: waits for router 0 to propose.
-        let (waiting, nothing) = mesh.managers[1].allocate(for: "a", reachable: mesh.others(1))
-        XCTAssertEqual(waiting, .waitingForSeed)
-        XCTAssertNil(nothing)
-        let (first, proposal) = mesh.managers[0].allocate(for: "a", reachable: mesh.others(0))
-        XCTAssertEqual(first, .waitingForSeed)
-        try mesh.deliver(proposal, from: 0)
+        // Before the division: wait. Nothing is proposed without need until all 3 are there.
+        XCTAssertEqual(mesh.managers[1].allocate(for: "a", reachable: mesh.others(1)).0, .waitingForSeed)
+        XCTAssertNil(mesh.managers[0].proposeIfDue(reachable: [mesh.names[1]], needed: false))
+        // Router 1 needs space and proposes; router 2 too, in the same tick: one of the ballots wins.
+        let proposal1 = mesh.managers[1].proposeIfDue(reachable: mesh.others(1), needed: true)
+        let proposal2 = mesh.managers[2].proposeIfDue(reachable: mesh.others(2), needed: true)
+        try mesh.deliver(proposal1, from: 1)
+        try mesh.deliver(proposal2, from: 2)
+        XCTAssertNil(mesh.managers[2].proposeIfDue(reachable: mesh.others(2), needed: true), "a decided pool is not proposed again")
         XCTAssertTrue(mesh.managers.allSatisfy { $0.ledger.isSeeded }, "\(mesh.managers.map(\.ledger))")
         XCTAssertEqual(mesh.managers[0].ledger.shares, [mesh.names[0]: 6, mesh.names[1]: 5, mesh.names[2]: 5])
 
@@ -92,8 +94,8 @@ final class AddressManagerTests: XCTestCase {
         let range = try AddressRange("10.32.0.0/12")
         var a = AddressManager(local: PeerName(value: 1), range: range, consensusSize: 1)
         var b = AddressManager(local: PeerName(value: 2), range: range, consensusSize: 1)
-        _ = a.proposeIfDue(reachable: [])
-        _ = b.proposeIfDue(reachable: [])
+        _ = a.proposeIfDue(reachable: [], needed: false)
+        _ = b.proposeIfDue(reachable: [], needed: false)
         XCTAssertTrue(a.ledger.isSeeded && b.ledger.isSeeded)
         let before = a.ledger
         _ = a.receive(b.fullUpdate, from: b.local)
@@ -106,7 +108,7 @@ final class AddressManagerTests: XCTestCase {
 
     func testUpdateWireFormRoundTripsAndRefusesDamage() throws {
         var mesh = try Mesh(count: 2, consensusSize: 2)
-        try mesh.deliver(mesh.managers[0].proposeIfDue(reachable: [mesh.names[1]]), from: 0)
+        try mesh.deliver(mesh.managers[0].proposeIfDue(reachable: [mesh.names[1]], needed: true), from: 0)
         _ = mesh.managers[0].allocate(for: "netns:web", reachable: [])
         let full = mesh.managers[0].fullUpdate
         XCTAssertFalse(full.votes.isEmpty || full.announcements.isEmpty || full.ledger == nil)
@@ -122,7 +124,7 @@ final class AddressManagerTests: XCTestCase {
     func testSavedStateRestoresAndDamageIsRefused() throws {
         let range = try AddressRange("10.32.0.0/12")
         var mesh = try Mesh(count: 2, consensusSize: 2)
-        try mesh.deliver(mesh.managers[0].proposeIfDue(reachable: [mesh.names[1]]), from: 0)
+        try mesh.deliver(mesh.managers[0].proposeIfDue(reachable: [mesh.names[1]], needed: true), from: 0)
         var m = mesh.managers[1]
         _ = m.allocate(for: "netns:a", reachable: [])
         _ = m.allocate(for: "netns:b", reachable: [])
@@ -152,5 +154,28 @@ final class AddressManagerTests: XCTestCase {
         refused({ $0.addresses["netns:c"] = "192.168.0.1" }, "not a usable address")
         refused({ $0.accepted = .init(round: 99, proposer: $0.accepted!.proposer) }, "vote is damaged")
         refused({ $0.seedBy = nil; $0.seedNonce = nil }, "blocks but no seed")
+    }
+
+    /// A router named alone divides the range by itself at launch; a router that names it and
+    /// proposes before hearing its state (consensus 2) carries the decided value on: one pool,
+    /// one seed, not two.
+    func testALateProposerJoinsTheDecidedPool() throws {
+        let range = try AddressRange("10.32.0.0/12")
+        var first = AddressManager(local: PeerName(value: 1), range: range, consensusSize: 1)
+        var second = AddressManager(local: PeerName(value: 2), range: range, consensusSize: 2)
+        let decided = try XCTUnwrap(first.proposeIfDue(reachable: [], needed: false))
+        XCTAssertEqual(first.ledger.shares, [first.local: 4096])
+        let early = try XCTUnwrap(second.proposeIfDue(reachable: [first.local], needed: false), "all 2 of its consensus are there")
+        var toSecond = [decided, early].compactMap { $0 }
+        var toFirst = [early]
+        for _ in 0..<4 {
+            let a = toFirst.map { first.receive(try! .decode($0.encode()), from: second.local) }
+            let b = toSecond.map { second.receive(try! .decode($0.encode()), from: first.local) }
+            toSecond = a.filter { !$0.isEmpty }
+            toFirst = b.filter { !$0.isEmpty }
+        }
+        XCTAssertTrue(second.ledger.isSeeded)
+        XCTAssertEqual(second.ledger, first.ledger, "\(second.ledger) vs \(first.ledger)")
+        XCTAssertTrue(first.refusedPools.isEmpty && second.refusedPools.isEmpty, "\(first.refusedPools) \(second.refusedPools)")
     }
 }
