@@ -50,6 +50,9 @@ public protocol WorkloadHost: AnyObject {
     func canonicalCIDR(_ text: String) throws -> String
     func attach(namespace: String?, pid: Int32?, cidr: String, ifname: String) throws -> Workload
     func detach(namespace: String?, pid: Int32?) throws -> Bool
+    /// Whether two holders (AddressHolder) name the same network namespace (a workload
+    /// attached by name and again by the pid of a process in it).
+    func sameNamespace(_ a: String, _ b: String) -> Bool
     func expose(cidr: String) throws -> Bool
     func hide(cidr: String) throws -> Bool
 }
@@ -58,6 +61,12 @@ public protocol WorkloadHost: AnyObject {
 public enum AddressHolder {
     public static let host = "host"
     public static func workload(namespace: String?, pid: Int32?) -> String { namespace.map { "netns:\($0)" } ?? "pid:\(pid ?? 0)" }
+    /// The namespace name or process of a workload holder; nil for the host or anything else.
+    public static func target(of holder: String) -> (namespace: String?, pid: Int32?)? {
+        if holder.hasPrefix("netns:") { return (String(holder.dropFirst(6)), nil) }
+        if holder.hasPrefix("pid:"), let pid = Int32(holder.dropFirst(4)) { return (nil, pid) }
+        return nil
+    }
 }
 
 /// The router's address management as the workload endpoints see it (docs/protocol.md §7).

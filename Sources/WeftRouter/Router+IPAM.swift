@@ -175,9 +175,13 @@ final class RouterAddressHost: AddressHost, @unchecked Sendable {  // confined t
         var (outcome, update) = ipam.manager.take(address, for: holder)
         // A workload of this router that is gone (its namespace deleted without detach) gives
         // its address back rather than blocking it forever.
-        if case .held(let peer, let other) = outcome, peer == router.config.name, !isLive(other) {
-            router.publishIPAM(ipam.manager.release(other))
-            (outcome, update) = ipam.manager.take(address, for: holder)
+        if case .held(let peer, let other) = outcome, peer == router.config.name {
+            // The same namespace named another way (by a pid in it): it has the address already.
+            if router.hostNetwork?.sameNamespace(other, holder) == true { return }
+            if !isLive(other) {
+                router.publishIPAM(ipam.manager.release(other))
+                (outcome, update) = ipam.manager.take(address, for: holder)
+            }
         }
         switch outcome {
         case .taken:

@@ -10,7 +10,7 @@ extension TestNet {
 
     /// The address `weft attach` printed ("… ethwe 10.47.3.1/16, host end …").
     static func attachedAddress(_ output: String) -> String? {
-        output.split(separator: " ").first { $0.hasPrefix("10.47.") && $0.contains("/") }.map { String($0.split(separator: "/")[0]) }
+        output.split(separator: " ").first { $0.split(separator: ".").count == 4 && $0.contains("/") }.map { String($0.split(separator: "/")[0]) }
     }
 
     /// Attaches new workloads on `index` without addresses, all at once; returns namespace → address.
@@ -179,5 +179,25 @@ final class AddressManagementIntegrationTests: XCTestCase {
         XCTAssertTrue(net.waitUntil(timeout: 10) {
             try net.ipam(2).shares.first { $0.nickname == net.nickname(1) }?.blocks == blocks1 + blocks3
         }, "\(String(describing: try? net.ipam(2)))")
+    }
+
+    /// Two routers launched with different ranges: their link works, they do not pool, and
+    /// `weft ipam` on each names the other and why.
+    func testRoutersWithDifferentRangesRefuseToPoolAndSaySo() throws {
+        try requireRoot()
+        let net = try TestNet(hosts: 2)
+        defer { net.cleanup() }
+        try net.launch(1, extraArgs: ["--ipalloc-range", "10.47.0.0/16"])
+        try net.launch(2, peers: [1], extraArgs: ["--ipalloc-range", "10.46.0.0/16"])
+        XCTAssertTrue(net.sleeveReady(1, peers: 1))
+        let w1 = try net.attachAllocating(1, count: 1), w2 = try net.attachAllocating(2, count: 1)
+        XCTAssertTrue(w2.values.first!.hasPrefix("10.46."), "\(w2)")
+        XCTAssertTrue(net.waitUntil(timeout: 10) { try net.ipam(1).refusedPools.values.contains { $0.contains("10.46.0.0/16") } },
+                      "\(String(describing: try? net.ipam(1)))")
+        let table = try net.cli(2, ["ipam"]).output
+        XCTAssertTrue(table.contains("Not pooled with") && table.contains("10.47.0.0/16"), table)
+        XCTAssertTrue(net.log(1).contains("not pooling addresses with this peer"), "a warning in the log")
+        XCTAssertNotNil(try net.connection(1, to: 2), "the link stays")
+        _ = w1
     }
 }
