@@ -10,8 +10,9 @@ struct WeftCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "weft",
         abstract: "Weft: an encrypted overlay network router.",
+        version: VersionReport.thisBuild.text,
         subcommands: [Launch.self, Status.self, Connect.self, Forget.self, Stop.self, Attach.self, Detach.self, Expose.self, Hide.self, Reset.self,
-                      RotateKey.self, Password.self, RotatePassword.self, DoctorCommand.self])
+                      RotateKey.self, Password.self, RotatePassword.self, DoctorCommand.self, VersionCommand.self])
 }
 
 /// `--socket`, shared by every command that talks to a running router.
