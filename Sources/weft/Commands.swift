@@ -11,7 +11,7 @@ struct WeftCommand: ParsableCommand {
         commandName: "weft",
         abstract: "Weft: an encrypted overlay network router.",
         version: VersionReport.thisBuild.text,
-        subcommands: [Launch.self, Status.self, Connect.self, Forget.self, Stop.self, Attach.self, Detach.self, Expose.self, Hide.self, Reset.self,
+        subcommands: [Launch.self, Status.self, Connect.self, Forget.self, Stop.self, Attach.self, Detach.self, Ps.self, Expose.self, Hide.self, Reset.self,
                       RotateKey.self, Password.self, RotatePassword.self, DoctorCommand.self, VersionCommand.self])
 }
 
@@ -29,7 +29,8 @@ struct SocketOption: ParsableArguments {
             let (status, response) = try client.request(method: method, path: path, body: body)
             guard (200..<300).contains(status) else {
                 let message = (try? JSONDecoder().decode(ControlError.self, from: Data(response)))?.error ?? "HTTP \(status)"
-                throw ValidationFailure("the router refused: \(message)")
+                // 400: the request itself was wrong (bad input); anything else: the operation failed.
+                throw ValidationFailure("the router refused: \(message)", status: status == 400 ? ExitStatus.badInput : ExitStatus.failed)
             }
             return response
         } catch let error as ControlClientError {
@@ -47,26 +48,50 @@ extension SocketOption {
     }
 }
 
+/// The exit status of every command (docs/operations.md, "Exit status"). Scripts may rely on it.
+enum ExitStatus {
+    static let ok: Int32 = 0
+    /// The operation was tried and failed: no router answers, the router could not do it, a
+    /// doctor check failed.
+    static let failed: Int32 = 1
+    /// Bad usage or input, found before anything was done: an unknown command or flag, a
+    /// malformed value, a request the router refused as malformed.
+    static let badInput: Int32 = 2
+}
+
 extension WeftCommand {
-    /// Parses and runs a command; every failure of ours prints `weft: error: …` and exits 1,
-    /// the parser's own (a bad flag) print usage as swift-argument-parser does.
+    /// Parses and runs a command. Our failures print `weft: error: …`; the parser's usage
+    /// errors print as swift-argument-parser words them, but exit 2, not its 64 (EX_USAGE).
     static func runMain() {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if let unknown = CommandSuggestion.unknownSubcommand(arguments, root: WeftCommand.self) {
+            FileHandle.standardError.write(Data("weft: error: \(unknown)\n".utf8))
+            Foundation.exit(ExitStatus.badInput)
+        }
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(arguments)
             try command.run()
         } catch let failure as ValidationFailure {
             FileHandle.standardError.write(Data("weft: error: \(failure.description)\n".utf8))
-            Foundation.exit(1)
+            Foundation.exit(failure.status)
         } catch {
+            if exitCode(for: error) == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(ExitStatus.badInput)
+            }
             exit(withError: error)
         }
     }
 }
 
-/// An error that prints as `weft: error: …` and exits 1.
+/// An error that prints as `weft: error: …` and exits with `status` (1 unless it is bad input).
 struct ValidationFailure: Error, CustomStringConvertible {
     let description: String
-    init(_ description: String) { self.description = description }
+    let status: Int32
+    init(_ description: String, status: Int32 = ExitStatus.failed) {
+        self.description = description
+        self.status = status
+    }
 }
 
 func fail(_ message: String, code: Int32) -> ExitCode {
@@ -121,9 +146,9 @@ struct Launch: ParsableCommand {
             level = parsed
             config = try makeConfig()
         } catch let error as ConfigError {
-            throw fail(error.description, code: 2)
+            throw fail(error.description, code: ExitStatus.badInput)
         } catch let error as Subnet.ParseError {
-            throw fail("--trusted-subnets: \(error)", code: 2)
+            throw fail("--trusted-subnets: \(error)", code: ExitStatus.badInput)
         }
         LogfmtHandler.bootstrap(level: level)
         let logger = Logger(label: "weft")
@@ -131,17 +156,18 @@ struct Launch: ParsableCommand {
         do {
             keyring = try Keyring.load(dataDir: dataDir, launchPSK: config.psk) { logger.warning("\($0)") }
         } catch let error as ConfigError {
-            throw fail(error.description, code: 2)
+            throw fail(error.description, code: ExitStatus.badInput)
         }
         do {
             try Router(config: config, keyring: keyring, logger: logger).run()
         } catch let error as ConfigError {
-            throw fail(error.description, code: 1)
+            throw fail(error.description, code: ExitStatus.failed)
         }
     }
 
     private func makeConfig() throws -> RouterConfig {
         guard (1...65535).contains(port) else { throw ConfigError("--port \(port) is not a port number (1–65535)") }
+        if let problem = peers.lazy.compactMap(PeerAddress.problem).first { throw ConfigError("peer \(problem)") }
         if let mtu, !(576...65000).contains(mtu) { throw ConfigError("--mtu \(mtu) is out of range (576–65000)") }
         let metricsAddress = try RouterConfig.parseMetricsAddress(metricsAddr)
         let flagSubnets = try trustedSubnets.map(Subnet.parseList) ?? []
@@ -196,6 +222,7 @@ struct Connect: ParsableCommand {
     @OptionGroup var socket: SocketOption
 
     func run() throws {
+        if let problem = PeerAddress.problem(address) { throw ValidationFailure(problem, status: ExitStatus.badInput) }
         print(try socket.post(AddressRequest(address: address), to: "/v1/connect"))
     }
 }
@@ -206,6 +233,7 @@ struct Forget: ParsableCommand {
     @OptionGroup var socket: SocketOption
 
     func run() throws {
+        if let problem = PeerAddress.problem(address) { throw ValidationFailure(problem, status: ExitStatus.badInput) }
         print(try socket.post(AddressRequest(address: address), to: "/v1/forget"))
     }
 }
@@ -219,5 +247,31 @@ struct Stop: ParsableCommand {
         // Wait until the control socket is gone, so `weft stop && …` sees a stopped router.
         for _ in 0..<100 where FileManager.default.fileExists(atPath: socket.path) { usleep(50_000) }
         print("stopped")
+    }
+}
+
+/// An unknown subcommand, found before the parser (which would only say "unexpected argument"):
+/// the words of `arguments` are followed down the command tree while they name subcommands.
+enum CommandSuggestion {
+    /// "unknown command 'weft stauts'; did you mean 'weft status'?", or nil when every word
+    /// before the first option or argument names a command.
+    static func unknownSubcommand(_ arguments: [String], root: ParsableCommand.Type) -> String? {
+        var command = root
+        var path = [root._commandName]
+        for word in arguments {
+            let subcommands = command.configuration.subcommands
+            guard !subcommands.isEmpty, command.configuration.defaultSubcommand == nil, !word.hasPrefix("-"), word != "help" else { return nil }
+            guard let next = subcommands.first(where: { $0._commandName == word }) else {
+                let names = subcommands.map { $0._commandName }
+                let typed = (path + [word]).joined(separator: " ")
+                if let nearest = Suggestion.nearest(word, among: names) {
+                    return "unknown command '\(typed)'; did you mean '\((path + [nearest]).joined(separator: " "))'?"
+                }
+                return "unknown command '\(typed)'; the commands are: \(names.joined(separator: ", ")) (see '\(path.joined(separator: " ")) --help')"
+            }
+            command = next
+            path.append(word)
+        }
+        return nil
     }
 }

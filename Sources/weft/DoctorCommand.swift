@@ -32,6 +32,6 @@ struct DoctorCommand: ParsableCommand {
             }
             print(Doctor.text(checks))
         }
-        if checks.contains(where: { $0.status == .fail }) { throw ExitCode(1) }
+        if checks.contains(where: { $0.status == .fail }) { throw ExitCode(ExitStatus.failed) }
     }
 }

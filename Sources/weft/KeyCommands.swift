@@ -44,7 +44,7 @@ struct RotateKey: ParsableCommand {
         for r in results {
             print("\(r.peer) (\(r.nickname)): epoch \(r.oldEpoch) -> \(r.newEpoch)\(r.result == "rotated" ? "" : "  [\(r.result)]")")
         }
-        if results.contains(where: { $0.result != "rotated" }) { throw ExitCode(1) }
+        if results.contains(where: { $0.result != "rotated" }) { throw ExitCode(ExitStatus.failed) }
     }
 }
 

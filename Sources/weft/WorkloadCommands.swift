@@ -15,14 +15,15 @@ struct NamespaceArguments: ParsableArguments {
     var pid: Int32?
 }
 
-/// Runs a command's work; any failure prints `weft: error: …` and exits 1.
+/// Runs a command's work; a failure prints `weft: error: …` and exits with its status. A
+/// HostNetworkError here is the local check of the address given (canonicalCIDR): bad input.
 func reportingErrors(_ body: () throws -> Void) throws {
     do {
         try body()
     } catch let error as ValidationFailure {
-        throw fail(error.description, code: 1)
+        throw fail(error.description, code: error.status)
     } catch let error as HostNetworkError {
-        throw fail(error.description, code: 1)
+        throw fail(error.description, code: ExitStatus.badInput)
     }
 }
 
@@ -60,6 +61,25 @@ struct Attach: ParsableCommand {
             _ = try HostNetwork.canonicalCIDR(cidr)
             print(try socket.post(AttachRequest(namespace: namespace, pid: target.pid, cidr: cidr, ifname: ifname), to: "/v1/attach"))
         }
+    }
+}
+
+struct Ps: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List the workloads this router attached: namespace or pid, interface, MAC, addresses.",
+        discussion: "Workloads attached since the router started; veths adopted from an earlier run are bridge ports but are not listed.")
+
+    @Flag(help: "Print a JSON array of {namespace, pid, ifname, hostIfname, mac, cidrs}.")
+    var json = false
+    @OptionGroup var socket: SocketOption
+
+    func run() throws {
+        let body = try socket.call("GET", "/v1/workloads")
+        if json {
+            FileHandle.standardOutput.write(Data(body))
+            return
+        }
+        print(StatusText.workloads(try JSONDecoder().decode([Workload].self, from: Data(body))))
     }
 }
 
@@ -115,7 +135,7 @@ struct Reset: ParsableCommand {
         do {
             removed = try HostNetwork.reset()
         } catch {
-            throw fail("reset: \(error)", code: 1)
+            throw fail("reset: \(error)", code: ExitStatus.failed)
         }
         print(removed.isEmpty ? "nothing to remove" : removed.map { "removed \($0)" }.joined(separator: "\n"))
     }

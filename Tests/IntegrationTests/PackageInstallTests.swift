@@ -42,7 +42,7 @@ final class PackageInstallTests: XCTestCase {
         XCTAssertTrue(state.contains("/etc/default/weft "), "the defaults file is a conffile: \(state)")
 
         let weft = "\(root)/usr/bin/weft"
-        let subcommands = ["launch", "status", "connect", "forget", "stop", "attach", "detach", "expose", "hide", "reset",
+        let subcommands = ["launch", "status", "connect", "forget", "stop", "attach", "detach", "ps", "expose", "hide", "reset",
                            "rotate-key", "password", "rotate-password", "doctor", "version"]
         for path in ["usr/bin/weft", "lib/systemd/system/weft.service", "etc/default/weft", "usr/share/man/man8/weft.8.gz",
                      "usr/share/bash-completion/completions/weft", "usr/share/zsh/vendor-completions/_weft",
