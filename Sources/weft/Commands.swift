@@ -40,12 +40,27 @@ struct SocketOption: ParsableArguments {
 }
 
 extension SocketOption {
+    /// GETs `path` and prints it: with `json`, the router's document as it came; else `render`
+    /// of it decoded.
+    func show<T: Decodable>(_ path: String, json: Bool, _ render: (T) -> String) throws {
+        let body = try call("GET", path)
+        if json { return FileHandle.standardOutput.write(Data(body)) }
+        print(render(try JSONDecoder().decode(T.self, from: Data(body))))
+    }
+
     /// POSTs a JSON request and returns the router's `result` text (every POST answers
     /// `{"result": …}`, workload calls with the workload beside it).
     func post<T: Encodable>(_ request: T, to path: String) throws -> String {
         let response = try call("POST", path, body: Array(try JSONEncoder().encode(request)))
         return (try? JSONDecoder().decode(WorkloadResult.self, from: Data(response)))?.result ?? "ok"
     }
+}
+
+/// Writes a document of ours as indented JSON (slashes unescaped) and a newline.
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .withoutEscapingSlashes]
+    FileHandle.standardOutput.write(try encoder.encode(value) + Data("\n".utf8))
 }
 
 /// The exit status of every command (docs/operations.md, "Exit status"). Scripts may rely on it.
@@ -201,17 +216,10 @@ struct Status: ParsableCommand {
     @OptionGroup var socket: SocketOption
 
     func run() throws {
-        let path = what.map { "/v1/status/\($0.rawValue)" } ?? "/v1/status"
-        let body = try socket.call("GET", path)
-        if json {
-            FileHandle.standardOutput.write(Data(body))
-            return
-        }
-        let decoder = JSONDecoder()
         switch what {
-        case nil: print(StatusText.router(try decoder.decode(RouterStatus.self, from: Data(body))))
-        case .peers: print(StatusText.peers(try decoder.decode([PeerStatus].self, from: Data(body))))
-        case .connections: print(StatusText.connections(try decoder.decode([ConnectionStatus].self, from: Data(body))))
+        case nil: try socket.show("/v1/status", json: json, StatusText.router)
+        case .peers: try socket.show("/v1/status/peers", json: json, StatusText.peers)
+        case .connections: try socket.show("/v1/status/connections", json: json, StatusText.connections)
         }
     }
 }

@@ -18,12 +18,6 @@ struct VersionCommand: ParsableCommand {
 
     func run() throws {
         let report = VersionReport.thisBuild
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            FileHandle.standardOutput.write(try encoder.encode(report) + Data("\n".utf8))
-        } else {
-            print(report.text)
-        }
+        if json { try printJSON(report) } else { print(report.text) }
     }
 }

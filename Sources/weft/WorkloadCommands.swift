@@ -73,14 +73,7 @@ struct Ps: ParsableCommand {
     var json = false
     @OptionGroup var socket: SocketOption
 
-    func run() throws {
-        let body = try socket.call("GET", "/v1/workloads")
-        if json {
-            FileHandle.standardOutput.write(Data(body))
-            return
-        }
-        print(StatusText.workloads(try JSONDecoder().decode([Workload].self, from: Data(body))))
-    }
+    func run() throws { try socket.show("/v1/workloads", json: json, StatusText.workloads) }
 }
 
 struct Detach: ParsableCommand {
