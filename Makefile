@@ -36,8 +36,9 @@ build: deps
 # The installable binary: Swift runtime, Foundation and the C++ runtime linked in (Package.swift,
 # `installable`), no RUNPATH; it needs only libc, libsodium and libmnl on the host.
 release: deps
-	@mkdir -p .build/static-libstdc++
-	@ln -sf "$$($(CC) -print-file-name=libstdc++.a)" .build/static-libstdc++/libstdc++.a
+	@archive=$$($(CC) -print-file-name=libstdc++.a); [ -f "$$archive" ] || { \
+	  echo "release: the C++ runtime's archive libstdc++.a is missing; install g++ (scripts/install-deps.sh does)" >&2; exit 1; }; \
+	  mkdir -p .build/static-libstdc++ && ln -sf "$$archive" .build/static-libstdc++/libstdc++.a
 	$(SWIFT) build -c release --static-swift-stdlib --disable-local-rpath
 
 # Man pages: the generate-manual tool of swift-argument-parser's GenerateManual plugin, run on
