@@ -3,6 +3,15 @@
 import PackageDescription
 
 let optimized: [SwiftSetting] = [.unsafeFlags(["-O"])]
+// The installable release (`make release`: `--static-swift-stdlib`) needs nothing of the
+// toolchain at run time; these two flags also keep the C++ runtime that the Swift runtime uses
+// inside the binary: libstdc++'s archive, which `make release` links into .build/static-libstdc++
+// (searched before the compiler's folder, where the shared one would win), and libgcc's. What is
+// left to the host is libc, libsodium and libmnl (docs/operations.md, "Install").
+let installable: [LinkerSetting] = [
+    .unsafeFlags(["-L\(Context.packageDirectory)/.build/static-libstdc++", "-Xclang-linker", "-static-libgcc"],
+                 .when(configuration: .release)),
+]
 
 let package = Package(
     name: "Weft",
@@ -39,7 +48,7 @@ let package = Package(
         // the CLI shares, the CLI's client, metrics rendering. It never sees the router: the
         // router answers through ControlAPIDelegate.
         .target(name: "WeftControl", dependencies: [
-            "WeftCrypto", "WeftDatapath",
+            "WeftCrypto", "WeftWire", "WeftDatapath",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -63,7 +72,9 @@ let package = Package(
             "WeftRouter", "WeftControl", "WeftHost",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
-        ]),
+        ], linkerSettings: installable, plugins: ["BuildInfo"]),
+        // `weft --version`'s release number (VERSION) and git commit, generated before each build.
+        .plugin(name: "BuildInfo", capability: .buildTool()),
         .executableTarget(name: "weft-vectors", dependencies: ["WeftCrypto"]),
 
         .target(name: "WeftTestSupport", path: "Tests/Support"),

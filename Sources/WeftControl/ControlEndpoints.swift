@@ -11,8 +11,8 @@ public protocol ControlAPIDelegate: AnyObject, Sendable {
     func status() -> RouterStatus
     func peerStatus() -> [PeerStatus]
     func connectionStatus() -> [ConnectionStatus]
-    /// Whether `address` reads as HOST[:PORT].
-    func isDialable(_ address: String) -> Bool
+    /// Why `address` is not a peer address (HOST, HOST:PORT, [IPv6]:PORT), or nil when it is.
+    func addressProblem(_ address: String) -> String?
     func addTarget(_ address: String)
     /// False when `address` was not a target.
     func forgetTarget(_ address: String) -> Bool
@@ -94,7 +94,7 @@ extension ControlRequestRouter {
         @Sendable func address(_ request: ControlRequest) throws -> String {
             let shape = #"{"address": "HOST[:PORT]"}"#
             let address = try request.decode(AddressRequest.self, shape: shape).address
-            guard delegate.isDialable(address) else { throw ControlAPIError(.badRequest, "expected \(shape)") }
+            if let problem = delegate.addressProblem(address) { throw ControlAPIError(.badRequest, problem) }
             return address
         }
         api.add(.POST, "/v1/connect") { request in

@@ -35,21 +35,24 @@ public struct CIDRRequest: Codable, Sendable {
     public init(cidr: String?) { self.cidr = cidr }
 }
 
-/// One attached workload, as status shows it.
+/// One attached workload, as `weft ps` and the attach answer show it.
 public struct Workload: Codable, Sendable, Equatable {
     public var namespace: String?
     public var pid: Int32?
     public var ifname: String
     public var hostIfname: String
+    /// The MAC of `ifname` inside the workload, as its neighbours on the overlay see it.
+    public var mac: String?
     public var cidrs: [String]
 
-    enum CodingKeys: String, CodingKey { case namespace, pid, ifname, hostIfname, cidrs }
+    enum CodingKeys: String, CodingKey { case namespace, pid, ifname, hostIfname, mac, cidrs }
 
-    public init(namespace: String?, pid: Int32?, ifname: String, hostIfname: String, cidrs: [String]) {
+    public init(namespace: String?, pid: Int32?, ifname: String, hostIfname: String, mac: String? = nil, cidrs: [String]) {
         self.namespace = namespace
         self.pid = pid
         self.ifname = ifname
         self.hostIfname = hostIfname
+        self.mac = mac
         self.cidrs = cidrs
     }
 
@@ -60,6 +63,7 @@ public struct Workload: Codable, Sendable, Equatable {
         try c.encode(pid, forKey: .pid)
         try c.encode(ifname, forKey: .ifname)
         try c.encode(hostIfname, forKey: .hostIfname)
+        try c.encode(mac, forKey: .mac)
         try c.encode(cidrs, forKey: .cidrs)
     }
 }

@@ -179,6 +179,24 @@ public enum DataCipher: String, Sendable, Codable {
         Sodium.ensureInitialized()
         return crypto_aead_aes256gcm_is_available() == 1
     }
+
+    /// Its bit in the hello's "data ciphers" field (§3.4).
+    public var helloBit: UInt8 {
+        switch self {
+        case .chaCha20Poly1305: 0b01
+        case .aes256GCM: 0b10
+        }
+    }
+
+    /// The ciphers this CPU can run: what the hello offers and what `weft version` reports.
+    public static var allowedOnThisCPU: [DataCipher] {
+        aesGCMAvailable ? [.chaCha20Poly1305, .aes256GCM] : [.chaCha20Poly1305]
+    }
+
+    /// The hello's "data ciphers" field for `ciphers`.
+    public static func helloBits(_ ciphers: [DataCipher]) -> UInt8 {
+        ciphers.reduce(0) { $0 | $1.helloBit }
+    }
 }
 
 /// Lowercase hex encoding and strict decoding.

@@ -281,6 +281,7 @@ public final class HostNetwork: @unchecked Sendable {
         defer { Glibc.close(fd) }
         let host = Self.hostIfname(namespaceInode: try Self.inode(of: fd), ifname: ifname)
         var addresses: [String] = []
+        var mac: String?
         do {
             let inside = try RouteNetlink.inNamespace(fd: fd)
             if let existing = try netlink.link(named: host) {
@@ -307,12 +308,13 @@ public final class HostNetwork: @unchecked Sendable {
             try inside.setUp("lo", true)
             // What the interface has now, including addresses from earlier attaches.
             addresses = try inside.addresses(ifname).filter { !Self.isLinkLocal($0) }
+            mac = try inside.link(named: ifname).map { Self.format($0.mac) }
         } catch let error as HostNetworkError {
             throw error
         } catch {
             throw HostNetworkError("cannot attach \(target.label): \(error)")
         }
-        let workload = Workload(namespace: namespace, pid: pid, ifname: ifname, hostIfname: host, cidrs: addresses)
+        let workload = Workload(namespace: namespace, pid: pid, ifname: ifname, hostIfname: host, mac: mac, cidrs: addresses)
         attached[host] = workload
         logger.info("workload attached", metadata: [
             "namespace": "\(namespace ?? "")", "pid": "\(pid.map(String.init) ?? "")", "ifname": "\(ifname)",

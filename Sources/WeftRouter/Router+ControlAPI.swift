@@ -18,9 +18,7 @@ final class RouterControlDelegate: ControlAPIDelegate, @unchecked Sendable {  //
     func peerStatus() -> [PeerStatus] { router.peerStatus() }
     func connectionStatus() -> [ConnectionStatus] { router.connectionStatus() }
 
-    func isDialable(_ address: String) -> Bool {
-        Router.split(Router.normalize(address, defaultPort: RouterConfig.defaultPort)) != nil
-    }
+    func addressProblem(_ address: String) -> String? { PeerAddress.problem(address) }
 
     func addTarget(_ address: String) { router.addTarget(address, permanent: true) }
     func forgetTarget(_ address: String) -> Bool { router.forgetTarget(address) }

@@ -66,7 +66,7 @@ struct DataPlaneStatus {
 extension Router {
     /// The cipher both ends can use: AES-256-GCM when both report AES-NI, else ChaCha20-Poly1305.
     static func negotiateCipher(local: UInt8, remote: UInt8) -> DataCipher {
-        (local & remote & 0b10) != 0 ? .aes256GCM : .chaCha20Poly1305
+        (local & remote & DataCipher.aes256GCM.helloBit) != 0 ? .aes256GCM : .chaCha20Poly1305
     }
 
     /// The sleeve keys of `keys` for this link: nil when its data plane is not encrypted.

@@ -269,7 +269,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         let hello = Hello(name: config.name, nickname: config.nickname, uid: uid, connectionId: UInt64.random(in: 0...UInt64.max),
                           gossipPort: UInt16(config.port), sleevePort: UInt16(config.port), shortId: topology.own.shortId,
                           trustsRemote: remoteIP.map(config.trusts) ?? false, fastdpCapable: fastdpState != nil,
-                          overlays: fastdpState != nil ? 0b11 : 0b01, ciphers: DataCipher.aesGCMAvailable ? 0b11 : 0b01)
+                          overlays: fastdpState != nil ? 0b11 : 0b01, ciphers: DataCipher.helloBits(DataCipher.allowedOnThisCPU))
         let link = Link(direction: direction, channel: channel, targetAddress: target, localHello: hello, localPSK: keyring?.active)
         link.delegate = self
         links[ObjectIdentifier(link)] = link

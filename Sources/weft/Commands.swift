@@ -10,8 +10,9 @@ struct WeftCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "weft",
         abstract: "Weft: an encrypted overlay network router.",
-        subcommands: [Launch.self, Status.self, Connect.self, Forget.self, Stop.self, Attach.self, Detach.self, Expose.self, Hide.self, Reset.self, IPAM.self, RmPeer.self,
-                      RotateKey.self, Password.self, RotatePassword.self, DoctorCommand.self])
+        version: VersionReport.thisBuild.text,
+        subcommands: [Launch.self, Status.self, Connect.self, Forget.self, Stop.self, Attach.self, Detach.self, Ps.self, Expose.self, Hide.self, Reset.self,
+                      IPAM.self, RmPeer.self, RotateKey.self, Password.self, RotatePassword.self, DoctorCommand.self, VersionCommand.self])
 }
 
 /// `--socket`, shared by every command that talks to a running router.
@@ -28,7 +29,8 @@ struct SocketOption: ParsableArguments {
             let (status, response) = try client.request(method: method, path: path, body: body)
             guard (200..<300).contains(status) else {
                 let message = (try? JSONDecoder().decode(ControlError.self, from: Data(response)))?.error ?? "HTTP \(status)"
-                throw ValidationFailure("the router refused: \(message)")
+                // 400: the request itself was wrong (bad input); anything else: the operation failed.
+                throw ValidationFailure("the router refused: \(message)", status: status == 400 ? ExitStatus.badInput : ExitStatus.failed)
             }
             return response
         } catch let error as ControlClientError {
@@ -38,6 +40,14 @@ struct SocketOption: ParsableArguments {
 }
 
 extension SocketOption {
+    /// GETs `path` and prints it: with `json`, the router's document as it came; else `render`
+    /// of it decoded.
+    func show<T: Decodable>(_ path: String, json: Bool, _ render: (T) -> String) throws {
+        let body = try call("GET", path)
+        if json { return FileHandle.standardOutput.write(Data(body)) }
+        print(render(try JSONDecoder().decode(T.self, from: Data(body))))
+    }
+
     /// POSTs a JSON request and returns the router's `result` text (every POST answers
     /// `{"result": …}`, workload calls with the workload beside it).
     func post<T: Encodable>(_ request: T, to path: String, timeoutSeconds: Int = 10) throws -> String {
@@ -46,26 +56,57 @@ extension SocketOption {
     }
 }
 
+/// Writes a document of ours as indented JSON (slashes unescaped) and a newline.
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .withoutEscapingSlashes]
+    FileHandle.standardOutput.write(try encoder.encode(value) + Data("\n".utf8))
+}
+
+/// The exit status of every command (docs/operations.md, "Exit status"). Scripts may rely on it.
+enum ExitStatus {
+    static let ok: Int32 = 0
+    /// The operation was tried and failed: no router answers, the router could not do it, a
+    /// doctor check failed.
+    static let failed: Int32 = 1
+    /// Bad usage or input, found before anything was done: an unknown command or flag, a
+    /// malformed value, a request the router refused as malformed.
+    static let badInput: Int32 = 2
+}
+
 extension WeftCommand {
-    /// Parses and runs a command; every failure of ours prints `weft: error: …` and exits 1,
-    /// the parser's own (a bad flag) print usage as swift-argument-parser does.
+    /// Parses and runs a command. Our failures print `weft: error: …`; the parser's usage
+    /// errors print as swift-argument-parser words them, but exit 2, not its 64 (EX_USAGE).
     static func runMain() {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if let unknown = CommandSuggestion.unknownSubcommand(arguments, root: WeftCommand.self) {
+            FileHandle.standardError.write(Data("weft: error: \(unknown)\n".utf8))
+            Foundation.exit(ExitStatus.badInput)
+        }
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(arguments)
             try command.run()
         } catch let failure as ValidationFailure {
             FileHandle.standardError.write(Data("weft: error: \(failure.description)\n".utf8))
-            Foundation.exit(1)
+            Foundation.exit(failure.status)
         } catch {
+            if exitCode(for: error) == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(ExitStatus.badInput)
+            }
             exit(withError: error)
         }
     }
 }
 
-/// An error that prints as `weft: error: …` and exits 1.
+/// An error that prints as `weft: error: …` and exits with `status` (1 unless it is bad input).
 struct ValidationFailure: Error, CustomStringConvertible {
     let description: String
-    init(_ description: String) { self.description = description }
+    let status: Int32
+    init(_ description: String, status: Int32 = ExitStatus.failed) {
+        self.description = description
+        self.status = status
+    }
 }
 
 func fail(_ message: String, code: Int32) -> ExitCode {
@@ -125,9 +166,9 @@ struct Launch: ParsableCommand {
             level = parsed
             config = try makeConfig()
         } catch let error as ConfigError {
-            throw fail(error.description, code: 2)
+            throw fail(error.description, code: ExitStatus.badInput)
         } catch let error as Subnet.ParseError {
-            throw fail("--trusted-subnets: \(error)", code: 2)
+            throw fail("--trusted-subnets: \(error)", code: ExitStatus.badInput)
         }
         LogfmtHandler.bootstrap(level: level)
         let logger = Logger(label: "weft")
@@ -135,17 +176,18 @@ struct Launch: ParsableCommand {
         do {
             keyring = try Keyring.load(dataDir: dataDir, launchPSK: config.psk) { logger.warning("\($0)") }
         } catch let error as ConfigError {
-            throw fail(error.description, code: 2)
+            throw fail(error.description, code: ExitStatus.badInput)
         }
         do {
             try Router(config: config, keyring: keyring, logger: logger).run()
         } catch let error as ConfigError {
-            throw fail(error.description, code: 1)
+            throw fail(error.description, code: ExitStatus.failed)
         }
     }
 
     private func makeConfig() throws -> RouterConfig {
         guard (1...65535).contains(port) else { throw ConfigError("--port \(port) is not a port number (1–65535)") }
+        if let problem = peers.lazy.compactMap(PeerAddress.problem).first { throw ConfigError("peer \(problem)") }
         if let mtu, !(576...65000).contains(mtu) { throw ConfigError("--mtu \(mtu) is out of range (576–65000)") }
         let metricsAddress = try RouterConfig.parseMetricsAddress(metricsAddr)
         let flagSubnets = try trustedSubnets.map(Subnet.parseList) ?? []
@@ -190,17 +232,10 @@ struct Status: ParsableCommand {
     @OptionGroup var socket: SocketOption
 
     func run() throws {
-        let path = what.map { "/v1/status/\($0.rawValue)" } ?? "/v1/status"
-        let body = try socket.call("GET", path)
-        if json {
-            FileHandle.standardOutput.write(Data(body))
-            return
-        }
-        let decoder = JSONDecoder()
         switch what {
-        case nil: print(StatusText.router(try decoder.decode(RouterStatus.self, from: Data(body))))
-        case .peers: print(StatusText.peers(try decoder.decode([PeerStatus].self, from: Data(body))))
-        case .connections: print(StatusText.connections(try decoder.decode([ConnectionStatus].self, from: Data(body))))
+        case nil: try socket.show("/v1/status", json: json, StatusText.router)
+        case .peers: try socket.show("/v1/status/peers", json: json, StatusText.peers)
+        case .connections: try socket.show("/v1/status/connections", json: json, StatusText.connections)
         }
     }
 }
@@ -211,6 +246,7 @@ struct Connect: ParsableCommand {
     @OptionGroup var socket: SocketOption
 
     func run() throws {
+        if let problem = PeerAddress.problem(address) { throw ValidationFailure(problem, status: ExitStatus.badInput) }
         print(try socket.post(AddressRequest(address: address), to: "/v1/connect"))
     }
 }
@@ -221,6 +257,7 @@ struct Forget: ParsableCommand {
     @OptionGroup var socket: SocketOption
 
     func run() throws {
+        if let problem = PeerAddress.problem(address) { throw ValidationFailure(problem, status: ExitStatus.badInput) }
         print(try socket.post(AddressRequest(address: address), to: "/v1/forget"))
     }
 }
@@ -234,5 +271,31 @@ struct Stop: ParsableCommand {
         // Wait until the control socket is gone, so `weft stop && …` sees a stopped router.
         for _ in 0..<100 where FileManager.default.fileExists(atPath: socket.path) { usleep(50_000) }
         print("stopped")
+    }
+}
+
+/// An unknown subcommand, found before the parser (which would only say "unexpected argument"):
+/// the words of `arguments` are followed down the command tree while they name subcommands.
+enum CommandSuggestion {
+    /// "unknown command 'weft stauts'; did you mean 'weft status'?", or nil when every word
+    /// before the first option or argument names a command.
+    static func unknownSubcommand(_ arguments: [String], root: ParsableCommand.Type) -> String? {
+        var command = root
+        var path = [root._commandName]
+        for word in arguments {
+            let subcommands = command.configuration.subcommands
+            guard !subcommands.isEmpty, command.configuration.defaultSubcommand == nil, !word.hasPrefix("-"), word != "help" else { return nil }
+            guard let next = subcommands.first(where: { $0._commandName == word }) else {
+                let names = subcommands.map { $0._commandName }
+                let typed = (path + [word]).joined(separator: " ")
+                if let nearest = Suggestion.nearest(word, among: names) {
+                    return "unknown command '\(typed)'; did you mean '\((path + [nearest]).joined(separator: " "))'?"
+                }
+                return "unknown command '\(typed)'; the commands are: \(names.joined(separator: ", ")) (see '\(path.joined(separator: " ")) --help')"
+            }
+            command = next
+            path.append(word)
+        }
+        return nil
     }
 }

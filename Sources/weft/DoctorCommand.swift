@@ -21,9 +21,7 @@ struct DoctorCommand: ParsableCommand {
         let facts = DoctorHost.gather(socketPath: socket.path, sampleSeconds: sampleSeconds)
         let checks = Doctor.run(facts)
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .withoutEscapingSlashes]  // fields in issue order
-            FileHandle.standardOutput.write(try encoder.encode(checks) + Data("\n".utf8))
+            try printJSON(checks)
         } else {
             if let router = facts.router {
                 print("router \(router.name) (\(router.nickname)) on \(socket.path)")
@@ -32,6 +30,6 @@ struct DoctorCommand: ParsableCommand {
             }
             print(Doctor.text(checks))
         }
-        if checks.contains(where: { $0.status == .fail }) { throw ExitCode(1) }
+        if checks.contains(where: { $0.status == .fail }) { throw ExitCode(ExitStatus.failed) }
     }
 }

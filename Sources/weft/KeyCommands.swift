@@ -44,7 +44,7 @@ struct RotateKey: ParsableCommand {
         for r in results {
             print("\(r.peer) (\(r.nickname)): epoch \(r.oldEpoch) -> \(r.newEpoch)\(r.result == "rotated" ? "" : "  [\(r.result)]")")
         }
-        if results.contains(where: { $0.result != "rotated" }) { throw ExitCode(1) }
+        if results.contains(where: { $0.result != "rotated" }) { throw ExitCode(ExitStatus.failed) }
     }
 }
 
@@ -93,10 +93,9 @@ struct Password: ParsableCommand {
         @OptionGroup var socket: SocketOption
 
         func run() throws {
-            let body = try socket.call("GET", "/v1/passwords")
-            if json { return FileHandle.standardOutput.write(Data(body)) }
-            let entries = try JSONDecoder().decode([PasswordInfo].self, from: Data(body))
-            print(StatusText.table(["ID", "STATE", "ADDED", "RETIRES"], entries.map { [$0.id, $0.state.rawValue, $0.addedAt, $0.retireAt ?? ""] }))
+            try socket.show("/v1/passwords", json: json) { (entries: [PasswordInfo]) in
+                StatusText.table(["ID", "STATE", "ADDED", "RETIRES"], entries.map { [$0.id, $0.state.rawValue, $0.addedAt, $0.retireAt ?? ""] })
+            }
         }
     }
 }

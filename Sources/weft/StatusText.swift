@@ -50,6 +50,14 @@ enum StatusText {
         return c.nickname.map { "\(peer) (\($0))" } ?? peer
     }
 
+    /// `weft ps`: one line per workload; the namespace by name, or `pid N` when attached by pid.
+    static func workloads(_ workloads: [Workload]) -> String {
+        table(["WORKLOAD", "IFNAME", "HOST IFNAME", "MAC", "ADDRESSES"], workloads.map {
+            [$0.namespace ?? $0.pid.map { "pid \($0)" } ?? "-", $0.ifname, $0.hostIfname, $0.mac ?? "-",
+             $0.cidrs.isEmpty ? "-" : $0.cidrs.joined(separator: ",")]
+        })
+    }
+
     static func table(_ header: [String], _ rows: [[String]]) -> String {
         let all = [header] + rows
         let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }

@@ -15,14 +15,15 @@ struct NamespaceArguments: ParsableArguments {
     var pid: Int32?
 }
 
-/// Runs a command's work; any failure prints `weft: error: …` and exits 1.
+/// Runs a command's work; a failure prints `weft: error: …` and exits with its status. A
+/// HostNetworkError here is the local check of the address given (canonicalCIDR): bad input.
 func reportingErrors(_ body: () throws -> Void) throws {
     do {
         try body()
     } catch let error as ValidationFailure {
-        throw fail(error.description, code: 1)
+        throw fail(error.description, code: error.status)
     } catch let error as HostNetworkError {
-        throw fail(error.description, code: 1)
+        throw fail(error.description, code: ExitStatus.badInput)
     }
 }
 
@@ -67,6 +68,18 @@ struct Attach: ParsableCommand {
 
 /// Longer than the router's wait for the pool or for space (Router.allocationWait).
 let allocationTimeout = 30
+
+struct Ps: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List the workloads this router attached: namespace or pid, interface, MAC, addresses.",
+        discussion: "Workloads attached since the router started; veths adopted from an earlier run are bridge ports but are not listed.")
+
+    @Flag(help: "Print a JSON array of {namespace, pid, ifname, hostIfname, mac, cidrs}.")
+    var json = false
+    @OptionGroup var socket: SocketOption
+
+    func run() throws { try socket.show("/v1/workloads", json: json, StatusText.workloads) }
+}
 
 struct Detach: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -121,7 +134,7 @@ struct Reset: ParsableCommand {
         do {
             removed = try HostNetwork.reset()
         } catch {
-            throw fail("reset: \(error)", code: 1)
+            throw fail("reset: \(error)", code: ExitStatus.failed)
         }
         print(removed.isEmpty ? "nothing to remove" : removed.map { "removed \($0)" }.joined(separator: "\n"))
     }
@@ -134,13 +147,7 @@ struct IPAM: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
     @OptionGroup var socket: SocketOption
 
-    func run() throws {
-        try reportingErrors {
-            let body = try socket.call("GET", "/v1/ipam")
-            if json { return FileHandle.standardOutput.write(Data(body)) }
-            print(StatusText.ipam(try JSONDecoder().decode(IPAMStatus.self, from: Data(body))))
-        }
-    }
+    func run() throws { try reportingErrors { try socket.show("/v1/ipam", json: json, StatusText.ipam) } }
 }
 
 struct RmPeer: ParsableCommand {

@@ -76,6 +76,11 @@ final class TestNet {
     private var gateways: [String] = []
     private var routers: [Int: Process] = [:]
     private var background: [Process] = []
+    /// The `weft` binary the routers and `cli` run: the build's (or $WEFT_BIN_DIR's) unless a
+    /// test installs another one (PackageInstallTests).
+    var weft = binary("weft")
+    /// A command every router and `cli` call runs under, e.g. one that hides a folder first.
+    var wrapper: [String] = []
 
     /// `count` hosts, 198.18.0.(index)/24 on the underlay (and/or fd00::(index)/64 by `stack`);
     /// host indexes start at 1. Routed, host `index` is 198.18.0.0 + 4·index + 2 in a /30 whose
@@ -239,7 +244,7 @@ final class TestNet {
         let h = host(index)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["ip", "netns", "exec", h.namespace, binary("weft"), "launch",
+        process.arguments = wrapper + ["ip", "netns", "exec", h.namespace, weft, "launch",
                              "--nickname", nickname(index), "--socket", h.socket, "--data-dir", h.dataDir,
                              "--log-level", "debug"] + metricsOff(extraArgs) + extraArgs + peers.map { host($0).address } + peerAddresses
         var environment = ProcessInfo.processInfo.environment
@@ -315,7 +320,7 @@ final class TestNet {
     }
 
     func cli(_ index: Int, _ args: [String]) throws -> (status: Int32, output: String) {
-        try Shell.run([binary("weft")] + args + ["--socket", host(index).socket], check: false)
+        try Shell.run(wrapper + [weft] + args + ["--socket", host(index).socket], check: false)
     }
 
     /// Starts a long-running helper (tcpdump, ping) inside a namespace; stopped by cleanup().

@@ -142,6 +142,18 @@ final class WorkloadTests: XCTestCase {
         XCTAssertEqual(ports.count, 2, "\(ports.map(\.name))")
         XCTAssertEqual(try net.addresses(w2, "ethwe"), ["10.47.0.2/24"])
 
+        // `weft ps`: both, by name and by pid, with the MAC inside and the addresses.
+        let ps = try net.cli(1, ["ps", "--json"])
+        XCTAssertEqual(ps.status, 0, ps.output)
+        let psListed = try JSONDecoder().decode([Workload].self, from: Data(ps.output.utf8))
+        let byName = try XCTUnwrap(psListed.first { $0.namespace == w1 }, ps.output)
+        XCTAssertEqual(byName.mac, try net.link(w1, "ethwe")?.address)
+        XCTAssertEqual(byName.cidrs, ["10.47.0.1/24"])
+        XCTAssertEqual(byName.ifname, "ethwe")
+        XCTAssertTrue(psListed.contains { $0.pid.map(String.init) == pid && $0.cidrs == ["10.47.0.2/24"] }, ps.output)
+        let psText = try net.cli(1, ["ps"])
+        XCTAssertTrue(psText.output.contains("pid \(pid)") && psText.output.contains(byName.mac ?? "?"), psText.output)
+
         // Two workloads on one host reach each other through the bridge (the local L2 path).
         let ping = try net.inNamespace(w1, ["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.47.0.2"])
         XCTAssertEqual(ping.status, 0, ping.output)

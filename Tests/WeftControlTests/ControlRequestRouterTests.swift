@@ -98,7 +98,7 @@ final class ControlRequestRouterTests: XCTestCase {
         let api = ControlRequestRouter.controlAPI(delegate)
         let bad = reply(api, .POST, "/v1/connect", #"{"address": "host:notaport"}"#)
         XCTAssertEqual(bad.status, .badRequest)
-        XCTAssertEqual(errorText(bad), #"expected {"address": "HOST[:PORT]"}"#)
+        XCTAssertEqual(errorText(bad), "'host:notaport' has no valid port", "the delegate's reason, as it gave it")
         XCTAssertEqual(reply(api, .POST, "/v1/connect", #"{"address": "10.0.0.2"}"#).status, .ok)
         XCTAssertEqual(delegate.targets, ["10.0.0.2"])
         let forgot = reply(api, .POST, "/v1/forget", #"{"address": "10.0.0.9"}"#)
@@ -129,10 +129,10 @@ final class InMemoryRouter: ControlAPIDelegate, @unchecked Sendable {
     }
     func peerStatus() -> [PeerStatus] { [] }
     func connectionStatus() -> [ConnectionStatus] { [] }
-    /// HOST or HOST:PORT with a numeric port; the router's own parser is WeftRouter's.
-    func isDialable(_ address: String) -> Bool {
+    /// HOST or HOST:PORT with a numeric port; the router's own rule is WeftRouter's PeerAddress.
+    func addressProblem(_ address: String) -> String? {
         let parts = address.split(separator: ":", omittingEmptySubsequences: false)
-        return parts.count == 1 || (parts.count == 2 && Int(parts[1]) != nil)
+        return parts.count == 1 || (parts.count == 2 && Int(parts[1]) != nil) ? nil : "'\(address)' has no valid port"
     }
     func addTarget(_ address: String) { targets.append(address) }
     func forgetTarget(_ address: String) -> Bool { targets.contains(address) }

@@ -23,6 +23,24 @@ final class AddressTests: XCTestCase {
         XCTAssertNil(Router.split("[fd00::1]"))
     }
 
+    func testPeerAddressesThatAreNeitherIPNorHostNameAreRefused() {
+        for good in ["198.18.0.1", "198.18.0.1:7000", "host-b", "host-b.example.com:6783", "example.com.", "fd00::1",
+                     "[fd00::1]", "[fd00::1]:9", "xn--bcher-kva.example", "a1"] {
+            XCTAssertNil(PeerAddress.problem(good), good)
+        }
+        let refused: [(String, String)] = [
+            ("10.55.0.999", "four numbers of 0–255"), ("bad:port:x", "[ADDRESS]:PORT"), ("host_name", "letters, digits and '-'"),
+            ("host:0", "no valid port"), ("host:http", "no valid port"), ("[fd00::zz]:9", "not an IPv6 address"),
+            ("-host", "starts or ends with '-'"), ("a..b", "empty label"), ("", "empty peer address"),
+            ("1.2.3", "never ends in a number"), (String(repeating: "a", count: 64) + ".com", "longer than 63"),
+        ]
+        for (bad, reason) in refused {
+            let problem = PeerAddress.problem(bad)
+            XCTAssertTrue(problem?.contains(reason) == true, "\(bad): \(problem ?? "accepted")")
+            if !bad.isEmpty { XCTAssertTrue(problem?.contains(bad) == true || problem?.contains("fd00::zz") == true, "names the input: \(problem ?? "")") }
+        }
+    }
+
     func testTokenBucketLimitsBursts() {
         let start = NIODeadline.now()
         var bucket = TokenBucket(tokens: TokenBucket.capacity, last: start)
