@@ -171,8 +171,11 @@ public struct RouterStatus: Codable, Sendable, Equatable {
     public var fastdp: FastdpStatus
     /// The overlay MTU of the bridge, TAP and workload interfaces; `mtu` in JSON.
     public var overlayMTU: Int
+    /// Address management in short (`weft ipam` has the shares); null with `--ipalloc-range off`.
+    public var ipalloc: IPAllocSummary?
 
-    public init(name: String, nickname: String, port: Int, encryption: Bool, pskId: String? = nil, trustedSubnets: [String], protocolVersion: Int, peers: Int, connections: [String: Int], targets: [String], uptimeSeconds: Int, fastdp: FastdpStatus, overlayMTU: Int) {
+    public init(name: String, nickname: String, port: Int, encryption: Bool, pskId: String? = nil, trustedSubnets: [String], protocolVersion: Int, peers: Int, connections: [String: Int], targets: [String], uptimeSeconds: Int, fastdp: FastdpStatus, overlayMTU: Int, ipalloc: IPAllocSummary? = nil) {
+        self.ipalloc = ipalloc
         self.name = name
         self.nickname = nickname
         self.port = port
@@ -189,7 +192,7 @@ public struct RouterStatus: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, nickname, port, encryption, pskId, trustedSubnets, protocolVersion, peers, connections, targets, uptimeSeconds, fastdp
+        case name, nickname, port, encryption, pskId, trustedSubnets, protocolVersion, peers, connections, targets, uptimeSeconds, fastdp, ipalloc
         case overlayMTU = "mtu"
     }
 
@@ -208,6 +211,27 @@ public struct RouterStatus: Codable, Sendable, Equatable {
         try c.encode(uptimeSeconds, forKey: .uptimeSeconds)
         try c.encode(fastdp, forKey: .fastdp)
         try c.encode(overlayMTU, forKey: .overlayMTU)
+        try c.encode(ipalloc, forKey: .ipalloc)
+    }
+}
+
+/// `ipalloc` in `weft status --json`.
+public struct IPAllocSummary: Codable, Sendable, Equatable {
+    public var range: String
+    /// Whether the range has been divided among the routers yet.
+    public var seeded: Bool
+    /// Addresses this router gave out, and those it can still give without asking a peer.
+    public var used: Int
+    public var free: UInt64
+    /// Peers whose pool this router does not merge with (another range or another pool), and why.
+    public var refusedPools: [String: String]
+
+    public init(range: String, seeded: Bool, used: Int, free: UInt64, refusedPools: [String: String]) {
+        self.range = range
+        self.seeded = seeded
+        self.used = used
+        self.free = free
+        self.refusedPools = refusedPools
     }
 }
 

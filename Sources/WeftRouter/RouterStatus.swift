@@ -17,7 +17,12 @@ extension Router {
             pskId: keyring?.active?.id.description, trustedSubnets: config.trustedSubnets.map(\.text),
             protocolVersion: Int(LinkVersion.maximum), peers: topologyPeers.count, connections: counts,
             targets: targetAddresses, uptimeSeconds: Int(Date().timeIntervalSince(started)), fastdp: fastdpStatus,
-            overlayMTU: overlayMTU ?? 0)
+            overlayMTU: overlayMTU ?? 0, ipalloc: ipam.map { ipam in
+                let manager = ipam.manager
+                return IPAllocSummary(range: "\(manager.range)", seeded: manager.ledger.isSeeded, used: manager.allocations.byHolder.count,
+                                      free: manager.allocations.freeCount(owned: manager.ownedBlocks),
+                                      refusedPools: Dictionary(uniqueKeysWithValues: manager.refusedPools.map { ("\($0.key)", $0.value) }))
+            })
     }
 
     func peerStatus() -> [PeerStatus] {

@@ -13,10 +13,19 @@ enum StatusText {
             ("Encryption", encryption),
             ("Fast datapath", s.fastdp.available ? "available, \(s.fastdp.flows) flows" : "unavailable (\(s.fastdp.reason ?? "unknown"))"),
             ("Trusted subnets", s.trustedSubnets.isEmpty ? "none" : s.trustedSubnets.joined(separator: ", ")),
+            ("Addresses", addresses(s.ipalloc)),
             ("Peers", "\(s.peers)"),
             ("Connections", counts),
             ("Uptime", "\(s.uptimeSeconds) s"),
         ].map { label, value in String(repeating: " ", count: 16 - label.count) + label + ": " + value }.joined(separator: "\n")
+    }
+
+    private static func addresses(_ a: IPAllocSummary?) -> String {
+        guard let a else { return "off (--ipalloc-range off)" }
+        let share: String = a.seeded ? "\(a.range): \(a.used) used, \(a.free) free here" : "\(a.range): not divided yet"
+        guard !a.refusedPools.isEmpty else { return share }
+        let refused: String = a.refusedPools.keys.sorted().joined(separator: ", ")
+        return share + "; not pooled with " + refused + " (weft ipam says why)"
     }
 
     static func peers(_ peers: [PeerStatus]) -> String {
