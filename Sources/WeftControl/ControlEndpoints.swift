@@ -75,8 +75,10 @@ public protocol AddressHost: AnyObject {
     /// An address with the range's prefix length (`10.32.0.5/12`); the same one for a holder
     /// that has one. Waits for the pool to be divided or a peer to give space.
     func allocate(holder: String) -> EventLoopFuture<String>
-    /// Records an address given by hand; throws 409 naming the holder when another has it.
-    func take(cidr: String, holder: String) throws
+    /// Records an address given by hand; throws 409 naming the holder when another has it in
+    /// the range. Returns a warning when the address is outside the range and another
+    /// workload in the mesh was given it too.
+    func take(cidr: String, holder: String) throws -> String?
     func release(holder: String)
     func ipamStatus() -> IPAMStatus
     /// `weft rmpeer`: the sentence for the operator, or 409 while the peer is connected.
@@ -144,14 +146,15 @@ extension ControlRequestRouter {
             let attach = try request.decode(AttachRequest.self, shape: #"{"namespace": NAME or "pid": PID, "cidr": CIDR (absent: allocate), "ifname": NAME}"#)
             let ifname = attach.ifname ?? host.defaultWorkloadIfname
             let owner = AddressHolder.workload(namespace: attach.namespace, pid: attach.pid)
-            @Sendable func attached(_ cidr: String, allocated: Bool) throws -> ControlReply {
+            @Sendable func attached(_ cidr: String, allocated: Bool, warning: String? = nil) throws -> ControlReply {
                 let workload: Workload
                 do { workload = try hostNetwork().attach(namespace: attach.namespace, pid: attach.pid, cidr: cidr, ifname: ifname) } catch {
                     if allocated { delegate.addressHost?.release(holder: owner) }
                     throw error
                 }
                 return .json(WorkloadResult(
-                    result: "attached \(describe(namespace: attach.namespace, pid: attach.pid)): \(ifname) \(workload.cidrs.joined(separator: " ")), host end \(workload.hostIfname)",
+                    result: "attached \(describe(namespace: attach.namespace, pid: attach.pid)): \(ifname) \(workload.cidrs.joined(separator: " ")), host end \(workload.hostIfname)"
+                        + (warning.map { "\nwarning: \($0)" } ?? ""),
                     workload: workload))
             }
             guard let cidr = attach.cidr else {
@@ -160,8 +163,8 @@ extension ControlRequestRouter {
                 }
                 return .pending(addresses.allocate(holder: owner).flatMapThrowing { try attached($0, allocated: true) })
             }
-            try delegate.addressHost?.take(cidr: try host.canonicalCIDR(cidr), holder: owner)
-            return .reply(try attached(cidr, allocated: false))
+            let warning = try delegate.addressHost?.take(cidr: try host.canonicalCIDR(cidr), holder: owner)
+            return .reply(try attached(cidr, allocated: false, warning: warning))
         }
         api.add(.POST, "/v1/detach") { request in
             let host = try host()
@@ -185,7 +188,7 @@ extension ControlRequestRouter {
                 return .pending(addresses.allocate(holder: AddressHolder.host).flatMapThrowing { try exposed($0) })
             }
             let cidr = try host.canonicalCIDR(given)
-            try delegate.addressHost?.take(cidr: cidr, holder: AddressHolder.host)
+            _ = try delegate.addressHost?.take(cidr: cidr, holder: AddressHolder.host)
             return .reply(try exposed(cidr))
         }
         api.add(.POST, "/v1/hide") { request in

@@ -26,6 +26,11 @@ extension AddressManager.Update {
                 w.u64(h.offset)
                 w.str8(h.holder)
             }
+            w.u16(UInt16(a.outside.count))
+            for h in a.outside {
+                w.append(h.address.bytes)
+                w.str8(h.holder)
+            }
         }
         return w.bytes
     }
@@ -48,7 +53,11 @@ extension AddressManager.Update {
             for _ in 0..<(try r.count16("announcement holdings", limit: maxEntries, minEntrySize: 9)) {
                 holdings.append(.init(offset: try r.u64("holding offset"), holder: try r.str8("holding holder")))
             }
-            update.announcements.append((name, .init(version: version, freeBlocks: free, holdings: holdings)))
+            var outside: [AddressManager.OutsideHolding] = []
+            for _ in 0..<(try r.count16("announcement outside", limit: maxEntries, minEntrySize: 17)) {
+                outside.append(.init(address: IPAddress(bytes: try r.bytes(16, "outside address"))!, holder: try r.str8("outside holder")))
+            }
+            update.announcements.append((name, .init(version: version, freeBlocks: free, holdings: holdings, outside: outside)))
         }
         guard r.isAtEnd else { throw WireError.invalid(what: "ipam update: \(r.remaining) bytes after the end") }
         return update
@@ -105,8 +114,9 @@ extension AddressManager {
         public var accepted: Ballot?
         public var origin: Ballot?
         public var members: [String]
-        /// Holder → address.
+        /// Holder → address, in the range and (`outside`) given by hand outside it.
         public var addresses: [String: String]
+        public var outside: [String: String]
         public var announcementVersion: UInt64
     }
 
@@ -117,6 +127,7 @@ extension AddressManager {
                      runs: ledger.runs.map { .init(start: $0.start, count: $0.count, owner: "\($0.claim.owner)", version: $0.claim.version) },
                      promised: ballot(vote.promised), accepted: ballot(vote.accepted), origin: ballot(vote.origin), members: vote.members.map { "\($0)" },
                      addresses: allocations.byHolder.mapValues { "\(range.address(at: $0))" },
+                     outside: outside.mapValues { "\($0)" },
                      announcementVersion: announcements[local]!.version)
     }
 
@@ -163,6 +174,12 @@ extension AddressManager {
                 throw fail("the address \(text) of '\(holder)' is not a usable address of \(range)")
             }
             if let other = allocations.take(offset, for: holder) { throw fail("\(text) is listed for both '\(other)' and '\(holder)'") }
+        }
+        for (holder, text) in saved.outside {
+            guard let address = IPAddress(text), range.offset(of: address) == nil else {
+                throw fail("the address \(text) of '\(holder)' is listed as outside \(range) but is not")
+            }
+            outside[holder] = address
         }
         announcements[local] = currentAnnouncement(version: saved.announcementVersion)
     }

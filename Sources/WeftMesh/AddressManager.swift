@@ -11,6 +11,14 @@ public struct AddressManager: Sendable {
         public var version: UInt64
         public var freeBlocks: UInt32
         public var holdings: [Holding]
+        /// Addresses given by hand outside the range: not managed, announced so that a second
+        /// workload given the same one elsewhere gets a warning.
+        public var outside: [OutsideHolding] = []
+    }
+
+    public struct OutsideHolding: Equatable, Sendable {
+        public var address: IPAddress
+        public var holder: String
     }
 
     public struct Holding: Equatable, Sendable {
@@ -47,6 +55,8 @@ public struct AddressManager: Sendable {
     public internal(set) var consensus: SeedConsensus
     public internal(set) var allocations: AddressAllocations
     public internal(set) var announcements: [PeerName: Announcement] = [:]
+    /// Addresses given by hand outside the range, by holder.
+    public internal(set) var outside: [String: IPAddress] = [:]
     /// Peers whose pool this router refused to merge, and why (for status).
     public private(set) var refusedPools: [PeerName: String] = [:]
     /// The highest ballot seen at the last proposeIfDue.
@@ -142,13 +152,29 @@ public struct AddressManager: Sendable {
         case taken
         /// Another workload holds it: `holder` on `router`.
         case held(router: PeerName, holder: String)
-        /// Outside the range: not managed (the caller warns if someone else uses it).
-        case outsideRange
+        /// Outside the range: not managed; recorded and announced. `alsoOn`: other workloads
+        /// in the mesh given the same address by hand (the caller warns).
+        case outsideRange(alsoOn: [(router: PeerName, holder: String)])
+
+        public static func == (a: TakeOutcome, b: TakeOutcome) -> Bool {
+            switch (a, b) {
+            case (.taken, .taken): return true
+            case (.held(let r1, let h1), .held(let r2, let h2)): return r1 == r2 && h1 == h2
+            case (.outsideRange(let x), .outsideRange(let y)): return x.elementsEqual(y) { $0.router == $1.router && $0.holder == $1.holder }
+            default: return false
+            }
+        }
     }
 
     /// Records an address given by hand.
     public mutating func take(_ address: IPAddress, for holder: String) -> (TakeOutcome, Update?) {
-        guard let offset = range.offset(of: address) else { return (.outsideRange, nil) }
+        guard let offset = range.offset(of: address) else {
+            let alsoOn = announcements.filter { $0.key != local }.sorted { $0.key < $1.key }.flatMap { name, announcement in
+                announcement.outside.filter { $0.address == address }.map { (router: name, holder: $0.holder) }
+            }
+            outside[holder] = address
+            return (.outsideRange(alsoOn: alsoOn), announcementUpdate())
+        }
         if let other = allocations.holder(at: offset), other != holder { return (.held(router: local, holder: other), nil) }
         for (name, announcement) in announcements where name != local {
             if let holding = announcement.holdings.first(where: { $0.offset == offset }) {
@@ -160,7 +186,8 @@ public struct AddressManager: Sendable {
     }
 
     public mutating func release(_ holder: String) -> Update? {
-        guard allocations.release(holder) != nil else { return nil }
+        let released = allocations.release(holder) != nil
+        guard outside.removeValue(forKey: holder) != nil || released else { return nil }
         return announcementUpdate()
     }
 
@@ -198,7 +225,8 @@ public struct AddressManager: Sendable {
     func currentAnnouncement(version: UInt64) -> Announcement {
         let owned = ownedBlocks
         return Announcement(version: version, freeBlocks: UInt32(allocations.freeBlocks(owned: owned).count),
-                            holdings: allocations.byHolder.map { Holding(offset: $0.value, holder: $0.key) }.sorted { $0.offset < $1.offset })
+                            holdings: allocations.byHolder.map { Holding(offset: $0.value, holder: $0.key) }.sorted { $0.offset < $1.offset },
+                            outside: outside.map { OutsideHolding(address: $0.value, holder: $0.key) }.sorted { $0.holder < $1.holder })
     }
 
     /// A new own announcement when what it says changed.

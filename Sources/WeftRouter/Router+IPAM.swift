@@ -170,28 +170,35 @@ final class RouterAddressHost: AddressHost, @unchecked Sendable {  // confined t
         return promise.futureResult
     }
 
-    func take(cidr: String, holder: String) throws {
-        guard let ipam = router.ipam, let address = IPAddress(String(cidr.split(separator: "/").first ?? "")) else { return }
+    func take(cidr: String, holder: String) throws -> String? {
+        guard let ipam = router.ipam, let address = IPAddress(String(cidr.split(separator: "/").first ?? "")) else { return nil }
         var (outcome, update) = ipam.manager.take(address, for: holder)
         // A workload of this router that is gone (its namespace deleted without detach) gives
         // its address back rather than blocking it forever.
         if case .held(let peer, let other) = outcome, peer == router.config.name {
             // The same namespace named another way (by a pid in it): it has the address already.
-            if router.hostNetwork?.sameNamespace(other, holder) == true { return }
+            if router.hostNetwork?.sameNamespace(other, holder) == true { return nil }
             if !isLive(other) {
                 router.publishIPAM(ipam.manager.release(other))
                 (outcome, update) = ipam.manager.take(address, for: holder)
             }
         }
+        func describe(_ peer: PeerName) -> String {
+            let nickname = router.topologyPeers[peer]?.nickname
+            return peer == router.config.name ? "this router" : "router \(peer)\(nickname.map { " (\($0))" } ?? "")"
+        }
         switch outcome {
         case .taken:
             router.publishIPAM(update)
+            return nil
         case .held(let peer, let other):
-            let nickname = router.topologyPeers[peer]?.nickname
-            let on = peer == router.config.name ? "this router" : "router \(peer)\(nickname.map { " (\($0))" } ?? "")"
-            throw ControlAPIError(.conflict, "\(address) is already held by \(other) on \(on): attach without an address to get a free one, or detach that workload first")
-        case .outsideRange:
-            break
+            throw ControlAPIError(.conflict, "\(address) is already held by \(other) on \(describe(peer)): attach without an address to get a free one, or detach that workload first")
+        case .outsideRange(let alsoOn):
+            router.publishIPAM(update)
+            guard !alsoOn.isEmpty else { return nil }
+            let warning = "\(address) (outside --ipalloc-range) is also given to " + alsoOn.map { "\($0.holder) on \(describe($0.router))" }.joined(separator: ", ")
+            router.logger.warning("an address given by hand is in use elsewhere", metadata: ["address": "\(address)", "holder": "\(holder)", "detail": "\(warning)"])
+            return warning
         }
     }
 

@@ -113,6 +113,14 @@ final class AddressManagementIntegrationTests: XCTestCase {
         XCTAssertNotEqual(refused.status, 0, refused.output)
         XCTAssertTrue(refused.output.contains("netns:\(ns3)") && refused.output.contains(net.nickname(3)), refused.output)
 
+        // Outside the range nothing is managed, but the same address by hand on two routers warns.
+        let outsideA = try net.addWorkload(), outsideB = try net.addWorkload()
+        XCTAssertEqual(try net.cli(1, ["attach", outsideA, "10.48.0.7/24"]).status, 0)
+        XCTAssertTrue(net.waitUntil(timeout: 10) {
+            let warned = try net.cli(2, ["attach", outsideB, "10.48.0.7/24"])
+            return warned.status == 0 && warned.output.contains("warning: 10.48.0.7 (outside --ipalloc-range) is also given to netns:\(outsideA)")
+        })
+
         // kill -9 and restart of router 2 with its data dir: its workloads keep their addresses.
         net.kill(2)
         try net.launch(2, peers: [1], extraArgs: ["--ipalloc-range", TestNet.ipamRange, "--ipalloc-init", "consensus=3"])

@@ -77,7 +77,11 @@ final class AddressManagerTests: XCTestCase {
         // A hand-given address another workload has is refused with its holder named.
         let heldElsewhere = IPAddress(addresses.first { $0.value == "w0" }!.key)!
         XCTAssertEqual(mesh.managers[2].take(heldElsewhere, for: "manual").0, .held(router: mesh.names[1], holder: "w0"))
-        XCTAssertEqual(mesh.managers[2].take(IPAddress("10.99.0.1")!, for: "manual").0, .outsideRange)
+        // Outside the range: taken and announced; the same one by hand elsewhere is flagged.
+        let (outside, outsideUpdate) = mesh.managers[2].take(IPAddress("10.99.0.1")!, for: "manual")
+        XCTAssertEqual(outside, .outsideRange(alsoOn: []))
+        try mesh.deliver(outsideUpdate, from: 2)
+        XCTAssertEqual(mesh.managers[0].take(IPAddress("10.99.0.1")!, for: "other").0, .outsideRange(alsoOn: [(mesh.names[2], "manual")]))
         // Released, it can be taken by hand, and nobody hands it out meanwhile.
         try mesh.deliver(mesh.managers[1].release("w0"), from: 1)
         let (taken, update) = mesh.managers[2].take(heldElsewhere, for: "manual")
@@ -129,12 +133,14 @@ final class AddressManagerTests: XCTestCase {
         _ = m.allocate(for: "netns:a", reachable: [])
         _ = m.allocate(for: "netns:b", reachable: [])
         _ = m.release("netns:a")
+        _ = m.take(IPAddress("192.168.9.9")!, for: "netns:manual")
         let saved = m.saved
         let json = try JSONEncoder().encode(saved)
         let restored = try AddressManager(restoring: try JSONDecoder().decode(AddressManager.Saved.self, from: json), local: m.local, range: range, consensusSize: 2)
         XCTAssertEqual(restored.ledger, m.ledger)
         XCTAssertEqual(restored.consensus.ownVote, m.consensus.ownVote)
         XCTAssertEqual(restored.allocations.byHolder, m.allocations.byHolder)
+        XCTAssertEqual(restored.outside, m.outside)
         XCTAssertEqual(restored.announcements[m.local], m.announcements[m.local])
         XCTAssertEqual(restored.saved, saved)
 
@@ -154,6 +160,7 @@ final class AddressManagerTests: XCTestCase {
         refused({ $0.addresses["netns:c"] = "192.168.0.1" }, "not a usable address")
         refused({ $0.accepted = .init(round: 99, proposer: $0.accepted!.proposer) }, "vote is damaged")
         refused({ $0.seedBy = nil; $0.seedNonce = nil }, "blocks but no seed")
+        refused({ $0.outside["netns:x"] = "10.32.0.9" }, "listed as outside")
     }
 
     /// A router named alone divides the range by itself at launch; a router that names it and
