@@ -7,8 +7,11 @@ extension AddressManager.Update {
     /// holdings per router.
     public static let maxEntries = 4096
 
-    public func encode() -> [UInt8] {
+    /// The range first: an update of another pool's range is set aside whole (its votes and
+    /// announcements are another pool's).
+    public func encode(range: AddressRange) -> [UInt8] {
         var w = ByteWriter(capacity: 256)
+        range.encode(into: &w)
         w.u8(ledger == nil ? 0 : 1)
         ledger?.encode(into: &w)
         w.u16(UInt16(votes.count))
@@ -38,6 +41,7 @@ extension AddressManager.Update {
     public static func decode(_ bytes: [UInt8]) throws -> AddressManager.Update {
         var r = ByteReader(bytes)
         var update = AddressManager.Update(ledger: nil, votes: [], announcements: [])
+        update.range = try AddressRange.decode(from: &r)
         switch try r.u8("ipam ledger flag") {
         case 0: break
         case 1: update.ledger = try BlockLedger.decode(from: &r)

@@ -31,6 +31,8 @@ public struct AddressManager: Sendable {
         public var ledger: BlockLedger?
         public var votes: [(name: PeerName, vote: SeedVote)]
         public var announcements: [(name: PeerName, announcement: Announcement)]
+        /// The sender's range, as decoded (nil for an update built here).
+        public var range: AddressRange? = nil
 
         public var isEmpty: Bool { ledger == nil && votes.isEmpty && announcements.isEmpty }
 
@@ -85,6 +87,10 @@ public struct AddressManager: Sendable {
     /// Merges an update from `peer`; returns what changed here, to pass on to the other links.
     public mutating func receive(_ update: Update, from peer: PeerName) -> Update {
         var out = Update(ledger: nil, votes: [], announcements: [])
+        if let theirs = update.range, theirs != range {
+            refusedPools[peer] = "its range is \(theirs), ours \(range)"
+            return out
+        }
         if let theirs = update.ledger {
             switch ledger.merge(theirs) {
             case .changed: out.ledger = ledger; refusedPools[peer] = nil

@@ -1,5 +1,6 @@
 // The address range workloads are given addresses from (`--ipalloc-range`), cut into equal
 // blocks: the unit of ownership between routers (docs/protocol.md §7).
+import WeftWire
 
 /// A CIDR range of IPv4 or IPv6 addresses, addresses named by their offset from its start.
 public struct AddressRange: Hashable, Sendable, CustomStringConvertible {
@@ -95,5 +96,27 @@ public struct AddressRange: Hashable, Sendable, CustomStringConvertible {
             offset &= lastOffset
         }
         return offset
+    }
+}
+
+// MARK: - Wire form (docs/protocol.md §7.1)
+
+extension AddressRange {
+    /// Family (4 or 6), prefix length, first address (4 or 16 bytes).
+    public func encode(into w: inout ByteWriter) {
+        w.u8(isIPv4 ? 4 : 6)
+        w.u8(UInt8(prefixLength))
+        w.append(isIPv4 ? base[12...] : base[...])
+    }
+
+    public static func decode(from r: inout ByteReader) throws -> AddressRange {
+        let family = try r.u8("range family")
+        guard family == 4 || family == 6 else { throw WireError.invalid(what: "range family \(family)") }
+        let prefix = try r.u8("range prefix")
+        let raw = try r.bytes(family == 4 ? 4 : 16, "range address")
+        let bytes = family == 4 ? [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF] + raw : raw
+        do { return try AddressRange("\(IPAddress(bytes: bytes)!)/\(prefix)") } catch {
+            throw WireError.invalid(what: "range (\(error))")
+        }
     }
 }

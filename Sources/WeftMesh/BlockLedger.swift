@@ -145,10 +145,7 @@ extension BlockLedger {
     }
 
     public func encode(into w: inout ByteWriter) {
-        w.u8(range.isIPv4 ? 4 : 6)
-        w.u8(UInt8(range.prefixLength))
-        let first = range.address(at: 0).bytes
-        w.append(range.isIPv4 ? first[12...] : first[...])
+        range.encode(into: &w)
         guard let seed else { return w.u8(0) }
         w.u8(1)
         w.peerName(seed.by)
@@ -165,15 +162,7 @@ extension BlockLedger {
 
     /// Reads a ledger; the runs must cover every block once, in order.
     public static func decode(from r: inout ByteReader) throws -> BlockLedger {
-        let family = try r.u8("ledger family")
-        guard family == 4 || family == 6 else { throw WireError.invalid(what: "ledger family \(family)") }
-        let prefix = try r.u8("ledger prefix")
-        let raw = try r.bytes(family == 4 ? 4 : 16, "ledger range address")
-        let bytes = family == 4 ? [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF] + raw : raw
-        let range: AddressRange
-        do { range = try AddressRange("\(IPAddress(bytes: bytes)!)/\(prefix)") } catch {
-            throw WireError.invalid(what: "ledger range (\(error))")
-        }
+        let range = try AddressRange.decode(from: &r)
         switch try r.u8("ledger seeded") {
         case 0: return BlockLedger(range: range)
         case 1: break

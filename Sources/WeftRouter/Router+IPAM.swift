@@ -65,7 +65,7 @@ extension Router {
             logger.error("cannot save the address-management state; not sending it", metadata: ["file": "\(ipam.path)", "error": "\(error)"])
             return
         }
-        let payload = update.encode()
+        let payload = update.encode(range: ipam.manager.range)
         for (name, link) in established where name != except {
             link.send(type: MessageType.ipamUpdate.rawValue, payload: payload)
         }
@@ -74,7 +74,7 @@ extension Router {
 
     func ipamLinkUp(_ link: Link) {
         guard let ipam else { return }
-        link.send(type: MessageType.ipamUpdate.rawValue, payload: ipam.manager.fullUpdate.encode())
+        link.send(type: MessageType.ipamUpdate.rawValue, payload: ipam.manager.fullUpdate.encode(range: ipam.manager.range))
     }
 
     func ipamReceived(_ link: Link, type: MessageType, payload: [UInt8]) {

@@ -213,4 +213,45 @@ final class AddressManagementIntegrationTests: XCTestCase {
         XCTAssertNotNil(try net.connection(1, to: 2), "the link stays")
         _ = w1
     }
+
+    /// An IPv6 range: allocated addresses ping between two routers; detach gives the address
+    /// back (the next attach reuses it); expose without an address gives the host one; the
+    /// metrics count what this router gave out.
+    func testIPv6RangeDetachExposeAndMetrics() throws {
+        try requireRoot()
+        let net = try TestNet(hosts: 2)
+        defer { net.cleanup() }
+        let args = ["--ipalloc-range", "fd47::/112"]
+        try net.launch(1, extraArgs: args + ["--metrics-addr", "127.0.0.1:6782"])
+        try net.launch(2, peers: [1], extraArgs: args)
+        XCTAssertTrue(net.sleeveReady(1, peers: 1))
+        var addresses: [String] = []
+        var namespaces: [String] = []
+        for index in [1, 2] {
+            let ns = try net.addWorkload()
+            let result = try net.cli(index, ["attach", ns])
+            XCTAssertEqual(result.status, 0, result.output)
+            let address = try XCTUnwrap(result.output.split(separator: " ").first { $0.hasPrefix("fd47::") }.map { String($0.split(separator: "/")[0]) }, result.output)
+            XCTAssertTrue(result.output.contains("\(address)/112"), result.output)
+            addresses.append(address)
+            namespaces.append(ns)
+        }
+        XCTAssertNotEqual(addresses[0], addresses[1])
+        XCTAssertTrue(net.waitUntil(timeout: 15) { try net.ping(from: namespaces[0], addresses[1], count: 1).status == 0 },
+                      "ping6 \(addresses[1]) from router 1's workload")
+
+        let exposed = try net.cli(1, ["expose"])
+        XCTAssertEqual(exposed.status, 0, exposed.output)
+        XCTAssertTrue(exposed.output.contains("fd47::") && exposed.output.contains("/112"), exposed.output)
+        let metrics = try net.scrape(1, "http://127.0.0.1:6782/metrics")
+        XCTAssertEqual(metrics.values("weft_ipam_addresses_used"), [2], "the workload and the host")
+        XCTAssertEqual(metrics.values("weft_ipam_addresses_free").first.map { $0 > 0 }, true)
+
+        // Detach gives the address back: a new workload gets the same (lowest free) one.
+        XCTAssertEqual(try net.cli(1, ["detach", namespaces[0]]).status, 0)
+        XCTAssertEqual(try net.scrape(1, "http://127.0.0.1:6782/metrics").values("weft_ipam_addresses_used"), [1])
+        let next = try net.addWorkload()
+        let again = try net.cli(1, ["attach", next])
+        XCTAssertTrue(again.output.contains("\(addresses[0])/112"), again.output)
+    }
 }
