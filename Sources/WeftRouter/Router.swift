@@ -447,11 +447,15 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
 
     // MARK: gossip
 
-    private func ownConnectionsChanged() {
+    /// `refreshNow`: the data plane must follow at once (a link lost must not carry traffic any
+    /// longer). A new link waits for the tick (0.5 s), the relayed path serving meanwhile: a
+    /// router joining a mesh of 100 gains a link every few tenths of a second, and a refresh
+    /// per link was a tenth of its event loop's work (docs/benchmarks.md "Mesh scale").
+    private func ownConnectionsChanged(refreshNow: Bool = true) {
         let entries = established.values.sorted { $0.remoteName! < $1.remoteName! }.map { link in
             ConnectionEntry(remote: link.remoteName!, address: link.remoteGossipAddress, established: true, outbound: link.direction == .outbound, mtu: sleeve?.sessions[link.remoteName!]?.publishedMTU)
         }
-        apply(gossip.setOwn(nickname: config.nickname, connections: entries, now: Self.seconds(.now())), refreshNow: true)
+        apply(gossip.setOwn(nickname: config.nickname, connections: entries, now: Self.seconds(.now())), refreshNow: refreshNow)
     }
 
     /// The gossip's clock: seconds of the monotonic clock.
@@ -459,7 +463,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
 
     /// Carries out what the gossip decided: its messages on the established links, and a
     /// refresh of forwarding and dial targets when the topology changed. `refreshNow` when this
-    /// router's own links changed: its data plane follows them at once. Otherwise the refresh
+    /// router lost a link or a path MTU changed: its data plane follows at once. Otherwise the refresh
     /// waits for the next tick (0.5 s): it costs a broadcast tree per source, O(N·E), and while
     /// 100 routers form a mesh the topology changes on nearly every message; refreshing per
     /// message was most of each router's CPU there (#12, docs/benchmarks.md "Mesh scale").
@@ -572,7 +576,7 @@ extension Router: LinkDelegate {
             "trusted": "\(link.trusted)",
         ])
         apply(gossip.linkUp(hello.name, now: Self.seconds(.now())))
-        ownConnectionsChanged()
+        ownConnectionsChanged(refreshNow: false)
         catchUpPassword(link)
     }
 
