@@ -84,6 +84,14 @@ final class PathMTUTests: XCTestCase {
 
 final class ProbeScheduleTests: XCTestCase {
     /// Payload sizes of the IPv4 ladder under a 1500 underlay (docs/protocol.md §5.4).
+    /// A session connected at 0 whose first (full) round ran from 0.5 to 2 s.
+    private func afterFirstRound(answered: Bool, randomUnit: Double = 0.5, file: StaticString = #filePath, line: UInt = #line) -> ProbeSchedule {
+        var schedule = ProbeSchedule(connectedAt: 0)
+        XCTAssertTrue(schedule.startRound(now: 0.5), file: file, line: line)
+        schedule.endRound(now: 2, answered: answered, randomUnit: randomUnit)
+        return schedule
+    }
+
     private let ladder = [1472, 1464, 1452, 1432, 1426, 1422, 1412, 1392, 1372, 1352, 1332, 1322, 1272, 1252, 1172, 972, 548]
 
     func testFirstRoundIsFullAndSoonAfterTheConnection() {
@@ -98,9 +106,7 @@ final class ProbeScheduleTests: XCTestCase {
     }
 
     func testAnsweredFullRoundLeadsToReducedRoundsOneIntervalLater() {
-        var schedule = ProbeSchedule(connectedAt: 0)
-        XCTAssertTrue(schedule.startRound(now: 0.5))
-        schedule.endRound(now: 2, answered: true, randomUnit: 0.5)
+        var schedule = afterFirstRound(answered: true)
         XCTAssertFalse(schedule.full)
         XCTAssertEqual(schedule.nextRound, 12)
         XCTAssertFalse(schedule.startRound(now: 11.9))
@@ -115,17 +121,13 @@ final class ProbeScheduleTests: XCTestCase {
 
     func testIntervalIsSpreadByTheRandomFactor() {
         for (unit, expected) in [(0.0, 9.0), (0.999_999, 11.0), (.nan, 10.0), (7, 11.0), (-1, 9.0)] {
-            var schedule = ProbeSchedule(connectedAt: 0)
-            XCTAssertTrue(schedule.startRound(now: 0.5))
-            schedule.endRound(now: 2, answered: true, randomUnit: unit)
+            let schedule = afterFirstRound(answered: true, randomUnit: unit)
             XCTAssertEqual(schedule.nextRound!, 2 + expected, accuracy: 1e-4, "unit \(unit)")
         }
     }
 
     func testUnansweredReducedRoundIsFollowedByAFullOneAtOnce() {
-        var schedule = ProbeSchedule(connectedAt: 0)
-        XCTAssertTrue(schedule.startRound(now: 0.5))
-        schedule.endRound(now: 2, answered: true, randomUnit: 0.5)
+        var schedule = afterFirstRound(answered: true)
         XCTAssertTrue(schedule.startRound(now: 12))
         // The path shrank below the current size: nothing of the reduced round comes back.
         schedule.endRound(now: 13.5, answered: false, randomUnit: 0.5)
@@ -141,9 +143,7 @@ final class ProbeScheduleTests: XCTestCase {
 
     func testUnansweredFullRoundStaysFullAtTheNormalInterval() {
         // A dead path: not a full round every second, one per interval.
-        var schedule = ProbeSchedule(connectedAt: 0)
-        XCTAssertTrue(schedule.startRound(now: 0.5))
-        schedule.endRound(now: 2, answered: false, randomUnit: 0.5)
+        var schedule = afterFirstRound(answered: false)
         XCTAssertTrue(schedule.full)
         XCTAssertEqual(schedule.nextRound, 12)
         // Ending a round that is not under way changes nothing.
