@@ -23,26 +23,28 @@ extension SleeveEngine {
     /// Underlay MTUs worth trying (common tunnel and link sizes), largest first.
     static let probeMTUs = [9000, 4000, 1500, 1492, 1480, 1460, 1454, 1450, 1440, 1420, 1400, 1380, 1360, 1350, 1300, 1280, 1200, 1000, 576]
 
-    /// Starts a path-MTU probing round to every directly connected peer: one DF packet of each
-    /// candidate size (real sizes, never larger than our own underlay allows). The answers
-    /// arrive on the UDP thread; the control plane takes each session's result a moment later
-    /// (`SleeveSession.finishProbeRound`).
-    public func sendProbes() {
-        let table = forwarding.current
+    /// The UDP payload size of every candidate towards `session` (real sizes, never larger
+    /// than our own underlay allows, with the outer headers of the session's family).
+    public func probeLadder(for session: SleeveSession) -> [Int] {
+        let limit = session.linkPayload
+        let headers = session.remoteAddress.family.udpHeaders
+        return Set([limit] + Self.probeMTUs.map { $0 - headers }).filter { $0 <= limit && $0 >= 64 }.sorted(by: >)
+    }
+
+    /// Sends `session` one DF probe of each UDP payload size of `sizes` (one probing round,
+    /// WeftMesh ProbeSchedule). The answers arrive on the UDP thread; the control plane takes
+    /// the result a moment later (`SleeveSession.finishProbeRound`).
+    public func sendProbes(to session: SleeveSession, sizes: [Int]) {
+        let own = forwarding.current.ownShortId
         probeBuffer.withLock { buffer in
             buffer.withUnsafeMutableBytes { raw in
                 let p = raw.baseAddress!
-                for case let session? in table.sessions {
-                    let limit = session.linkPayload
-                    let headers = session.remoteAddress.family.udpHeaders
-                    let sizes = ([limit] + Self.probeMTUs.map { $0 - headers }).filter { $0 <= limit && $0 >= 64 }
-                    for size in Set(sizes) {
-                        let body = size - Sleeve.headerSize - (session.encrypted ? Sleeve.tagSize : 0)
-                        guard body >= 2, size <= raw.count else { continue }
-                        (p + Sleeve.headerSize).initializeMemory(as: UInt8.self, repeating: 0, count: body)
-                        let length = finish(p, bodyLength: body, kind: .pmtuProbe, session: session, own: table.ownShortId)
-                        send(p, length, to: session)
-                    }
+                for size in sizes {
+                    let body = size - Sleeve.headerSize - (session.encrypted ? Sleeve.tagSize : 0)
+                    guard body >= 2, size <= raw.count else { continue }
+                    (p + Sleeve.headerSize).initializeMemory(as: UInt8.self, repeating: 0, count: body)
+                    let length = finish(p, bodyLength: body, kind: .pmtuProbe, session: session, own: own)
+                    send(p, length, to: session)
                 }
             }
         }

@@ -7,7 +7,9 @@ import WeftWire
 
 /// Timings of the gossip link (protocol.md §3.6, §3.7, §3.9), in nanoseconds.
 public enum LinkTimings {
-    public static let handshakeTimeout: UInt64 = 5_000_000_000
+    /// Long enough for a router that is busy with a burst of joins to answer: at 5 s, 100 routers
+    /// joining at once timed out thousands of their own handshakes (docs/protocol.md §3.9).
+    public static let handshakeTimeout: UInt64 = 10_000_000_000
     public static let keepaliveInterval: UInt64 = 5_000_000_000
     public static let idleTimeout: UInt64 = 20_000_000_000
     public static let rekeyAnswerTimeout: UInt64 = 10_000_000_000
@@ -187,7 +189,7 @@ public struct LinkStateMachine {
         switch phase {
         case .preamble, .hello, .handshaking:
             if Self.elapsed(now, since: startedAt) > LinkTimings.handshakeTimeout {
-                end("handshake timed out after 5 s", refuse: .handshakeTimeout, now: now)
+                end("handshake timed out after \(LinkTimings.handshakeTimeout / 1_000_000_000) s", refuse: .handshakeTimeout, now: now)
             }
         case .established:
             if case .started(_, _, _, let at) = rekey, Self.elapsed(now, since: at) > LinkTimings.rekeyAnswerTimeout {

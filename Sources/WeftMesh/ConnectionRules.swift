@@ -1,7 +1,7 @@
 import WeftWire
 
-// Connection rules of docs/protocol.md §3.9 that need no clock: reconnect backoff and which of
-// two simultaneous connections survives.
+// Connection rules of docs/protocol.md §3.9 and §4.4 that need no clock: reconnect backoff,
+// which of two simultaneous connections survives, and when a learned peer is first dialed.
 
 /// Delay before the next dial attempt: `min(cap, base × 2^(failures−1))` times a random factor
 /// in [0.75, 1.25].
@@ -25,9 +25,14 @@ public struct Backoff: Sendable, Equatable {
         guard failures > 0 else { return 0 }
         // 2^62 is past any sensible cap; the exponent is bounded so the power stays finite.
         let doubling = Double(sign: .plus, exponent: min(failures - 1, 62), significand: 1)
-        let raw = min(cap, base * doubling)
+        return Self.spread(min(cap, base * doubling), randomUnit: randomUnit)
+    }
+
+    /// `seconds` times a factor in [0.75, 1.25], linear in `randomUnit` (clamped to [0, 1], NaN
+    /// counts as 0.5): routers started together do not retry in step.
+    static func spread(_ seconds: Double, randomUnit: Double) -> Double {
         let unit = randomUnit.isNaN ? 0.5 : min(max(randomUnit, 0), 1)
-        return raw * (0.75 + 0.5 * unit)
+        return seconds * (0.75 + 0.5 * unit)
     }
 }
 
@@ -60,5 +65,29 @@ public enum DuplicateConnections {
         if newIsOutbound == existingIsOutbound { return .replaceExisting(because: "dialed again by the side that dialed it: the link was lost there") }
         return newIsOutbound == keepOutbound(local: local, remote: remote)
             ? .replaceExisting(because: "duplicate connection to \(remote); keeping the other one") : .refuseNew
+    }
+}
+
+/// Connection attempts (docs/protocol.md §4.4): how many at once, and when a peer learned from
+/// gossip is first dialed.
+public enum DialRules {
+    /// Connection attempts in flight at once (TCP connect or handshake not finished): a router
+    /// that learns a hundred peers at once must not time out its own connects.
+    public static let maxConcurrent = 16
+    /// Seconds the side with the larger name waits before it first dials a peer learned from
+    /// gossip, times a random factor in [0.75, 1.25]. Kept short: where only that side can
+    /// dial (the other is behind NAT), this is how much later the link comes up.
+    public static let learnedPeerDeferral = 4.0
+
+    /// Two routers usually learn of each other from the same update, and dialing both at once
+    /// costs two handshakes, a refusal, and when both complete an established link replaced:
+    /// another version of both entries for the whole mesh (#12). So the side whose dial the
+    /// duplicate rule keeps (the smaller name, `DuplicateConnections.keepOutbound`) dials a
+    /// learned peer at once, and the other waits and dials only if no link came up meanwhile.
+    /// Addresses named by an operator are never deferred (the caller does not ask).
+    /// `randomUnit` spreads the wait as in `Backoff`.
+    public static func firstAttemptDelay(local: PeerName, remote: PeerName, randomUnit: Double) -> Double {
+        guard !DuplicateConnections.keepOutbound(local: local, remote: remote) else { return 0 }
+        return Backoff.spread(learnedPeerDeferral, randomUnit: randomUnit)
     }
 }

@@ -10,7 +10,7 @@ import WeftWire
 // - changes that arrive close together are forwarded together (the first at once, the rest
 //   after `forwardInterval`, newest version only), so one set of tree searches and one message
 //   per neighbour serve a burst;
-// - own-entry changes are coalesced (a burst of link changes is one update);
+// - own-entry changes are coalesced (while links keep changing, one update every 2 s);
 // - a new link exchanges digests (versions only) and each side sends just what the other lacks;
 // - anti-entropy is a 12-byte summary to one neighbour at a time; entries follow only on a
 //   mismatch;
@@ -19,8 +19,14 @@ import WeftWire
 
 /// The timings of the gossip, in seconds (docs/protocol.md §4.4).
 public struct GossipTimings: Sendable {
-    /// Own-entry changes leave at most this often.
+    /// Own-entry changes leave at most this often; a change after this long without one
+    /// leaves at once, later ones when the entry has been unchanged this long.
     public var ownUpdateInterval: Double = 0.5
+    /// While own changes keep coming (a router joining a mesh gains a link every few tenths of
+    /// a second), the pending update leaves at the latest this long after the first change it
+    /// holds: each update is the whole entry (~3 kB at 100 links) to every neighbour, and every
+    /// neighbour merges it (docs/protocol.md §4.2).
+    public var ownUpdateHold: Double = 2
     /// Forwarded changes leave at most this often: a change that finds the last forward older
     /// than this goes at once, later ones wait and go together (docs/protocol.md §4.2).
     public var forwardInterval: Double = 0.1
@@ -77,6 +83,11 @@ public struct Gossip: Sendable {
     private var unreachableSince: [PeerName: Double] = [:]
     private var ownPending = false
     private var lastOwnSent = -Double.infinity
+    /// When the own entry last changed, and when the oldest change not yet sent was made.
+    private var lastOwnChange = -Double.infinity
+    private var ownPendingSince = -Double.infinity
+    /// The pending change came after a quiet spell: it leaves as soon as the spacing allows.
+    private var ownPendingAtOnce = false
     /// Changes waiting to be forwarded: each peer's newest changed entry and the neighbour it
     /// came from (it is not sent back there).
     private var forwardQueue: [PeerName: PeerName] = [:]
@@ -115,7 +126,7 @@ public struct Gossip: Sendable {
     public mutating func setOwn(nickname: String, connections: [ConnectionEntry], now: Double) -> GossipEffects {
         var effects = GossipEffects()
         if editTopology({ $0.setOwn(nickname: nickname, connections: connections) }) {
-            ownPending = true
+            ownChanged(now: now, atOnce: false)
             topologyChanged(&effects)
         }
         flushOwn(now: now, &effects)
@@ -259,7 +270,7 @@ public struct Gossip: Sendable {
         effects.topologyChanged = true
         if changed.contains(where: { $0.name == topology.ownName }) {
             // An earlier incarnation's entry or a short-id move: our own entry is news.
-            ownPending = true
+            ownChanged(now: now, atOnce: true)
             flushOwn(now: now, &effects)
         }
         guard neighbours.contains(where: { $0 != from }) else { return }  // a leaf forwards nothing
@@ -309,8 +320,25 @@ public struct Gossip: Sendable {
         }
     }
 
+    /// `atOnce`: the change must not wait for a burst to end (the entry of an earlier
+    /// incarnation, a short-id move).
+    private mutating func ownChanged(now: Double, atOnce: Bool) {
+        let quiet = now - lastOwnChange >= timings.ownUpdateInterval
+        lastOwnChange = now
+        if !ownPending {
+            ownPending = true
+            ownPendingSince = now
+            ownPendingAtOnce = quiet
+        }
+        ownPendingAtOnce = ownPendingAtOnce || atOnce
+    }
+
+    /// The pending own update leaves when the spacing allows and it either came after a quiet
+    /// spell, or the entry has stopped changing, or it has been held for `ownUpdateHold`.
     private mutating func flushOwn(now: Double, _ effects: inout GossipEffects) {
         guard ownPending, now - lastOwnSent >= timings.ownUpdateInterval else { return }
+        guard ownPendingAtOnce || now - lastOwnChange >= timings.ownUpdateInterval
+                || now - ownPendingSince >= timings.ownUpdateHold else { return }
         ownPending = false
         lastOwnSent = now
         let payloads = TopologyUpdate.payloads([topology.own], maxBytes: Self.payloadBudget)

@@ -51,3 +51,73 @@ extension Routes {
         return result
     }
 }
+
+/// When one connection probes its path MTU, and with which sizes (docs/protocol.md §5.4). Each
+/// connection keeps its own clock: a new link is probed without probing every other link again
+/// (a router joining a mesh of 100 gets a new link every few hundred milliseconds, and a round
+/// to all of them each time was most of the sleeve traffic of the join), and the rounds of
+/// different links spread over the interval instead of leaving in one burst. Once a full round
+/// has measured the path, a round probes only the current size and the candidates above it (one
+/// packet on a path at the top of the ladder); if none of those is answered the path may have
+/// shrunk, and a full round follows at once. Seconds of a monotonic clock. Pure.
+public struct ProbeSchedule: Sendable, Equatable {
+    /// The first round after the connection came up.
+    public static let firstDelay = 0.5
+    /// Between the rounds of one connection, times a random factor in [0.9, 1.1].
+    public static let interval = 10.0
+    /// How long a round waits for its answers.
+    public static let wait = 1.5
+    /// A full round after a reduced one that nothing answered.
+    public static let recheckDelay = 0.5
+
+    /// When the next round starts; nil while one waits for its answers.
+    public private(set) var nextRound: Double?
+    /// When the round under way ends; nil when none is.
+    public private(set) var resultsDue: Double?
+    /// Whether the next (or current) round probes the whole ladder.
+    public private(set) var full = true
+
+    public init(connectedAt now: Double) {
+        nextRound = now + Self.firstDelay
+    }
+
+    /// Starts a round when one is due: true if the caller should send it now, with the sizes of
+    /// `sizes(ladder:current:)`.
+    public mutating func startRound(now: Double) -> Bool {
+        guard let next = nextRound, now >= next else { return false }
+        nextRound = nil
+        resultsDue = now + Self.wait
+        return true
+    }
+
+    /// Whether the round under way has waited long enough for its answers.
+    public func resultsAreDue(now: Double) -> Bool {
+        resultsDue.map { now >= $0 } ?? false
+    }
+
+    /// Ends the round under way; `answered` when any probe of it was acknowledged.
+    /// `randomUnit` in [0, 1) spreads the next round (NaN counts as 0.5).
+    public mutating func endRound(now: Double, answered: Bool, randomUnit: Double) {
+        guard resultsDue != nil else { return }
+        resultsDue = nil
+        if !full && !answered {
+            full = true
+            nextRound = now + Self.recheckDelay
+            return
+        }
+        // A full round that nothing answered says nothing about size (a dead path is the
+        // heartbeats' business): the next one is full too, at the normal interval.
+        full = !answered
+        let unit = randomUnit.isNaN ? 0.5 : min(max(randomUnit, 0), 1)
+        nextRound = now + Self.interval * (0.9 + 0.2 * unit)
+    }
+
+    /// The UDP payload sizes of the current round. `ladder`: every candidate's payload size
+    /// (docs/protocol.md §5.4); `current`: the connection's path payload now. A reduced round
+    /// is `current` and the candidates above it, largest first.
+    public func sizes(ladder: [Int], current: Int) -> [Int] {
+        let all = Set(ladder).sorted(by: >)
+        guard !full else { return all }
+        return Set(all.filter { $0 > current } + [current]).sorted(by: >)
+    }
+}

@@ -14,37 +14,37 @@ final class SleeveState: @unchecked Sendable {  // confined to the router's even
     let forwarding: Forwarding
     var sessions: [PeerName: SleeveSession] = [:]
 
-    /// Path-MTU probing: a round every 10 s (and soon after a new session), results taken 1.5 s
-    /// after the probes left.
-    var nextProbe = NIODeadline.now()
-    var probeResultsDue: NIODeadline?
-    static let probeInterval: TimeAmount = .seconds(10)
-    static let probeWait: TimeAmount = .milliseconds(1500)
+    /// Path-MTU probing, each session on its own clock (WeftMesh ProbeSchedule).
+    var probes: [PeerName: ProbeSchedule] = [:]
 
     init(engine: SleeveEngine, forwarding: Forwarding) {
         self.engine = engine
         self.forwarding = forwarding
     }
 
-    /// Runs the probing rounds; returns true when a connection's MTU changed, measured or
-    /// published: own connections are then gossiped again and the forwarding table rebuilt.
+    /// Runs the probing rounds that are due; returns true when a connection's MTU changed,
+    /// measured or published: own connections are then gossiped again and the forwarding table
+    /// rebuilt.
     func probeTick(now: NIODeadline) -> Bool {
+        let t = Router.seconds(now)
         var changed = false
-        if let due = probeResultsDue, now >= due {
-            for session in sessions.values {
+        for (name, session) in sessions {
+            var schedule = probes[name] ?? ProbeSchedule(connectedAt: t)
+            if schedule.resultsAreDue(now: t) {
                 let before = session.pathMTU
-                guard let round = session.finishProbeRound() else { continue }
-                let settled = PathMTU.settle(published: session.publishedMTU, previousRound: session.lastRoundMTU, round: round)
-                session.lastRoundMTU = round
-                if settled != session.publishedMTU || round != before { changed = true }
-                session.publishedMTU = settled
+                let round = session.finishProbeRound()
+                if let round {
+                    let settled = PathMTU.settle(published: session.publishedMTU, previousRound: session.lastRoundMTU, round: round)
+                    session.lastRoundMTU = round
+                    if settled != session.publishedMTU || round != before { changed = true }
+                    session.publishedMTU = settled
+                }
+                schedule.endRound(now: t, answered: round != nil, randomUnit: .random(in: 0..<1))
             }
-            probeResultsDue = nil
-        }
-        if probeResultsDue == nil, now >= nextProbe {
-            engine.sendProbes()
-            probeResultsDue = now + Self.probeWait
-            nextProbe = now + Self.probeInterval
+            if schedule.startRound(now: t) {
+                engine.sendProbes(to: session, sizes: schedule.sizes(ladder: engine.probeLadder(for: session), current: session.pathPayloadBytes))
+            }
+            probes[name] = schedule
         }
         return changed
     }
@@ -94,11 +94,15 @@ extension Router {
     func refreshForwarding() {
         guard let sleeve else { return }
         let live = Set(established.keys)
-        for name in sleeve.sessions.keys where !live.contains(name) { sleeve.sessions[name] = nil }
+        for name in sleeve.sessions.keys where !live.contains(name) {
+            sleeve.sessions[name] = nil
+            sleeve.probes[name] = nil
+        }
         for (name, link) in established where sleeve.sessions[name] == nil {
             if let session = makeSleeveSession(for: link) {
                 sleeve.sessions[name] = session
-                sleeve.nextProbe = .now() + .milliseconds(500)
+                // Only the new session is probed soon; the others keep their own rounds.
+                sleeve.probes[name] = ProbeSchedule(connectedAt: Self.seconds(.now()))
             }
         }
         // The data-plane threads address sessions by short id, which a collision may change.

@@ -84,6 +84,9 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     private var stopping = false
     private var lastHeartbeat = NIODeadline.now()
     private var forwardScheduled = false
+    /// What the dial candidates were last looked for in: they change only with the listings,
+    /// the established links or the targets, and reading them scans every peer's connections.
+    private var dialLook: (listing: UInt64, connected: Set<PeerName>, targets: Int)?
     /// The sleeve data plane; nil until started (and in tests of the control plane alone).
     var sleeve: SleeveState?
     /// Whether the kernel fast datapath can be used, and why not.
@@ -99,9 +102,6 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
 
     static let maxPendingHandshakes = 64
     static let inboundFailureMemory: TimeAmount = .minutes(5)
-    /// Outbound connection attempts in flight at once: a router that learns a hundred peers
-    /// at once must not time out its own connects (protocol.md §4.4).
-    static let maxConcurrentDials = 16
 
     /// The password keyring; nil when the router runs without a password.
     let keyring: Keyring?
@@ -418,7 +418,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         for link in links.values { link.tick(now: now) }
         var dialing = targets.values.filter { $0.connecting || ($0.link.map { !$0.isEstablished } ?? false) }.count
         for (address, target) in targets.sorted(by: { $0.value.nextAttempt < $1.value.nextAttempt })
-        where target.link == nil && now >= target.nextAttempt && dialing < Self.maxConcurrentDials {
+        where target.link == nil && now >= target.nextAttempt && dialing < DialRules.maxConcurrent {
             if let peer = target.peer, established[peer] != nil { continue }
             // Already connected the other way (the peer dialed us): adopt that link.
             if let link = established.values.first(where: { $0.remoteGossipAddress == address }) {
@@ -451,11 +451,15 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
 
     // MARK: gossip
 
-    private func ownConnectionsChanged() {
+    /// `refreshNow`: the data plane must follow at once (a link lost must not carry traffic any
+    /// longer). A new link waits for the tick (0.5 s), the relayed path serving meanwhile: a
+    /// router joining a mesh of 100 gains a link every few tenths of a second, and a refresh
+    /// per link was a tenth of its event loop's work (docs/benchmarks.md "Mesh scale").
+    private func ownConnectionsChanged(refreshNow: Bool = true) {
         let entries = established.values.sorted { $0.remoteName! < $1.remoteName! }.map { link in
             ConnectionEntry(remote: link.remoteName!, address: link.remoteGossipAddress, established: true, outbound: link.direction == .outbound, mtu: sleeve?.sessions[link.remoteName!]?.publishedMTU)
         }
-        apply(gossip.setOwn(nickname: config.nickname, connections: entries, now: Self.seconds(.now())), refreshNow: true)
+        apply(gossip.setOwn(nickname: config.nickname, connections: entries, now: Self.seconds(.now())), refreshNow: refreshNow)
     }
 
     /// The gossip's clock: seconds of the monotonic clock.
@@ -463,7 +467,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
 
     /// Carries out what the gossip decided: its messages on the established links, and a
     /// refresh of forwarding and dial targets when the topology changed. `refreshNow` when this
-    /// router's own links changed: its data plane follows them at once. Otherwise the refresh
+    /// router lost a link or a path MTU changed: its data plane follows at once. Otherwise the refresh
     /// waits for the next tick (0.5 s): it costs a broadcast tree per source, O(N·E), and while
     /// 100 routers form a mesh the topology changes on nearly every message; refreshing per
     /// message was most of each router's CPU there (#12, docs/benchmarks.md "Mesh scale").
@@ -497,15 +501,30 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
             if let peer = target.peer, gone.contains(peer) || topology.peers[peer] == nil { targets[address] = nil }
         }
         refreshForwarding()
+        addLearnedTargets()
+    }
+
+    /// Targets for peers learned from gossip that nothing dials yet. The first attempt is
+    /// deferred on the side with the larger name (DialRules.firstAttemptDelay), so two routers
+    /// that learn of each other together do not dial each other at once.
+    private func addLearnedTargets() {
+        let connected = Set(established.keys)
+        let look = (listing: topology.listingGeneration, connected: connected, targets: targets.count)
+        if let last = dialLook, last.listing == look.listing, last.targets == look.targets, last.connected == connected { return }
+        dialLook = look
         let known = Set(targets.values.compactMap(\.peer))
-        for candidate in topology.dialCandidates(connected: Set(established.keys)) where !known.contains(candidate.name) {
+        let now = NIODeadline.now()
+        for candidate in topology.dialCandidates(connected: connected) where !known.contains(candidate.name) {
             let address = Self.normalize(candidate.address, defaultPort: RouterConfig.defaultPort)
             guard !forgotten.contains(address), targets[address] == nil else { continue }
             var target = Target(address: address, permanent: false)
             target.peer = candidate.name
             target.nickname = topology.peers[candidate.name]?.nickname
+            let delay = DialRules.firstAttemptDelay(local: config.name, remote: candidate.name, randomUnit: .random(in: 0..<1))
+            target.nextAttempt = now + .milliseconds(Int64(delay * 1000))
             targets[address] = target
         }
+        dialLook?.targets = targets.count
     }
 }
 
@@ -561,7 +580,7 @@ extension Router: LinkDelegate {
             "trusted": "\(link.trusted)",
         ])
         apply(gossip.linkUp(hello.name, now: Self.seconds(.now())))
-        ownConnectionsChanged()
+        ownConnectionsChanged(refreshNow: false)
         catchUpPassword(link)
         ipamLinkUp(link)
     }

@@ -1,6 +1,7 @@
 // The router foundation end to end: real `weft` processes in network namespaces.
 import Foundation
 import XCTest
+import WeftLink
 @testable import WeftRouter
 
 final class GossipLinkTests: XCTestCase {
@@ -180,9 +181,11 @@ final class GossipLinkTests: XCTestCase {
         // A valid preamble claiming a password, then an absurd frame length.
         try Shell.run(["ip", "netns", "exec", h3, "sh", "-c",
                        "printf 'WEFT\\001\\001\\001AAAAAAAA\\377\\377\\377\\377' | nc -w 2 -q 1 \(target) 6783 >/dev/null; true"])
-        // A stalled handshake: connect and say nothing; the router must close it within ~5 s.
+        // A stalled handshake: connect and say nothing; the router must close it when the
+        // handshake timeout (LinkTimings.handshakeTimeout) runs out.
         let stall = try net.startBackground(namespace: h3, ["nc", "-w", "30", target, "6783"], output: "\(net.directory)/stall.out")
-        XCTAssertTrue(net.waitUntil(timeout: 9) { !stall.isRunning }, "a silent connection was not closed by the handshake timeout")
+        let handshakeTimeout = Double(LinkTimings.handshakeTimeout) / 1e9
+        XCTAssertTrue(net.waitUntil(timeout: handshakeTimeout + 4) { !stall.isRunning }, "a silent connection was not closed by the handshake timeout")
         // A flood: 300 connection attempts as fast as the shell can make them.
         try Shell.run(["ip", "netns", "exec", h3, "sh", "-c",
                        "for i in $(seq 300); do nc -z -w 1 \(target) 6783 & done; wait; true"])

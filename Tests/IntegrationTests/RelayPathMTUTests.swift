@@ -143,9 +143,10 @@ final class RelayPathMTUTests: XCTestCase {
         try Shell.run(["ip", "netns", "exec", ns, "nft", "add table inet wefttest"])
         try Shell.run(["ip", "netns", "exec", ns, "nft", "add chain inet wefttest input { type filter hook input priority 0 ; }"])
         try Shell.run(["ip", "netns", "exec", ns, "nft", "add rule inet wefttest input ip saddr \(net.host(2).address) meta l4proto udp ip length > 1300 drop"])
-        // Host 2's next probing round (every 10 s) measures the smaller hop at once; it publishes
-        // the figure only when the round after agrees, so host 3 still sends 1320.
-        // (A round already under way may still see the old size: up to two rounds, 11.5 s.)
+        // Host 2's next probing round (every 9–11 s) finds its size unanswered and a full round
+        // 0.5 s later measures the smaller hop; it publishes the figure only when the round after
+        // agrees, so host 3 still sends 1320. (A round already under way may still see the old
+        // size: at most 1.5 + 11 + 1.5 + 0.5 + 1.5 = 16 s.)
         XCTAssertTrue(net.waitUntil(timeout: 20) { try net.connection(2, to: 1)?.mtu == 1220 },
                       "\(String(describing: try? net.connections(2)))")
         let measured = Date()

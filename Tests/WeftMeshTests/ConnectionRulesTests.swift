@@ -52,4 +52,26 @@ final class ConnectionRulesTests: XCTestCase {
             XCTAssertEqual(DuplicateConnections.keepOutbound(local: a, remote: b), a < b)
         }
     }
+
+    /// Of two routers that learn of each other together, exactly one dials at once: the one
+    /// whose connection the duplicate rule keeps. The other waits 3–5 s.
+    func testExactlyOneSideDialsALearnedPeerAtOnce() {
+        var g = SplitMix64(seed: 32)
+        for _ in 0..<1000 {
+            let a = PeerName.random(using: &g), b = PeerName.random(using: &g)
+            guard a != b else { continue }
+            let unit = Double.random(in: 0..<1, using: &g)
+            let (ab, ba) = (DialRules.firstAttemptDelay(local: a, remote: b, randomUnit: unit),
+                            DialRules.firstAttemptDelay(local: b, remote: a, randomUnit: unit))
+            XCTAssertEqual(min(ab, ba), 0)
+            XCTAssertEqual(ab == 0, DuplicateConnections.keepOutbound(local: a, remote: b), "the kept dial goes first")
+            XCTAssertGreaterThanOrEqual(max(ab, ba), DialRules.learnedPeerDeferral * 0.75)
+            XCTAssertLessThanOrEqual(max(ab, ba), DialRules.learnedPeerDeferral * 1.25)
+        }
+        let (small, large) = (PeerName(value: 1), PeerName(value: 2))
+        XCTAssertEqual(DialRules.firstAttemptDelay(local: large, remote: small, randomUnit: 0), 3)
+        XCTAssertEqual(DialRules.firstAttemptDelay(local: large, remote: small, randomUnit: 1), 5)
+        XCTAssertEqual(DialRules.firstAttemptDelay(local: large, remote: small, randomUnit: .nan), 4)
+        XCTAssertEqual(DialRules.firstAttemptDelay(local: large, remote: small, randomUnit: -1), 3)
+    }
 }

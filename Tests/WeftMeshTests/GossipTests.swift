@@ -171,6 +171,38 @@ final class GossipTests: XCTestCase {
         XCTAssertEqual(try TopologyUpdate.decode(later[0].payload).peers.first?.nickname, "n9")
     }
 
+    /// A router joining a mesh gains a link every few tenths of a second: its entry leaves at
+    /// the first change, then every `ownUpdateHold` while the changes go on, and once more when
+    /// they stop, not every `ownUpdateInterval`.
+    func testOwnChangesInABurstLeaveEveryHold() throws {
+        var net = Net(2)
+        net.link(peer(1), peer(2))
+        net.deliver()
+        net.run(seconds: 1)
+        var g = net.routers[peer(1)]!
+        let timings = g.timings
+        var sentAt: [Double] = [], lastSent: [UInt8] = [], t = net.now
+        func count(_ effects: GossipEffects, _ at: Double) {
+            guard let send = effects.sends.first(where: { $0.type == .gossip }) else { return }
+            sentAt.append(at - net.now)
+            lastSent = send.payload
+        }
+        // A change every 0.3 s for 5 s, the router ticking every 0.5 s meanwhile.
+        var nextTick = t + 0.5
+        for i in 0..<17 {
+            count(g.setOwn(nickname: "n\(i)", connections: g.topology.own.connections, now: t), t)
+            t += 0.3
+            while nextTick <= t { count(g.tick(now: nextTick), nextTick); nextTick += 0.5 }
+        }
+        for _ in 0..<4 { count(g.tick(now: nextTick), nextTick); nextTick += 0.5 }
+        XCTAssertEqual(sentAt.first, 0, "the first change leaves at once")
+        for (a, b) in zip(sentAt, sentAt.dropFirst().dropLast()) {
+            XCTAssertEqual(b - a, timings.ownUpdateHold, accuracy: 0.5, "held while changes go on: \(sentAt)")
+        }
+        XCTAssertLessThanOrEqual(sentAt.count, 5, "\(sentAt)")
+        XCTAssertEqual(try TopologyUpdate.decode(lastSent).peers.first?.nickname, "n16", "the last change has left: \(sentAt)")
+    }
+
     func testDepartedPeerIsRemovedAndStaleGossipCannotBringItBack() throws {
         // 1–2–3, and 4 joins 3. Then 4 stops: 3 drops it at once, 1 and 2 after the grace.
         var net = Net(4)

@@ -81,3 +81,74 @@ final class PathMTUTests: XCTestCase {
         XCTAssertEqual(PathMTU.settle(published: 1420, previousRound: 1420, round: 1420), 1420)
     }
 }
+
+final class ProbeScheduleTests: XCTestCase {
+    /// Payload sizes of the IPv4 ladder under a 1500 underlay (docs/protocol.md §5.4).
+    /// A session connected at 0 whose first (full) round ran from 0.5 to 2 s.
+    private func afterFirstRound(answered: Bool, randomUnit: Double = 0.5, file: StaticString = #filePath, line: UInt = #line) -> ProbeSchedule {
+        var schedule = ProbeSchedule(connectedAt: 0)
+        XCTAssertTrue(schedule.startRound(now: 0.5), file: file, line: line)
+        schedule.endRound(now: 2, answered: answered, randomUnit: randomUnit)
+        return schedule
+    }
+
+    private let ladder = [1472, 1464, 1452, 1432, 1426, 1422, 1412, 1392, 1372, 1352, 1332, 1322, 1272, 1252, 1172, 972, 548]
+
+    func testFirstRoundIsFullAndSoonAfterTheConnection() {
+        var schedule = ProbeSchedule(connectedAt: 100)
+        XCTAssertFalse(schedule.startRound(now: 100.4))
+        XCTAssertTrue(schedule.startRound(now: 100.5))
+        XCTAssertEqual(schedule.sizes(ladder: ladder.shuffled(), current: 1472), ladder)
+        // Not twice, and not before the answers had their time.
+        XCTAssertFalse(schedule.startRound(now: 100.6))
+        XCTAssertFalse(schedule.resultsAreDue(now: 101.9))
+        XCTAssertTrue(schedule.resultsAreDue(now: 102.0))
+    }
+
+    func testAnsweredFullRoundLeadsToReducedRoundsOneIntervalLater() {
+        var schedule = afterFirstRound(answered: true)
+        XCTAssertFalse(schedule.full)
+        XCTAssertEqual(schedule.nextRound, 12)
+        XCTAssertFalse(schedule.startRound(now: 11.9))
+        XCTAssertTrue(schedule.startRound(now: 12))
+        // The current size and every candidate above it: a path that grew is found in one round.
+        XCTAssertEqual(schedule.sizes(ladder: ladder, current: 1372), [1472, 1464, 1452, 1432, 1426, 1422, 1412, 1392, 1372])
+        // At the top of the ladder: one packet.
+        XCTAssertEqual(schedule.sizes(ladder: ladder, current: 1472), [1472])
+        // A current size that is no candidate (a roaming peer's new family) is probed as it is.
+        XCTAssertEqual(schedule.sizes(ladder: ladder, current: 1460), [1472, 1464, 1460])
+    }
+
+    func testIntervalIsSpreadByTheRandomFactor() {
+        for (unit, expected) in [(0.0, 9.0), (0.999_999, 11.0), (.nan, 10.0), (7, 11.0), (-1, 9.0)] {
+            let schedule = afterFirstRound(answered: true, randomUnit: unit)
+            XCTAssertEqual(schedule.nextRound!, 2 + expected, accuracy: 1e-4, "unit \(unit)")
+        }
+    }
+
+    func testUnansweredReducedRoundIsFollowedByAFullOneAtOnce() {
+        var schedule = afterFirstRound(answered: true)
+        XCTAssertTrue(schedule.startRound(now: 12))
+        // The path shrank below the current size: nothing of the reduced round comes back.
+        schedule.endRound(now: 13.5, answered: false, randomUnit: 0.5)
+        XCTAssertTrue(schedule.full)
+        XCTAssertEqual(schedule.nextRound, 14)
+        XCTAssertTrue(schedule.startRound(now: 14))
+        XCTAssertEqual(schedule.sizes(ladder: ladder, current: 1372), ladder)
+        // The full round measures the smaller size: reduced again afterwards.
+        schedule.endRound(now: 15.5, answered: true, randomUnit: 0.5)
+        XCTAssertFalse(schedule.full)
+        XCTAssertEqual(schedule.nextRound, 25.5)
+    }
+
+    func testUnansweredFullRoundStaysFullAtTheNormalInterval() {
+        // A dead path: not a full round every second, one per interval.
+        var schedule = afterFirstRound(answered: false)
+        XCTAssertTrue(schedule.full)
+        XCTAssertEqual(schedule.nextRound, 12)
+        // Ending a round that is not under way changes nothing.
+        let before = schedule
+        schedule.endRound(now: 3, answered: true, randomUnit: 0.5)
+        XCTAssertEqual(schedule, before)
+    }
+}
