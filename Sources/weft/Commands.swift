@@ -178,6 +178,11 @@ struct Launch: ParsableCommand {
         } catch let error as ConfigError {
             throw fail(error.description, code: ExitStatus.badInput)
         }
+        if keyring == nil { logger.warning("\(LaunchInputs.unencryptedWarning)") }
+        if let passwordFile, let mode = LaunchInputs.fileMode(passwordFile),
+           let warning = LaunchInputs.passwordFileWarning(file: passwordFile, mode: mode) {
+            logger.warning("\(warning)")
+        }
         do {
             try Router(config: config, keyring: keyring, logger: logger).run()
         } catch let error as ConfigError {
