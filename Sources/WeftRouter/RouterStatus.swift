@@ -70,10 +70,10 @@ extension Router {
         }
         for target in allTargets where !coveredTargets.contains(target.address) {
             if let peer = target.peer, isEstablished(peer) { continue }
-            let state: ConnectionState = target.authFailure ? .failed : (target.failures == 0 ? .connecting : .retrying)
-            let wait = max(0, Double((target.nextAttempt - .now()).nanoseconds) / 1e9)
-            var reason = target.reason ?? "waiting to connect"
-            if target.failures > 0 { reason += String(format: "; retrying in %.0f s", wait.rounded(.up)) }
+            let state: ConnectionState = target.authFailure ? .failed : (target.failures == 0 || target.connecting ? .connecting : .retrying)
+            let reason = target.authFailure ? target.reason ?? "failed" : DialReport.reason(
+                lastFailure: target.reason, failures: target.failures, dialing: target.connecting,
+                secondsToRetry: Double((target.nextAttempt - .now()).nanoseconds) / 1e9)
             result.append(ConnectionStatus(
                 peer: target.peer?.description, nickname: target.nickname, address: target.address, direction: .outbound,
                 state: state, encrypted: passwordSet, trusted: false, mode: nil,
