@@ -11,6 +11,8 @@ public protocol ControlAPIDelegate: AnyObject, Sendable {
     func status() -> RouterStatus
     func peerStatus() -> [PeerStatus]
     func connectionStatus() -> [ConnectionStatus]
+    /// The mesh's links from the gossiped topology (`weft status topology`).
+    func topologyStatus() -> TopologyStatus
     /// Why `address` is not a peer address (HOST, HOST:PORT, [IPv6]:PORT), or nil when it is.
     func addressProblem(_ address: String) -> String?
     func addTarget(_ address: String)
@@ -92,6 +94,7 @@ extension ControlRequestRouter {
         api.add(.GET, "/v1/status") { _ in .reply(.json(delegate.status())) }
         api.add(.GET, "/v1/status/peers") { _ in .reply(.json(delegate.peerStatus())) }
         api.add(.GET, "/v1/status/connections") { _ in .reply(.json(delegate.connectionStatus())) }
+        api.add(.GET, "/v1/status/topology") { _ in .reply(.json(delegate.topologyStatus())) }
 
         @Sendable func address(_ request: ControlRequest) throws -> String {
             let shape = #"{"address": "HOST[:PORT]"}"#

@@ -17,6 +17,7 @@ final class RouterControlDelegate: ControlAPIDelegate, @unchecked Sendable {  //
     func status() -> RouterStatus { router.status() }
     func peerStatus() -> [PeerStatus] { router.peerStatus() }
     func connectionStatus() -> [ConnectionStatus] { router.connectionStatus() }
+    func topologyStatus() -> TopologyStatus { router.topologyStatus() }
 
     func addressProblem(_ address: String) -> String? { PeerAddress.problem(address) }
 

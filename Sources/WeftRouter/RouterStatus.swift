@@ -40,6 +40,13 @@ extension Router {
         }
     }
 
+    func topologyStatus() -> TopologyStatus {
+        refreshIfPending()
+        let routes = self.routes
+        return TopologyStatus.build(selfName: config.name, entries: Array(topologyPeers.values), reachable: routes.isReachable,
+                                    own: connectionStatus())
+    }
+
     func connectionStatus() -> [ConnectionStatus] {
         var result: [ConnectionStatus] = []
         let passwordSet = self.passwordSet
