@@ -47,7 +47,7 @@ final class RouterControlDelegate: ControlAPIDelegate, @unchecked Sendable {  //
 
     func isUsablePassword(_ id: PSKID) -> Bool { router.keyring?.accepted(id) != nil }
 
-    func usePassword(_ id: PSKID) { router.switchPassword(to: id, retiring: nil, grace: 0, except: nil) }
+    func usePassword(_ id: PSKID) -> EventLoopFuture<String> { router.usePassword(id) }
 
     func retirePassword(_ id: PSKID) throws {
         try router.keyring?.retire(id)

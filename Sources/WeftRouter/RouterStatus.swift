@@ -74,6 +74,7 @@ extension Router {
                 lastRekeyAt: link.lastRekeyAt.map { ISO8601DateFormatter().string(from: $0) },
                 unknownMessages: established ? link.unknownMessages : nil,
                 gossipBytes: .init(sent: link.bytesSent, received: link.bytesReceived)))
+            if established, let used = result[result.count - 1].pskId, used != activeId { result[result.count - 1].activePskId = activeId }
         }
         for target in allTargets where !coveredTargets.contains(target.address) {
             if let peer = target.peer, isEstablished(peer) { continue }

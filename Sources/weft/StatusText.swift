@@ -36,10 +36,11 @@ enum StatusText {
     }
 
     static func connections(_ connections: [ConnectionStatus]) -> String {
-        table(["ADDRESS", "DIR", "STATE", "PEER", "MODE", "ENCRYPTED", "TRUSTED", "REASON"], connections.map {
+        table(["ADDRESS", "DIR", "STATE", "PEER", "MODE", "ENCRYPTED", "TRUSTED", "PASSWORD", "REASON"], connections.map {
             [$0.address, $0.direction.rawValue, $0.state.rawValue,
              peerLabel($0), $0.mode ?? "-",
-             $0.encrypted ? "yes" : "no", $0.trusted ? "yes" : "no", $0.reason ?? ""]
+             $0.encrypted ? "yes" : "no", $0.trusted ? "yes" : "no",
+             ($0.pskId ?? "-") + ($0.activePskId.map { " (active: \($0))" } ?? ""), $0.reason ?? ""]
         })
     }
 

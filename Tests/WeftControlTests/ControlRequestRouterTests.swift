@@ -145,7 +145,7 @@ final class InMemoryRouter: ControlAPIDelegate, @unchecked Sendable {
     func passwords() -> [PasswordInfo] { [] }
     func addPassword(_ psk: PreSharedKey) throws {}
     func isUsablePassword(_ id: PSKID) -> Bool { false }
-    func usePassword(_ id: PSKID) {}
+    func usePassword(_ id: PSKID) -> EventLoopFuture<String> { loop.makeSucceededFuture("password \(id) is active") }
     func retirePassword(_ id: PSKID) throws {}
     func rotatePassword(to psk: PreSharedKey, graceSeconds: Double) -> EventLoopFuture<RotatePasswordResult> {
         loop.makeFailedFuture(ControlAPIError(.conflict, "no keyring"))
