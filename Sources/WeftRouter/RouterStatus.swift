@@ -60,7 +60,8 @@ extension Router {
             // that does not answer heartbeats comes first: nothing crosses such a link.
             let decision = established ? modeDecision(for: link) : nil
             let onFastdp = decision?.mode == .fastdp && data.mode != nil
-            let reason = !established ? "handshake in progress" : (onFastdp ? nil : (data.heartbeat ?? decision?.reason))
+            let reason = !established ? "handshake in progress"
+                : (onFastdp ? nil : (data.heartbeat ?? decision?.reason)) ?? (trustPending(link) ? Self.trustPendingReason : nil)
             result.append(ConnectionStatus(
                 peer: link.remoteName?.description, nickname: link.remoteHello?.nickname, address: link.socketAddress,
                 direction: link.direction, state: established ? .established : .connecting,
