@@ -9,6 +9,17 @@ final class ReloadTests: XCTestCase {
         ((try? net.connections(index)) ?? []).filter { $0.state == .established }
     }
 
+    /// Routers 1 and 2, each with a trusted-subnets file holding `trusted`, connected to each
+    /// other. Returns the two files.
+    private func launchPair(_ net: TestNet, trusting trusted: String) throws -> [String] {
+        let files = [1, 2].map { "\(net.directory)/trusted-\($0)" }
+        for file in files { try trusted.write(toFile: file, atomically: true, encoding: .utf8) }
+        try net.launch(1, extraArgs: ["--trusted-subnets-file", files[0]])
+        try net.launch(2, peers: [1], extraArgs: ["--trusted-subnets-file", files[1]])
+        XCTAssertTrue(net.waitUntil(timeout: 15) { established(net, 1).count == 1 && established(net, 2).count == 1 })
+        return files
+    }
+
     private func hangUp(_ net: TestNet, _ index: Int) throws {
         let process = try XCTUnwrap(net.router(index))
         XCTAssertTrue(process.isRunning)
@@ -23,11 +34,7 @@ final class ReloadTests: XCTestCase {
         try requireRoot()
         let net = try TestNet(hosts: 2)
         defer { net.cleanup() }
-        let files = [1, 2].map { "\(net.directory)/trusted-\($0)" }
-        for file in files { try "# nothing trusted yet\n10.99.0.0/16\n".write(toFile: file, atomically: true, encoding: .utf8) }
-        try net.launch(1, extraArgs: ["--trusted-subnets-file", files[0]])
-        try net.launch(2, peers: [1], extraArgs: ["--trusted-subnets-file", files[1]])
-        XCTAssertTrue(net.waitUntil(timeout: 15) { established(net, 1).count == 1 && established(net, 2).count == 1 })
+        let files = try launchPair(net, trusting: "# nothing trusted yet\n10.99.0.0/16\n")
         let before = try XCTUnwrap(established(net, 1).first)
         XCTAssertTrue(before.encrypted)
         XCTAssertFalse(before.trusted)
@@ -83,11 +90,7 @@ final class ReloadTests: XCTestCase {
         try requireRoot()
         let net = try TestNet(hosts: 2)
         defer { net.cleanup() }
-        let files = [1, 2].map { "\(net.directory)/trusted-\($0)" }
-        for file in files { try "198.18.0.0/24\n".write(toFile: file, atomically: true, encoding: .utf8) }
-        try net.launch(1, extraArgs: ["--trusted-subnets-file", files[0]])
-        try net.launch(2, peers: [1], extraArgs: ["--trusted-subnets-file", files[1]])
-        XCTAssertTrue(net.waitUntil(timeout: 15) { established(net, 1).count == 1 && established(net, 2).count == 1 })
+        let files = try launchPair(net, trusting: "198.18.0.0/24\n")
         let before = try XCTUnwrap(established(net, 1).first)
         XCTAssertTrue(before.trusted && !before.encrypted, "\(before)")
 
