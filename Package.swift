@@ -86,7 +86,7 @@ let package = Package(
         .testTarget(name: "WeftNetlinkTests", dependencies: ["WeftNetlink"]),
         .testTarget(name: "WeftDatapathTests", dependencies: ["WeftDatapath", "WeftCrypto", "WeftWire", "WeftMesh", "WeftNetlink"]),
         .testTarget(name: "WeftControlTests", dependencies: [
-            "WeftControl", "WeftCrypto",
+            "WeftControl", "WeftCrypto", "WeftWire",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),

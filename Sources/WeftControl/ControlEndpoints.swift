@@ -11,6 +11,8 @@ public protocol ControlAPIDelegate: AnyObject, Sendable {
     func status() -> RouterStatus
     func peerStatus() -> [PeerStatus]
     func connectionStatus() -> [ConnectionStatus]
+    /// The mesh's links from the gossiped topology (`weft status topology`).
+    func topologyStatus() -> TopologyStatus
     /// Why `address` is not a peer address (HOST, HOST:PORT, [IPv6]:PORT), or nil when it is.
     func addressProblem(_ address: String) -> String?
     func addTarget(_ address: String)
@@ -35,7 +37,9 @@ public protocol ControlAPIDelegate: AnyObject, Sendable {
     func addPassword(_ psk: PreSharedKey) throws
     /// Whether the keyring holds `id` in a state it can be made active from.
     func isUsablePassword(_ id: PSKID) -> Bool
-    func usePassword(_ id: PSKID)
+    /// Makes `id` active, moves the links to it and answers, once their rekeys ended, how many
+    /// moved and which peers lack it.
+    func usePassword(_ id: PSKID) -> EventLoopFuture<String>
     func retirePassword(_ id: PSKID) throws
     func rotatePassword(to psk: PreSharedKey, graceSeconds: Double) -> EventLoopFuture<RotatePasswordResult>
 }
@@ -92,6 +96,7 @@ extension ControlRequestRouter {
         api.add(.GET, "/v1/status") { _ in .reply(.json(delegate.status())) }
         api.add(.GET, "/v1/status/peers") { _ in .reply(.json(delegate.peerStatus())) }
         api.add(.GET, "/v1/status/connections") { _ in .reply(.json(delegate.connectionStatus())) }
+        api.add(.GET, "/v1/status/topology") { _ in .reply(.json(delegate.topologyStatus())) }
 
         @Sendable func address(_ request: ControlRequest) throws -> String {
             let shape = #"{"address": "HOST[:PORT]"}"#
@@ -238,8 +243,7 @@ extension ControlRequestRouter {
             try requireKeyring()
             let (id, text) = try id(request)
             guard delegate.isUsablePassword(id) else { throw ControlAPIError(.badRequest, "no usable password with id \(text) in the keyring") }
-            delegate.usePassword(id)
-            return .reply(.json(["result": "password \(id) is active; connections are moving to it"]))
+            return .pending(delegate.usePassword(id).map { .json(["result": $0]) })
         }
         api.add(.POST, "/v1/password/retire") { request in
             try requireKeyring()

@@ -22,6 +22,9 @@ public struct ConnectionStatus: Codable, Sendable, Equatable {
     /// The data-plane mode ("sleeve", "fastdp"); null until a data plane carries this peer.
     public var mode: String?
     public var pskId: String?
+    /// This router's active password id, set only when it differs from `pskId` (the link has
+    /// not moved to it: a rekey under way, or the peer lacks it); null otherwise.
+    public var activePskId: String? = nil
     public var reason: String?
     /// True when the data plane in `mode` answers heartbeats: traffic to this peer flows.
     public var ready: Bool
@@ -78,7 +81,7 @@ public struct ConnectionStatus: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case peer, nickname, address, direction, state, encrypted, trusted, mode, pskId, reason, ready, connectionId, since
+        case peer, nickname, address, direction, state, encrypted, trusted, mode, pskId, activePskId, reason, ready, connectionId, since
         case cipher, mtu, underlay, keyEpoch, counters, lastRekeyAt, unknownMessages, gossipBytes
     }
 
@@ -95,6 +98,7 @@ public struct ConnectionStatus: Codable, Sendable, Equatable {
         try c.encode(trusted, forKey: .trusted)
         try c.encode(mode, forKey: .mode)
         try c.encode(pskId, forKey: .pskId)
+        try c.encode(activePskId, forKey: .activePskId)
         try c.encode(reason, forKey: .reason)
         try c.encode(ready, forKey: .ready)
         try c.encode(connectionId, forKey: .connectionId)

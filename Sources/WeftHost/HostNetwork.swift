@@ -405,6 +405,12 @@ public final class HostNetwork: @unchecked Sendable {
 
     // MARK: Reset
 
+    /// Whether Weft's TAP exists in the calling thread's network namespace. It is not made
+    /// persistent, so it exists exactly while a router holds it open.
+    public static func tapExists() -> Bool {
+        ((try? RouteNetlink().link(named: WeftInterfaces.tap)) ?? nil) != nil
+    }
+
     /// Deletes every interface Weft creates in the calling thread's network namespace (workload
     /// veths, the TAP, the bridge, the fast datapath and its veth pair), without a router. Returns the names removed.
     public static func reset() throws -> [String] {

@@ -126,7 +126,7 @@ extension Router {
         do {
             metrics.channel = try bootstrap.bind(host: host, port: port).wait()
         } catch {
-            throw ConfigError("cannot serve metrics on \(address) (\(Self.describe(error))); is another router using it? pass --metrics-addr HOST:PORT or off")
+            throw ConfigError("cannot serve metrics on \(address) (\(DialReport.describe(error))); is another router using it? pass --metrics-addr HOST:PORT or off")
         }
         logger.info("metrics served", metadata: ["address": "http://\(address)/metrics"])
     }

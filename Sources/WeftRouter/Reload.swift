@@ -1,7 +1,8 @@
 // SIGHUP: re-read the trusted subnets (`--trusted-subnets` plus `--trusted-subnets-file`) and
-// `<data-dir>/keyring.json` without dropping connections. Trust is decided in the handshake, so a
-// new trust list applies to new handshakes; established links keep their mode until they
-// reconnect (docs/operations.md). A file that cannot be read or parsed is logged and ignored.
+// `<data-dir>/keyring.json`. Trust is decided in the handshake: a link whose trust was withdrawn
+// is closed so that it re-handshakes encrypted at once (never left in clear text); trust added
+// applies at the link's next handshake, and status says so (docs/operations.md, "Trust and
+// reloads"). A file that cannot be read or parsed is logged and ignored.
 import Foundation
 import Logging
 import WeftCrypto
@@ -72,7 +73,30 @@ extension Router {
             logger.info("trusted subnet added", metadata: ["subnet": "\(subnet.text)", "file": "\(path)"])
         }
         config.trustedSubnets = new
+        if !removed.isEmpty { rehandshakeWithdrawnTrust() }
         return removed.count + added.count
+    }
+
+    /// `reason` of an established link that this router trusts since a reload but that was
+    /// not trusted at its handshake.
+    static let trustPendingReason = "trusted here since a reload: stays encrypted until its next handshake (and only if the peer trusts this router too)"
+
+    /// Whether `link` runs encrypted although this router now trusts its peer (trust added by a reload).
+    func trustPending(_ link: Link) -> Bool {
+        passwordSet && link.isEstablished && !link.localHello.trustsRemote && (link.remoteIP.map(config.trusts) ?? false)
+    }
+
+    /// Links this router trusted at their handshake but trusts no longer carry traffic in clear
+    /// text: they are closed, with a log line each, and reconnect (about a second later) with a
+    /// handshake that makes them encrypted. Without a password nothing is encrypted either way.
+    private func rehandshakeWithdrawnTrust() {
+        guard passwordSet else { return }
+        for link in allLinks where link.localHello.trustsRemote && !(link.remoteIP.map(config.trusts) ?? false) {
+            logger.warning("trust withdrawn by reload: re-handshaking the link so that it is encrypted", metadata: [
+                "peer": "\(link.remoteName.map { "\($0)" } ?? "?")", "address": "\(link.socketAddress)",
+            ])
+            link.fail("trust withdrawn by reload; reconnecting encrypted", refuse: nil)
+        }
     }
 
     private func reloadKeyring() -> Int {

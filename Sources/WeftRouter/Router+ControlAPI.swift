@@ -17,6 +17,7 @@ final class RouterControlDelegate: ControlAPIDelegate, @unchecked Sendable {  //
     func status() -> RouterStatus { router.status() }
     func peerStatus() -> [PeerStatus] { router.peerStatus() }
     func connectionStatus() -> [ConnectionStatus] { router.connectionStatus() }
+    func topologyStatus() -> TopologyStatus { router.topologyStatus() }
 
     func addressProblem(_ address: String) -> String? { PeerAddress.problem(address) }
 
@@ -46,7 +47,7 @@ final class RouterControlDelegate: ControlAPIDelegate, @unchecked Sendable {  //
 
     func isUsablePassword(_ id: PSKID) -> Bool { router.keyring?.accepted(id) != nil }
 
-    func usePassword(_ id: PSKID) { router.switchPassword(to: id, retiring: nil, grace: 0, except: nil) }
+    func usePassword(_ id: PSKID) -> EventLoopFuture<String> { router.usePassword(id) }
 
     func retirePassword(_ id: PSKID) throws {
         try router.keyring?.retire(id)

@@ -179,17 +179,34 @@ extension Router {
     }
 
     /// Makes `id` active here, schedules the old one's retirement, and moves every link not
-    /// yet under it (but `except`, whose other end does that) to it by rekeying.
-    func switchPassword(to id: PSKID, retiring old: PSKID?, grace: Double, except: Link?) {
-        guard let keyring, let psk = keyring.accepted(id) else { return }
+    /// yet under it (but `except`, whose other end does that) to it by rekeying. Returns the
+    /// links it rekeys with each rekey's outcome (nil: moved; else why not).
+    @discardableResult
+    func switchPassword(to id: PSKID, retiring old: PSKID?, grace: Double, except: Link?) -> [(link: Link, outcome: EventLoopFuture<String?>)] {
+        guard let keyring, let psk = keyring.accepted(id) else { return [] }
         if keyring.active?.id != id {
             try? keyring.use(id)
             logger.info("password switched", metadata: ["pskId": "\(id)"])
         }
         if let old, old != PSKID.zero, old != id { keyring.scheduleRetirement(old, at: Date().addingTimeInterval(grace)) }
         saveKeyring()
-        for link in established.values where link !== except && link.pskId != id && link.canRekey {
-            _ = rekey(link, psk: psk)
+        return established.values.filter { $0 !== except && $0.pskId != id && $0.canRekey }.map { ($0, rekey($0, psk: psk)) }
+    }
+
+    /// `weft password use ID`: switches, waits for the links' rekeys and says how many moved;
+    /// peers that lack the password are named (their links stay on the one they use), with a
+    /// warning when no connection could move at all.
+    func usePassword(_ id: PSKID) -> EventLoopFuture<String> {
+        let moves = switchPassword(to: id, retiring: nil, grace: 0, except: nil)
+        let unmoved = established.count - moves.count
+        return EventLoopFuture.whenAllComplete(moves.map(\.outcome), on: loop).map { outcomes in
+            let lacking = zip(moves, outcomes).compactMap { move, outcome -> PeerLabel? in
+                if case .success(nil) = outcome { return nil }
+                let name = move.link.remoteName
+                return PeerLabel(name: name?.description ?? "?", nickname: move.link.remoteHello?.nickname,
+                                 uses: move.link.pskId?.description ?? "none")
+            }
+            return PasswordUseReport.sentence(id: id.description, alreadyOn: unmoved, moved: moves.count - lacking.count, lacking: lacking)
         }
     }
 

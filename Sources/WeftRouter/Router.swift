@@ -26,6 +26,8 @@ struct Target {
     /// The peer this address led to last time.
     var peer: PeerName?
     var nickname: String?
+    /// Its failing was logged; cleared, with a log line, when it connects (DialReport).
+    var reportedFailing = false
 }
 
 /// An inbound attempt that was refused, shown in status for a while (both sides show the reason).
@@ -302,7 +304,11 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
                 let schedule = target.authFailure ? Backoff.wrongPassword : backoff
                 let delay = schedule.delay(afterFailures: target.failures, randomUnit: .random(in: 0..<1))
                 target.nextAttempt = .now() + .milliseconds(Int64(delay * 1000))
-                if target.authFailure { logOnce("connection refused", address: address, reason: link.reason ?? "") }
+                if target.authFailure {
+                    logOnce("connection refused", address: address, reason: link.reason ?? "")
+                } else {
+                    reportFailing(&target, link.reason ?? "handshake failed", secondsToRetry: delay)
+                }
             }
             targets[address] = target
         } else if link.direction == .inbound, !wasEstablished, !duplicate, let reason = link.reason,
@@ -397,20 +403,12 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
                 guard var target = targets[address], target.link == nil else { return }
                 target.failures += 1
                 target.authFailure = false
-                target.reason = "cannot connect to \(address): \(Self.describe(error))"
+                target.reason = DialReport.connectFailure(address, error)
                 let delay = backoff.delay(afterFailures: target.failures, randomUnit: .random(in: 0..<1))
                 target.nextAttempt = .now() + .milliseconds(Int64(delay * 1000))
+                reportFailing(&target, target.reason!, secondsToRetry: delay)
                 targets[address] = target
             }
-    }
-
-    static func describe(_ error: Error) -> String {
-        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)) }
-        if error is ChannelError { return "\(error)" }
-        let text = "\(error)"
-        if text.contains("connectTimeout") { return "timed out" }
-        if text.contains("connectionRefused") || text.contains("Connection refused") { return "connection refused" }
-        return text
     }
 
     private func tick() {
@@ -568,6 +566,7 @@ extension Router: LinkDelegate {
         if let address = link.targetAddress, var target = targets[address] {
             target.peer = hello.name
             target.nickname = hello.nickname
+            reportRecovered(&target)
             target.failures = 0
             target.reason = nil
             target.authFailure = false

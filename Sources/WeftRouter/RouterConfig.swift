@@ -93,6 +93,26 @@ public enum LaunchInputs {
         return password
     }
 
+    /// The one warning of a router without a password (no keyring after loading).
+    public static let unencryptedWarning = "no password (WEFT_PASSWORD or --password-file): traffic and gossip between routers "
+        + "are sent unencrypted and unauthenticated, and anyone who reaches this router's port can join the mesh"
+
+    /// The warning for a password file that users other than its owner can read or change, or
+    /// nil; `mode` is its st_mode (as `wg` does, the file is used all the same).
+    public static func passwordFileWarning(file: String, mode: UInt32) -> String? {
+        let permissions = mode & 0o777
+        guard permissions & 0o077 != 0 else { return nil }
+        return "password file \(file) is readable or writable by group or others (mode \(String(permissions, radix: 8))); "
+            + "run `chmod 600 \(file)`"
+    }
+
+    /// The st_mode of `file`, or nil when it cannot be stat'ed (reading it reports that).
+    public static func fileMode(_ file: String) -> UInt32? {
+        var info = stat()
+        guard stat(file, &info) == 0 else { return nil }
+        return UInt32(info.st_mode)
+    }
+
     /// The peer name: `--name` if given, else the one persisted in the data dir, else a new one
     /// that is persisted there for the next start.
     public static func peerName(flag: String?, dataDir: String) throws -> PeerName {

@@ -40,6 +40,13 @@ extension Router {
         }
     }
 
+    func topologyStatus() -> TopologyStatus {
+        refreshIfPending()
+        let routes = self.routes
+        return TopologyStatus.build(selfName: config.name, entries: Array(topologyPeers.values), reachable: routes.isReachable,
+                                    own: connectionStatus())
+    }
+
     func connectionStatus() -> [ConnectionStatus] {
         var result: [ConnectionStatus] = []
         let passwordSet = self.passwordSet
@@ -53,7 +60,8 @@ extension Router {
             // that does not answer heartbeats comes first: nothing crosses such a link.
             let decision = established ? modeDecision(for: link) : nil
             let onFastdp = decision?.mode == .fastdp && data.mode != nil
-            let reason = !established ? "handshake in progress" : (onFastdp ? nil : (data.heartbeat ?? decision?.reason))
+            let reason = !established ? "handshake in progress"
+                : (onFastdp ? nil : (data.heartbeat ?? decision?.reason)) ?? (trustPending(link) ? Self.trustPendingReason : nil)
             result.append(ConnectionStatus(
                 peer: link.remoteName?.description, nickname: link.remoteHello?.nickname, address: link.socketAddress,
                 direction: link.direction, state: established ? .established : .connecting,
@@ -67,13 +75,14 @@ extension Router {
                 lastRekeyAt: link.lastRekeyAt.map { ISO8601DateFormatter().string(from: $0) },
                 unknownMessages: established ? link.unknownMessages : nil,
                 gossipBytes: .init(sent: link.bytesSent, received: link.bytesReceived)))
+            if established, let used = result[result.count - 1].pskId, used != activeId { result[result.count - 1].activePskId = activeId }
         }
         for target in allTargets where !coveredTargets.contains(target.address) {
             if let peer = target.peer, isEstablished(peer) { continue }
-            let state: ConnectionState = target.authFailure ? .failed : (target.failures == 0 ? .connecting : .retrying)
-            let wait = max(0, Double((target.nextAttempt - .now()).nanoseconds) / 1e9)
-            var reason = target.reason ?? "waiting to connect"
-            if target.failures > 0 { reason += String(format: "; retrying in %.0f s", wait.rounded(.up)) }
+            let state: ConnectionState = target.authFailure ? .failed : (target.failures == 0 || target.connecting ? .connecting : .retrying)
+            let reason = target.authFailure ? target.reason ?? "failed" : DialReport.reason(
+                lastFailure: target.reason, failures: target.failures, dialing: target.connecting,
+                secondsToRetry: Double((target.nextAttempt - .now()).nanoseconds) / 1e9)
             result.append(ConnectionStatus(
                 peer: target.peer?.description, nickname: target.nickname, address: target.address, direction: .outbound,
                 state: state, encrypted: passwordSet, trusted: false, mode: nil,

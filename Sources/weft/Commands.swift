@@ -178,6 +178,11 @@ struct Launch: ParsableCommand {
         } catch let error as ConfigError {
             throw fail(error.description, code: ExitStatus.badInput)
         }
+        if keyring == nil { logger.warning("\(LaunchInputs.unencryptedWarning)") }
+        if let passwordFile, let mode = LaunchInputs.fileMode(passwordFile),
+           let warning = LaunchInputs.passwordFileWarning(file: passwordFile, mode: mode) {
+            logger.warning("\(warning)")
+        }
         do {
             try Router(config: config, keyring: keyring, logger: logger).run()
         } catch let error as ConfigError {
@@ -223,19 +228,27 @@ struct Launch: ParsableCommand {
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show the router, its peers or its connections.")
 
-    enum What: String, ExpressibleByArgument, CaseIterable { case peers, connections }
+    enum What: String, ExpressibleByArgument, CaseIterable { case peers, connections, topology }
 
-    @Argument(help: "peers or connections (default: the router itself).")
+    @Argument(help: "peers, connections or topology (default: the router itself).")
     var what: What?
     @Flag(help: "Print JSON.")
     var json = false
+    @Flag(help: "With topology: print the mesh as a Graphviz graph (weft status topology --dot | dot -Tsvg > mesh.svg).")
+    var dot = false
     @OptionGroup var socket: SocketOption
+
+    func validate() throws {
+        if dot, what != .topology { throw ValidationError("--dot goes with topology: weft status topology --dot") }
+        if dot, json { throw ValidationError("give --json or --dot, not both") }
+    }
 
     func run() throws {
         switch what {
         case nil: try socket.show("/v1/status", json: json, StatusText.router)
         case .peers: try socket.show("/v1/status/peers", json: json, StatusText.peers)
         case .connections: try socket.show("/v1/status/connections", json: json, StatusText.connections)
+        case .topology: try socket.show("/v1/status/topology", json: json, dot ? { (t: TopologyStatus) in t.dot() } : StatusText.topology)
         }
     }
 }

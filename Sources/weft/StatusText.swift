@@ -36,11 +36,23 @@ enum StatusText {
     }
 
     static func connections(_ connections: [ConnectionStatus]) -> String {
-        table(["ADDRESS", "DIR", "STATE", "PEER", "MODE", "ENCRYPTED", "TRUSTED", "REASON"], connections.map {
+        table(["ADDRESS", "DIR", "STATE", "PEER", "MODE", "ENCRYPTED", "TRUSTED", "PASSWORD", "REASON"], connections.map {
             [$0.address, $0.direction.rawValue, $0.state.rawValue,
              peerLabel($0), $0.mode ?? "-",
-             $0.encrypted ? "yes" : "no", $0.trusted ? "yes" : "no", $0.reason ?? ""]
+             $0.encrypted ? "yes" : "no", $0.trusted ? "yes" : "no",
+             ($0.pskId ?? "-") + ($0.activePskId.map { " (active: \($0))" } ?? ""), $0.reason ?? ""]
         })
+    }
+
+    /// The links as a table; mode and encryption are known for this router's own links only.
+    static func topology(_ t: TopologyStatus) -> String {
+        let label = Dictionary(uniqueKeysWithValues: t.peers.map { ($0.name, $0.nickname + ($0.isSelf ? " (self)" : "")) })
+        let rows = table(["A", "B", "STATE", "MODE", "ENCRYPTED", "MTU"], t.links.map {
+            [label[$0.a] ?? $0.a, label[$0.b] ?? $0.b, $0.state.rawValue, $0.mode ?? "-",
+             $0.encrypted.map { $0 ? "yes" : "no" } ?? "-", $0.mtu.map(String.init) ?? "-"]
+        })
+        return "\(t.peers.count) routers, \(t.links.count) links (mode and encryption: this router's own links only; "
+            + "the gossip does not carry them)\n" + rows
     }
 
     static func ipam(_ s: IPAMStatus) -> String {

@@ -127,9 +127,21 @@ struct Hide: ParsableCommand {
 struct Reset: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Remove every interface Weft created in this network namespace (bridge, TAP, workload veths).",
-        discussion: "Works without a router (directly over netlink). Stop the router first: a running one loses its bridge.")
+        discussion: """
+            Works without a router (directly over netlink). Refused while a router runs here (it answers \
+            on the control socket, or its TAP exists: the TAP lives only as long as its router): stop it \
+            first with `weft stop`, or give --force.
+            """)
+
+    @Flag(help: "Remove the interfaces even under a running router (it loses its bridge and TAP).")
+    var force = false
+    @OptionGroup var socket: SocketOption
 
     func run() throws {
+        if !force, let holder = runningRouter() {
+            throw fail("reset: a router is running here (\(holder)); stop it first with `weft stop`, "
+                       + "or give --force to remove its interfaces anyway", code: ExitStatus.failed)
+        }
         let removed: [String]
         do {
             removed = try HostNetwork.reset()
@@ -137,6 +149,17 @@ struct Reset: ParsableCommand {
             throw fail("reset: \(error)", code: ExitStatus.failed)
         }
         print(removed.isEmpty ? "nothing to remove" : removed.map { "removed \($0)" }.joined(separator: "\n"))
+    }
+
+    /// What shows a router running in this namespace, in words, or nil: a router answering on the
+    /// control socket, or the TAP (not persistent, so it exists only while a router holds it).
+    private func runningRouter() -> String? {
+        if let answer = try? ControlClient(socketPath: socket.path, timeoutSeconds: 2).request(method: "GET", path: "/v1/status"),
+           answer.status == 200 {
+            return "it answers on \(socket.path)"
+        }
+        if HostNetwork.tapExists() { return "it holds \(WeftInterfaces.tap)" }
+        return nil
     }
 }
 

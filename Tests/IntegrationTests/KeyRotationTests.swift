@@ -184,6 +184,40 @@ final class KeyRotationTests: XCTestCase {
         })
     }
 
+    /// `weft password use` of a password no connected peer holds: a warning naming the peer, the
+    /// link stays on the old password and status shows both ids; once the peer has it, it moves.
+    func testUsingAPasswordNoPeerKnowsWarnsAndStatusShowsBothIds() throws {
+        try requireRoot()
+        let net = try TestNet(hosts: 2)
+        defer { net.cleanup() }
+        try net.launch(1)
+        try net.launch(2, peers: [1])
+        XCTAssertTrue(net.waitUntil(timeout: 15) { self.established(net, 1).count == 1 })
+        let old = try XCTUnwrap(established(net, 1).first?.pskId)
+        let file = try writePassword(net, "only router one knows this")
+        let added = try net.cli(1, ["password", "add", "--file", file])
+        XCTAssertEqual(added.status, 0, added.output)
+        let id = try XCTUnwrap(added.output.split(whereSeparator: { !$0.isHexDigit }).map(String.init).first { $0.count == 16 && $0 != old },
+                               added.output)
+
+        let use = try net.cli(1, ["password", "use", id])
+        XCTAssertEqual(use.status, 0, use.output)
+        XCTAssertTrue(use.output.contains("warning") && use.output.contains("no connection can move")
+                      && use.output.contains(net.nickname(2)) && use.output.contains("weft password use \(old)"), use.output)
+        let link = try XCTUnwrap(established(net, 1).first)
+        XCTAssertEqual(link.pskId, old)
+        XCTAssertEqual(link.activePskId, id)
+        let text = try net.cli(1, ["status", "connections"])
+        XCTAssertTrue(text.output.contains("\(old) (active: \(id))"), text.output)
+
+        XCTAssertEqual(try net.cli(2, ["password", "add", "--file", file]).status, 0)
+        let again = try net.cli(1, ["password", "use", id])
+        XCTAssertTrue(again.output.contains("1 connection moved to it") && !again.output.contains("warning"), again.output)
+        let moved = try XCTUnwrap(established(net, 1).first)
+        XCTAssertEqual(moved.pskId, id)
+        XCTAssertNil(moved.activePskId)
+    }
+
     /// In a line A–B–C (A and C cannot reach each other's underlay), a rotation started on A
     /// reaches C through B: C acknowledges, switches, and keeps its link after the grace period.
     func testRotationReachesPeersWithoutADirectConnection() throws {

@@ -1,4 +1,5 @@
-// SIGHUP re-reads --trusted-subnets-file and the keyring without dropping connections.
+// SIGHUP re-reads --trusted-subnets-file and the keyring: trust added waits for the next
+// handshake (and status says so), trust withdrawn re-handshakes the link encrypted at once.
 import Foundation
 import XCTest
 @testable import WeftRouter
@@ -6,6 +7,17 @@ import XCTest
 final class ReloadTests: XCTestCase {
     private func established(_ net: TestNet, _ index: Int) -> [ConnectionStatus] {
         ((try? net.connections(index)) ?? []).filter { $0.state == .established }
+    }
+
+    /// Routers 1 and 2, each with a trusted-subnets file holding `trusted`, connected to each
+    /// other. Returns the two files.
+    private func launchPair(_ net: TestNet, trusting trusted: String) throws -> [String] {
+        let files = [1, 2].map { "\(net.directory)/trusted-\($0)" }
+        for file in files { try trusted.write(toFile: file, atomically: true, encoding: .utf8) }
+        try net.launch(1, extraArgs: ["--trusted-subnets-file", files[0]])
+        try net.launch(2, peers: [1], extraArgs: ["--trusted-subnets-file", files[1]])
+        XCTAssertTrue(net.waitUntil(timeout: 15) { established(net, 1).count == 1 && established(net, 2).count == 1 })
+        return files
     }
 
     private func hangUp(_ net: TestNet, _ index: Int) throws {
@@ -22,11 +34,7 @@ final class ReloadTests: XCTestCase {
         try requireRoot()
         let net = try TestNet(hosts: 2)
         defer { net.cleanup() }
-        let files = [1, 2].map { "\(net.directory)/trusted-\($0)" }
-        for file in files { try "# nothing trusted yet\n10.99.0.0/16\n".write(toFile: file, atomically: true, encoding: .utf8) }
-        try net.launch(1, extraArgs: ["--trusted-subnets-file", files[0]])
-        try net.launch(2, peers: [1], extraArgs: ["--trusted-subnets-file", files[1]])
-        XCTAssertTrue(net.waitUntil(timeout: 15) { established(net, 1).count == 1 && established(net, 2).count == 1 })
+        let files = try launchPair(net, trusting: "# nothing trusted yet\n10.99.0.0/16\n")
         let before = try XCTUnwrap(established(net, 1).first)
         XCTAssertTrue(before.encrypted)
         XCTAssertFalse(before.trusted)
@@ -50,6 +58,7 @@ final class ReloadTests: XCTestCase {
         let after = try XCTUnwrap(established(net, 1).first)
         XCTAssertEqual(after.connectionId, id, "the link reconnected")
         XCTAssertTrue(after.encrypted, "an established link keeps its mode until it reconnects")
+        XCTAssertEqual(after.reason, Router.trustPendingReason, "status says the added trust waits for a handshake")
         XCTAssertEqual(established(net, 2).first?.connectionId, id2)
         XCTAssertFalse(net.log(1).contains("msg=\"connection closed\""), net.log(1))
 
@@ -73,5 +82,29 @@ final class ReloadTests: XCTestCase {
         XCTAssertTrue(net.waitUntil(timeout: 15) { established(net, 1).first.map { $0.connectionId != id } == true })
         let fresh = try XCTUnwrap(established(net, 1).first)
         XCTAssertTrue(fresh.trusted, "\(fresh)")
+    }
+
+    /// Two routers that trust each other run in clear; one drops the underlay from its trust
+    /// file and gets SIGHUP: within 5 s the link has re-handshaked encrypted, with a log line.
+    func testWithdrawnTrustRehandshakesEncryptedWithinFiveSeconds() throws {
+        try requireRoot()
+        let net = try TestNet(hosts: 2)
+        defer { net.cleanup() }
+        let files = try launchPair(net, trusting: "198.18.0.0/24\n")
+        let before = try XCTUnwrap(established(net, 1).first)
+        XCTAssertTrue(before.trusted && !before.encrypted, "\(before)")
+
+        try "# 198.18.0.0/24 no longer trusted\n".write(toFile: files[0], atomically: true, encoding: .utf8)
+        let start = Date()
+        try hangUp(net, 1)
+        let encrypted = net.waitUntil(timeout: 5) {
+            [1, 2].allSatisfy { index in
+                let links = self.established(net, index)
+                return links.count == 1 && links[0].encrypted && !links[0].trusted
+                    && (index == 2 || links[0].connectionId != before.connectionId)
+            }
+        }
+        XCTAssertTrue(encrypted, "after \(Date().timeIntervalSince(start)) s: \(established(net, 1)) \(established(net, 2))\n\(net.log(1))")
+        XCTAssertTrue(net.log(1).contains("trust withdrawn by reload: re-handshaking the link so that it is encrypted"), net.log(1))
     }
 }

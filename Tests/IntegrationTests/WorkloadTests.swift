@@ -72,7 +72,7 @@ extension TestNet {
 
 final class WorkloadTests: XCTestCase {
     /// The bridge and TAP at start, attach/detach/expose/hide, a ping between two workloads on
-    /// one host through the bridge, and `weft reset` with the router stopped.
+    /// one host through the bridge, `weft reset` refused under the running router and done once it stopped.
     func testBridgeWorkloadsHostAddressesAndReset() throws {
         try requireRoot()
         let net = try TestNet(hosts: 1)
@@ -187,6 +187,16 @@ final class WorkloadTests: XCTestCase {
         let detachAgain = try net.cli(1, ["detach", w2])
         XCTAssertEqual(detachAgain.status, 0, detachAgain.output)
         XCTAssertTrue(detachAgain.output.contains("was not attached"), detachAgain.output)
+
+        // Reset under the running router is refused, found by its socket or by its TAP.
+        let bySocket = try net.cli(1, ["reset"])
+        XCTAssertEqual(bySocket.status, 1, bySocket.output)
+        XCTAssertTrue(bySocket.output.contains("answers on \(net.host(1).socket)") && bySocket.output.contains("weft stop")
+                      && bySocket.output.contains("--force"), bySocket.output)
+        let byTAP = try net.inNamespace(h1, [binary("weft"), "reset", "--socket", "\(net.directory)/none.sock"])
+        XCTAssertEqual(byTAP.status, 1, byTAP.output)
+        XCTAssertTrue(byTAP.output.contains("holds weft-tap"), byTAP.output)
+        XCTAssertNotNil(try net.link(h1, "weft"), "a refused reset removed the bridge")
 
         // Reset with the router stopped leaves nothing behind, and is idempotent.
         XCTAssertEqual(try net.cli(1, ["stop"]).status, 0)

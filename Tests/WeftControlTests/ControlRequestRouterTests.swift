@@ -86,7 +86,7 @@ final class ControlRequestRouterTests: XCTestCase {
     func testEveryEndpointOfTheControlAPIIsInTheOneTable() {
         let endpoints = Set(ControlRequestRouter.controlAPI(InMemoryRouter()).endpoints.map { "\($0.method) \($0.path)" })
         XCTAssertEqual(endpoints, [
-            "GET /v1/status", "GET /v1/status/peers", "GET /v1/status/connections", "POST /v1/connect", "POST /v1/forget",
+            "GET /v1/status", "GET /v1/status/peers", "GET /v1/status/connections", "GET /v1/status/topology", "POST /v1/connect", "POST /v1/forget",
             "POST /v1/stop", "GET /v1/workloads", "POST /v1/attach", "POST /v1/detach", "POST /v1/expose", "POST /v1/hide",
             "POST /v1/rotate-key", "GET /v1/passwords", "POST /v1/password/add", "POST /v1/password/use",
             "POST /v1/password/retire", "POST /v1/rotate-password", "GET /v1/ipam", "POST /v1/rmpeer",
@@ -129,6 +129,7 @@ final class InMemoryRouter: ControlAPIDelegate, @unchecked Sendable {
     }
     func peerStatus() -> [PeerStatus] { [] }
     func connectionStatus() -> [ConnectionStatus] { [] }
+    func topologyStatus() -> TopologyStatus { TopologyStatus(peers: [], links: []) }
     /// HOST or HOST:PORT with a numeric port; the router's own rule is WeftRouter's PeerAddress.
     func addressProblem(_ address: String) -> String? {
         let parts = address.split(separator: ":", omittingEmptySubsequences: false)
@@ -144,7 +145,7 @@ final class InMemoryRouter: ControlAPIDelegate, @unchecked Sendable {
     func passwords() -> [PasswordInfo] { [] }
     func addPassword(_ psk: PreSharedKey) throws {}
     func isUsablePassword(_ id: PSKID) -> Bool { false }
-    func usePassword(_ id: PSKID) {}
+    func usePassword(_ id: PSKID) -> EventLoopFuture<String> { loop.makeSucceededFuture("password \(id) is active") }
     func retirePassword(_ id: PSKID) throws {}
     func rotatePassword(to psk: PreSharedKey, graceSeconds: Double) -> EventLoopFuture<RotatePasswordResult> {
         loop.makeFailedFuture(ControlAPIError(.conflict, "no keyring"))

@@ -41,4 +41,14 @@ final class ReloadInputTests: XCTestCase {
         XCTAssertEqual(try Keyring.promoteNewestAccepted(entries, path: "k").map(\.state), [.accepted, .active])
         XCTAssertThrowsError(try Keyring.promoteNewestAccepted(entries.map { var e = $0; e.state = .retired; return e }, path: "k"))
     }
+
+    /// A password file others can read or change is warned about with the file and the fix; 0600 and 0400 are not.
+    func testPasswordFileWarningNamesTheFileAndTheFix() {
+        let warning = LaunchInputs.passwordFileWarning(file: "/etc/weft/password", mode: 0o100644)
+        XCTAssertEqual(warning, "password file /etc/weft/password is readable or writable by group or others (mode 644); "
+                       + "run `chmod 600 /etc/weft/password`")
+        XCTAssertNotNil(LaunchInputs.passwordFileWarning(file: "p", mode: 0o100602))
+        XCTAssertNil(LaunchInputs.passwordFileWarning(file: "p", mode: 0o100600))
+        XCTAssertNil(LaunchInputs.passwordFileWarning(file: "p", mode: 0o100400))
+    }
 }
