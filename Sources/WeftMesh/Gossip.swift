@@ -64,6 +64,10 @@ public struct Gossip: Sendable {
     /// topology changes (`editTopology`): routes share the topology's graph, and a change while
     /// they are held would copy the whole graph.
     private var cachedRoutes: Routes?
+    /// The search behind the last routes and this router's broadcast table, with the
+    /// `Topology.linkGeneration` they were made at: most changes leave the links as they were.
+    private var cachedHops: (generation: UInt64, hops: [Int32])?
+    private var cachedTable: (generation: UInt64, table: BroadcastTable)?
     /// `heldVersions()` and its summary, until the topology changes.
     private var cachedHeld: [PeerVersion]?
     private var cachedSummary: GossipDigest?
@@ -98,7 +102,13 @@ public struct Gossip: Sendable {
     /// The routes over the current topology.
     public mutating func routes() -> Routes {
         if let cachedRoutes { return cachedRoutes }
-        let routes = topology.routes()
+        let routes: Routes
+        if let cachedHops, cachedHops.generation == topology.linkGeneration {
+            routes = topology.routes(hops: cachedHops.hops)
+        } else {
+            routes = topology.routes()
+            cachedHops = (topology.linkGeneration, routes.hops)
+        }
         cachedRoutes = routes
         return routes
     }
@@ -171,9 +181,13 @@ public struct Gossip: Sendable {
         if reachabilityStale {
             reachabilityStale = false
             let routes = routes()
-            unreachableSince = unreachableSince.filter { !routes.isReachable($0.key) && topology.peers[$0.key] != nil }
-            for name in topology.peers.keys where !routes.isReachable(name) && unreachableSince[name] == nil {
-                unreachableSince[name] = now
+            if routes.reachableCount == topology.peers.count {
+                unreachableSince = [:]
+            } else {
+                unreachableSince = unreachableSince.filter { !routes.isReachable($0.key) && topology.peers[$0.key] != nil }
+                for v in topology.versions where !routes.isReachable(v.name) && unreachableSince[v.name] == nil {
+                    unreachableSince[v.name] = now
+                }
             }
         }
         let gone = unreachableSince.isEmpty ? [] : unreachableSince.filter { now - $0.value >= timings.unreachableGrace }.keys.sorted()
@@ -214,7 +228,7 @@ public struct Gossip: Sendable {
     mutating func heldVersions() -> [PeerVersion] {
         if let cachedHeld { return cachedHeld }
         let routes = routes()
-        let held = topology.peers.values.filter { routes.isReachable($0.name) }.map(PeerVersion.init).sorted { $0.name < $1.name }
+        let held = routes.reachableCount == topology.peers.count ? topology.versions : topology.versions.filter { routes.isReachable($0.name) }
         cachedHeld = held
         return held
     }
@@ -277,7 +291,17 @@ public struct Gossip: Sendable {
         forwardQueue = [:]
         let sources = batch.keys.filter { topology.peers[$0] != nil }.sorted()
         var forward: [PeerName: [PeerEntry]] = [:]
-        let children = topology.broadcastNextHops(from: sources)
+        let children: [PeerName: [PeerName]]
+        if let cachedTable, cachedTable.generation == topology.linkGeneration {
+            children = topology.broadcastNextHops(from: sources, table: cachedTable.table)
+        } else if sources.count <= BroadcastTable.cheaperFrom {
+            children = topology.broadcastNextHops(from: sources)
+        } else if let table = topology.broadcastTable() {
+            cachedTable = (topology.linkGeneration, table)
+            children = topology.broadcastNextHops(from: sources, table: table)
+        } else {
+            children = [:]
+        }
         for source in sources {
             guard let next = children[source], let entry = topology.peers[source] else { continue }
             for n in next where n != batch[source] { forward[n, default: []].append(entry) }

@@ -23,17 +23,43 @@ public struct Topology: Sendable {
     /// Changes whenever an entry comes or goes or lists other connections: dial candidates
     /// (`dialCandidates`) can only change with it.
     public private(set) var listingGeneration: UInt64 = 0
+    /// Changes whenever a link of the graph comes or goes (or the graph is renumbered): routes
+    /// and broadcast trees computed before stay right while it is the same.
+    public private(set) var linkGeneration: UInt64 = 0
+    /// The version of every entry, ascending by name: what digests are made of, kept sorted so
+    /// that they need no sort.
+    public private(set) var versions: [PeerVersion] = []
 
     private mutating func store(_ name: PeerName, _ entry: PeerEntry?) {
+        let known = peers[name]
         // Most new versions change the connections, but a nickname or short id alone leaves the
         // graph and the listings as they are.
-        let relinked = (peers[name] == nil) != (entry == nil) || peers[name]?.connections != entry?.connections
+        let relinked = (known == nil) != (entry == nil) || known?.connections != entry?.connections
         peers[name] = entry
+        storeVersion(name, entry.map(PeerVersion.init))
         guard relinked else { return }
         listingGeneration &+= 1
-        graph.update(name, entry)
+        if graph.update(name, entry) { linkGeneration &+= 1 }
         // Slots of removed peers stay (others may still list them); compact when they pile up.
-        if entry == nil, graph.names.count > 2 * peers.count + 64 { graph = MeshGraph(peers: peers) }
+        if entry == nil, graph.names.count > 2 * peers.count + 64 {
+            graph = MeshGraph(peers: peers)
+            linkGeneration &+= 1
+        }
+    }
+
+    private mutating func storeVersion(_ name: PeerName, _ version: PeerVersion?) {
+        var lo = 0, hi = versions.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if versions[mid].name < name { lo = mid + 1 } else { hi = mid }
+        }
+        let present = lo < versions.count && versions[lo].name == name
+        switch (version, present) {
+        case (let v?, true): versions[lo] = v
+        case (let v?, false): versions.insert(v, at: lo)
+        case (nil, true): versions.remove(at: lo)
+        case (nil, false): break
+        }
     }
 
     /// This router's own entry.
@@ -132,9 +158,26 @@ public struct Topology: Sendable {
         Routes.broadcastNextHops(graph: graph, local: ownName, from: sources)
     }
 
+    /// `broadcastNextHops(from:)` read off `table` (from `broadcastTable()` at the same
+    /// `linkGeneration`): no search at all.
+    func broadcastNextHops(from sources: [PeerName], table: BroadcastTable) -> [PeerName: [PeerName]] {
+        Routes.broadcastNextHops(graph: graph, local: ownName, from: sources, table: table)
+    }
+
+    /// This router's children in every peer's broadcast tree over the current links: right
+    /// while `linkGeneration` stays the same.
+    func broadcastTable() -> BroadcastTable? {
+        graph.slots[ownName].map(graph.broadcastTable(of:))
+    }
+
     /// Unicast routes from this router and the graph for broadcast trees (§4.1).
     public func routes() -> Routes {
         Routes(local: ownName, graph: graph)
+    }
+
+    /// `routes()` with the search of routes computed at the same `linkGeneration` (`Routes.hops`).
+    func routes(hops: [Int32]) -> Routes {
+        Routes(local: ownName, graph: graph, hops: hops)
     }
 
     /// The peers in the topology that are neither in `connected` nor this router, in ascending

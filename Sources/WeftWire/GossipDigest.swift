@@ -48,7 +48,9 @@ public enum GossipDigest: Equatable, Sendable {
             hash ^= UInt64(byte)
             hash &*= 0x0000_0100_0000_01b3
         }
-        for v in versions.sorted(by: { $0.name < $1.name }) {
+        // Digests are made of Topology.versions, already in order: sort only when not.
+        let ordered = zip(versions, versions.dropFirst()).allSatisfy { $0.name < $1.name } ? versions : versions.sorted { $0.name < $1.name }
+        for v in ordered {
             for shift in stride(from: 40, through: 0, by: -8) { mix(UInt8(truncatingIfNeeded: v.name.value >> UInt64(shift))) }
             for shift in stride(from: 56, through: 0, by: -8) { mix(UInt8(truncatingIfNeeded: v.uid >> UInt64(shift))) }
             for shift in stride(from: 56, through: 0, by: -8) { mix(UInt8(truncatingIfNeeded: v.version >> UInt64(shift))) }
