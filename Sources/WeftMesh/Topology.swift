@@ -29,6 +29,23 @@ public struct Topology: Sendable {
     /// The version of every entry, ascending by name: what digests are made of, kept sorted so
     /// that they need no sort.
     public private(set) var versions: [PeerVersion] = []
+    /// Every address an entry lists for another peer, by that peer, best first (the order of
+    /// `dialCandidates`), kept up to date entry by entry so that finding candidates reads no
+    /// entry's connections.
+    private var listings: [PeerName: [Listing]] = [:]
+
+    fileprivate struct Listing: Sendable {
+        var established: Bool
+        var lister: PeerName
+        var index: Int
+        var address: String
+
+        /// Established connections first, then by the listing peer's name, then its list order.
+        func isBetter(than other: Listing) -> Bool {
+            established != other.established ? established
+                : lister != other.lister ? lister < other.lister : index < other.index
+        }
+    }
 
     private mutating func store(_ name: PeerName, _ entry: PeerEntry?) {
         let known = peers[name]
@@ -39,11 +56,23 @@ public struct Topology: Sendable {
         storeVersion(name, entry.map(PeerVersion.init))
         guard relinked else { return }
         listingGeneration &+= 1
+        relist(name, was: known, now: entry)
         if graph.update(name, entry) { linkGeneration &+= 1 }
         // Slots of removed peers stay (others may still list them); compact when they pile up.
         if entry == nil, graph.names.count > 2 * peers.count + 64 {
             graph = MeshGraph(peers: peers)
             linkGeneration &+= 1
+        }
+    }
+
+    private mutating func relist(_ lister: PeerName, was: PeerEntry?, now: PeerEntry?) {
+        for c in was?.connections ?? [] where c.remote != lister && !c.address.isEmpty {
+            listings[c.remote]?.removeAll { $0.lister == lister }
+            if listings[c.remote]?.isEmpty == true { listings[c.remote] = nil }
+        }
+        for (index, c) in (now?.connections ?? []).enumerated() where c.remote != lister && !c.address.isEmpty {
+            let listing = Listing(established: c.established, lister: lister, index: index, address: c.address)
+            listings[c.remote, default: []].insertInOrder(listing)
         }
     }
 
@@ -186,29 +215,11 @@ public struct Topology: Sendable {
     /// others; within each group by the listing peer's name, then its list order. Peers nobody
     /// lists an address for are left out.
     public func dialCandidates(connected: Set<PeerName>) -> [(name: PeerName, address: String)] {
-        // Only peers not connected need an address: in a settled mesh there are none, and the
-        // connections of every entry are not read at all.
-        var wanted: [UInt64] = []
-        for name in peers.keys where name != ownName && !connected.contains(name) { wanted.append(name.value) }
-        guard !wanted.isEmpty else { return [] }
-        wanted.sort()
-        // One pass in any order, keeping the best by (established first, lister name, list index).
-        var best: [PeerName: (established: Bool, lister: PeerName, index: Int, address: String)] = [:]
-        for (lister, entry) in peers {
-            let connections = entry.connections
-            for index in connections.indices {
-                let remote = connections[index].remote
-                guard remote != lister, sortedContains(wanted, remote.value), !connections[index].address.isEmpty else { continue }
-                let established = connections[index].established
-                if let current = best[remote] {
-                    let better = established != current.established ? established
-                        : lister != current.lister ? lister < current.lister : index < current.index
-                    guard better else { continue }
-                }
-                best[remote] = (established, lister, index, connections[index].address)
-            }
+        var candidates: [(name: PeerName, address: String)] = []
+        for v in versions where v.name != ownName && !connected.contains(v.name) {
+            if let best = listings[v.name]?.first { candidates.append((v.name, best.address)) }
         }
-        return best.keys.sorted().map { ($0, best[$0]!.address) }
+        return candidates
     }
 
     /// The short id a router starts with (protocol.md §1): FNV-1a 64 of the 6 name bytes, low 12 bits.
@@ -242,5 +253,14 @@ public struct Topology: Sendable {
             c.address = (try? r.str8("address")) ?? ""
             return c
         }
+    }
+}
+
+private extension Array where Element == Topology.Listing {
+    /// Inserts after every listing that is better (a few per peer: a linear walk).
+    mutating func insertInOrder(_ listing: Element) {
+        var i = endIndex
+        while i > startIndex, listing.isBetter(than: self[i - 1]) { i -= 1 }
+        insert(listing, at: i)
     }
 }

@@ -180,5 +180,14 @@ final class MergeTests: XCTestCase {
         XCTAssertEqual(t.dialCandidates(connected: [peer(2), peer(4), peer(5)]).count, 0)
         XCTAssertEqual(t.dialCandidates(connected: []).map(\.name), [peer(2), peer(4), peer(5)])
         XCTAssertEqual(t.dialCandidates(connected: []).first?.address, address(peer(2)))
+
+        // The candidates follow each change: 2 stops listing 4, then 3 is forgotten.
+        var two2 = two
+        two2.version = 2
+        two2.connections.remove(at: 1)
+        _ = t.merge(TopologyUpdate(peers: [two2]))
+        XCTAssertEqual(t.dialCandidates(connected: [peer(2)]).map(\.address), ["four-other:6783", "five:6783"])
+        t.forget(peer(3))
+        XCTAssertEqual(t.dialCandidates(connected: [peer(2)]).map(\.name), [peer(5)])
     }
 }
