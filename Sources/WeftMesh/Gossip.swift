@@ -86,6 +86,9 @@ public struct Gossip: Sendable {
     private var forwardQueue: [PeerName: PeerName] = [:]
     private var lastForward = -Double.infinity
     private var nextAntiEntropy: Double = 0
+    /// A summary also goes out once the held versions have been still for half the
+    /// anti-entropy interval after a change, so a gap the change left is found then.
+    private var settledSummaryAt: Double?
     private var rotation = 0
 
     /// GOSSIP payloads are cut at this size so one large update does not hold a link's other
@@ -113,8 +116,15 @@ public struct Gossip: Sendable {
         return routes
     }
 
-    /// When changes are waiting to be forwarded: call `forwardWaiting(now:)` (or `tick`) then.
-    public var forwardDue: Double? { forwardQueue.isEmpty ? nil : lastForward + timings.forwardInterval }
+    /// When gossip is waiting to leave, changes to forward or an own update held back by
+    /// `ownUpdateInterval`: call `forwardWaiting(now:)` (or `tick`) then. An own update then
+    /// leaves when its interval ends, not at the next tick after (up to 0.5 s later).
+    public var forwardDue: Double? {
+        let forward = forwardQueue.isEmpty ? nil : lastForward + timings.forwardInterval
+        let own = ownPending ? lastOwnSent + timings.ownUpdateInterval : nil
+        guard let forward else { return own }
+        return own.map { min($0, forward) } ?? forward
+    }
 
     /// The removed peers still remembered, for status and tests.
     public var departed: [PeerName: PeerVersion] { departures.mapValues(\.version) }
@@ -127,6 +137,7 @@ public struct Gossip: Sendable {
         if editTopology({ $0.setOwn(nickname: nickname, connections: connections) }) {
             ownPending = true
             topologyChanged(&effects)
+            settledSummaryAt = now + timings.antiEntropyInterval / 2
         }
         flushOwn(now: now, &effects)
         return effects
@@ -201,10 +212,12 @@ public struct Gossip: Sendable {
             }
             effects.removed = gone
             topologyChanged(&effects)
+            settledSummaryAt = now + timings.antiEntropyInterval / 2
         }
 
-        if now >= nextAntiEntropy {
+        if now >= nextAntiEntropy || settledSummaryAt.map({ now >= $0 }) == true {
             nextAntiEntropy = now + timings.antiEntropyInterval
+            settledSummaryAt = nil
             if !neighbours.isEmpty {
                 let to = neighbours[rotation % neighbours.count]
                 rotation &+= 1
@@ -214,9 +227,10 @@ public struct Gossip: Sendable {
         return effects
     }
 
-    /// Sends the changes waiting since the last forward (`forwardDue`).
+    /// Sends the changes waiting since the last forward and a held-back own update (`forwardDue`).
     public mutating func forwardWaiting(now: Double) -> GossipEffects {
         var effects = GossipEffects()
+        flushOwn(now: now, &effects)
         flushForwards(now: now, &effects)
         return effects
     }
@@ -271,6 +285,7 @@ public struct Gossip: Sendable {
         }
         guard !changed.isEmpty else { return }
         effects.topologyChanged = true
+        settledSummaryAt = now + timings.antiEntropyInterval / 2
         if changed.contains(where: { $0.name == topology.ownName }) {
             // An earlier incarnation's entry or a short-id move: our own entry is news.
             ownPending = true
@@ -334,7 +349,7 @@ public struct Gossip: Sendable {
     }
 
     private mutating func flushOwn(now: Double, _ effects: inout GossipEffects) {
-        guard ownPending, now - lastOwnSent >= timings.ownUpdateInterval else { return }
+        guard ownPending, now >= lastOwnSent + timings.ownUpdateInterval else { return }  // the same sum as forwardDue
         ownPending = false
         lastOwnSent = now
         let payloads = TopologyUpdate.payloads([topology.own], maxBytes: Self.payloadBudget)
