@@ -141,8 +141,9 @@ public struct Topology: Sendable {
         return (entry.version, entry.uid) > (known.version, known.uid)
     }
 
-    /// Moves our short id to the lowest id no other peer claims when a peer with a smaller name
-    /// claims ours. Returns whether our entry changed.
+    /// Moves our short id when a peer with a smaller name claims ours: to the first id no other
+    /// peer claims, counting up (and round) from `movedShortIdStart`. Returns whether our entry
+    /// changed.
     private mutating func resolveShortIdCollision() -> Bool {
         var mine = own
         var taken = Set<UInt16>()
@@ -151,8 +152,10 @@ public struct Topology: Sendable {
             taken.insert(entry.shortId)
             if entry.shortId == mine.shortId && name < ownName { collides = true }
         }
+        let start = Self.movedShortIdStart(for: ownName, version: mine.version &+ 1)
         guard collides,
-              let free = (0...TopologyUpdate.maxShortId).first(where: { !taken.contains($0) }) else { return false }
+              let free = (0...TopologyUpdate.maxShortId).lazy.map({ (start &+ $0) & TopologyUpdate.maxShortId }).first(where: { !taken.contains($0) })
+        else { return false }
         mine.shortId = free
         mine.version &+= 1
         store(ownName, mine)
@@ -224,12 +227,25 @@ public struct Topology: Sendable {
 
     /// The short id a router starts with (protocol.md §1): FNV-1a 64 of the 6 name bytes, low 12 bits.
     public static func initialShortId(for name: PeerName) -> UInt16 {
+        UInt16(truncatingIfNeeded: fnv1a(name.bytes)) & TopologyUpdate.maxShortId
+    }
+
+    /// Where a router that must move its short id starts looking for a free one (protocol.md
+    /// §1): FNV-1a 64 of the 6 name bytes and the 8 bytes of the version the move gives it
+    /// (big-endian), low 12 bits. Not the lowest free id: routers that collide at the same time
+    /// would all take it and collide again, one round per router.
+    public static func movedShortIdStart(for name: PeerName, version: UInt64) -> UInt16 {
+        let versionBytes = (0..<8).map { UInt8(truncatingIfNeeded: version >> UInt64(56 - 8 * $0)) }
+        return UInt16(truncatingIfNeeded: fnv1a(name.bytes + versionBytes)) & TopologyUpdate.maxShortId
+    }
+
+    private static func fnv1a(_ bytes: [UInt8]) -> UInt64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in name.bytes {
+        for byte in bytes {
             hash ^= UInt64(byte)
             hash &*= 0x0000_0100_0000_01b3
         }
-        return UInt16(truncatingIfNeeded: hash) & TopologyUpdate.maxShortId
+        return hash
     }
 
     // MARK: - Wire limits
