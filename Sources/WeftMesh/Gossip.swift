@@ -305,7 +305,7 @@ public struct Gossip: Sendable {
         let batch = forwardQueue
         forwardQueue = [:]
         let sources = batch.keys.filter { topology.peers[$0] != nil }.sorted()
-        var forward: [PeerName: [PeerEntry]] = [:]
+        var forward: [PeerName: [[UInt8]]] = [:]
         let children: [PeerName: [PeerName]]
         if let cachedTable, cachedTable.generation == topology.linkGeneration {
             children = topology.broadcastNextHops(from: sources, table: cachedTable.table)
@@ -319,9 +319,14 @@ public struct Gossip: Sendable {
         }
         for source in sources {
             guard let next = children[source], let entry = topology.peers[source] else { continue }
-            for n in next where n != batch[source] { forward[n, default: []].append(entry) }
+            let encoded = TopologyUpdate.encodedEntry(entry)  // once, however many children
+            for n in next where n != batch[source] { forward[n, default: []].append(encoded) }
         }
-        for next in forward.keys.sorted() { send(forward[next]!, to: next, &effects) }
+        for next in forward.keys.sorted() {
+            for payload in TopologyUpdate.payloads(encoded: forward[next]!, maxBytes: Self.payloadBudget) {
+                effects.sends.append(GossipSend(to: next, type: .gossip, payload: payload))
+            }
+        }
     }
 
     private mutating func answer(_ digest: GossipDigest, from: PeerName, _ effects: inout GossipEffects) {

@@ -48,11 +48,11 @@ public struct Topology: Sendable {
     }
 
     private mutating func store(_ name: PeerName, _ entry: PeerEntry?) {
-        let known = peers[name]
+        // One hash lookup swaps the entry in and hands back the one it replaces.
+        let known = entry.map { peers.updateValue($0, forKey: name) } ?? peers.removeValue(forKey: name)
         // Most new versions change the connections, but a nickname or short id alone leaves the
         // graph and the listings as they are.
         let relinked = (known == nil) != (entry == nil) || known?.connections != entry?.connections
-        peers[name] = entry
         storeVersion(name, entry.map(PeerVersion.init))
         guard relinked else { return }
         listingGeneration &+= 1

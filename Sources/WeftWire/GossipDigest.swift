@@ -109,6 +109,17 @@ extension TopologyUpdate {
     /// larger than that travels alone) and at most 4096 entries. Sizes are measured by encoding
     /// each entry, so the split never guesses at the format.
     public static func payloads(_ peers: [PeerEntry], maxBytes: Int) -> [[UInt8]] {
+        payloads(encoded: peers.map(encodedEntry), maxBytes: maxBytes)
+    }
+
+    /// One entry's encoding without the 2-byte count in front: what `payloads(encoded:maxBytes:)`
+    /// joins, so that an entry going to several neighbours is encoded once.
+    public static func encodedEntry(_ peer: PeerEntry) -> [UInt8] {
+        Array(TopologyUpdate(peers: [peer]).encode().dropFirst(2))
+    }
+
+    /// `payloads(_:maxBytes:)` of entries already encoded (`encodedEntry`).
+    public static func payloads(encoded entries: [[UInt8]], maxBytes: Int) -> [[UInt8]] {
         var payloads: [[UInt8]] = []
         var body: [UInt8] = []
         var count = 0
@@ -121,9 +132,7 @@ extension TopologyUpdate {
             body.removeAll(keepingCapacity: true)
             count = 0
         }
-        for peer in peers {
-            // One entry's encoding without the 2-byte count in front.
-            let encoded = TopologyUpdate(peers: [peer]).encode().dropFirst(2)
+        for encoded in entries {
             if count > 0, 2 + body.count + encoded.count > maxBytes || count >= maxPeers { flush() }
             body.append(contentsOf: encoded)
             count += 1
