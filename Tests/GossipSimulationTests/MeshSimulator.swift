@@ -48,10 +48,15 @@ struct MeshSimulator {
         var gossipMessages = 0
         /// Peer entries carried in gossip messages.
         var entries = 0
-        var staleEntries = 0
-        var ownEntries = 0
+        /// With `countsHeld` only: entries the receiver already held at that version, and
+        /// messages that are a router's own update.
+        var heldEntries = 0
+        var ownUpdates = 0
     }
-    static let debugStale = ProcessInfo.processInfo.environment["WEFT_SIM_STALE"] != nil
+
+    /// WEFT_SIM_HELD set: decode every delivery once more to count entries the receiver already
+    /// held (where dissemination repeats itself). Slower; for looking into the figures.
+    static let countsHeld = ProcessInfo.processInfo.environment["WEFT_SIM_HELD"] != nil
 
     static let frameOverhead = 21
     static let tickInterval = 0.5
@@ -233,8 +238,8 @@ struct MeshSimulator {
             apply(i, routers[i].gossip.forwardWaiting(now: now))
         case .deliver(let from, let to, let epoch, let type, let payload):
             guard epochs[key(from, to), default: 0] == epoch, routers[to].alive else { return }
-            if Self.debugStale, type == .gossip, let u = try? TopologyUpdate.decode(payload) {
-                counters.staleEntries += u.peers.filter { !routers[to].gossip.topology.isNews($0) }.count
+            if Self.countsHeld, type == .gossip, let u = try? TopologyUpdate.decode(payload) {
+                counters.heldEntries += u.peers.filter { !routers[to].gossip.topology.isNews($0) }.count
             }
             do {
                 let effects = try routers[to].gossip.receive(from: routers[from].name, type: type, payload: payload, now: now)
@@ -276,7 +281,7 @@ struct MeshSimulator {
             if send.type == .gossip {
                 counters.gossipMessages += 1
                 counters.entries += Int(send.payload[0]) << 8 | Int(send.payload[1])
-                if Self.debugStale, Array(send.payload[2..<8]) == routers[i].name.bytes { counters.ownEntries += 1 }
+                if Self.countsHeld, Array(send.payload[2..<8]) == routers[i].name.bytes { counters.ownUpdates += 1 }
             } else if send.payload.first == 0 {
                 counters.summaries += 1
             } else {
