@@ -34,11 +34,13 @@ public struct Topology: Sendable {
     /// entry's connections.
     private var listings: [PeerName: [Listing]] = [:]
 
+    /// Where the address is (`peers[lister].connections[index]`), not the address itself: a
+    /// thousand-router mesh lists ten thousand, and each router holds all of them.
     fileprivate struct Listing: Sendable {
-        var established: Bool
+        // In this order the three pack into 16 bytes.
         var lister: PeerName
-        var index: Int
-        var address: String
+        var index: Int32
+        var established: Bool
 
         /// Established connections first, then by the listing peer's name, then its list order.
         func isBetter(than other: Listing) -> Bool {
@@ -71,7 +73,7 @@ public struct Topology: Sendable {
             if listings[c.remote]?.isEmpty == true { listings[c.remote] = nil }
         }
         for (index, c) in (now?.connections ?? []).enumerated() where c.remote != lister && !c.address.isEmpty {
-            let listing = Listing(established: c.established, lister: lister, index: index, address: c.address)
+            let listing = Listing(lister: lister, index: Int32(index), established: c.established)
             listings[c.remote, default: []].insertInOrder(listing)
         }
     }
@@ -220,7 +222,9 @@ public struct Topology: Sendable {
     public func dialCandidates(connected: Set<PeerName>) -> [(name: PeerName, address: String)] {
         var candidates: [(name: PeerName, address: String)] = []
         for v in versions where v.name != ownName && !connected.contains(v.name) {
-            if let best = listings[v.name]?.first { candidates.append((v.name, best.address)) }
+            if let best = listings[v.name]?.first, let lister = peers[best.lister] {
+                candidates.append((v.name, lister.connections[Int(best.index)].address))
+            }
         }
         return candidates
     }
