@@ -71,8 +71,10 @@ public struct Gossip: Sendable {
     /// `heldVersions()` and its summary, until the topology changes.
     private var cachedHeld: [PeerVersion]?
     private var cachedSummary: GossipDigest?
-    /// The topology changed since unreachable peers were last looked for.
-    private var reachabilityStale = false
+    /// When the topology first changed since unreachable peers were last looked for (nil: not
+    /// since). A peer found unreachable is dated from that change rather than from the look:
+    /// its grace may start up to a tick (0.5 s) early, never late (docs/protocol.md §4.2).
+    private var reachabilityStaleSince: Double?
     public let timings: GossipTimings
     /// Peers with an established link, ascending.
     public private(set) var neighbours: [PeerName] = []
@@ -136,7 +138,7 @@ public struct Gossip: Sendable {
         var effects = GossipEffects()
         if editTopology({ $0.setOwn(nickname: nickname, connections: connections) }) {
             ownPending = true
-            topologyChanged(&effects)
+            topologyChanged(now: now, &effects)
             settledSummaryAt = now + timings.antiEntropyInterval / 2
         }
         flushOwn(now: now, &effects)
@@ -189,15 +191,15 @@ public struct Gossip: Sendable {
         if departures.contains(where: { $0.value.until <= now }) { departures = departures.filter { $0.value.until > now } }
 
         // Reachability changes only with the topology: an idle tick reads nothing per peer.
-        if reachabilityStale {
-            reachabilityStale = false
+        if let staleSince = reachabilityStaleSince {
+            reachabilityStaleSince = nil
             let routes = routes()
             if routes.reachableCount == topology.peers.count {
                 unreachableSince = [:]
             } else {
                 unreachableSince = unreachableSince.filter { !routes.isReachable($0.key) && topology.peers[$0.key] != nil }
                 for v in topology.versions where !routes.isReachable(v.name) && unreachableSince[v.name] == nil {
-                    unreachableSince[v.name] = now
+                    unreachableSince[v.name] = staleSince
                 }
             }
         }
@@ -211,7 +213,7 @@ public struct Gossip: Sendable {
                 unreachableSince[name] = nil
             }
             effects.removed = gone
-            topologyChanged(&effects)
+            topologyChanged(now: now, &effects)
             settledSummaryAt = now + timings.antiEntropyInterval / 2
         }
 
@@ -266,7 +268,7 @@ public struct Gossip: Sendable {
         guard entries.contains(where: topology.isNews) else { return }
         var changed = editTopology { $0.merge(TopologyUpdate(peers: entries)) }
         guard !changed.isEmpty else { return }
-        invalidate()
+        invalidate(now: now)
         if !suspects.isEmpty {
             let routes = routes()
             var dropped = false
@@ -280,7 +282,7 @@ public struct Gossip: Sendable {
             }
             if dropped {
                 changed.removeAll { suspects.contains($0.name) && topology.peers[$0.name] == nil }
-                invalidate()
+                invalidate(now: now)
             }
         }
         guard !changed.isEmpty else { return }
@@ -376,15 +378,15 @@ public struct Gossip: Sendable {
         return edit(&topology)
     }
 
-    private mutating func invalidate() {
+    private mutating func invalidate(now: Double) {
         cachedRoutes = nil
-        reachabilityStale = true
+        if reachabilityStaleSince == nil { reachabilityStaleSince = now }
         cachedHeld = nil
         cachedSummary = nil
     }
 
-    private mutating func topologyChanged(_ effects: inout GossipEffects) {
-        invalidate()
+    private mutating func topologyChanged(now: Double, _ effects: inout GossipEffects) {
+        invalidate(now: now)
         effects.topologyChanged = true
     }
 }
