@@ -26,6 +26,10 @@ public struct GossipTimings: Sendable {
     public var forwardInterval: Double = 0.1
     /// A summary digest goes to one neighbour (in turn) this often.
     public var antiEntropyInterval: Double = 2
+    /// And once the topology has been still this long after a change: a gap the change left
+    /// (two neighbours each taking the other for its parent in a tree) is found then, not up to
+    /// `antiEntropyInterval` later (docs/protocol.md §4.3).
+    public var settledSummaryDelay: Double = 1
     /// An unreachable peer is kept this long before it is removed: gossip that makes it
     /// reachable again may be a message behind. Longer than the link idle timeout (20 s,
     /// LinkTimings.idleTimeout): a router cut off from a peer that left may claim its link to it
@@ -88,8 +92,7 @@ public struct Gossip: Sendable {
     private var forwardQueue: [PeerName: PeerName] = [:]
     private var lastForward = -Double.infinity
     private var nextAntiEntropy: Double = 0
-    /// A summary also goes out once the held versions have been still for half the
-    /// anti-entropy interval after a change, so a gap the change left is found then.
+    /// When a summary goes out because the topology has been still for `settledSummaryDelay`.
     private var settledSummaryAt: Double?
     private var rotation = 0
 
@@ -139,7 +142,6 @@ public struct Gossip: Sendable {
         if editTopology({ $0.setOwn(nickname: nickname, connections: connections) }) {
             ownPending = true
             topologyChanged(now: now, &effects)
-            settledSummaryAt = now + timings.antiEntropyInterval / 2
         }
         flushOwn(now: now, &effects)
         return effects
@@ -214,7 +216,6 @@ public struct Gossip: Sendable {
             }
             effects.removed = gone
             topologyChanged(now: now, &effects)
-            settledSummaryAt = now + timings.antiEntropyInterval / 2
         }
 
         if now >= nextAntiEntropy || settledSummaryAt.map({ now >= $0 }) == true {
@@ -286,8 +287,7 @@ public struct Gossip: Sendable {
             }
         }
         guard !changed.isEmpty else { return }
-        effects.topologyChanged = true
-        settledSummaryAt = now + timings.antiEntropyInterval / 2
+        topologyChanged(now: now, &effects)
         if changed.contains(where: { $0.name == topology.ownName }) {
             // An earlier incarnation's entry or a short-id move: our own entry is news.
             ownPending = true
@@ -388,5 +388,6 @@ public struct Gossip: Sendable {
     private mutating func topologyChanged(now: Double, _ effects: inout GossipEffects) {
         invalidate(now: now)
         effects.topologyChanged = true
+        settledSummaryAt = now + timings.settledSummaryDelay
     }
 }
