@@ -269,27 +269,21 @@ struct MeshGraph: Sendable, Equatable {
         let n = names.count
         let words = max(1, (mine.count + 63) / 64)
         let localName = names[Int(local)]
-        var reached = [UInt64](repeating: 0, count: n * words)
-        var isLocal = [UInt64](repeating: 0, count: n * words)  // first hop is local
-        var below = [UInt64](repeating: 0, count: n * words)    // first hop named below local
-        var pass = [UInt64](repeating: 0, count: n * words)     // reached at the last level: passed on
-        // What the level being gathered brings each slot: reached, through a parent whose first
-        // hop is local, through one whose first hop is below local.
-        var add = [UInt64](repeating: 0, count: n * words)
-        var addLocal = [UInt64](repeating: 0, count: n * words)
-        var addBelow = [UInt64](repeating: 0, count: n * words)
+        // Seven bit sets of `words` words per slot in one allocation: reached; first hop is
+        // local; first hop named below local; reached at the last level (passed on); and what
+        // the level being gathered brings: reached, through a parent whose first hop is local,
+        // through one whose first hop is below local.
+        let size = n * words
+        var bits = [UInt64](repeating: 0, count: 7 * size)
         var queued = [Bool](repeating: false, count: n)
         var frontier: [Int32] = []
         var next: [Int32] = []
-        reached.withUnsafeMutableBufferPointer { reached in
-        isLocal.withUnsafeMutableBufferPointer { isLocal in
-        below.withUnsafeMutableBufferPointer { below in
-        pass.withUnsafeMutableBufferPointer { pass in
-        add.withUnsafeMutableBufferPointer { add in
-        addLocal.withUnsafeMutableBufferPointer { addLocal in
-        addBelow.withUnsafeMutableBufferPointer { addBelow in
+        bits.withUnsafeMutableBufferPointer { bits in
         queued.withUnsafeMutableBufferPointer { queued in
         adjacency.withUnsafeBufferPointer { adjacency in
+            let base = bits.baseAddress!
+            let reached = base, isLocal = base + size, below = base + 2 * size, pass = base + 3 * size
+            let add = base + 4 * size, addLocal = base + 5 * size, addBelow = base + 6 * size
             // Level 0 is each neighbour itself; at level 1 each of its neighbours is its own first hop.
             for (i, c) in mine.enumerated() {
                 reached[Int(c) * words + i / 64] |= UInt64(1) << UInt64(i % 64)
@@ -333,15 +327,15 @@ struct MeshGraph: Sendable, Equatable {
                     for u in adjacency[Int(v)] {
                         for w in 0..<words {
                             let kv = Int(v) * words + w, ku = Int(u) * words + w
-                            let bits = pass[kv] & ~reached[ku]
-                            guard bits != 0 else { continue }
+                            let fresh = pass[kv] & ~reached[ku]
+                            guard fresh != 0 else { continue }
                             if !queued[Int(u)] {
                                 queued[Int(u)] = true
                                 next.append(u)
                             }
-                            add[ku] |= bits
-                            addLocal[ku] |= isLocal[kv] & bits
-                            addBelow[ku] |= below[kv] & bits
+                            add[ku] |= fresh
+                            addLocal[ku] |= isLocal[kv] & fresh
+                            addBelow[ku] |= below[kv] & fresh
                         }
                     }
                 }
@@ -349,8 +343,8 @@ struct MeshGraph: Sendable, Equatable {
                     for w in 0..<words { pass[Int(v) * words + w] = 0 }
                 }
             }
-        }}}}}}}}}
-        return BroadcastTable(neighbours: mine, words: words, children: isLocal)
+        }}}
+        return BroadcastTable(neighbours: mine, words: words, children: Array(bits[size..<(2 * size)]))
     }
 }
 
