@@ -424,7 +424,7 @@ public struct Routes: Sendable, Equatable {
     }
 
     /// `broadcastNextHops(from:)` of many sources at once; a source with no children has none
-    /// in the result. At most one search per neighbour, however many sources.
+    /// in the result. About three searches' work however many sources (`MeshGraph.broadcastTable`).
     public func broadcastNextHops(from sources: [PeerName]) -> [PeerName: [PeerName]] {
         Self.broadcastNextHops(graph: graph, local: local, from: sources)
     }

@@ -112,8 +112,8 @@ public struct Topology: Sendable {
     /// The merge rule of protocol.md §4: an entry replaces the known one when its
     /// `(version, uid)` is greater. An entry about this router is never taken; if it has another
     /// uid and a version at least our own (an earlier incarnation), our version goes above it.
-    /// Afterwards, if a peer with a smaller name claims our short id, we move to the lowest free
-    /// one (§1); only our own short id is ever changed, the owner of each entry fixes its own.
+    /// Afterwards, if a peer with a smaller name claims our short id, we move to a free one
+    /// (§1, `resolveShortIdCollision`); only our own short id is ever changed, the owner of each entry fixes its own.
     /// Returns the entries that changed here, in ascending name order, to be gossiped on;
     /// empty when nothing changed.
     public mutating func merge(_ update: TopologyUpdate) -> [PeerEntry] {
