@@ -24,7 +24,7 @@ extension ForwardingTable {
             if let d = shortIds[destination] { routeMTU[d] = mtu }
         }
         var broadcast: [UInt16: [UInt16]] = [:]
-        // One search per neighbour answers every source (Routes.broadcastNextHops(from:)).
+        // One pass answers every source (Routes.broadcastNextHops(from:)).
         let sources = topology.peers.keys.filter(routes.isReachable)
         let children = routes.broadcastNextHops(from: sources)
         for source in sources {

@@ -32,6 +32,10 @@ public struct GossipTimings: Sendable {
     public var forwardInterval: Double = 0.1
     /// A summary digest goes to one neighbour (in turn) this often.
     public var antiEntropyInterval: Double = 2
+    /// And once the topology has been still this long after a change: a gap the change left
+    /// (two neighbours each taking the other for its parent in a tree) is found then, not up to
+    /// `antiEntropyInterval` later (docs/protocol.md §4.3).
+    public var settledSummaryDelay: Double = 1
     /// An unreachable peer is kept this long before it is removed: gossip that makes it
     /// reachable again may be a message behind. Longer than the link idle timeout (20 s,
     /// LinkTimings.idleTimeout): a router cut off from a peer that left may claim its link to it
@@ -70,11 +74,17 @@ public struct Gossip: Sendable {
     /// topology changes (`editTopology`): routes share the topology's graph, and a change while
     /// they are held would copy the whole graph.
     private var cachedRoutes: Routes?
+    /// The search behind the last routes and this router's broadcast table, with the
+    /// `Topology.linkGeneration` they were made at: most changes leave the links as they were.
+    private var cachedHops: (generation: UInt64, hops: [Int32])?
+    private var cachedTable: (generation: UInt64, table: BroadcastTable)?
     /// `heldVersions()` and its summary, until the topology changes.
     private var cachedHeld: [PeerVersion]?
     private var cachedSummary: GossipDigest?
-    /// The topology changed since unreachable peers were last looked for.
-    private var reachabilityStale = false
+    /// When the topology first changed since unreachable peers were last looked for (nil: not
+    /// since). A peer found unreachable is dated from that change rather than from the look:
+    /// its grace may start up to a tick (0.5 s) early, never late (docs/protocol.md §4.2).
+    private var reachabilityStaleSince: Double?
     public let timings: GossipTimings
     /// Peers with an established link, ascending.
     public private(set) var neighbours: [PeerName] = []
@@ -93,6 +103,8 @@ public struct Gossip: Sendable {
     private var forwardQueue: [PeerName: PeerName] = [:]
     private var lastForward = -Double.infinity
     private var nextAntiEntropy: Double = 0
+    /// When a summary goes out because the topology has been still for `settledSummaryDelay`.
+    private var settledSummaryAt: Double?
     private var rotation = 0
 
     /// GOSSIP payloads are cut at this size so one large update does not hold a link's other
@@ -109,13 +121,36 @@ public struct Gossip: Sendable {
     /// The routes over the current topology.
     public mutating func routes() -> Routes {
         if let cachedRoutes { return cachedRoutes }
-        let routes = topology.routes()
+        let routes: Routes
+        if let cachedHops, cachedHops.generation == topology.linkGeneration {
+            routes = topology.routes(hops: cachedHops.hops)
+        } else {
+            routes = topology.routes()
+            cachedHops = (topology.linkGeneration, routes.hops)
+        }
         cachedRoutes = routes
         return routes
     }
 
-    /// When changes are waiting to be forwarded: call `forwardWaiting(now:)` (or `tick`) then.
-    public var forwardDue: Double? { forwardQueue.isEmpty ? nil : lastForward + timings.forwardInterval }
+    /// When gossip is waiting to leave, changes to forward or an own update held back by
+    /// `ownUpdateInterval`: call `forwardWaiting(now:)` (or `tick`) then. An own update then
+    /// leaves when its interval ends, not at the next tick after (up to 0.5 s later).
+    public var forwardDue: Double? {
+        let forward = forwardQueue.isEmpty ? nil : lastForward + timings.forwardInterval
+        let own = ownDue
+        guard let forward else { return own }
+        return own.map { min($0, forward) } ?? forward
+    }
+
+    /// When the pending own update may leave (flushOwn's one rule): `ownUpdateInterval` after
+    /// the last one, and, unless it came after a quiet spell or must go at once, once the entry
+    /// has been still for `ownUpdateInterval` or held for `ownUpdateHold`.
+    private var ownDue: Double? {
+        guard ownPending else { return nil }
+        let spaced = lastOwnSent + timings.ownUpdateInterval
+        guard !ownPendingAtOnce else { return spaced }
+        return max(spaced, min(lastOwnChange + timings.ownUpdateInterval, ownPendingSince + timings.ownUpdateHold))
+    }
 
     /// The removed peers still remembered, for status and tests.
     public var departed: [PeerName: PeerVersion] { departures.mapValues(\.version) }
@@ -127,7 +162,7 @@ public struct Gossip: Sendable {
         var effects = GossipEffects()
         if editTopology({ $0.setOwn(nickname: nickname, connections: connections) }) {
             ownChanged(now: now, atOnce: false)
-            topologyChanged(&effects)
+            topologyChanged(now: now, &effects)
         }
         flushOwn(now: now, &effects)
         return effects
@@ -179,12 +214,16 @@ public struct Gossip: Sendable {
         if departures.contains(where: { $0.value.until <= now }) { departures = departures.filter { $0.value.until > now } }
 
         // Reachability changes only with the topology: an idle tick reads nothing per peer.
-        if reachabilityStale {
-            reachabilityStale = false
+        if let staleSince = reachabilityStaleSince {
+            reachabilityStaleSince = nil
             let routes = routes()
-            unreachableSince = unreachableSince.filter { !routes.isReachable($0.key) && topology.peers[$0.key] != nil }
-            for name in topology.peers.keys where !routes.isReachable(name) && unreachableSince[name] == nil {
-                unreachableSince[name] = now
+            if routes.reachableCount == topology.peers.count {
+                unreachableSince = [:]
+            } else {
+                unreachableSince = unreachableSince.filter { !routes.isReachable($0.key) && topology.peers[$0.key] != nil }
+                for v in topology.versions where !routes.isReachable(v.name) && unreachableSince[v.name] == nil {
+                    unreachableSince[v.name] = staleSince
+                }
             }
         }
         let gone = unreachableSince.isEmpty ? [] : unreachableSince.filter { now - $0.value >= timings.unreachableGrace }.keys.sorted()
@@ -197,11 +236,12 @@ public struct Gossip: Sendable {
                 unreachableSince[name] = nil
             }
             effects.removed = gone
-            topologyChanged(&effects)
+            topologyChanged(now: now, &effects)
         }
 
-        if now >= nextAntiEntropy {
+        if now >= nextAntiEntropy || settledSummaryAt.map({ now >= $0 }) == true {
             nextAntiEntropy = now + timings.antiEntropyInterval
+            settledSummaryAt = nil
             if !neighbours.isEmpty {
                 let to = neighbours[rotation % neighbours.count]
                 rotation &+= 1
@@ -211,9 +251,10 @@ public struct Gossip: Sendable {
         return effects
     }
 
-    /// Sends the changes waiting since the last forward (`forwardDue`).
+    /// Sends the changes waiting since the last forward and a held-back own update (`forwardDue`).
     public mutating func forwardWaiting(now: Double) -> GossipEffects {
         var effects = GossipEffects()
+        flushOwn(now: now, &effects)
         flushForwards(now: now, &effects)
         return effects
     }
@@ -225,7 +266,7 @@ public struct Gossip: Sendable {
     mutating func heldVersions() -> [PeerVersion] {
         if let cachedHeld { return cachedHeld }
         let routes = routes()
-        let held = topology.peers.values.filter { routes.isReachable($0.name) }.map(PeerVersion.init).sorted { $0.name < $1.name }
+        let held = routes.reachableCount == topology.peers.count ? topology.versions : topology.versions.filter { routes.isReachable($0.name) }
         cachedHeld = held
         return held
     }
@@ -249,7 +290,7 @@ public struct Gossip: Sendable {
         guard entries.contains(where: topology.isNews) else { return }
         var changed = editTopology { $0.merge(TopologyUpdate(peers: entries)) }
         guard !changed.isEmpty else { return }
-        invalidate()
+        invalidate(now: now)
         if !suspects.isEmpty {
             let routes = routes()
             var dropped = false
@@ -263,11 +304,11 @@ public struct Gossip: Sendable {
             }
             if dropped {
                 changed.removeAll { suspects.contains($0.name) && topology.peers[$0.name] == nil }
-                invalidate()
+                invalidate(now: now)
             }
         }
         guard !changed.isEmpty else { return }
-        effects.topologyChanged = true
+        topologyChanged(now: now, &effects)
         if changed.contains(where: { $0.name == topology.ownName }) {
             // An earlier incarnation's entry or a short-id move: our own entry is news.
             ownChanged(now: now, atOnce: true)
@@ -287,13 +328,28 @@ public struct Gossip: Sendable {
         let batch = forwardQueue
         forwardQueue = [:]
         let sources = batch.keys.filter { topology.peers[$0] != nil }.sorted()
-        var forward: [PeerName: [PeerEntry]] = [:]
-        let children = topology.broadcastNextHops(from: sources)
+        var forward: [PeerName: [[UInt8]]] = [:]
+        let children: [PeerName: [PeerName]]
+        if let cachedTable, cachedTable.generation == topology.linkGeneration {
+            children = topology.broadcastNextHops(from: sources, table: cachedTable.table)
+        } else if sources.count <= BroadcastTable.cheaperFrom {
+            children = topology.broadcastNextHops(from: sources)
+        } else if let table = topology.broadcastTable() {
+            cachedTable = (topology.linkGeneration, table)
+            children = topology.broadcastNextHops(from: sources, table: table)
+        } else {
+            children = [:]
+        }
         for source in sources {
             guard let next = children[source], let entry = topology.peers[source] else { continue }
-            for n in next where n != batch[source] { forward[n, default: []].append(entry) }
+            let encoded = TopologyUpdate.encodedEntry(entry)  // once, however many children
+            for n in next where n != batch[source] { forward[n, default: []].append(encoded) }
         }
-        for next in forward.keys.sorted() { send(forward[next]!, to: next, &effects) }
+        for next in forward.keys.sorted() {
+            for payload in TopologyUpdate.payloads(encoded: forward[next]!, maxBytes: Self.payloadBudget) {
+                effects.sends.append(GossipSend(to: next, type: .gossip, payload: payload))
+            }
+        }
     }
 
     private mutating func answer(_ digest: GossipDigest, from: PeerName, _ effects: inout GossipEffects) {
@@ -336,9 +392,7 @@ public struct Gossip: Sendable {
     /// The pending own update leaves when the spacing allows and it either came after a quiet
     /// spell, or the entry has stopped changing, or it has been held for `ownUpdateHold`.
     private mutating func flushOwn(now: Double, _ effects: inout GossipEffects) {
-        guard ownPending, now - lastOwnSent >= timings.ownUpdateInterval else { return }
-        guard ownPendingAtOnce || now - lastOwnChange >= timings.ownUpdateInterval
-                || now - ownPendingSince >= timings.ownUpdateHold else { return }
+        guard let due = ownDue, now >= due else { return }
         ownPending = false
         lastOwnSent = now
         let payloads = TopologyUpdate.payloads([topology.own], maxBytes: Self.payloadBudget)
@@ -360,15 +414,16 @@ public struct Gossip: Sendable {
         return edit(&topology)
     }
 
-    private mutating func invalidate() {
+    private mutating func invalidate(now: Double) {
         cachedRoutes = nil
-        reachabilityStale = true
+        if reachabilityStaleSince == nil { reachabilityStaleSince = now }
         cachedHeld = nil
         cachedSummary = nil
     }
 
-    private mutating func topologyChanged(_ effects: inout GossipEffects) {
-        invalidate()
+    private mutating func topologyChanged(now: Double, _ effects: inout GossipEffects) {
+        invalidate(now: now)
         effects.topologyChanged = true
+        settledSummaryAt = now + timings.settledSummaryDelay
     }
 }

@@ -40,8 +40,9 @@ struct MeshGraph: Sendable, Equatable {
         for (name, entry) in peers { update(name, entry) }
     }
 
-    /// Sets what `name` lists; nil when its entry is gone.
-    mutating func update(_ name: PeerName, _ entry: PeerEntry?) {
+    /// Sets what `name` lists; nil when its entry is gone. Returns whether an edge came or went.
+    @discardableResult
+    mutating func update(_ name: PeerName, _ entry: PeerEntry?) -> Bool {
         let s = slot(for: name)
         var now = scratch
         now.removeAll(keepingCapacity: true)
@@ -60,19 +61,20 @@ struct MeshGraph: Sendable, Equatable {
         }
         guard now != listed[Int(s)] else {
             scratch = now
-            return
+            return false
         }
         let before = listed[Int(s)]
         listed[Int(s)] = now
         // Walk both sorted lists: a remote that appears or disappears turns the edge on or off
         // when the remote lists us.
         var i = 0, j = 0
+        var edgesChanged = false
         while i < before.count || j < now.count {
             if j == now.count || (i < before.count && before[i] < now[j]) {
-                setEdge(s, before[i], false)
+                if setEdge(s, before[i], false) { edgesChanged = true }
                 i += 1
             } else if i == before.count || now[j] < before[i] {
-                if sortedContains(listed[Int(now[j])], s) { setEdge(s, now[j], true) }
+                if sortedContains(listed[Int(now[j])], s), setEdge(s, now[j], true) { edgesChanged = true }
                 j += 1
             } else {
                 i += 1
@@ -80,6 +82,7 @@ struct MeshGraph: Sendable, Equatable {
             }
         }
         scratch = before
+        return edgesChanged
     }
 
     private mutating func slot(for name: PeerName) -> Int32 {
@@ -92,13 +95,16 @@ struct MeshGraph: Sendable, Equatable {
         return s
     }
 
-    private mutating func setEdge(_ a: Int32, _ b: Int32, _ on: Bool) {
+    /// Returns whether the edge changed.
+    private mutating func setEdge(_ a: Int32, _ b: Int32, _ on: Bool) -> Bool {
+        var changed = false
         for (x, y) in [(a, b), (b, a)] {
             let i = insertionPoint(of: y, in: adjacency[Int(x)])
             let present = i < adjacency[Int(x)].count && adjacency[Int(x)][i] == y
-            if on && !present { adjacency[Int(x)].insert(y, at: i) }
-            if !on && present { adjacency[Int(x)].remove(at: i) }
+            if on && !present { adjacency[Int(x)].insert(y, at: i); changed = true }
+            if !on && present { adjacency[Int(x)].remove(at: i); changed = true }
         }
+        return changed
     }
 
     private func insertionPoint(of s: Int32, in list: [Int32]) -> Int {
@@ -160,38 +166,25 @@ struct MeshGraph: Sendable, Equatable {
 
     /// The first hop of `root`'s route to every slot (-1 when unreached; `root` for itself):
     /// the first hop of the breadth-first path, which is the smallest-named neighbour of `root`
-    /// on any shortest path (the search visits neighbours in name order). With `placing`, the
-    /// search ends once all of those slots are reached. O(V + E).
-    func firstHops(from root: Int32, placing targets: [Int32]? = nil) -> [Int32] {
+    /// on any shortest path (the search visits neighbours in name order). O(V + E).
+    func firstHops(from root: Int32) -> [Int32] {
         let n = names.count
         var hop = [Int32](repeating: -1, count: n)
         var queue = [Int32](repeating: 0, count: n)
-        var wanted = [Bool](repeating: false, count: targets == nil ? 0 : n)
-        var remaining = -1  // never reaches 0 without targets
-        if let targets {
-            remaining = 0
-            for t in targets where t != root && !wanted[Int(t)] {
-                wanted[Int(t)] = true
-                remaining += 1
-            }
-        }
         hop.withUnsafeMutableBufferPointer { hop in
             queue.withUnsafeMutableBufferPointer { queue in
-                wanted.withUnsafeBufferPointer { wanted in
-                    adjacency.withUnsafeBufferPointer { adjacency in
-                        hop[Int(root)] = root
-                        queue[0] = root
-                        var head = 0, count = 1
-                        while head < count, remaining != 0 {
-                            let node = queue[head]
-                            head += 1
-                            adjacency[Int(node)].withUnsafeBufferPointer { neighbours in
-                                for next in neighbours where hop[Int(next)] < 0 {
-                                    hop[Int(next)] = node == root ? next : hop[Int(node)]
-                                    queue[count] = next
-                                    count += 1
-                                    if remaining > 0, wanted[Int(next)] { remaining -= 1 }
-                                }
+                adjacency.withUnsafeBufferPointer { adjacency in
+                    hop[Int(root)] = root
+                    queue[0] = root
+                    var head = 0, count = 1
+                    while head < count {
+                        let node = queue[head]
+                        head += 1
+                        adjacency[Int(node)].withUnsafeBufferPointer { neighbours in
+                            for next in neighbours where hop[Int(next)] < 0 {
+                                hop[Int(next)] = node == root ? next : hop[Int(node)]
+                                queue[count] = next
+                                count += 1
                             }
                         }
                     }
@@ -235,15 +228,15 @@ struct MeshGraph: Sendable, Equatable {
 
     /// `local`'s children in the broadcast tree of each of `sources` (docs/protocol.md §4.1),
     /// ascending by name: the neighbours whose own first hop toward the source is `local`, so a
-    /// broadcast travels the reverse of the unicast routes toward its source. One search serves
-    /// either one source (from the source, as far as local's neighbours) or every source at once
-    /// (from each neighbour); whichever needs fewer searches is used. Both give the same
-    /// answer: a neighbour c's first hop toward S is the smallest-named neighbour of c one hop
-    /// closer to S (`firstHops`).
+    /// broadcast travels the reverse of the unicast routes toward its source. A few sources are
+    /// judged by a search from each (as far as local's neighbours), more from the table of every
+    /// source (`broadcastTable`, about three searches' work). Both give the same answer: a
+    /// neighbour c's first hop toward S is the smallest-named neighbour of c one hop closer to S
+    /// (`firstHops`).
     func broadcastChildren(of local: Int32, sources: [Int32]) -> [[Int32]] {
         let mine = adjacency[Int(local)]
         guard !mine.isEmpty, !sources.isEmpty else { return sources.map { _ in [] } }
-        if sources.count <= mine.count {
+        if sources.count <= BroadcastTable.cheaperFrom {
             return sources.map { source in
                 if source == local { return mine }
                 let dist = distances(from: source, through: local)
@@ -260,10 +253,125 @@ struct MeshGraph: Sendable, Equatable {
                 return children
             }
         }
-        let hops = mine.map { firstHops(from: $0, placing: sources) }
-        return sources.map { source in
-            mine.indices.filter { hops[$0][Int(source)] == local }.map { mine[$0] }
+        let table = broadcastTable(of: local)
+        return sources.map(table.children(in:))
+    }
+
+    /// `local`'s children in the broadcast tree of every slot at once. It runs the searches
+    /// from all of local's neighbours side by side, one bit per neighbour, level by level: a
+    /// slot's first hop from neighbour c is the smallest first hop among its parents one level
+    /// nearer c (the search visits neighbours in name order), so two bits per neighbour carry
+    /// what is needed, "first hop is local" and "first hop is named below local". The
+    /// neighbours' distances to any slot differ by at most 2, so each slot is expanded at most
+    /// three times: O(3·E) word operations instead of one O(V + E) search per neighbour.
+    func broadcastTable(of local: Int32) -> BroadcastTable {
+        let mine = adjacency[Int(local)]
+        let n = names.count
+        let words = max(1, (mine.count + 63) / 64)
+        let localName = names[Int(local)]
+        // Seven bit sets of `words` words per slot in one allocation: reached; first hop is
+        // local; first hop named below local; reached at the last level (passed on); and what
+        // the level being gathered brings: reached, through a parent whose first hop is local,
+        // through one whose first hop is below local.
+        let size = n * words
+        var bits = [UInt64](repeating: 0, count: 7 * size)
+        var queued = [Bool](repeating: false, count: n)
+        var frontier: [Int32] = []
+        var next: [Int32] = []
+        bits.withUnsafeMutableBufferPointer { bits in
+        queued.withUnsafeMutableBufferPointer { queued in
+        adjacency.withUnsafeBufferPointer { adjacency in
+            let base = bits.baseAddress!
+            let reached = base, isLocal = base + size, below = base + 2 * size, pass = base + 3 * size
+            let add = base + 4 * size, addLocal = base + 5 * size, addBelow = base + 6 * size
+            // Level 0 is each neighbour itself; at level 1 each of its neighbours is its own first hop.
+            for (i, c) in mine.enumerated() {
+                reached[Int(c) * words + i / 64] |= UInt64(1) << UInt64(i % 64)
+            }
+            for (i, c) in mine.enumerated() {
+                let w = i / 64, bit = UInt64(1) << UInt64(i % 64)
+                for y in adjacency[Int(c)] {
+                    let k = Int(y) * words + w
+                    guard reached[k] & bit == 0 else { continue }
+                    if !queued[Int(y)] {
+                        queued[Int(y)] = true
+                        next.append(y)
+                    }
+                    add[k] |= bit
+                    if y == local { addLocal[k] |= bit } else if names[Int(y)] < localName { addBelow[k] |= bit }
+                }
+            }
+            while !next.isEmpty {
+                // Settle the level gathered (bits not reached before it, by construction).
+                frontier.removeAll(keepingCapacity: true)
+                for u in next {
+                    queued[Int(u)] = false
+                    var any: UInt64 = 0
+                    for w in 0..<words {
+                        let k = Int(u) * words + w
+                        let new = add[k]
+                        reached[k] |= new
+                        below[k] |= addBelow[k] & new
+                        isLocal[k] |= addLocal[k] & ~addBelow[k] & new
+                        pass[k] = new
+                        add[k] = 0
+                        addLocal[k] = 0
+                        addBelow[k] = 0
+                        any |= new
+                    }
+                    if any != 0 { frontier.append(u) }
+                }
+                next.removeAll(keepingCapacity: true)
+                // Gather the next level: each slot passes its new bits to neighbours not yet reached.
+                for v in frontier {
+                    for u in adjacency[Int(v)] {
+                        for w in 0..<words {
+                            let kv = Int(v) * words + w, ku = Int(u) * words + w
+                            let fresh = pass[kv] & ~reached[ku]
+                            guard fresh != 0 else { continue }
+                            if !queued[Int(u)] {
+                                queued[Int(u)] = true
+                                next.append(u)
+                            }
+                            add[ku] |= fresh
+                            addLocal[ku] |= isLocal[kv] & fresh
+                            addBelow[ku] |= below[kv] & fresh
+                        }
+                    }
+                }
+                for v in frontier {
+                    for w in 0..<words { pass[Int(v) * words + w] = 0 }
+                }
+            }
+        }}}
+        return BroadcastTable(neighbours: mine, words: words, children: Array(bits[size..<(2 * size)]))
+    }
+}
+
+/// `local`'s children in the broadcast tree of every slot of a graph (`MeshGraph.broadcastTable`):
+/// valid while the graph's edges stay as they were (slots added since have no tree).
+struct BroadcastTable: Sendable {
+    /// Up to this many sources, a search from each is cheaper than the table.
+    static let cheaperFrom = 2
+    /// local's neighbours, ascending by name: bit i stands for neighbours[i].
+    let neighbours: [Int32]
+    let words: Int
+    /// Per slot, `words` words: bit i set when neighbours[i] is a child in that slot's tree.
+    let children: [UInt64]
+
+    func children(in source: Int32) -> [Int32] {
+        let base = Int(source) * words
+        guard base + words <= children.count else { return [] }
+        var result: [Int32] = []
+        for w in 0..<words {
+            var bits = children[base + w]
+            while bits != 0 {
+                let i = bits.trailingZeroBitCount
+                result.append(neighbours[w * 64 + i])
+                bits &= bits - 1
+            }
         }
+        return result
     }
 }
 
@@ -275,12 +383,17 @@ public struct Routes: Sendable, Equatable {
     let graph: MeshGraph
     /// First hop of the route to each slot of `graph` (MeshGraph.firstHops); empty when `local`
     /// is not in the graph.
-    private let hops: [Int32]
+    let hops: [Int32]
+    /// How many peers are reachable, `local` included: every one with an entry when it equals
+    /// the topology's count (a slot without an entry lists nothing, so has no link).
+    public let reachableCount: Int
 
-    init(local: PeerName, graph: MeshGraph) {
+    /// `hops` may come from routes computed before over the same links (Topology.linkGeneration).
+    init(local: PeerName, graph: MeshGraph, hops: [Int32]? = nil) {
         self.local = local
         self.graph = graph
-        hops = graph.slots[local].map { graph.firstHops(from: $0) } ?? []
+        self.hops = hops ?? graph.slots[local].map { graph.firstHops(from: $0) } ?? []
+        reachableCount = self.hops.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) }
     }
 
     /// Destination → next hop, for every peer reachable from `local` (never `local` itself).
@@ -311,15 +424,17 @@ public struct Routes: Sendable, Equatable {
     }
 
     /// `broadcastNextHops(from:)` of many sources at once; a source with no children has none
-    /// in the result. At most one search per neighbour, however many sources.
+    /// in the result. About three searches' work however many sources (`MeshGraph.broadcastTable`).
     public func broadcastNextHops(from sources: [PeerName]) -> [PeerName: [PeerName]] {
         Self.broadcastNextHops(graph: graph, local: local, from: sources)
     }
 
-    static func broadcastNextHops(graph: MeshGraph, local: PeerName, from sources: [PeerName]) -> [PeerName: [PeerName]] {
+    /// With `table` (local's, over the same links as `graph`), no search at all.
+    static func broadcastNextHops(graph: MeshGraph, local: PeerName, from sources: [PeerName], table: BroadcastTable? = nil) -> [PeerName: [PeerName]] {
         guard let l = graph.slots[local] else { return [:] }
         let known = sources.filter { graph.slots[$0] != nil }
-        let children = graph.broadcastChildren(of: l, sources: known.map { graph.slots[$0]! })
+        let slots = known.map { graph.slots[$0]! }
+        let children = table.map { slots.map($0.children(in:)) } ?? graph.broadcastChildren(of: l, sources: slots)
         var result: [PeerName: [PeerName]] = [:]
         for (source, list) in zip(known, children) where !list.isEmpty {
             result[source] = list.map { graph.names[Int($0)] }

@@ -23,17 +23,74 @@ public struct Topology: Sendable {
     /// Changes whenever an entry comes or goes or lists other connections: dial candidates
     /// (`dialCandidates`) can only change with it.
     public private(set) var listingGeneration: UInt64 = 0
+    /// Changes whenever a link of the graph comes or goes (or the graph is renumbered): routes
+    /// and broadcast trees computed before stay right while it is the same.
+    public private(set) var linkGeneration: UInt64 = 0
+    /// The version of every entry, ascending by name: what digests are made of, kept sorted so
+    /// that they need no sort.
+    public private(set) var versions: [PeerVersion] = []
+    /// Every address an entry lists for another peer, by that peer, best first (the order of
+    /// `dialCandidates`), kept up to date entry by entry so that finding candidates reads no
+    /// entry's connections.
+    private var listings: [PeerName: [Listing]] = [:]
+
+    /// Where the address is (`peers[lister].connections[index]`), not the address itself: a
+    /// thousand-router mesh lists ten thousand, and each router holds all of them.
+    fileprivate struct Listing: Sendable {
+        // In this order the three pack into 16 bytes.
+        var lister: PeerName
+        var index: Int32
+        var established: Bool
+
+        /// Established connections first, then by the listing peer's name, then its list order.
+        func isBetter(than other: Listing) -> Bool {
+            established != other.established ? established
+                : lister != other.lister ? lister < other.lister : index < other.index
+        }
+    }
 
     private mutating func store(_ name: PeerName, _ entry: PeerEntry?) {
+        // One hash lookup swaps the entry in and hands back the one it replaces.
+        let known = entry.map { peers.updateValue($0, forKey: name) } ?? peers.removeValue(forKey: name)
         // Most new versions change the connections, but a nickname or short id alone leaves the
         // graph and the listings as they are.
-        let relinked = (peers[name] == nil) != (entry == nil) || peers[name]?.connections != entry?.connections
-        peers[name] = entry
+        let relinked = (known == nil) != (entry == nil) || known?.connections != entry?.connections
+        storeVersion(name, entry.map(PeerVersion.init))
         guard relinked else { return }
         listingGeneration &+= 1
-        graph.update(name, entry)
+        relist(name, was: known, now: entry)
+        if graph.update(name, entry) { linkGeneration &+= 1 }
         // Slots of removed peers stay (others may still list them); compact when they pile up.
-        if entry == nil, graph.names.count > 2 * peers.count + 64 { graph = MeshGraph(peers: peers) }
+        if entry == nil, graph.names.count > 2 * peers.count + 64 {
+            graph = MeshGraph(peers: peers)
+            linkGeneration &+= 1
+        }
+    }
+
+    private mutating func relist(_ lister: PeerName, was: PeerEntry?, now: PeerEntry?) {
+        for c in was?.connections ?? [] where c.remote != lister && !c.address.isEmpty {
+            listings[c.remote]?.removeAll { $0.lister == lister }
+            if listings[c.remote]?.isEmpty == true { listings[c.remote] = nil }
+        }
+        for (index, c) in (now?.connections ?? []).enumerated() where c.remote != lister && !c.address.isEmpty {
+            let listing = Listing(lister: lister, index: Int32(index), established: c.established)
+            listings[c.remote, default: []].insertInOrder(listing)
+        }
+    }
+
+    private mutating func storeVersion(_ name: PeerName, _ version: PeerVersion?) {
+        var lo = 0, hi = versions.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if versions[mid].name < name { lo = mid + 1 } else { hi = mid }
+        }
+        let present = lo < versions.count && versions[lo].name == name
+        switch (version, present) {
+        case (let v?, true): versions[lo] = v
+        case (let v?, false): versions.insert(v, at: lo)
+        case (nil, true): versions.remove(at: lo)
+        case (nil, false): break
+        }
     }
 
     /// This router's own entry.
@@ -55,8 +112,8 @@ public struct Topology: Sendable {
     /// The merge rule of protocol.md §4: an entry replaces the known one when its
     /// `(version, uid)` is greater. An entry about this router is never taken; if it has another
     /// uid and a version at least our own (an earlier incarnation), our version goes above it.
-    /// Afterwards, if a peer with a smaller name claims our short id, we move to the lowest free
-    /// one (§1); only our own short id is ever changed, the owner of each entry fixes its own.
+    /// Afterwards, if a peer with a smaller name claims our short id, we move to a free one
+    /// (§1, `resolveShortIdCollision`); only our own short id is ever changed, the owner of each entry fixes its own.
     /// Returns the entries that changed here, in ascending name order, to be gossiped on;
     /// empty when nothing changed.
     public mutating func merge(_ update: TopologyUpdate) -> [PeerEntry] {
@@ -86,8 +143,9 @@ public struct Topology: Sendable {
         return (entry.version, entry.uid) > (known.version, known.uid)
     }
 
-    /// Moves our short id to the lowest id no other peer claims when a peer with a smaller name
-    /// claims ours. Returns whether our entry changed.
+    /// Moves our short id when a peer with a smaller name claims ours: to the first id no other
+    /// peer claims, counting up (and round) from `movedShortIdStart`. Returns whether our entry
+    /// changed.
     private mutating func resolveShortIdCollision() -> Bool {
         var mine = own
         var taken = Set<UInt16>()
@@ -96,8 +154,10 @@ public struct Topology: Sendable {
             taken.insert(entry.shortId)
             if entry.shortId == mine.shortId && name < ownName { collides = true }
         }
+        let start = Self.movedShortIdStart(for: ownName, version: mine.version &+ 1)
         guard collides,
-              let free = (0...TopologyUpdate.maxShortId).first(where: { !taken.contains($0) }) else { return false }
+              let free = (0...TopologyUpdate.maxShortId).lazy.map({ (start &+ $0) & TopologyUpdate.maxShortId }).first(where: { !taken.contains($0) })
+        else { return false }
         mine.shortId = free
         mine.version &+= 1
         store(ownName, mine)
@@ -132,9 +192,26 @@ public struct Topology: Sendable {
         Routes.broadcastNextHops(graph: graph, local: ownName, from: sources)
     }
 
+    /// `broadcastNextHops(from:)` read off `table` (from `broadcastTable()` at the same
+    /// `linkGeneration`): no search at all.
+    func broadcastNextHops(from sources: [PeerName], table: BroadcastTable) -> [PeerName: [PeerName]] {
+        Routes.broadcastNextHops(graph: graph, local: ownName, from: sources, table: table)
+    }
+
+    /// This router's children in every peer's broadcast tree over the current links: right
+    /// while `linkGeneration` stays the same.
+    func broadcastTable() -> BroadcastTable? {
+        graph.slots[ownName].map(graph.broadcastTable(of:))
+    }
+
     /// Unicast routes from this router and the graph for broadcast trees (§4.1).
     public func routes() -> Routes {
         Routes(local: ownName, graph: graph)
+    }
+
+    /// `routes()` with the search of routes computed at the same `linkGeneration` (`Routes.hops`).
+    func routes(hops: [Int32]) -> Routes {
+        Routes(local: ownName, graph: graph, hops: hops)
     }
 
     /// The peers in the topology that are neither in `connected` nor this router, in ascending
@@ -143,39 +220,36 @@ public struct Topology: Sendable {
     /// others; within each group by the listing peer's name, then its list order. Peers nobody
     /// lists an address for are left out.
     public func dialCandidates(connected: Set<PeerName>) -> [(name: PeerName, address: String)] {
-        // Only peers not connected need an address: in a settled mesh there are none, and the
-        // connections of every entry are not read at all.
-        var wanted: [UInt64] = []
-        for name in peers.keys where name != ownName && !connected.contains(name) { wanted.append(name.value) }
-        guard !wanted.isEmpty else { return [] }
-        wanted.sort()
-        // One pass in any order, keeping the best by (established first, lister name, list index).
-        var best: [PeerName: (established: Bool, lister: PeerName, index: Int, address: String)] = [:]
-        for (lister, entry) in peers {
-            let connections = entry.connections
-            for index in connections.indices {
-                let remote = connections[index].remote
-                guard remote != lister, sortedContains(wanted, remote.value), !connections[index].address.isEmpty else { continue }
-                let established = connections[index].established
-                if let current = best[remote] {
-                    let better = established != current.established ? established
-                        : lister != current.lister ? lister < current.lister : index < current.index
-                    guard better else { continue }
-                }
-                best[remote] = (established, lister, index, connections[index].address)
+        var candidates: [(name: PeerName, address: String)] = []
+        for v in versions where v.name != ownName && !connected.contains(v.name) {
+            if let best = listings[v.name]?.first, let lister = peers[best.lister] {
+                candidates.append((v.name, lister.connections[Int(best.index)].address))
             }
         }
-        return best.keys.sorted().map { ($0, best[$0]!.address) }
+        return candidates
     }
 
     /// The short id a router starts with (protocol.md §1): FNV-1a 64 of the 6 name bytes, low 12 bits.
     public static func initialShortId(for name: PeerName) -> UInt16 {
+        UInt16(truncatingIfNeeded: fnv1a(name.bytes)) & TopologyUpdate.maxShortId
+    }
+
+    /// Where a router that must move its short id starts looking for a free one (protocol.md
+    /// §1): FNV-1a 64 of the 6 name bytes and the 8 bytes of the version the move gives it
+    /// (big-endian), low 12 bits. Not the lowest free id: routers that collide at the same time
+    /// would all take it and collide again, one round per router.
+    public static func movedShortIdStart(for name: PeerName, version: UInt64) -> UInt16 {
+        let versionBytes = (0..<8).map { UInt8(truncatingIfNeeded: version >> UInt64(56 - 8 * $0)) }
+        return UInt16(truncatingIfNeeded: fnv1a(name.bytes + versionBytes)) & TopologyUpdate.maxShortId
+    }
+
+    private static func fnv1a(_ bytes: [UInt8]) -> UInt64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in name.bytes {
+        for byte in bytes {
             hash ^= UInt64(byte)
             hash &*= 0x0000_0100_0000_01b3
         }
-        return UInt16(truncatingIfNeeded: hash) & TopologyUpdate.maxShortId
+        return hash
     }
 
     // MARK: - Wire limits
@@ -199,5 +273,14 @@ public struct Topology: Sendable {
             c.address = (try? r.str8("address")) ?? ""
             return c
         }
+    }
+}
+
+private extension Array where Element == Topology.Listing {
+    /// Inserts after every listing that is better (a few per peer: a linear walk).
+    mutating func insertInOrder(_ listing: Element) {
+        var i = endIndex
+        while i > startIndex, listing.isBetter(than: self[i - 1]) { i -= 1 }
+        insert(listing, at: i)
     }
 }

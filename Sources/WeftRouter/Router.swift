@@ -85,10 +85,11 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     private var ticker: RepeatedTask?
     private var stopping = false
     private var lastHeartbeat = NIODeadline.now()
-    private var forwardScheduled = false
     /// What the dial candidates were last looked for in: they change only with the listings,
     /// the established links or the targets, and reading them scans every peer's connections.
     private var dialLook: (listing: UInt64, connected: Set<PeerName>, targets: Int)?
+    /// When the one-shot timer for waiting gossip is set to fire (`scheduleForward`).
+    private var forwardScheduledAt: Double?
     /// The sleeve data plane; nil until started (and in tests of the control plane alone).
     var sleeve: SleeveState?
     /// Whether the kernel fast datapath can be used, and why not.
@@ -478,14 +479,15 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         if refreshNow { refreshTopology() }
     }
 
-    /// Gossip waiting to be forwarded (Gossip.forwardDue, at most 0.1 s away) leaves on a
-    /// one-shot timer rather than the 0.5 s tick.
+    /// Gossip waiting to leave (Gossip.forwardDue: forwards at most 0.1 s away, a held-back own
+    /// update at most 0.5 s) goes on a one-shot timer rather than the 0.5 s tick. A due time
+    /// earlier than the timer set gets a timer of its own; the later one then finds nothing due.
     private func scheduleForward() {
-        guard !forwardScheduled, let due = gossip.forwardDue else { return }
-        forwardScheduled = true
+        guard let due = gossip.forwardDue, forwardScheduledAt.map({ due < $0 }) ?? true else { return }
+        forwardScheduledAt = due
         let delay = max(0, Int64((due - Self.seconds(.now())) * 1e9))
         loop.scheduleTask(in: .nanoseconds(delay)) { [self] in
-            forwardScheduled = false
+            if forwardScheduledAt == due { forwardScheduledAt = nil }
             apply(gossip.forwardWaiting(now: Self.seconds(.now())))
         }
     }

@@ -48,7 +48,9 @@ public enum GossipDigest: Equatable, Sendable {
             hash ^= UInt64(byte)
             hash &*= 0x0000_0100_0000_01b3
         }
-        for v in versions.sorted(by: { $0.name < $1.name }) {
+        // Digests are made of Topology.versions, already in order: sort only when not.
+        let ordered = zip(versions, versions.dropFirst()).allSatisfy { $0.name < $1.name } ? versions : versions.sorted { $0.name < $1.name }
+        for v in ordered {
             for shift in stride(from: 40, through: 0, by: -8) { mix(UInt8(truncatingIfNeeded: v.name.value >> UInt64(shift))) }
             for shift in stride(from: 56, through: 0, by: -8) { mix(UInt8(truncatingIfNeeded: v.uid >> UInt64(shift))) }
             for shift in stride(from: 56, through: 0, by: -8) { mix(UInt8(truncatingIfNeeded: v.version >> UInt64(shift))) }
@@ -107,6 +109,17 @@ extension TopologyUpdate {
     /// larger than that travels alone) and at most 4096 entries. Sizes are measured by encoding
     /// each entry, so the split never guesses at the format.
     public static func payloads(_ peers: [PeerEntry], maxBytes: Int) -> [[UInt8]] {
+        payloads(encoded: peers.map(encodedEntry), maxBytes: maxBytes)
+    }
+
+    /// One entry's encoding without the 2-byte count in front: what `payloads(encoded:maxBytes:)`
+    /// joins, so that an entry going to several neighbours is encoded once.
+    public static func encodedEntry(_ peer: PeerEntry) -> [UInt8] {
+        Array(TopologyUpdate(peers: [peer]).encode().dropFirst(2))
+    }
+
+    /// `payloads(_:maxBytes:)` of entries already encoded (`encodedEntry`).
+    public static func payloads(encoded entries: [[UInt8]], maxBytes: Int) -> [[UInt8]] {
         var payloads: [[UInt8]] = []
         var body: [UInt8] = []
         var count = 0
@@ -119,9 +132,7 @@ extension TopologyUpdate {
             body.removeAll(keepingCapacity: true)
             count = 0
         }
-        for peer in peers {
-            // One entry's encoding without the 2-byte count in front.
-            let encoded = TopologyUpdate(peers: [peer]).encode().dropFirst(2)
+        for encoded in entries {
             if count > 0, 2 + body.count + encoded.count > maxBytes || count >= maxPeers { flush() }
             body.append(contentsOf: encoded)
             count += 1

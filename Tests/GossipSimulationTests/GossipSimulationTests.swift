@@ -27,7 +27,8 @@ final class GossipSimulationTests: XCTestCase {
     private func report(_ what: String, _ c: MeshSimulator.Counters, routers: Int, seconds: Double? = nil) {
         let perRouter = Double(c.bytes) / Double(routers)
         var line = "gossip-sim \(what): \(c.messages) messages (\(c.gossipMessages) gossip, \(c.fullDigests) full digests, "
-            + "\(c.summaries) summaries), \(c.bytes) bytes, \(String(format: "%.0f", perRouter)) bytes per router"
+            + "\(c.summaries) summaries; \(c.entries) entries"
+            + (MeshSimulator.countsHeld ? ", \(c.heldEntries) already held, \(c.ownUpdates) own updates" : "") + "), \(c.bytes) bytes, \(String(format: "%.0f", perRouter)) bytes per router"
         if let seconds { line += String(format: ", %.1f bytes/s per router", perRouter / seconds) }
 
         print(line)
@@ -47,7 +48,11 @@ final class GossipSimulationTests: XCTestCase {
             sim.join(i, seed: seed)
         }
         let joinedAt = sim.now
-        guard let convergedAt = sim.run(for: 120, until: { $0.converged() && $0.fullyLinked() }) else {
+        let traces = ProcessInfo.processInfo.environment["WEFT_SIM_TRACE"] != nil
+        guard let convergedAt = sim.run(for: 120, until: { sim in
+            if traces { sim.printSpread(since: joinedAt) }
+            return sim.converged() && sim.fullyLinked()
+        }) else {
             return XCTFail("\(n) routers did not converge in 120 s of simulated time")
         }
         report("join of \(n) (converged \(String(format: "%.1f", convergedAt - joinedAt)) s after the last join, \(String(format: "%.1f", convergedAt)) s after the first)",
@@ -113,6 +118,21 @@ extension MeshSimulator {
             for j in routers[i].reachable where routers[j].alive && !without.contains(j) && seen.insert(j).inserted { stack.append(j) }
         }
         return seen.count == live.count
+    }
+
+    /// WEFT_SIM_TRACE set: how far convergence has got, once a second after the last join (links
+    /// missing, and the routers whose current entry not every router holds yet, with how many do).
+    func printSpread(since start: Double) {
+        let live = routers.indices.filter { routers[$0].alive }
+        var lagging: [String] = []
+        for j in live {
+            let own = routers[j].gossip.topology.own
+            let holders = live.filter { routers[$0].gossip.topology.peers[own.name]?.version == own.version }.count
+            if holders < live.count { lagging.append("r\(j) v\(own.version): \(holders)") }
+        }
+        let unlinked = live.filter { i in !routers[i].reachable.allSatisfy { !routers[$0].alive || routers[i].links.contains($0) } }.count
+        print(String(format: "gossip-sim +%.1f s: %d routers not fully linked, %d entries not everywhere ", now - start, unlinked, lagging.count)
+              + lagging.prefix(12).joined(separator: ", "))
     }
 
     /// Every pair of live routers the underlay allows is linked.

@@ -153,7 +153,7 @@ final class GossipTests: XCTestCase {
         XCTAssertEqual(net.delivered.count, 6 * 15, "one summary per router every 2 s")
     }
 
-    func testOwnChangesAreCoalesced() {
+    func testOwnChangesAreCoalesced() throws {
         var net = Net(2)
         net.link(peer(1), peer(2))
         net.deliver()
@@ -166,7 +166,13 @@ final class GossipTests: XCTestCase {
         }
         XCTAssertEqual(sends, 1, "the first change leaves at once, the rest wait")
         XCTAssertEqual(g.tick(now: net.now + 0.2).sends.filter { $0.type == .gossip }.count, 0)
-        let later = g.tick(now: net.now + 0.6).sends.filter { $0.type == .gossip }
+        // The held-back update is due once the entry has been still for the interval (the last
+        // change was at +0.09 s), for a timer rather than the tick.
+        let due = try XCTUnwrap(g.forwardDue)
+        XCTAssertEqual(due, net.now + 0.09 + GossipTimings().ownUpdateInterval, accuracy: 1e-9)
+        XCTAssertTrue(g.forwardWaiting(now: due - 0.001).sends.isEmpty, "not before it is due")
+        let later = g.forwardWaiting(now: due).sends.filter { $0.type == .gossip }
+        XCTAssertNil(g.forwardDue)
         XCTAssertEqual(later.count, 1)
         XCTAssertEqual(try TopologyUpdate.decode(later[0].payload).peers.first?.nickname, "n9")
     }

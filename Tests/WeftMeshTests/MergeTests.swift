@@ -108,11 +108,18 @@ final class MergeTests: XCTestCase {
     }
 
     func testShortIdCollisionMovesTheGreaterNameOnly() {
-        // We are the greater name: we move to the lowest id nobody else claims and bump our version.
+        // We are the greater name: we bump our version and move to the first free id from the
+        // start of protocol.md §1's vector (02:00:00:00:00:02 at version 5 starts at 3382).
+        XCTAssertEqual(Topology.movedShortIdStart(for: peer(2), version: 5), 3382)
         var b = Topology(own: entry(peer(2), version: 4, shortId: 7))
         let changes = b.merge(TopologyUpdate(peers: [entry(peer(1), shortId: 7), entry(peer(3), shortId: 0), entry(peer(4), shortId: 2)]))
-        XCTAssertEqual(b.own.shortId, 1)
+        XCTAssertEqual(b.own.shortId, 3382)
         XCTAssertEqual(b.own.version, 5)
+        // Ids taken from the start on are skipped, round past 4095.
+        var c = Topology(own: entry(peer(2), version: 4, shortId: 7))
+        _ = c.merge(TopologyUpdate(peers: [entry(peer(1), shortId: 7)] + (3382...4095).map { entry(peer(10 + Int($0)), shortId: UInt16($0)) }
+                                    + [entry(peer(9), shortId: 0)]))
+        XCTAssertEqual(c.own.shortId, 1)
         XCTAssertTrue(changes.contains(b.own))
         // We are the smaller name: we keep ours, the other moves itself.
         var a = Topology(own: entry(peer(1), version: 4, shortId: 7))
@@ -136,7 +143,7 @@ final class MergeTests: XCTestCase {
         XCTAssertTrue(toA.isEmpty && toB.isEmpty, "gossip does not settle")
         XCTAssertNotEqual(a.own.shortId, b.own.shortId)
         XCTAssertEqual(a.own.shortId, Topology.initialShortId(for: peer(1)))
-        XCTAssertEqual(b.own.shortId, 0)
+        XCTAssertEqual(b.own.shortId, Topology.movedShortIdStart(for: peer(2), version: b.own.version))
         XCTAssertEqual(a.peers, b.peers)
     }
 
@@ -180,5 +187,14 @@ final class MergeTests: XCTestCase {
         XCTAssertEqual(t.dialCandidates(connected: [peer(2), peer(4), peer(5)]).count, 0)
         XCTAssertEqual(t.dialCandidates(connected: []).map(\.name), [peer(2), peer(4), peer(5)])
         XCTAssertEqual(t.dialCandidates(connected: []).first?.address, address(peer(2)))
+
+        // The candidates follow each change: 2 stops listing 4, then 3 is forgotten.
+        var two2 = two
+        two2.version = 2
+        two2.connections.remove(at: 1)
+        _ = t.merge(TopologyUpdate(peers: [two2]))
+        XCTAssertEqual(t.dialCandidates(connected: [peer(2)]).map(\.address), ["four-other:6783", "five:6783"])
+        t.forget(peer(3))
+        XCTAssertEqual(t.dialCandidates(connected: [peer(2)]).map(\.name), [peer(5)])
     }
 }

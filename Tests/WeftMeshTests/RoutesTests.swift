@@ -129,6 +129,27 @@ final class RoutesTests: XCTestCase {
         }
     }
 
+    /// The table of every source at once keeps one bit per neighbour in 64-bit words: a router
+    /// with more than 64 neighbours (a hub of 130 with a ring around it) spans three words.
+    func testBroadcastTableOfARouterWithManyNeighbours() {
+        var g = SplitMix64(seed: 23)
+        let nodes = (0..<160).map { _ in PeerName.random(using: &g) }
+        let hub = nodes[0]
+        var edges = (1...130).map { (hub, nodes[$0]) }
+        edges += (1..<160).map { (nodes[$0], nodes[$0 % 159 + 1]) }
+        edges += randomConnectedGraph(Array(nodes[100...]), extra: 20, using: &g)
+        let all = entries(nodes: nodes, edges: edges)
+        let graph = MeshGraph(peers: all)
+        let slots = nodes.map { graph.slots[$0]! }
+        for local in [hub, nodes[1], nodes[140]] {
+            let l = graph.slots[local]!
+            let together = graph.broadcastChildren(of: l, sources: slots)
+            for k in slots.indices {
+                XCTAssertEqual(together[k], graph.broadcastChildren(of: l, sources: [slots[k]])[0], "\(local) for \(nodes[k])")
+            }
+        }
+    }
+
     func testBroadcastFromUnknownOrDisconnectedSource() {
         let (a, b, c) = (peer(1), peer(2), peer(3))
         var t = Topology(own: entry(a, established: [b]))
