@@ -10,6 +10,8 @@ let package = Package(
     products: [
         .executable(name: "weft", targets: ["weft"]),
         .executable(name: "weft-vectors", targets: ["weft-vectors"]),
+        // The modules the fuzz targets link (Tests/Fuzz, a package of its own: docs/fuzzing.md).
+        .library(name: "WeftFuzzable", targets: ["WeftWire", "WeftCrypto", "WeftMesh", "WeftLink", "WeftDatapath", "WeftControl", "WeftHost", "WeftRouter"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

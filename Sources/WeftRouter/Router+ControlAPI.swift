@@ -18,7 +18,9 @@ final class RouterControlDelegate: ControlAPIDelegate, @unchecked Sendable {  //
     func peerStatus() -> [PeerStatus] { router.peerStatus() }
     func connectionStatus() -> [ConnectionStatus] { router.connectionStatus() }
 
-    func isDialable(_ address: String) -> Bool {
+    func isDialable(_ address: String) -> Bool { Self.isDialable(address) }
+
+    static func isDialable(_ address: String) -> Bool {
         Router.split(Router.normalize(address, defaultPort: RouterConfig.defaultPort)) != nil
     }
 
