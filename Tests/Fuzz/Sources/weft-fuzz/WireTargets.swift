@@ -27,6 +27,20 @@ func roundTrip<T: Equatable>(_ bytes: [UInt8], _ decode: ([UInt8]) throws -> T, 
     expect(again == value, "\(what) does not decode back to itself")
 }
 
+/// The first byte picks which of two messages the rest is (even: `first`, odd: `second`); round trip.
+func roundTripEither<A: Equatable, B: Equatable>(_ data: UnsafeRawBufferPointer,
+                                                 _ first: (decode: ([UInt8]) throws -> A, encode: (A) -> [UInt8], what: String),
+                                                 _ second: (decode: ([UInt8]) throws -> B, encode: (B) -> [UInt8], what: String)) {
+    var input = FuzzInput(data)
+    let kind = input.u8()
+    let body = input.rest()
+    if kind & 1 == 0 {
+        roundTrip(body, first.decode, first.encode, first.what)
+    } else {
+        roundTrip(body, second.decode, second.encode, second.what)
+    }
+}
+
 let wireTargets: [FuzzTarget] = [
     FuzzTarget(name: "preamble", run: { data in
         roundTrip(Array(data), Preamble.decode, { $0.encode() }, "preamble")
@@ -55,26 +69,12 @@ let wireTargets: [FuzzTarget] = [
     }, seeds: { [Refuse(code: .unknownPSKId, text: "unknown password id").encode(), Refuse(code: .protocolError, text: "é").encode()] }),
 
     FuzzTarget(name: "rekey", run: { data in
-        var input = FuzzInput(data)
-        let kind = input.u8()
-        let body = input.rest()
-        if kind & 1 == 0 {
-            roundTrip(body, RekeyInit.decode, { $0.encode() }, "rekey init")
-        } else {
-            roundTrip(body, RekeyResponse.decode, { $0.encode() }, "rekey response")
-        }
+        roundTripEither(data, (RekeyInit.decode, { $0.encode() }, "rekey init"), (RekeyResponse.decode, { $0.encode() }, "rekey response"))
     }, seeds: { [[0] + RekeyInit(epoch: 1, pskId: [UInt8](repeating: 0, count: 8), ephemeral: [UInt8](repeating: 7, count: 32)).encode(),
                  [1] + RekeyResponse(epoch: 1, status: RekeyResponse.accepted, ephemeral: [UInt8](repeating: 9, count: 32)).encode()] }),
 
     FuzzTarget(name: "password", run: { data in
-        var input = FuzzInput(data)
-        let kind = input.u8()
-        let body = input.rest()
-        if kind & 1 == 0 {
-            roundTrip(body, PasswordOffer.decode, { $0.encode() }, "password offer")
-        } else {
-            roundTrip(body, PasswordUse.decode, { $0.encode() }, "password use")
-        }
+        roundTripEither(data, (PasswordOffer.decode, { $0.encode() }, "password offer"), (PasswordUse.decode, { $0.encode() }, "password use"))
     }, seeds: { [[0] + PasswordOffer(psk: [UInt8](repeating: 0x11, count: 32)).encode(),
                  [1] + PasswordUse(newId: [1, 2, 3, 4, 5, 6, 7, 8], oldId: [8, 7, 6, 5, 4, 3, 2, 1], graceSeconds: 600).encode()] }),
 
