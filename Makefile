@@ -1,5 +1,5 @@
 # The two set-up commands of README.md: `make demo` and `make test`. Both install what is
-# missing first. Other targets: build, release, man, install, deb, unit, integration, bench, clean.
+# missing first. Other targets: build, release, man, install, deb, unit, integration, fuzz, bench, clean.
 SWIFT ?= swift
 BIN_DIR := $(shell pwd)/.build/debug
 RELEASE_DIR := $(shell pwd)/.build/release
@@ -23,7 +23,7 @@ BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
 FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 
-.PHONY: all deps build release man install install-files uninstall deb test unit integration demo bench clean
+.PHONY: all deps build release man install install-files uninstall deb test unit integration fuzz fuzz-smoke demo bench clean
 
 all: build
 
@@ -95,6 +95,7 @@ test: deps deb
 	WEFT_BIN_DIR=$(BIN_DIR) WEFT_DEB=$(shell pwd)/$(DEB) $(SWIFT) test --skip-build
 	WEFT_BIN_DIR=$(BIN_DIR) scripts/test-in-vm.sh
 	$(BIN_DIR)/weft-vectors Keys/vectors/*.json
+	$(MAKE) fuzz-smoke
 
 unit: deps
 	$(SWIFT) build --build-tests
@@ -103,6 +104,17 @@ unit: deps
 integration: deps
 	$(SWIFT) build --build-tests
 	WEFT_BIN_DIR=$(BIN_DIR) $(SWIFT) test --skip-build --filter IntegrationTests
+
+# Every libFuzzer target (Tests/Fuzz, docs/fuzzing.md) for FUZZ_SECONDS (60) each, with coverage and
+# AddressSanitizer: executions and coverage per target; non-zero when one crashed.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
+
+# What `make test` runs: each target over its seeds and regression inputs, then 2 s of fuzzing,
+# so a build break or a known crash fails.
+fuzz-smoke: deps
+	FUZZ_SECONDS=2 scripts/fuzz.sh
 
 demo: build
 	WEFT=$(BIN_DIR)/weft scripts/demo.sh
@@ -114,4 +126,4 @@ bench: release
 	WEFT=$(shell pwd)/.build/release/weft scripts/bench.sh
 
 clean:
-	rm -rf .build weft_*.deb
+	rm -rf .build .build-fuzz weft_*.deb

@@ -19,6 +19,8 @@ let package = Package(
     products: [
         .executable(name: "weft", targets: ["weft"]),
         .executable(name: "weft-vectors", targets: ["weft-vectors"]),
+        // The modules the fuzz targets link (Tests/Fuzz, a package of its own: docs/fuzzing.md).
+        .library(name: "WeftFuzzable", targets: ["WeftWire", "WeftCrypto", "WeftMesh", "WeftLink", "WeftDatapath", "WeftControl", "WeftHost", "WeftRouter"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -84,14 +86,14 @@ let package = Package(
         .testTarget(name: "GossipSimulationTests", dependencies: ["WeftMesh", "WeftWire", "WeftTestSupport"], swiftSettings: optimized),
         .testTarget(name: "WeftLinkTests", dependencies: ["WeftLink", "WeftCrypto", "WeftWire", "WeftMesh"]),
         .testTarget(name: "WeftNetlinkTests", dependencies: ["WeftNetlink"]),
-        .testTarget(name: "WeftDatapathTests", dependencies: ["WeftDatapath", "WeftCrypto", "WeftWire", "WeftMesh", "WeftNetlink"]),
+        .testTarget(name: "WeftDatapathTests", dependencies: ["WeftDatapath", "WeftTestSupport", "WeftCrypto", "WeftWire", "WeftMesh", "WeftNetlink"]),
         .testTarget(name: "WeftControlTests", dependencies: [
-            "WeftControl", "WeftCrypto", "WeftWire",
+            "WeftControl", "WeftCrypto", "WeftWire", "WeftTestSupport",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         .testTarget(name: "WeftHostTests", dependencies: ["WeftHost", "WeftControl"]),
-        .testTarget(name: "WeftRouterTests", dependencies: ["WeftRouter", "WeftControl", "WeftLink", "WeftMesh", .product(name: "NIOCore", package: "swift-nio")]),
+        .testTarget(name: "WeftRouterTests", dependencies: ["WeftRouter", "WeftTestSupport", "WeftControl", "WeftLink", "WeftMesh", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "IntegrationTests", dependencies: ["WeftRouter", "WeftHost", .product(name: "NIOCore", package: "swift-nio")]),
     ],
     swiftLanguageModes: [.v6]

@@ -5,6 +5,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import WeftCrypto
+import WeftWire
 
 /// What the endpoints need from the router. The router conforms; calls arrive on its loop.
 public protocol ControlAPIDelegate: AnyObject, Sendable {
@@ -254,7 +255,12 @@ extension ControlRequestRouter {
         api.add(.POST, "/v1/rotate-password") { request in
             try requireKeyring()
             let (key, body) = try psk(request, shape: #"{"psk": "<64 hex digits>", "graceSeconds": N}"#)
-            return .pending(delegate.rotatePassword(to: key, graceSeconds: body.graceSeconds ?? 600).map { .json($0) })
+            // The grace travels to every peer in PASSWORD_USE as a u32 of seconds.
+            let grace = body.graceSeconds ?? 600
+            guard grace >= 0, grace <= PasswordUse.maxGraceSeconds else {
+                throw ControlAPIError(.badRequest, "graceSeconds must be between 0 and \(UInt32.max) (about 136 years); got \(grace)")
+            }
+            return .pending(delegate.rotatePassword(to: key, graceSeconds: grace).map { .json($0) })
         }
     }
 }

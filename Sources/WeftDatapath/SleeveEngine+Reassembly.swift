@@ -13,6 +13,8 @@ extension SleeveEngine {
         var frameId = [UInt32](repeating: 0, count: slots)
         var received = [Int](repeating: 0, count: slots)
         var count = [Int](repeating: 0, count: slots)
+        var chunkSize = [UInt16](repeating: 0, count: slots)
+        var totalLength = [UInt32](repeating: 0, count: slots)
         var seen = [(UInt64, UInt64)](repeating: (0, 0), count: slots)
         var inUse = [Bool](repeating: false, count: slots)
         var age = [UInt64](repeating: 0, count: slots)
@@ -31,11 +33,16 @@ extension SleeveEngine {
                 frameId[slot] = h.frameId
                 received[slot] = 0
                 count[slot] = Int(h.count)
+                chunkSize[slot] = h.chunkSize
+                totalLength[slot] = h.totalLength
                 seen[slot] = (0, 0)
                 h.virtio.storeNative(buffer + slot * Self.slotSize)
             }
             age[slot] = clock
-            guard count[slot] == Int(h.count) else { return nil }
+            // A piece that describes the frame otherwise than the first one (another count, chunk
+            // size or total) is dropped: with it, the pieces would not tile the frame, and bytes
+            // of an earlier frame in this slot would go out as part of this one.
+            guard count[slot] == Int(h.count), chunkSize[slot] == h.chunkSize, totalLength[slot] == h.totalLength else { return nil }
             let bit = Int(h.index)
             let mask: UInt64 = 1 << UInt64(bit & 63)
             if bit < 64 {

@@ -63,6 +63,11 @@ public final class Keyring: @unchecked Sendable {  // confined to the router's e
     /// The entries of the keyring file at `path`, checked; nil when there is no file.
     static func read(path: String) throws -> [KeyringEntry]? {
         guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        return try decode(data, path: path)
+    }
+
+    /// The entries of a keyring file's contents, checked; `path` names the file in errors.
+    static func decode(_ data: Data, path: String) throws -> [KeyringEntry] {
         let file: KeyringFile
         do { file = try JSONDecoder().decode(KeyringFile.self, from: data) } catch {
             throw ConfigError("\(path) is not a Weft keyring (\(error)); restore it from a backup or delete it and launch with the password")

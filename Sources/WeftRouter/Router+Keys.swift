@@ -219,7 +219,7 @@ extension Router {
         let grace = max(1, retireAt.map { $0.timeIntervalSinceNow } ?? 0)
         link.send(type: MessageType.passwordOffer.rawValue, payload: PasswordOffer(psk: active.key).encode())
         link.send(type: MessageType.passwordUse.rawValue,
-                  payload: PasswordUse(newId: active.id.bytes, oldId: linkPSK.bytes, graceSeconds: UInt32(grace)).encode())
+                  payload: PasswordUse(newId: active.id.bytes, oldId: linkPSK.bytes, graceSeconds: PasswordUse.wireGrace(grace)).encode())
         _ = rekey(link, psk: active)
     }
 
@@ -263,7 +263,7 @@ extension Router {
         }
         return done.futureResult.flatMap {
             let acknowledged = self.keyWork.acks.removeValue(forKey: psk.id) ?? []
-            let use = PasswordUse(newId: psk.id.bytes, oldId: old.id.bytes, graceSeconds: UInt32(max(0, grace)))
+            let use = PasswordUse(newId: psk.id.bytes, oldId: old.id.bytes, graceSeconds: PasswordUse.wireGrace(grace))
             // Sent to every neighbour; each passes it on once it has switched (§3.8).
             for link in self.established.values where link.canRekey {
                 link.send(type: MessageType.passwordUse.rawValue, payload: use.encode())

@@ -370,7 +370,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         if address.hasPrefix("["), let close = address.firstIndex(of: "]") {
             let host = String(address[address.index(after: address.startIndex)..<close])
             let rest = address[address.index(after: close)...]
-            guard rest.hasPrefix(":"), let port = Int(rest.dropFirst()) else { return nil }
+            guard rest.hasPrefix(":"), let port = Int(rest.dropFirst()), (1...65535).contains(port) else { return nil }
             return (host, port)
         }
         guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),

@@ -9,12 +9,16 @@ public enum IPv4Fragments {
 
     /// How many fragments of at most `mtu` bytes of IP the frame's packet is cut into; 0 when it
     /// may not or cannot be cut: not IPv4, DF set, IP options (they would have to be sorted into
-    /// copied and not copied), a total length the frame does not hold, or an MTU under 68.
+    /// copied and not copied), a total length the frame does not hold, an MTU under 68, or a
+    /// fragment whose offset and length end past the 65535 bytes of an IP packet (its pieces'
+    /// offsets would not fit their 13 bits; such a packet is malformed and is dropped).
     public static func count(frame: UnsafeRawPointer, length: Int, mtu: Int) -> Int {
         guard mtu >= 68, length >= 14 + headerSize, ICMPTooBig.etherType(frame) == 0x0800 else { return 0 }
         let ip = frame + 14
         let total = Int(u16(ip, 2))
-        guard ip.load(as: UInt8.self) == 0x45, u16(ip, 6) & flagDF == 0, total > headerSize, total <= length - 14 else { return 0 }
+        let offset = Int(u16(ip, 6) & 0x1FFF) * 8
+        guard ip.load(as: UInt8.self) == 0x45, u16(ip, 6) & flagDF == 0, total > headerSize, total <= length - 14,
+              offset + total <= 0xFFFF else { return 0 }
         let chunk = (mtu - headerSize) & ~7
         return (total - headerSize + chunk - 1) / chunk
     }

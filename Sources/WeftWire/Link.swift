@@ -107,18 +107,25 @@ public struct Refuse: Equatable, Sendable {
     public func encode() -> [UInt8] {
         var w = ByteWriter()
         w.u8(code.rawValue)
-        var utf8 = Array(text.utf8.prefix(Refuse.maxTextBytes))
-        while String(validating: utf8, as: UTF8.self) == nil && !utf8.isEmpty { utf8.removeLast() }
-        w.append(utf8)
+        w.append(Refuse.wireText(text))
         return w.bytes
     }
 
+    /// Invalid UTF-8 reads as replacement characters (3 bytes each), and the result is cut as
+    /// the encoder cuts, so a decoded text is never longer than `maxTextBytes` either.
     public static func decode(_ bytes: [UInt8]) throws -> Refuse {
         var r = ByteReader(bytes)
         let code = RefuseCode(rawValue: try r.u8("refuse code")) ?? .unknown
         let rest = r.rest()
         guard rest.count <= maxTextBytes else { throw WireError.tooLarge(what: "refuse text", count: rest.count, limit: maxTextBytes) }
-        return Refuse(code: code, text: String(decoding: rest, as: UTF8.self))
+        return Refuse(code: code, text: String(decoding: wireText(String(decoding: rest, as: UTF8.self)), as: UTF8.self))
+    }
+
+    /// The UTF-8 of `text`, cut at a character boundary to `maxTextBytes`.
+    static func wireText(_ text: String) -> [UInt8] {
+        var utf8 = Array(text.utf8.prefix(maxTextBytes))
+        while String(validating: utf8, as: UTF8.self) == nil && !utf8.isEmpty { utf8.removeLast() }
+        return utf8
     }
 }
 

@@ -59,6 +59,16 @@ public struct PasswordOffer: Equatable, Sendable {
 }
 
 public struct PasswordUse: Equatable, Sendable {
+    /// The longest grace the message carries (a u32 of seconds, about 136 years).
+    public static let maxGraceSeconds = Double(UInt32.max)
+
+    /// `seconds` as the message carries it: whole seconds, negatives as 0, beyond the u32 as its
+    /// maximum (a grace is never a reason to trap).
+    public static func wireGrace(_ seconds: Double) -> UInt32 {
+        guard seconds > 0 else { return 0 }
+        return seconds >= maxGraceSeconds ? UInt32.max : UInt32(seconds)
+    }
+
     public var newId: [UInt8]
     public var oldId: [UInt8]
     public var graceSeconds: UInt32

@@ -5,6 +5,7 @@ import NIOCore
 import NIOEmbedded
 import NIOPosix
 import WeftCrypto
+import WeftTestSupport
 import NIOHTTP1
 import XCTest
 @testable import WeftControl
@@ -115,6 +116,24 @@ final class ControlRequestRouterTests: XCTestCase {
         XCTAssertEqual(noKeyring.status, .conflict)
         XCTAssertEqual(errorText(noKeyring), "this router runs without a password; launch it with WEFT_PASSWORD or --password-file")
     }
+
+    /// The fuzz input (Tests/Fuzz/regressions/control) that asked for a grace of 1e10 s: the
+    /// router would have trapped putting it into PASSWORD_USE's u32. Refused with 400 here; the
+    /// largest grace the message carries still passes.
+    func testRotatePasswordRefusesAGraceThePasswordUseMessageCannotCarry() throws {
+        let router = InMemoryRouter()
+        router.hasKeyring = true
+        let api = ControlRequestRouter.controlAPI(router)
+        let body = String(decoding: try FuzzRegressions.input("control", "grace-over-u32").dropFirst(), as: UTF8.self)
+        let refused = reply(api, .POST, "/v1/rotate-password", body)
+        XCTAssertEqual(refused.status, .badRequest)
+        XCTAssertEqual(errorText(refused), "graceSeconds must be between 0 and 4294967295 (about 136 years); got 10000000000.0")
+        let negative = reply(api, .POST, "/v1/rotate-password", "{\"psk\": \"\(String(repeating: "ab", count: 32))\", \"graceSeconds\": -1}")
+        XCTAssertEqual(negative.status, .badRequest)
+        _ = api.answer(ControlRequest(method: .POST, uri: "/v1/rotate-password",
+                                      body: Array("{\"psk\": \"\(String(repeating: "ab", count: 32))\", \"graceSeconds\": 4294967295}".utf8)))
+        XCTAssertEqual(router.graces, [4294967295])
+    }
 }
 
 /// The router's state the endpoints read, held in memory: no host network, no keyring.
@@ -141,13 +160,16 @@ final class InMemoryRouter: ControlAPIDelegate, @unchecked Sendable {
     var workloadHost: WorkloadHost? { nil }
     var addressHost: AddressHost? { nil }
     func rotateKeys(peer: String?) -> EventLoopFuture<[RotateKeyResult]> { loop.makeSucceededFuture([]) }
-    var hasKeyring: Bool { false }
+    var hasKeyring = false
+    /// The grace of each rotate-password that reached the router.
+    var graces: [Double] = []
     func passwords() -> [PasswordInfo] { [] }
     func addPassword(_ psk: PreSharedKey) throws {}
     func isUsablePassword(_ id: PSKID) -> Bool { false }
     func usePassword(_ id: PSKID) -> EventLoopFuture<String> { loop.makeSucceededFuture("password \(id) is active") }
     func retirePassword(_ id: PSKID) throws {}
     func rotatePassword(to psk: PreSharedKey, graceSeconds: Double) -> EventLoopFuture<RotatePasswordResult> {
-        loop.makeFailedFuture(ControlAPIError(.conflict, "no keyring"))
+        graces.append(graceSeconds)
+        return loop.makeFailedFuture(ControlAPIError(.conflict, "no keyring"))
     }
 }

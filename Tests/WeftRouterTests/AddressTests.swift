@@ -1,5 +1,7 @@
 // Address handling of the router, in memory (no privileges).
+import Foundation
 import NIOCore
+import WeftTestSupport
 import XCTest
 @testable import WeftRouter
 
@@ -21,6 +23,18 @@ final class AddressTests: XCTestCase {
         XCTAssertNil(Router.split("198.18.0.1:70000"))
         XCTAssertNil(Router.split("198.18.0.1:http"))
         XCTAssertNil(Router.split("[fd00::1]"))
+        XCTAssertNil(Router.split("[fd00::1]:0"))
+        XCTAssertNil(Router.split("[fd00::1]:65536"))
+    }
+
+    /// The fuzz input (Tests/Fuzz/regressions/control) whose `weft connect '[fd00::1]:99999'`
+    /// the control API accepted: a bracketed address needs a port in 1…65535 too.
+    func testControlAPIRefusesABracketedAddressWithAPortOutOfRange() throws {
+        let body = try FuzzRegressions.input("control", "bracketed-port-out-of-range").dropFirst()
+        let address = try JSONDecoder().decode(AddressRequest.self, from: Data(body)).address
+        XCTAssertEqual(address, "[fd00::1]:99999")
+        XCTAssertNotNil(PeerAddress.problem(address))
+        XCTAssertNil(PeerAddress.problem("[fd00::1]:65535"))
     }
 
     func testPeerAddressesThatAreNeitherIPNorHostNameAreRefused() {
