@@ -193,6 +193,9 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
             return try listen(on: config.listenAddress)
         } catch let error as IOError where config.listenAddress == RouterConfig.anyAddress && error.errnoCode == EAFNOSUPPORT {
             return try listen(on: "0.0.0.0")
+        } catch where config.listenAddress == RouterConfig.anyAddress && (error is SocketAddressError || error is SocketAddressError.UnknownHost) {
+            // IPv6 switched off by sysctl (net.ipv6.conf.all.disable_ipv6=1): "::" does not resolve.
+            return try listen(on: "0.0.0.0")
         }
     }
 

@@ -135,4 +135,18 @@ final class IPv6UnderlayTests: XCTestCase {
         XCTAssertEqual(try net.status(2).overlayMTU, 1180)
         try net.assertSmallHopFound(overlayMTU: 1180, pingAbove: 1400, bytes: "20M")
     }
+
+    /// A host whose IPv6 is switched off by sysctl (as the bench's namespaces are): the router
+    /// still launches (gossip and sleeve on IPv4 alone) and carries traffic.
+    func testRouterLaunchesWhereIPv6IsSwitchedOff() throws {
+        try requireRoot()
+        let net = try TestNet(hosts: 2)
+        defer { net.cleanup() }
+        for i in 1...2 { try Shell.run(["ip", "netns", "exec", net.host(i).namespace, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]) }
+        try net.launchStar(2)
+        XCTAssertTrue(net.sleeveReady(1, peers: 1), net.log(1))
+        _ = try net.attachWorkload(1, "10.47.0.1/24")
+        let w2 = try net.attachWorkload(2, "10.47.0.2/24")
+        XCTAssertTrue(net.waitUntil(timeout: 15) { try net.ping(from: w2, "10.47.0.1", count: 1).status == 0 })
+    }
 }
