@@ -80,7 +80,7 @@ let package = Package(
         .executableTarget(name: "weft-vectors", dependencies: ["WeftCrypto"]),
 
         .target(name: "WeftTestSupport", path: "Tests/Support"),
-        .testTarget(name: "WeftCryptoTests", dependencies: ["WeftCrypto"]),
+        .testTarget(name: "WeftCryptoTests", dependencies: ["WeftCrypto", "CSodium"]),
         .testTarget(name: "WeftWireTests", dependencies: ["WeftWire", "WeftTestSupport"]),
         .testTarget(name: "WeftMeshTests", dependencies: ["WeftMesh", "WeftTestSupport"]),
         .testTarget(name: "GossipSimulationTests", dependencies: ["WeftMesh", "WeftWire", "WeftTestSupport"], swiftSettings: optimized),

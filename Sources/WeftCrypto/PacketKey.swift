@@ -1,24 +1,50 @@
 // In-place sealing of data-plane packets (docs/protocol.md §5): the body is encrypted where it
 // lies, the header is the associated data, the tag follows the body. No allocation per packet;
-// safe to call from several threads at once (the key is read-only, the counter is the caller's).
+// safe to call from several threads at once (the key material is read-only after init, the
+// counter is the caller's). AES-256-GCM runs from libsodium's precomputed state (expanded key and
+// GHASH table, made once per key); ChaCha20-Poly1305 uses the raw key, as it has no such state.
 import CSodium
 
 public final class PacketKey: @unchecked Sendable {  // immutable after init
     public let cipher: DataCipher
-    /// 32 key bytes in memory owned by this object, wiped on deinit.
-    private let key: UnsafeMutablePointer<UInt8>
+    /// The key material, owned by this object alone: for ChaCha20-Poly1305 the 32 key bytes, for
+    /// AES-256-GCM the crypto_aead_aes256gcm_state made from them by beforenm (16-byte aligned,
+    /// as libsodium requires). Made in init, read by every seal and open, wiped and freed in
+    /// deinit. A rekey makes a new PacketKey with its own material; the old one stays valid for
+    /// the threads that still hold it until the last reference is dropped.
+    private let material: UnsafeMutableRawPointer
+    private let materialSize: Int
 
     public init(cipher: DataCipher, key bytes: [UInt8]) {
         precondition(bytes.count == 32, "a packet key is 32 bytes")
         Sodium.ensureInitialized()
         self.cipher = cipher
-        key = .allocate(capacity: 32)
-        key.initialize(from: bytes, count: 32)
+        switch cipher {
+        case .chaCha20Poly1305:
+            materialSize = 32
+            material = .allocate(byteCount: materialSize, alignment: 16)
+            material.copyMemory(from: bytes, byteCount: 32)
+        case .aes256GCM:
+            materialSize = crypto_aead_aes256gcm_statebytes()
+            material = .allocate(byteCount: materialSize, alignment: 16)
+            let state = material.bindMemory(to: crypto_aead_aes256gcm_state.self, capacity: 1)
+            // Only fails when the CPU lacks AES-NI, which DataCipher.allowedOnThisCPU rules out.
+            let rc = crypto_aead_aes256gcm_beforenm(state, bytes)
+            precondition(rc == 0, "AES-256-GCM is not available on this CPU")
+        }
     }
 
     deinit {
-        sodium_memzero(key, 32)
-        key.deallocate()
+        sodium_memzero(material, materialSize)
+        material.deallocate()
+    }
+
+    @inline(__always)
+    private var chaChaKey: UnsafePointer<UInt8> { UnsafePointer(material.assumingMemoryBound(to: UInt8.self)) }
+
+    @inline(__always)
+    private var aesState: UnsafePointer<crypto_aead_aes256gcm_state> {
+        UnsafePointer(material.assumingMemoryBound(to: crypto_aead_aes256gcm_state.self))
     }
 
     /// Encrypts `bodyLength` bytes at `packet + headerLength` in place with the first
@@ -34,9 +60,9 @@ public final class PacketKey: @unchecked Sendable {  // immutable after init
             let np = n.baseAddress!.assumingMemoryBound(to: UInt8.self)
             switch cipher {
             case .chaCha20Poly1305:
-                _ = crypto_aead_chacha20poly1305_ietf_encrypt_detached(body, tag, nil, body, UInt64(bodyLength), ad, UInt64(headerLength), nil, np, key)
+                _ = crypto_aead_chacha20poly1305_ietf_encrypt_detached(body, tag, nil, body, UInt64(bodyLength), ad, UInt64(headerLength), nil, np, chaChaKey)
             case .aes256GCM:
-                _ = crypto_aead_aes256gcm_encrypt_detached(body, tag, nil, body, UInt64(bodyLength), ad, UInt64(headerLength), nil, np, key)
+                _ = crypto_aead_aes256gcm_encrypt_detached_afternm(body, tag, nil, body, UInt64(bodyLength), ad, UInt64(headerLength), nil, np, aesState)
             }
         }
         return headerLength + bodyLength + 16
@@ -57,9 +83,9 @@ public final class PacketKey: @unchecked Sendable {  // immutable after init
             let np = n.baseAddress!.assumingMemoryBound(to: UInt8.self)
             switch cipher {
             case .chaCha20Poly1305:
-                return crypto_aead_chacha20poly1305_ietf_decrypt_detached(body, nil, body, UInt64(bodyLength), tag, ad, UInt64(headerLength), np, key)
+                return crypto_aead_chacha20poly1305_ietf_decrypt_detached(body, nil, body, UInt64(bodyLength), tag, ad, UInt64(headerLength), np, chaChaKey)
             case .aes256GCM:
-                return crypto_aead_aes256gcm_decrypt_detached(body, nil, body, UInt64(bodyLength), tag, ad, UInt64(headerLength), np, key)
+                return crypto_aead_aes256gcm_decrypt_detached_afternm(body, nil, body, UInt64(bodyLength), tag, ad, UInt64(headerLength), np, aesState)
             }
         }
         return rc == 0 ? bodyLength : -1
