@@ -112,6 +112,9 @@ final class Link: @unchecked Sendable {  // confined to the router's event loop
         let actions = machine.receive(buffer.readableBytesView, now: Self.now(), keyring: keyring)
         buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
         perform(actions)
+        // One delivered message at a time: its handling (a password offered, an answer sealed
+        // under the current key) comes before the machine reads the frame behind it.
+        while machine.waitsForOwner && !closing { perform(machine.resume(now: Self.now(), keyring: keyring)) }
     }
 
     /// Called about once a second: handshake timeout, keepalive, idle and rekey timeouts.
