@@ -93,7 +93,10 @@ let package = Package(
             .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         .testTarget(name: "WeftHostTests", dependencies: ["WeftHost", "WeftControl"]),
-        .testTarget(name: "WeftRouterTests", dependencies: ["WeftRouter", "WeftTestSupport", "WeftControl", "WeftLink", "WeftMesh", .product(name: "NIOCore", package: "swift-nio")]),
+        .testTarget(name: "WeftRouterTests", dependencies: [
+            "WeftRouter", "WeftTestSupport", "WeftControl", "WeftLink", "WeftMesh",
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
         .testTarget(name: "IntegrationTests", dependencies: ["WeftRouter", "WeftHost", .product(name: "NIOCore", package: "swift-nio")]),
     ],
     swiftLanguageModes: [.v6]

@@ -25,6 +25,9 @@ public enum LinkAction {
     /// The handshake is complete; `keys` is nil on a link without a password.
     case established(keys: LinkKeys?)
     /// A transport message that is not the link's own (gossip, password rotation, unknown types).
+    /// The machine reads nothing further until the owner has handled it and calls
+    /// `resume(now:keyring:)`: what the owner does with it (a password offered, an answer sent
+    /// under the current key) comes before the next frame is read.
     case deliver(type: UInt8, payload: [UInt8])
     /// Rekeying: from now on accept sleeve packets of `epoch` under `keys`.
     case acceptEpoch(UInt8, keys: LinkKeys)
@@ -90,6 +93,8 @@ public struct LinkStateMachine {
         case complete(chainingKey: [UInt8])
     }
     private var admission: Admission?
+    /// A message was delivered; frames behind it wait for `resume`.
+    public private(set) var waitsForOwner = false
 
     private enum Rekeying {
         /// This side sent REKEY_INIT.
@@ -184,6 +189,14 @@ public struct LinkStateMachine {
         return drain()
     }
 
+    /// The owner has handled the last `.deliver`: reads the frames behind it.
+    public mutating func resume(now: UInt64, keyring: LinkKeyring) -> [LinkAction] {
+        guard phase != .closing, waitsForOwner else { return [] }
+        waitsForOwner = false
+        process(now: now, keyring: keyring)
+        return drain()
+    }
+
     /// Called about once a second: handshake timeout, rekey timeout, idle timeout, keepalive.
     public mutating func tick(now: UInt64) -> [LinkAction] {
         switch phase {
@@ -246,7 +259,7 @@ public struct LinkStateMachine {
                 guard let raw = decoder.takeBuffered(Preamble.size) else { return }
                 try handlePreamble(try Preamble.decode(raw), now: now)
             }
-            while phase != .closing, admission == nil, let body = try decoder.next() {
+            while phase != .closing, admission == nil, !waitsForOwner, let body = try decoder.next() {
                 if phase == .established {
                     try handleTransport(body, now: now, keyring: keyring)
                 } else {
@@ -402,6 +415,7 @@ public struct LinkStateMachine {
             handleRekeyDone(epoch: try reader.u8("rekey epoch"))
         default:
             output.append(.deliver(type: type, payload: payload))
+            waitsForOwner = true
         }
     }
 

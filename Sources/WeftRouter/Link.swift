@@ -45,6 +45,12 @@ final class Link: @unchecked Sendable {  // confined to the router's event loop
     private(set) var bytesReceived: UInt64 = 0
     /// Set once the channel was told to close: later actions of the same batch are moot.
     private var closing = false
+    /// How deep the calls of `perform` are: above 0 while a batch of actions is carried out.
+    private var batchDepth = 0
+    /// Writes and a close made from inside a batch, written when the outermost batch is done.
+    private var heldWrites: [LinkAction] = []
+    /// A close is held: the rest of the batch writes its frames and does nothing else.
+    private var ownerClosed = false
     weak var delegate: LinkDelegate?
 
     init(direction: LinkDirection, channel: Channel, targetAddress: String?, localHello: Hello, localPSK: PreSharedKey?) {
@@ -106,6 +112,9 @@ final class Link: @unchecked Sendable {  // confined to the router's event loop
         let actions = machine.receive(buffer.readableBytesView, now: Self.now(), keyring: keyring)
         buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
         perform(actions)
+        // One delivered message at a time: its handling (a password offered, an answer sealed
+        // under the current key) comes before the machine reads the frame behind it.
+        while machine.waitsForOwner && !closing { perform(machine.resume(now: Self.now(), keyring: keyring)) }
     }
 
     /// Called about once a second: handshake timeout, keepalive, idle and rekey timeouts.
@@ -133,31 +142,75 @@ final class Link: @unchecked Sendable {  // confined to the router's event loop
 
     private var keyring: LinkKeyring { { [weak self] id in self?.delegate?.psk(for: id) } }
 
+    /// Carries out the machine's actions in their order (protocol.md §3.7, "Order of writes").
+    /// The machine seals each frame when it makes it, with a counter nonce and, across a rekey,
+    /// with the key of that moment, so frames must reach the wire in the order they were made.
+    /// A delegate call inside a batch may make more (a gossip answer from inside a delivery, a
+    /// rekey started when one ended): those are made after every frame of the batch, so their
+    /// writes, and a close, are held until the outermost batch is done; their other actions
+    /// are carried out at once, which keeps "accept an epoch before the peer is told".
     private func perform(_ actions: [LinkAction]) {
-        for action in actions where !closing {
-            switch action {
-            case .write(let bytes):
-                bytesSent &+= UInt64(bytes.count)
-                channel.writeAndFlush(channel.allocator.buffer(bytes: bytes), promise: nil)
-            case .authenticate:
-                let refusal = delegate?.linkAuthenticated(self)
-                perform(machine.admit(refusal, now: Self.now(), keyring: keyring))
-            case .established:
-                establishedAt = Date()
-                delegate?.linkEstablished(self)
-            case .deliver(let type, let payload):
-                delegate?.link(self, received: type, payload: payload)
-            case .acceptEpoch(let epoch, let keys):
-                lastRekeyAt = Date()
-                delegate?.link(self, acceptEpoch: epoch, keys: keys)
-            case .sendEpoch(let epoch, let keys):
-                delegate?.link(self, sendEpoch: epoch, keys: keys)
-            case .rekeyEnded(let failure):
-                delegate?.linkRekeyEnded(self, failure: failure)
-            case .close:
-                closing = true
-                channel.close(promise: nil)
+        if batchDepth > 0 {
+            for action in actions {
+                switch action {
+                case .write, .close:
+                    heldWrites.append(action)
+                    if case .close = action { ownerClosed = true }
+                default:
+                    continue
+                }
             }
+            for action in actions {
+                switch action {
+                case .write, .close: continue
+                default: carryOut(action)
+                }
+            }
+            return
+        }
+        batchDepth += 1
+        for action in actions { carryOut(action) }
+        batchDepth -= 1
+        let held = heldWrites
+        heldWrites = []
+        for action in held { carryOut(action) }
+    }
+
+    private func carryOut(_ action: LinkAction) {
+        guard !closing else { return }
+        switch action {
+        case .write(let bytes):
+            bytesSent &+= UInt64(bytes.count)
+            channel.writeAndFlush(channel.allocator.buffer(bytes: bytes), promise: nil)
+            return
+        case .close:
+            closing = true
+            channel.close(promise: nil)
+            return
+        default:
+            break
+        }
+        // Closed from inside this batch (malformed gossip): its frames still go out, in order,
+        // so the peer can read the refusal, but nothing more is delivered or switched.
+        guard !ownerClosed else { return }
+        switch action {
+        case .authenticate:
+            let refusal = delegate?.linkAuthenticated(self)
+            perform(machine.admit(refusal, now: Self.now(), keyring: keyring))
+        case .established:
+            establishedAt = Date()
+            delegate?.linkEstablished(self)
+        case .deliver(let type, let payload):
+            delegate?.link(self, received: type, payload: payload)
+        case .acceptEpoch(let epoch, let keys):
+            lastRekeyAt = Date()
+            delegate?.link(self, acceptEpoch: epoch, keys: keys)
+        case .sendEpoch(let epoch, let keys):
+            delegate?.link(self, sendEpoch: epoch, keys: keys)
+        case .rekeyEnded(let failure):
+            delegate?.linkRekeyEnded(self, failure: failure)
+        case .write, .close:
+            break
         }
     }
 }

@@ -40,6 +40,7 @@ final class Endpoint {
 
     func receive(_ bytes: [UInt8], now: UInt64) {
         perform(machine.receive(bytes, now: now, keyring: { self.keyring[$0] }), now: now)
+        while machine.waitsForOwner { perform(machine.resume(now: now, keyring: { self.keyring[$0] }), now: now) }
     }
 
     func send(_ type: MessageType, _ payload: [UInt8], now: UInt64) {
