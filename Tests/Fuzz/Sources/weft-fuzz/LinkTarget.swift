@@ -40,8 +40,12 @@ struct LinkEnd {
         }
     }
 
+    /// As Link does: after each delivery the machine waits for its owner to resume it.
     mutating func receive(_ bytes: [UInt8], now: UInt64) {
         perform(machine.receive(bytes, now: now, keyring: { $0 == linkPSK.id ? linkPSK : nil }), now: now)
+        while machine.waitsForOwner && !closed {
+            perform(machine.resume(now: now, keyring: { $0 == linkPSK.id ? linkPSK : nil }), now: now)
+        }
     }
 }
 
