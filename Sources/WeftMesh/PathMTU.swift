@@ -59,7 +59,10 @@ extension Routes {
 /// different links spread over the interval instead of leaving in one burst. Once a full round
 /// has measured the path, a round probes only the current size and the candidates above it (one
 /// packet on a path at the top of the ladder); if none of those is answered the path may have
-/// shrunk, and a full round follows at once. Seconds of a monotonic clock. Pure.
+/// shrunk, and a full round follows at once. Until a round has been answered at all (the peer's
+/// session may not be up when the first one leaves), unanswered rounds are retried after 1, 2,
+/// 4, 8 s: a new link's figure must not wait a whole interval, while a dead path costs one full
+/// round per interval. Seconds of a monotonic clock. Pure.
 public struct ProbeSchedule: Sendable, Equatable {
     /// The first round after the connection came up.
     public static let firstDelay = 0.5
@@ -69,6 +72,9 @@ public struct ProbeSchedule: Sendable, Equatable {
     public static let wait = 1.5
     /// A full round after a reduced one that nothing answered.
     public static let recheckDelay = 0.5
+    /// The first retry of a connection none of whose rounds was answered yet; doubled each time
+    /// up to the interval.
+    public static let unmeasuredRetry = 1.0
 
     /// When the next round starts; nil while one waits for its answers.
     public private(set) var nextRound: Double?
@@ -76,6 +82,10 @@ public struct ProbeSchedule: Sendable, Equatable {
     public private(set) var resultsDue: Double?
     /// Whether the next (or current) round probes the whole ladder.
     public private(set) var full = true
+    /// Whether any round of this connection was answered.
+    public private(set) var measured = false
+    /// Unanswered rounds before the first answered one.
+    private var unansweredRounds = 0
 
     public init(connectedAt now: Double) {
         nextRound = now + Self.firstDelay
@@ -100,6 +110,14 @@ public struct ProbeSchedule: Sendable, Equatable {
     public mutating func endRound(now: Double, answered: Bool, randomUnit: Double) {
         guard resultsDue != nil else { return }
         resultsDue = nil
+        let unit = randomUnit.isNaN ? 0.5 : min(max(randomUnit, 0), 1)
+        if answered { measured = true }
+        if !measured {
+            let retry = Self.unmeasuredRetry * Double(1 << min(unansweredRounds, 8))
+            unansweredRounds += 1
+            nextRound = now + min(retry, Self.interval * (0.9 + 0.2 * unit))
+            return
+        }
         if !full && !answered {
             full = true
             nextRound = now + Self.recheckDelay
@@ -108,7 +126,6 @@ public struct ProbeSchedule: Sendable, Equatable {
         // A full round that nothing answered says nothing about size (a dead path is the
         // heartbeats' business): the next one is full too, at the normal interval.
         full = !answered
-        let unit = randomUnit.isNaN ? 0.5 : min(max(randomUnit, 0), 1)
         nextRound = now + Self.interval * (0.9 + 0.2 * unit)
     }
 

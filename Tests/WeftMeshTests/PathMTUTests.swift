@@ -141,14 +141,42 @@ final class ProbeScheduleTests: XCTestCase {
         XCTAssertEqual(schedule.nextRound, 25.5)
     }
 
-    func testUnansweredFullRoundStaysFullAtTheNormalInterval() {
-        // A dead path: not a full round every second, one per interval.
-        var schedule = afterFirstRound(answered: false)
+    func testUnansweredFullRoundOfAMeasuredPathStaysFullAtTheNormalInterval() {
+        // A path that worked and died: not a full round every second, one per interval.
+        var schedule = afterFirstRound(answered: true)
+        XCTAssertTrue(schedule.startRound(now: 12))
+        schedule.endRound(now: 13.5, answered: false, randomUnit: 0.5)
+        XCTAssertTrue(schedule.startRound(now: 14))
+        schedule.endRound(now: 15.5, answered: false, randomUnit: 0.5)
         XCTAssertTrue(schedule.full)
-        XCTAssertEqual(schedule.nextRound, 12)
+        XCTAssertEqual(schedule.nextRound, 25.5)
         // Ending a round that is not under way changes nothing.
         let before = schedule
-        schedule.endRound(now: 3, answered: true, randomUnit: 0.5)
+        schedule.endRound(now: 16, answered: true, randomUnit: 0.5)
         XCTAssertEqual(schedule, before)
+    }
+
+    func testUnansweredRoundsBeforeTheFirstAnswerAreRetriedSoonThenAtTheInterval() {
+        // The peer's session was not up yet when the first round left: the new link's figure
+        // must not wait a whole interval (its path payload meanwhile is the underlay's, perhaps
+        // too large for the path).
+        var schedule = afterFirstRound(answered: false)
+        XCTAssertFalse(schedule.measured)
+        var now = 2.0
+        for delay in [1.0, 2, 4, 8, 10, 10] {
+            XCTAssertTrue(schedule.full)
+            XCTAssertEqual(schedule.nextRound!, now + delay, accuracy: 1e-9)
+            now += delay
+            XCTAssertTrue(schedule.startRound(now: now))
+            now += ProbeSchedule.wait
+            schedule.endRound(now: now, answered: false, randomUnit: 0.5)
+        }
+        // The first answer: reduced rounds at the interval from then on.
+        var fresh = afterFirstRound(answered: false)
+        XCTAssertTrue(fresh.startRound(now: 3))
+        fresh.endRound(now: 4.5, answered: true, randomUnit: 0.5)
+        XCTAssertTrue(fresh.measured)
+        XCTAssertFalse(fresh.full)
+        XCTAssertEqual(fresh.nextRound, 14.5)
     }
 }
