@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # `make bench`: iperf3 throughput (one stream and 4 streams) between two hosts (network
 # namespaces on an underlay switch namespace) through raw veth, the kernel VXLAN device,
-# wireguard-go and Weft's encrypted and unencrypted sleeve, side by side in one run on one
+# wireguard-go (upstream's with its offloads, and Debian's older build) and Weft's encrypted and
+# unencrypted sleeve, side by side in one run on one
 # machine. All cases are set up at once and the runs go round-robin over them (run 1 of every
 # case, then run 2, ...), so that load from elsewhere on a shared machine does not land on one
 # case only. Per case: Gbit/s (median of BENCH_RUNS runs), CPU seconds per gigabit, ping
 # round-trip time idle and under load (p50, p99), peak RSS of the data-plane processes; ratios to
-# wireguard-go and to raw veth; then the throughput issue's targets as MET / NOT MET, and
+# the modern wireguard-go ("× wireguard-go 2025") and to raw veth; then the throughput issue's targets as MET / NOT MET, and
 # optionally a stall check (one long single-stream run through Weft encrypted sleeve, 1 s
 # intervals). Prints the tables and writes them as Markdown to $BENCH_RESULTS (bench-results.md).
 #
-# Knobs: BENCH_SECONDS (10), BENCH_RUNS (3), BENCH_CASES (all: "veth vxlan wireguard-go
-# weft-enc weft-clear"; also weft-enc-base and weft-clear-base: the same with the routers of
+# Knobs: BENCH_SECONDS (10), BENCH_RUNS (3), BENCH_CASES (all: "veth vxlan wireguard-go-2025
+# wireguard-go weft-enc weft-clear"; also weft-enc-base and weft-clear-base: the same with the routers of
 # the binary $WEFT_BASE, to compare two builds in one run), BENCH_RESULTS (bench-results.md), WEFT (.build/release/weft),
 # BENCH_STALL (1 when BENCH_SECONDS >= 10, else 0; needs weft-enc among the cases),
-# BENCH_STALL_SECONDS (60).
+# BENCH_STALL_SECONDS (60), WG_MODERN (wireguard-go-modern: upstream wireguard-go 0.0.20250522
+# or newer, built with TUN and UDP offloads; docs/benchmarks.md says how to build it offline).
 #
 # Everything it creates carries the prefix wb<pid>: namespaces, interface names, the temp dir,
 # wireguard-go's UAPI sockets. It never touches the root namespace's interfaces and only signals
@@ -29,7 +31,8 @@ set -euo pipefail
 WEFT=${WEFT:-.build/release/weft}
 SECONDS_PER_RUN=${BENCH_SECONDS:-10}
 RUNS=${BENCH_RUNS:-3}
-ALL_CASES="veth vxlan wireguard-go weft-enc weft-clear"
+ALL_CASES="veth vxlan wireguard-go-2025 wireguard-go weft-enc weft-clear"
+export WG_MODERN=${WG_MODERN:-wireguard-go-modern}
 CASES=${BENCH_CASES:-$ALL_CASES}
 RESULTS=${BENCH_RESULTS:-bench-results.md}
 if [ "$SECONDS_PER_RUN" -ge 10 ]; then STALL=${BENCH_STALL:-1}; else STALL=${BENCH_STALL:-0}; fi
@@ -43,6 +46,10 @@ done
 need() { command -v "$1" >/dev/null || { echo "bench: $1 missing; run scripts/install-deps.sh" >&2; exit 1; }; }
 need iperf3; need python3; need ip; need ping
 case " $CASES " in *" wireguard-go "*) need wireguard-go; need wg ;; esac
+case " $CASES " in *" wireguard-go-2025 "*)
+  command -v "$WG_MODERN" >/dev/null || { echo "bench: $WG_MODERN missing: build upstream wireguard-go (docs/benchmarks.md, \"The baseline\"), set WG_MODERN to it, or leave wireguard-go-2025 out of BENCH_CASES" >&2; exit 1; }
+  need wg; need ethtool ;;
+esac
 case " $CASES " in *" weft-"*) [ -x "$WEFT" ] || { echo "bench: $WEFT not built; run make release" >&2; exit 1; } ;; esac
 WEFT=$(readlink -f "$WEFT" || echo "$WEFT")
 
@@ -89,7 +96,7 @@ stop_started() {
 del_namespaces() {
   local ns
   for ns in $(ip netns list | awk '{print $1}' | grep -e "^$P-" || true); do ip netns del "$ns" 2>/dev/null || true; done
-  rm -f /var/run/wireguard/"$P"g1.sock /var/run/wireguard/"$P"g2.sock
+  rm -f /var/run/wireguard/"$P"[gm][12].sock
 }
 teardown() { stop_started; del_namespaces; }
 
@@ -156,30 +163,40 @@ setup_vxlan() {
   CLIENT_NS=$N-h1 SERVER_NS=$N-h2 SERVER_ADDR=10.48.0.2 PROCS=""
 }
 
-setup_wireguard-go() {
+setup_wireguard-go() {  # [binary] [device-name letter]
+  local bin=${1:-wireguard-go} g=${P}${2:-g}
   underlay
   local i key pub1 pub2
-  mkdir -p "$DIR/wg"
+  mkdir -p "$DIR/wg-$CASE"
   for i in 1 2; do
-    (umask 077; wg genkey >"$DIR/wg/key$i")
-    wg pubkey <"$DIR/wg/key$i" >"$DIR/wg/pub$i"
+    (umask 077; wg genkey >"$DIR/wg-$CASE/key$i")
+    wg pubkey <"$DIR/wg-$CASE/key$i" >"$DIR/wg-$CASE/pub$i"
   done
   PROCS=""
   for i in 1 2; do
     # Interface names are unique per run: the UAPI socket /var/run/wireguard/NAME.sock is not
     # per namespace.
-    start_bg "$N-h$i" "$DIR/$CASE-h$i.log" env WG_PROCESS_FOREGROUND=1 wireguard-go "${P}g$i"
+    start_bg "$N-h$i" "$DIR/$CASE-h$i.log" env WG_PROCESS_FOREGROUND=1 "$bin" "$g$i"
     PROCS="$PROCS $BG_PID"
   done
   for i in 1 2; do
     local j=$((3 - i)) n
-    for n in $(seq 50); do [ -S "/var/run/wireguard/${P}g$i.sock" ] && break; sleep 0.1; done
-    ip netns exec "$N-h$i" wg set "${P}g$i" listen-port 51820 private-key "$DIR/wg/key$i" \
-      peer "$(cat "$DIR/wg/pub$j")" allowed-ips 10.49.0.0/24 endpoint "198.18.0.$j:51820"
-    ip -n "$N-h$i" addr add "10.49.0.$i/24" dev "${P}g$i"
-    ip -n "$N-h$i" link set "${P}g$i" mtu 1420 up
+    for n in $(seq 50); do [ -S "/var/run/wireguard/$g$i.sock" ] && break; sleep 0.1; done
+    ip netns exec "$N-h$i" wg set "$g$i" listen-port 51820 private-key "$DIR/wg-$CASE/key$i" \
+      peer "$(cat "$DIR/wg-$CASE/pub$j")" allowed-ips 10.49.0.0/24 endpoint "198.18.0.$j:51820"
+    ip -n "$N-h$i" addr add "10.49.0.$i/24" dev "$g$i"
+    ip -n "$N-h$i" link set "$g$i" mtu 1420 up
   done
   CLIENT_NS=$N-h1 SERVER_NS=$N-h2 SERVER_ADDR=10.49.0.2
+}
+# Upstream's with its offloads: the tunnel device must show them on (TUN TSO through the
+# virtio-net header; UDP GSO/GRO are socket options and do not show in ethtool).
+setup_wireguard-go-2025() {
+  setup_wireguard-go "$WG_MODERN" m
+  local k
+  k=$(ip netns exec "$N-h1" ethtool -k "${P}m1" | awk -F': ' '/^(tcp-segmentation-offload|tx-tcp6-segmentation|generic-receive-offload|tx-udp-segmentation):/ {printf "%s%s %s", sep, $1, $2; sep=", "}')
+  sample - note "$("$WG_MODERN" --version 2>/dev/null | head -1 | sed 's/^wireguard-go //'); ethtool -k: $k"
+  case "$k" in *"tcp-segmentation-offload on"*) ;; *) echo "bench: $WG_MODERN runs without TSO on its TUN device ($k): not the modern baseline" >&2; return 1 ;; esac
 }
 
 # Waits until router `i` shows an established sleeve connection that is ready and has the
@@ -411,13 +428,17 @@ stall_on, stall_secs = sys.argv[7] == "1", sys.argv[8]
 LABELS = {
     "veth": "raw veth",
     "vxlan": "kernel VXLAN",
-    "wireguard-go": "wireguard-go",
+    "wireguard-go": "wireguard-go (Debian, 2022)",
+    "wireguard-go-2025": "wireguard-go 2025",
     "weft-enc": "Weft sleeve, encrypted",
     "weft-clear": "Weft sleeve, unencrypted",
     "weft-enc-base": "Weft sleeve, encrypted (%s)" % os.environ.get("WEFT_BASE", "WEFT_BASE"),
     "weft-clear-base": "Weft sleeve, unencrypted (%s)" % os.environ.get("WEFT_BASE", "WEFT_BASE"),
 }
-BASELINE, RAW = "wireguard-go", "veth"
+# Ratios are against the modern wireguard-go when it is among the cases.
+BASELINE = "wireguard-go-2025" if "wireguard-go-2025" in cases else "wireguard-go"
+RAW = "veth"
+BL = LABELS[BASELINE].split(" (")[0]
 per_run, per_case = {}, {}
 for line in open(samples):
     case, run, metric, value = line.rstrip("\n").split("\t")
@@ -467,11 +488,11 @@ def note(c):
 THROUGHPUT = [
     ("1 stream Gbit/s", gbps(1), "{:.2f}"),
     ("runs", runs_of("gbps1"), None),
-    ("× wireguard-go", ratio(gbps(1), BASELINE), "{:.2f}×"),
+    ("× " + BL, ratio(gbps(1), BASELINE), "{:.2f}×"),
     ("× raw veth", ratio(gbps(1), RAW), "{:.3f}×"),
     ("4 streams Gbit/s", gbps(4), "{:.2f}"),
     ("runs", runs_of("gbps4"), None),
-    ("× wireguard-go", ratio(gbps(4), BASELINE), "{:.2f}×"),
+    ("× " + BL, ratio(gbps(4), BASELINE), "{:.2f}×"),
     ("× raw veth", ratio(gbps(4), RAW), "{:.3f}×"),
     ("CPU s/Gbit 1 stream", cpu_per_gbit(1), "{:.2f}"),
     ("CPU s/Gbit 4 streams", cpu_per_gbit(4), "{:.2f}"),
@@ -481,7 +502,7 @@ THROUGHPUT = [
 LATENCY = [
     ("ping idle p50 ms", lambda c: pct(c, "rtt_idle_ms", 50), "{:.3f}"),
     ("ping idle p99 ms", lambda c: pct(c, "rtt_idle_ms", 99), "{:.3f}"),
-    ("idle p50 × wireguard-go", ratio(lambda c: pct(c, "rtt_idle_ms", 50), BASELINE), "{:.2f}×"),
+    ("idle p50 × " + BL, ratio(lambda c: pct(c, "rtt_idle_ms", 50), BASELINE), "{:.2f}×"),
     ("ping under load p50 ms", lambda c: pct(c, "rtt_load_ms", 50), "{:.3f}"),
     ("ping under load p99 ms", lambda c: pct(c, "rtt_load_ms", 99), "{:.3f}"),
     ("pings lost/sent idle; under load", lambda c: (lost("rtt_idle_ms")(c), lost("rtt_load_ms")(c)), "{}; {}"),
@@ -516,11 +537,18 @@ tables = [("Throughput and CPU", table(THROUGHPUT)), ("Latency and memory", tabl
 def have(*xs): return all(x is not None for x in xs)
 checks = []
 enc, clear, wg = gbps(1)("weft-enc"), gbps(1)("weft-clear"), gbps(1)(BASELINE)
-if have(enc, wg) and wg:
-    checks.append(("Weft encrypted sleeve, single stream ≥ 6× wireguard-go", enc >= 6 * wg,
-                   "%.2f / %.2f Gbit/s = %.2f×" % (enc, wg, enc / wg)))
+def against_baseline(name, mine, theirs, factor):
+    if have(mine, theirs) and theirs:
+        checks.append((name, mine >= factor * theirs, "%.2f / %.2f Gbit/s = %.2f×" % (mine, theirs, mine / theirs)))
+    else:
+        checks.append((name, None, "needs weft-enc and %s" % BASELINE))
+against_baseline("Weft encrypted sleeve, single stream ≥ 2.5× %s" % BL, enc, wg, 2.5)
+against_baseline("Weft encrypted sleeve, 4 streams ≥ 2.5× %s" % BL, gbps(4)("weft-enc"), gbps(4)(BASELINE), 2.5)
+cpu = cpu_per_gbit(1)("weft-enc")
+if have(cpu):
+    checks.append(("Weft encrypted sleeve CPU s/Gbit (both routers, 1 stream) ≤ 0.35", cpu <= 0.35, "%.3f CPU s/Gbit" % cpu))
 else:
-    checks.append(("Weft encrypted sleeve, single stream ≥ 6× wireguard-go", None, "needs weft-enc and wireguard-go"))
+    checks.append(("Weft encrypted sleeve CPU s/Gbit (both routers, 1 stream) ≤ 0.35", None, "needs weft-enc"))
 if have(enc, clear):
     e4, c4 = gbps(4)("weft-enc"), gbps(4)("weft-clear")
     extra = "; 4 streams (not part of the check): %.2f vs %.2f" % (c4, e4) if have(e4, c4) else ""
@@ -530,10 +558,10 @@ else:
     checks.append(("Weft unencrypted sleeve ≥ encrypted, single stream", None, "needs weft-enc and weft-clear"))
 pe, pw = pct("weft-enc", "rtt_idle_ms", 50), pct(BASELINE, "rtt_idle_ms", 50)
 if have(pe, pw) and pw:
-    checks.append(("Idle ping p50 through encrypted sleeve ≤ 1.5× wireguard-go's", pe <= 1.5 * pw,
+    checks.append(("Idle ping p50 through encrypted sleeve ≤ %s's" % BL, pe <= pw,
                    "%.3f / %.3f ms = %.2f×" % (pe, pw, pe / pw)))
 else:
-    checks.append(("Idle ping p50 through encrypted sleeve ≤ 1.5× wireguard-go's", None, "needs weft-enc and wireguard-go"))
+    checks.append(("Idle ping p50 through encrypted sleeve ≤ %s's" % BL, None, "needs weft-enc and %s" % BASELINE))
 rss = [(med(c, "proc_peak_rss_mib"), c) for c in ("weft-enc", "weft-clear") if med(c, "proc_peak_rss_mib") is not None]
 if rss:
     m, c = max(rss)
@@ -581,7 +609,7 @@ with open(results, "w") as out:
     out.write("- machine: %s cores, %s, kernel %s\n" % (os.cpu_count(), model, platform.release()))
     out.write("- %s; %s; wireguard-go %s; weft %s%s (%s)\n" % (
         sh("swift --version 2>&1 | head -1"), sh("iperf3 --version | head -1"),
-        sh("dpkg-query -W -f='${Version}' wireguard-go"), sh("git rev-parse --short HEAD"),
+        sh("dpkg-query -W -f='${Version}' wireguard-go") + (", wireguard-go 2025 " + sh(os.environ.get("WG_MODERN", "wireguard-go-modern") + " --version | head -1 | cut -d' ' -f2") if "wireguard-go-2025" in cases else ""), sh("git rev-parse --short HEAD"),
         " + uncommitted changes" if sh("git status --porcelain --untracked-files=no") else "", weft))
     out.write("- iperf3 1 stream and 4 streams (-P 4), %s s per run, %s runs of each taken round-robin over the cases, median; "
               "ping 300 × 10 ms idle, and during each single-stream run (all round-trip times pooled, nearest-rank p50/p99)\n" % (secs, runs))

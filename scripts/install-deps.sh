@@ -4,7 +4,7 @@
 # `weft status topology --dot` check), when missing.
 # Idempotent: does nothing (and needs no network) when everything is there.
 set -euo pipefail
-packages=(libsodium-dev libmnl-dev pkg-config g++ dpkg-dev binutils man-db graphviz iproute2 iputils-ping tcpdump iperf3 netcat-openbsd procps psmisc nftables conntrack wireguard-go wireguard-tools cpio qemu-system-x86)
+packages=(libsodium-dev libmnl-dev pkg-config g++ dpkg-dev binutils man-db graphviz iproute2 iputils-ping tcpdump iperf3 netcat-openbsd procps psmisc nftables conntrack ethtool wireguard-go wireguard-tools cpio qemu-system-x86)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
