@@ -54,16 +54,10 @@ public struct AddressAllocations: Equatable, Sendable {
 
     /// Free addresses in `owned` blocks (saturating: an IPv6 share can hold more than 2^64).
     public func freeCount(owned: [Int]) -> UInt64 {
-        var used: [Int: UInt64] = [:]
-        for offset in holderAt.keys { used[range.block(of: offset), default: 0] += 1 }
-        var free: UInt64 = 0
-        for block in owned {
-            let first = range.firstOffset(ofBlock: block), last = first + (range.addressesPerBlock - 1)
-            let n = range.addressesPerBlock - (used[block] ?? 0) - (range.isReserved(first) ? 1 : 0) - (range.isReserved(last) ? 1 : 0)
-            let sum = free.addingReportingOverflow(n)
-            free = sum.overflow ? .max : sum.partialValue
-        }
-        return free
+        let mine = Set(owned)
+        let used = UInt64(holderAt.keys.lazy.filter { mine.contains(range.block(of: $0)) }.count)
+        let usable = range.usableAddresses(inBlocks: owned)
+        return usable == .max ? .max : usable - min(usable, used)
     }
 
     /// Owned blocks with no allocation: what may be given away.

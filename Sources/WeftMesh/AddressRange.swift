@@ -67,6 +67,22 @@ public struct AddressRange: Hashable, Sendable, CustomStringConvertible {
     public func firstOffset(ofBlock block: Int) -> UInt64 { UInt64(block) << UInt64(blockShift) }
     public var addressesPerBlock: UInt64 { 1 << UInt64(blockShift) }
 
+    /// Addresses of `block` that may be allocated: the block less the range's reserved first
+    /// and last address when it holds them.
+    public func usableAddresses(inBlock block: Int) -> UInt64 {
+        let first = firstOffset(ofBlock: block), last = first + (addressesPerBlock - 1)
+        return addressesPerBlock - (isReserved(first) ? 1 : 0) - (isReserved(last) ? 1 : 0)
+    }
+
+    /// Addresses of these blocks that may be allocated (saturating: an IPv6 share can hold
+    /// more than 2^64).
+    public func usableAddresses(inBlocks blocks: [Int]) -> UInt64 {
+        blocks.reduce(0) { total, block in
+            let sum = total.addingReportingOverflow(usableAddresses(inBlock: block))
+            return sum.overflow ? .max : sum.partialValue
+        }
+    }
+
     public func address(at offset: UInt64) -> IPAddress {
         precondition(offset <= lastOffset, "offset outside the range")
         var bytes = base

@@ -221,7 +221,7 @@ final class RouterAddressHost: AddressHost, @unchecked Sendable {  // confined t
         let routes = router.routes
         let shares = blocksOf.keys.sorted().map { name -> IPAMShare in
             let blocks = blocksOf[name]!
-            let usable = AddressAllocations(range: range).freeCount(owned: blocks)
+            let usable = range.usableAddresses(inBlocks: blocks)
             let used = manager.announcements[name]?.holdings.count ?? 0
             return IPAMShare(name: "\(name)", nickname: router.topologyPeers[name]?.nickname, isSelf: name == router.config.name,
                              reachable: routes.isReachable(name), blocks: blocks.count,
