@@ -436,6 +436,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         if now - lastHeartbeat >= .seconds(1) {
             lastHeartbeat = now
             sleeve?.engine.sendHeartbeats()
+            sampleThroughput()
         }
         if sleeve?.probeTick(now: now) == true { ownConnectionsChanged() }
         keyTick(now: now)
