@@ -117,7 +117,7 @@ router sends (↑) and receives (↓) over sleeve; fastdp traffic stays in the k
 </main>
 <script>
 "use strict";
-const REFRESH_MS = 2000, W = 1000, H = 500, SVG = "http://www.w3.org/2000/svg";
+const REFRESH_MS = 2000, W = 1000, H = 500, SVG = "http://www.w3.org/2000/svg", DATA = "\#(dataPath.dropFirst())";
 
 // Text only through textContent: nicknames come from other routers.
 function el(tag, attrs, text, ns) {
@@ -218,12 +218,12 @@ function setState(text, error) {
 
 async function refresh() {
   try {
-    const response = await fetch("topology.json", {cache: "no-store"});
+    const response = await fetch(DATA, {cache: "no-store"});
     if (!response.ok) throw new Error("HTTP " + response.status);
     draw(await response.json());
     setState(peersText() + "updated " + new Date().toLocaleTimeString() + ", every " + REFRESH_MS / 1000 + " s", false);
   } catch (e) {
-    setState("cannot read topology.json from the router (" + e.message + "); retrying every " + REFRESH_MS / 1000 + " s", true);
+    setState("cannot read " + DATA + " from the router (" + e.message + "); retrying every " + REFRESH_MS / 1000 + " s", true);
   } finally {
     setTimeout(refresh, REFRESH_MS);
   }
