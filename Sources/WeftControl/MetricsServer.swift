@@ -1,6 +1,7 @@
-// The Prometheus metrics endpoint (docs/design.md §8): the text exposition format and the HTTP
-// handler serving it at /metrics. What the figures are is the router's business (its
-// metricsText()); this renders and serves them.
+// The metrics listener (docs/design.md §8): the Prometheus text exposition format, and the HTTP
+// handler serving /metrics, the mesh page (/, MeshPage) and its data (/topology.json). What the
+// figures are is the router's business (its metricsText(), meshPageData()); this renders and
+// serves them.
 import NIOCore
 import NIOHTTP1
 
@@ -25,46 +26,86 @@ public struct PrometheusText {
     }
 }
 
-/// GET /metrics; anything else is 404. One request per connection.
+/// One document the metrics listener serves: its media type, and its body rendered on the
+/// router's loop (where the state it reads lives).
+public struct MetricsEndpoint: Sendable {
+    public let contentType: String
+    public let body: @Sendable () -> [UInt8]
+
+    public init(contentType: String, body: @escaping @Sendable () -> [UInt8]) {
+        self.contentType = contentType
+        self.body = body
+    }
+}
+
+/// The metrics listener's HTTP handler: GET (or HEAD) of one of `endpoints`' paths. An unknown
+/// path is 404, another method 405, a request body over ControlHandler.maxBody 413 (headers over
+/// 80 KiB are refused with 400 by NIO's decoder). One request per connection.
 public final class MetricsHandler: ChannelInboundHandler, @unchecked Sendable {
     public typealias InboundIn = HTTPServerRequestPart
     public typealias OutboundOut = HTTPServerResponsePart
 
     private let loop: EventLoop
-    private let text: @Sendable () -> String
+    private let endpoints: [String: MetricsEndpoint]
     private var head: HTTPRequestHead?
+    private var bodyBytes = 0
+    /// Set once a response is under way: nothing more of this request is read.
+    private var answered = false
 
-    /// `text` renders the exposition on `loop`, where the state it reads lives.
-    public init(loop: EventLoop, text: @escaping @Sendable () -> String) {
+    /// `endpoints` by path ("/metrics"); their bodies are rendered on `loop`.
+    public init(loop: EventLoop, endpoints: [String: MetricsEndpoint]) {
         self.loop = loop
-        self.text = text
+        self.endpoints = endpoints
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !answered else { return }
         switch unwrapInboundIn(data) {
-        case .head(let h): head = h
-        case .body: break
+        case .head(let h):
+            head = h
+            bodyBytes = 0
+        case .body(let chunk):
+            bodyBytes += chunk.readableBytes
+            if bodyBytes > ControlHandler.maxBody {
+                send(context: context, status: .payloadTooLarge, body: "request body over \(ControlHandler.maxBody / 1024) KiB; this listener serves GET only\n")
+            }
         case .end:
             guard let head else { return }
-            guard head.method == .GET, ControlRequest(method: head.method, uri: head.uri, body: []).path == "/metrics" else {
-                send(context: context, status: .notFound, type: "text/plain; charset=utf-8", body: "weft serves /metrics only\n")
+            let path = ControlRequest(method: head.method, uri: head.uri, body: []).path
+            guard let endpoint = endpoints[path] else {
+                let paths = endpoints.keys.sorted().joined(separator: ", ")
+                send(context: context, status: .notFound, body: "no such page: \(path); weft serves \(paths)\n")
                 return
             }
+            guard head.method == .GET || head.method == .HEAD else {
+                send(context: context, status: .methodNotAllowed, extra: [("Allow", "GET, HEAD")], body: "\(path) answers GET only\n")
+                return
+            }
+            answered = true
             let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
-            loop.submit(text).hop(to: context.eventLoop).whenComplete { result in
+            let withBody = head.method == .GET
+            loop.submit(endpoint.body).hop(to: context.eventLoop).whenComplete { result in
                 switch result {
-                case .success(let text): self.send(context: ctx.value, status: .ok, type: "text/plain; version=0.0.4; charset=utf-8", body: text)
-                case .failure(let error): self.send(context: ctx.value, status: .internalServerError, type: "text/plain; charset=utf-8", body: "\(error)\n")
+                case .success(let bytes): self.send(context: ctx.value, status: .ok, type: endpoint.contentType, bytes: bytes, withBody: withBody)
+                case .failure(let error): self.send(context: ctx.value, status: .internalServerError, body: "\(error)\n")
                 }
             }
         }
     }
 
-    private func send(context: ChannelHandlerContext, status: HTTPResponseStatus, type: String, body: String) {
-        let bytes = Array(body.utf8)
-        let headers = HTTPHeaders([("Content-Type", type), ("Content-Length", "\(bytes.count)"), ("Connection", "close")])
+    private func send(context: ChannelHandlerContext, status: HTTPResponseStatus, extra: [(String, String)] = [], body: String) {
+        send(context: context, status: status, type: "text/plain; charset=utf-8", extra: extra, bytes: Array(body.utf8), withBody: true)
+    }
+
+    private func send(context: ChannelHandlerContext, status: HTTPResponseStatus, type: String, extra: [(String, String)] = [],
+                      bytes: [UInt8], withBody: Bool) {
+        answered = true
+        let headers = HTTPHeaders([("Content-Type", type), ("Content-Length", "\(bytes.count)"), ("Cache-Control", "no-store"),
+                                   ("Connection", "close")] + extra)
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil)
+        if withBody {
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil)
+        }
         let channel = context.channel
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
     }

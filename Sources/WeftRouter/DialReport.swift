@@ -54,9 +54,12 @@ enum DialReport {
         "\(failure) (retrying in \(Int(max(0, secondsToRetry).rounded(.up))) s; logged once until it connects)"
     }
 
-    /// The line logged once when a failing target connects again.
-    static func recoveredMessage(_ address: String, failures: Int) -> String {
-        "connected to \(address) again after \(failures) failed attempt\(failures == 1 ? "" : "s")"
+    /// The line logged once when a failing target connects again: dialed by this router, or
+    /// (`inbound`) its peer dialed this router first.
+    static func recoveredMessage(_ address: String, failures: Int, inbound: Bool = false) -> String {
+        let attempts = "\(failures) failed attempt\(failures == 1 ? "" : "s")"
+        return inbound ? "\(address) recovered: its peer connected to this router after \(attempts) to dial it"
+            : "connected to \(address) again after \(attempts)"
     }
 }
 
@@ -69,10 +72,10 @@ extension Router {
         logger.warning("\(DialReport.failingMessage(failure, secondsToRetry: secondsToRetry))", metadata: ["address": "\(target.address)"])
     }
 
-    /// Logs that a target whose failing was logged connects again.
-    func reportRecovered(_ target: inout Target) {
+    /// Logs that a target whose failing was logged connects again, either way round.
+    func reportRecovered(_ target: inout Target, inbound: Bool) {
         guard target.reportedFailing else { return }
         target.reportedFailing = false
-        logger.info("\(DialReport.recoveredMessage(target.address, failures: target.failures))", metadata: ["address": "\(target.address)"])
+        logger.info("\(DialReport.recoveredMessage(target.address, failures: target.failures, inbound: inbound))", metadata: ["address": "\(target.address)"])
     }
 }

@@ -1,6 +1,7 @@
 // The router's Prometheus metrics (docs/design.md §8): what it counts for metrics alone, the
-// `--metrics-addr` listener, and the figures it exposes (the text format and the /metrics handler
-// are WeftControl's MetricsServer). Every value is read on the router's loop from the state status
+// `--metrics-addr` listener, and what it serves there: the figures at /metrics, the mesh page at /
+// and its data at /topology.json (the text format, the handler and the page are WeftControl's
+// MetricsServer and MeshPage). Every value is read on the router's loop from the state status
 // reads, so a subsystem that is off simply contributes zeros or no series.
 import Foundation
 import NIOCore
@@ -29,6 +30,9 @@ final class RouterMetrics: @unchecked Sendable {
     private var sessions: [ObjectIdentifier: SleeveSession] = [:]
     private var retiredDrops = DropCounts()
     var channel: Channel?
+    /// Each sleeve session's counters at the last throughput sample, and the rates they gave.
+    private var throughputSamples: [PeerName: LinkThroughput.Sample] = [:]
+    private(set) var throughput: [PeerName: LinkThroughput] = [:]
 
     struct DropCounts {
         var badTag: UInt64 = 0, replay: UInt64 = 0, malformed: UInt64 = 0, tooBig: UInt64 = 0
@@ -92,6 +96,23 @@ final class RouterMetrics: @unchecked Sendable {
         live.reduce(closedLinksBytes) { ($0.sent &+ $1.bytesSent, $0.received &+ $1.bytesReceived) }
     }
 
+    /// Takes the sessions' counters (once a second, from the router's tick) and keeps each
+    /// link's rate since the previous sample; a peer without a session drops out.
+    func sampleThroughput(_ sessions: [PeerName: SleeveSession], atNanos: Int64) {
+        var samples: [PeerName: LinkThroughput.Sample] = [:]
+        var rates: [PeerName: LinkThroughput] = [:]
+        for (peer, session) in sessions {
+            let counters = session.counters.snapshot()
+            let sample = LinkThroughput.Sample(atNanos: atNanos, txBytes: counters.txBytes, rxBytes: counters.rxBytes)
+            samples[peer] = sample
+            if let earlier = throughputSamples[peer] {
+                rates[peer] = LinkThroughput.between(earlier, sample, peer: peer.description)
+            }
+        }
+        throughputSamples = samples
+        throughput = rates
+    }
+
     func close() {
         channel?.close(promise: nil)
         channel = nil
@@ -119,7 +140,7 @@ extension Router {
             .childChannelInitializer { [self] channel in
                 channel.pipeline.configureHTTPServerPipeline().flatMap {
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(MetricsHandler(loop: self.loop, text: { [self] in self.metricsText() }))
+                        try channel.pipeline.syncOperations.addHandler(MetricsHandler(loop: self.loop, endpoints: self.metricsEndpoints()))
                     }
                 }
             }
@@ -128,7 +149,29 @@ extension Router {
         } catch {
             throw ConfigError("cannot serve metrics on \(address) (\(DialReport.describe(error))); is another router using it? pass --metrics-addr HOST:PORT or off")
         }
-        logger.info("metrics served", metadata: ["address": "http://\(address)/metrics"])
+        logger.info("metrics served", metadata: ["address": "http://\(address)/metrics", "page": "http://\(address)/"])
+    }
+
+    /// What the metrics listener serves: the exposition, the mesh page and the page's data.
+    func metricsEndpoints() -> [String: MetricsEndpoint] {
+        let page = Array(MeshPage.html.utf8)
+        return [
+            "/metrics": MetricsEndpoint(contentType: "text/plain; version=0.0.4; charset=utf-8") { [self] in Array(metricsText().utf8) },
+            "/": MetricsEndpoint(contentType: "text/html; charset=utf-8") { page },
+            MeshPage.dataPath: MetricsEndpoint(contentType: "application/json") { [self] in ControlJSON.encode(meshPageData()) },
+        ]
+    }
+
+    /// Once a second, from the tick: the links' rates for the mesh page (only when it is served).
+    func sampleThroughput() {
+        guard metrics.channel != nil else { return }
+        metrics.sampleThroughput(sleeve?.sessions ?? [:], atNanos: SleeveEngine.monotonicNanos())
+    }
+
+    /// The mesh page's data. Runs on the router's loop.
+    func meshPageData() -> MeshPageData {
+        MeshPageData(topology: topologyStatus(), connections: connectionStatus(),
+                     throughput: metrics.throughput.values.sorted { $0.peer < $1.peer })
     }
 
     /// The exposition text. Runs on the router's loop.

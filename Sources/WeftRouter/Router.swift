@@ -436,6 +436,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         if now - lastHeartbeat >= .seconds(1) {
             lastHeartbeat = now
             sleeve?.engine.sendHeartbeats()
+            sampleThroughput()
         }
         if sleeve?.probeTick(now: now) == true { ownConnectionsChanged() }
         keyTick(now: now)
@@ -568,10 +569,16 @@ extension Router: LinkDelegate {
     func linkEstablished(_ link: Link) {
         guard let hello = link.remoteHello else { return }
         established[hello.name] = link
-        if let address = link.targetAddress, var target = targets[address] {
+        // The target this link was dialed for; for an inbound link, the target of the peer that
+        // dialed first (by its gossip address, or the peer it led to before): its recovery too.
+        let gossipAddress = link.remoteGossipAddress
+        let reached = link.targetAddress.map { [$0] }
+            ?? targets.filter { $0.key == gossipAddress || $0.value.peer == hello.name }.map(\.key)
+        for address in reached {
+            guard var target = targets[address] else { continue }
             target.peer = hello.name
             target.nickname = hello.nickname
-            reportRecovered(&target)
+            reportRecovered(&target, inbound: link.targetAddress == nil)
             target.failures = 0
             target.reason = nil
             target.authFailure = false

@@ -1,6 +1,8 @@
 // /metrics of a live router, parsed by the reference Prometheus text parser
-// (prometheus_client.parser, from PyPI: scripts/install-deps.sh installs it).
+// (prometheus_client.parser, from PyPI: scripts/install-deps.sh installs it); the listener's
+// other documents (the mesh page, /topology.json) and its answers to bad requests.
 import Foundation
+import WeftControl
 import XCTest
 @testable import WeftRouter
 
@@ -33,6 +35,14 @@ extension TestNet {
             throw ShellError(description: "scrape of \(url) failed: \(result.output)")
         }
         return try JSONDecoder().decode([ScrapedSample].self, from: Data(line.utf8))
+    }
+
+    /// The body of `url` fetched from inside host `index`'s namespace; throws on an HTTP error.
+    func fetch(_ index: Int, _ url: String) throws -> String {
+        let script = "import sys, urllib.request\nsys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode('utf-8'))"
+        let result = try Shell.run(["ip", "netns", "exec", host(index).namespace, "python3", "-c", script, url], check: false)
+        guard result.status == 0 else { throw ShellError(description: "fetch of \(url) failed: \(result.output)") }
+        return result.output
     }
 }
 
@@ -104,7 +114,8 @@ final class MetricsTests: XCTestCase {
         XCTAssertEqual(remote.values("weft_connections", ["state": "established", "mode": "sleeve", "encrypted": "true"]), [1])
     }
 
-    /// Off means no listener; a bad address refuses to start; other paths are 404.
+    /// Off means no listener; a bad address refuses to start; other paths are 404, other methods
+    /// 405, oversized requests refused; the mesh page and its data are served beside /metrics.
     func testMetricsOffBadAddressAndUnknownPath() throws {
         try requireRoot()
         try requireParser()
@@ -117,6 +128,7 @@ final class MetricsTests: XCTestCase {
         let notFound = try Shell.run(["ip", "netns", "exec", net.host(2).namespace, "python3", "-c",
                                       "import urllib.request, urllib.error\ntry:\n urllib.request.urlopen('http://127.0.0.1:6782/other')\nexcept urllib.error.HTTPError as e:\n print(e.code)"])
         XCTAssertEqual(notFound.output.trimmingCharacters(in: .whitespacesAndNewlines), "404")
+        try checkListenerRefusesBadRequests(net, 2)
         // A router with metrics on, and no traffic at all: still a complete, parseable document.
         let idle = try net.scrape(2, "http://127.0.0.1:6782/metrics")
         XCTAssertEqual(idle.values("weft_connections").reduce(0, +), 0)
@@ -126,5 +138,58 @@ final class MetricsTests: XCTestCase {
                                  "--socket", "\(net.directory)/bad.sock", "--data-dir", "\(net.directory)/bad"], check: false)
         XCTAssertEqual(bad.status, 2, bad.output)
         XCTAssertTrue(bad.output.contains("--metrics-addr nowhere is not HOST:PORT"), bad.output)
+    }
+
+    /// Raw HTTP on host `index`'s listener at 127.0.0.1:6782: the status line of each answer.
+    private func checkListenerRefusesBadRequests(_ net: TestNet, _ index: Int) throws {
+        let script = """
+            import socket, sys
+            def ask(raw):
+                s = socket.create_connection(('127.0.0.1', 6782), timeout=5)
+                try:
+                    s.sendall(raw)
+                except OSError:
+                    pass
+                answer = b''
+                try:
+                    while True:
+                        chunk = s.recv(65536)
+                        if not chunk:
+                            break
+                        answer += chunk
+                except OSError:
+                    pass
+                s.close()
+                head, _, body = answer.partition(b'\\r\\n\\r\\n')
+                lines = head.decode('latin-1').split('\\r\\n')
+                kind = [l.split(':', 1)[1].strip() for l in lines if l.lower().startswith('content-type:')]
+                print(lines[0].split(' ')[1] if lines[0] else 'none', kind[0] if kind else '-', len(body))
+            ask(b'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')
+            ask(b'GET /topology.json HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')
+            ask(b'HEAD / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')
+            ask(b'POST /metrics HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 2\\r\\n\\r\\n{}')
+            ask(b'GET /metrics HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 200000\\r\\n\\r\\n' + b'x' * 200000)
+            ask(b'GET /metrics HTTP/1.1\\r\\nHost: x\\r\\nX-Big: ' + b'y' * 100000 + b'\\r\\n\\r\\n')
+            ask(b'not http at all\\r\\n\\r\\n')
+            ask(b'GET /../etc/passwd HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')
+            """
+        let result = try Shell.run(["ip", "netns", "exec", net.host(index).namespace, "python3", "-c", script])
+        let lines = result.output.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+        XCTAssertEqual(lines.count, 8, result.output)
+        guard lines.count == 8 else { return }
+        XCTAssertEqual(lines[0].prefix(2), ["200", "text/html;"], "GET / is the mesh page: \(result.output)")
+        XCTAssertEqual(Int(lines[0].last ?? ""), MeshPage.html.utf8.count)
+        XCTAssertEqual(lines[1].prefix(2), ["200", "application/json"], result.output)
+        XCTAssertEqual(lines[2].first, "200", "HEAD: \(result.output)")
+        XCTAssertEqual(lines[2].last, "0", "HEAD has no body: \(result.output)")
+        XCTAssertEqual(lines[3].first, "405", "POST: \(result.output)")
+        XCTAssertEqual(lines[4].first, "413", "oversized body: \(result.output)")
+        XCTAssertEqual(lines[5].first, "400", "oversized header: \(result.output)")
+        XCTAssertEqual(lines[6].first, "400", "garbage: \(result.output)")
+        XCTAssertEqual(lines[7].first, "404", "path outside the served ones: \(result.output)")
+        // The page's data decodes as what the page reads, and the router still serves.
+        let data = try JSONDecoder().decode(MeshPageData.self, from: Data(try net.fetch(index, "http://127.0.0.1:6782\(MeshPage.dataPath)").utf8))
+        XCTAssertEqual(data.topology.peers.count, 1)
+        XCTAssertEqual(data.throughput, [])
     }
 }

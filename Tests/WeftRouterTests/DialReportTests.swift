@@ -23,4 +23,11 @@ final class DialReportTests: XCTestCase {
         XCTAssertEqual(DialReport.reason(lastFailure: nil, failures: 0, dialing: false, secondsToRetry: 0), "waiting to connect")
         XCTAssertEqual(DialReport.reason(lastFailure: failure, failures: 1, dialing: false, secondsToRetry: -0.2), failure + " (retrying in 0 s)")
     }
+
+    /// The recovery line says which side made the connection.
+    func testRecoveredSaysWhoConnected() {
+        XCTAssertEqual(DialReport.recoveredMessage("10.55.0.77:6783", failures: 1), "connected to 10.55.0.77:6783 again after 1 failed attempt")
+        XCTAssertEqual(DialReport.recoveredMessage("10.55.0.77:6783", failures: 4, inbound: true),
+                       "10.55.0.77:6783 recovered: its peer connected to this router after 4 failed attempts to dial it")
+    }
 }
