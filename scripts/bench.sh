@@ -16,7 +16,7 @@
 # the binary $WEFT_BASE, to compare two builds in one run), BENCH_RESULTS (bench-results.md), WEFT (.build/release/weft),
 # BENCH_STALL (1 when BENCH_SECONDS >= 10, else 0; needs weft-enc among the cases),
 # BENCH_STALL_SECONDS (60), WG_MODERN (wireguard-go-modern: upstream wireguard-go 0.0.20250522
-# or newer, built with TUN and UDP offloads; docs/benchmarks.md says how to build it offline).
+# or newer, with its TUN and UDP offloads; docs/benchmarks.md, "The baseline").
 #
 # Everything it creates carries the prefix wb<pid>: namespaces, interface names, the temp dir,
 # wireguard-go's UAPI sockets. It never touches the root namespace's interfaces and only signals
@@ -47,7 +47,7 @@ need() { command -v "$1" >/dev/null || { echo "bench: $1 missing; run scripts/in
 need iperf3; need python3; need ip; need ping
 case " $CASES " in *" wireguard-go "*) need wireguard-go; need wg ;; esac
 case " $CASES " in *" wireguard-go-2025 "*)
-  command -v "$WG_MODERN" >/dev/null || { echo "bench: $WG_MODERN missing: build upstream wireguard-go (docs/benchmarks.md, \"The baseline\"), set WG_MODERN to it, or leave wireguard-go-2025 out of BENCH_CASES" >&2; exit 1; }
+  command -v "$WG_MODERN" >/dev/null || { echo "bench: $WG_MODERN missing: install upstream wireguard-go 0.0.20250522 or newer as wireguard-go-modern or set WG_MODERN to it (docs/benchmarks.md, \"The baseline\"), or leave wireguard-go-2025 out of BENCH_CASES" >&2; exit 1; }
   need wg; need ethtool ;;
 esac
 case " $CASES " in *" weft-"*) [ -x "$WEFT" ] || { echo "bench: $WEFT not built; run make release" >&2; exit 1; } ;; esac
