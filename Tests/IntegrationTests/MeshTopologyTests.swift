@@ -52,10 +52,10 @@ final class MeshTopologyTests: XCTestCase {
             let net = try TestNet(hosts: 3)
             defer { net.cleanup() }
             try net.launchLine(password: password)
-            let names = try (1...3).map { try net.status($0).name }
-            let far = [names[1], names[2]].sorted()
+            var far: [String] = []
             var topology: TopologyStatus?
             let shown = net.waitUntil(timeout: 30) {
+                far = try [net.status(2).name, net.status(3).name].sorted()
                 let result = try net.cli(1, ["status", "topology", "--json"])
                 topology = try JSONDecoder().decode(TopologyStatus.self, from: Data(result.output.utf8))
                 return topology?.links.first { [$0.a, $0.b] == far }?.mode == "sleeve" && topology?.links.count == 2
