@@ -90,12 +90,12 @@ svg { display: block; width: 100%; height: auto; background: #fff; border: 1px s
 .name, .mono { font-family: "DejaVu Sans Mono", monospace; }
 .name { font-size: 13px; fill: #55636f; }
 .link { stroke-width: 3.5; }
-.link.sleeve { stroke: #2f6fb5; } .link.fastdp { stroke: #2e8b57; } .link.unknown { stroke: #9aa5ae; }
+.link.sleeve { stroke: #2f6fb5; } .link.fastdp { stroke: #2e8b57; } .link.none { stroke: #c7832d; } .link.unknown { stroke: #9aa5ae; }
 .link.pending { stroke-dasharray: 9 7; }
 .label { font-size: 14px; paint-order: stroke; stroke: #fff; stroke-width: 6px; stroke-linejoin: round; }
 .label .rate { font-weight: bold; }
 .legend { font-size: 13px; color: #55636f; margin: 6px 2px 0; }
-.legend b.sleeve { color: #2f6fb5; } .legend b.fastdp { color: #2e8b57; } .legend b.unknown { color: #7d8890; }
+.legend b.sleeve { color: #2f6fb5; } .legend b.fastdp { color: #2e8b57; } .legend b.none { color: #a8671c; } .legend b.unknown { color: #7d8890; }
 table { border-collapse: collapse; margin-top: 12px; background: #fff; width: 100%; }
 th, td { border: 1px solid #d5dce3; padding: 4px 8px; text-align: left; }
 th { background: #e9eef2; font-weight: 600; }
@@ -107,9 +107,11 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 <main>
 <svg id="graph" viewBox="0 0 1000 500" role="img" aria-label="mesh topology"></svg>
 <div class="legend">Line colour: <b class="sleeve">sleeve</b>, <b class="fastdp">fastdp</b>,
-<b class="unknown">mode not known here</b> (a link between two other routers: the gossip does not carry its mode;
-open this page on one of its ends). Dashed: not established at both ends. Throughput is what this
-router sends (↑) and receives (↓) over sleeve; fastdp traffic stays in the kernel and is not counted.</div>
+<b class="none">no data plane yet</b>, <b class="unknown">mode not reported</b> (by a router from before
+the report). Mode and encryption of every link are what its two ends gossip (the lesser when they differ).
+Dashed: not established at both ends. Throughput is shown for this router's own links only: what it
+sends (↑) and receives (↓) over sleeve; fastdp traffic stays in the kernel and is not counted, and
+links between two other routers show it on their ends' pages.</div>
 <table>
 <thead><tr><th>Link</th><th>State</th><th>Mode</th><th>Encryption</th><th>MTU</th><th>↑ out</th><th>↓ in</th></tr></thead>
 <tbody id="links"></tbody>
@@ -118,6 +120,7 @@ router sends (↑) and receives (↓) over sleeve; fastdp traffic stays in the k
 <script>
 "use strict";
 const REFRESH_MS = 2000, W = 1000, H = 500, SVG = "http://www.w3.org/2000/svg", DATA = "\#(dataPath.dropFirst())";
+const MODE_TEXT = {none: "no data plane yet", sleeve: "sleeve", fastdp: "fastdp"};
 
 // Text only through textContent: nicknames come from other routers.
 function el(tag, attrs, text, ns) {
@@ -170,12 +173,16 @@ function draw(data) {
     const other = me && link.a === me.name ? link.b : (me && link.b === me.name ? link.a : null);
     const flow = other ? flows.get(other) : undefined;
     const crypt = link.encrypted === true ? "encrypted" : (link.encrypted === false ? "clear" : "");
-    const first = [link.mode || "mode not known here", crypt, link.mtu ? "mtu " + link.mtu : "", pending ? link.state : ""]
+    const modeText = link.mode ? MODE_TEXT[link.mode] || link.mode : "mode not reported";
+    const differ = link.ends ? "ends differ: " + link.ends.map(e => (nickname.get(e.peer) || short(e.peer)) + " "
+      + (MODE_TEXT[e.mode] || e.mode) + " " + (e.encrypted ? "encrypted" : "clear")).join(", ") : "";
+    const first = [modeText + (differ ? " (ends differ)" : ""), crypt, link.mtu ? "mtu " + link.mtu : "", pending ? link.state : ""]
       .filter(s => s).join(" · ");
+    // Throughput for this router's own links only: it counts its own sessions, nobody else's.
     let second = "";
-    if (link.mode === "fastdp") second = "kernel datapath: not counted";
+    if (other && link.mode === "fastdp") second = "kernel datapath: not counted";
     else if (flow) second = "↑ " + bits(flow.tx) + "  ↓ " + bits(flow.rx);
-    else if (other && link.mode) second = "measuring…";
+    else if (other && link.mode === "sleeve") second = "measuring…";
     const x = (a.x + b.x) / 2, y = (a.y + b.y) / 2;
     const text = el("text", {class: "label", x: x, y: second ? y - 4 : y + 5, "text-anchor": "middle"}, undefined, SVG);
     text.appendChild(el("tspan", {x: x}, first, SVG));
@@ -185,8 +192,8 @@ function draw(data) {
     const row = el("tr", {"data-mode": mode});
     row.appendChild(el("td", {}, (nickname.get(link.a) || short(link.a)) + " — " + (nickname.get(link.b) || short(link.b))));
     row.appendChild(el("td", {}, link.state));
-    row.appendChild(el("td", {}, link.mode || "not known here"));
-    row.appendChild(el("td", {}, crypt ? crypt + (link.cipher ? " (" + link.cipher + ")" : "") : "not known here"));
+    row.appendChild(el("td", {}, modeText + (differ ? " (" + differ + ")" : "")));
+    row.appendChild(el("td", {}, crypt ? crypt + (link.cipher ? " (" + link.cipher + ")" : "") : "not reported"));
     row.appendChild(el("td", {class: "num"}, link.mtu ? String(link.mtu) : "—"));
     const counted = flow && link.mode === "sleeve";
     row.appendChild(el("td", {class: "num"}, counted ? bits(flow.tx) : "—"));

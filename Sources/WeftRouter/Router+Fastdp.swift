@@ -139,6 +139,20 @@ extension Router {
         return decision
     }
 
+    /// The data-plane mode of an established link, as status shows it and the gossip reports it:
+    /// fastdp when so decided and the link has its sleeve session (which fastdp's flows are
+    /// keyed on), sleeve with a session, no data plane without one.
+    func dataPlaneMode(of link: Link, decision: ModeDecision) -> DataPlaneReport.Mode {
+        guard let name = link.remoteName, sleeve?.sessions[name] != nil else { return .noDataPlane }
+        return decision.mode == .fastdp ? .fastdp : .sleeve
+    }
+
+    /// What this router gossips of an established link's data plane (docs/protocol.md §4).
+    func dataPlaneReport(of link: Link) -> DataPlaneReport {
+        DataPlaneReport(mode: dataPlaneMode(of: link, decision: modeDecision(for: link)),
+                        encrypted: LinkPolicy.encrypted(passwordSet: passwordSet, trusted: link.trusted))
+    }
+
     /// The mode decision status shows for an established link.
     func modeDecision(for link: Link) -> ModeDecision {
         if let name = link.remoteName, let decision = fastdpState?.decisions[name] { return decision }

@@ -22,21 +22,17 @@ final class SleeveState: @unchecked Sendable {  // confined to the router's even
         self.forwarding = forwarding
     }
 
-    /// Runs the probing rounds that are due; returns true when a connection's MTU changed,
-    /// measured or published: own connections are then gossiped again and the forwarding table
-    /// rebuilt.
-    func probeTick(now: NIODeadline) -> Bool {
+    /// Runs the probing rounds that are due. A published MTU that changed is gossiped by the
+    /// router's tick, which compares the own entry with the links every time (Router.tick).
+    func probeTick(now: NIODeadline) {
         let t = Router.seconds(now)
-        var changed = false
         for (name, session) in sessions {
             var schedule = probes[name] ?? ProbeSchedule(connectedAt: t)
             if schedule.resultsAreDue(now: t) {
-                let before = session.pathMTU
                 let round = session.finishProbeRound()
                 if let round {
                     let settled = PathMTU.settle(published: session.publishedMTU, previousRound: session.lastRoundMTU, round: round)
                     session.lastRoundMTU = round
-                    if settled != session.publishedMTU || round != before { changed = true }
                     session.publishedMTU = settled
                 }
                 schedule.endRound(now: t, answered: round != nil, randomUnit: .random(in: 0..<1))
@@ -46,7 +42,6 @@ final class SleeveState: @unchecked Sendable {  // confined to the router's even
             }
             probes[name] = schedule
         }
-        return changed
     }
 }
 

@@ -438,9 +438,14 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
             sleeve?.engine.sendHeartbeats()
             sampleThroughput()
         }
-        if sleeve?.probeTick(now: now) == true { ownConnectionsChanged() }
+        sleeve?.probeTick(now: now)
         keyTick(now: now)
         apply(gossip.tick(now: Self.seconds(now)))
+        // One rule for what the own entry says of each link (its MTU, data-plane mode and
+        // encryption): rebuilt every tick, gossiped when it differs (fastdp ↔ sleeve, a new
+        // session, a settled MTU), the refresh it needs just below. Links that come and go are
+        // published where that happens.
+        ownConnectionsChanged(refreshNow: false)
         refreshIfPending()
         ipamTick(now: now)
     }
@@ -460,7 +465,8 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     /// per link was a tenth of its event loop's work (docs/benchmarks.md "Mesh scale").
     private func ownConnectionsChanged(refreshNow: Bool = true) {
         let entries = established.values.sorted { $0.remoteName! < $1.remoteName! }.map { link in
-            ConnectionEntry(remote: link.remoteName!, address: link.remoteGossipAddress, established: true, outbound: link.direction == .outbound, mtu: sleeve?.sessions[link.remoteName!]?.publishedMTU)
+            ConnectionEntry(remote: link.remoteName!, address: link.remoteGossipAddress, established: true, outbound: link.direction == .outbound,
+                            mtu: sleeve?.sessions[link.remoteName!]?.publishedMTU, dataPlane: dataPlaneReport(of: link))
         }
         apply(gossip.setOwn(nickname: config.nickname, connections: entries, now: Self.seconds(.now())), refreshNow: refreshNow)
     }

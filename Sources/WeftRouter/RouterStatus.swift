@@ -59,14 +59,15 @@ extension Router {
             // The mode (docs/design.md §5); `reason` explains a link off its preferred mode, but a sleeve
             // that does not answer heartbeats comes first: nothing crosses such a link.
             let decision = established ? modeDecision(for: link) : nil
-            let onFastdp = decision?.mode == .fastdp && data.mode != nil
+            let mode = decision.map { dataPlaneMode(of: link, decision: $0) }
+            let onFastdp = mode == .fastdp
             let reason = !established ? "handshake in progress"
                 : (onFastdp ? nil : (data.heartbeat ?? decision?.reason)) ?? (trustPending(link) ? Self.trustPendingReason : nil)
             result.append(ConnectionStatus(
                 peer: link.remoteName?.description, nickname: link.remoteHello?.nickname, address: link.socketAddress,
                 direction: link.direction, state: established ? .established : .connecting,
                 encrypted: LinkPolicy.encrypted(passwordSet: passwordSet, trusted: link.trusted), trusted: link.trusted,
-                mode: onFastdp ? OverlayMode.fastdp.rawValue : data.mode, pskId: link.pskId?.description ?? (passwordSet && link.isInitiator ? activeId : nil),
+                mode: mode == .noDataPlane ? nil : mode?.rawValue, pskId: link.pskId?.description ?? (passwordSet && link.isInitiator ? activeId : nil),
                 reason: reason, ready: established && data.mode != nil && (onFastdp || data.heartbeat == nil),
                 connectionId: String(link.localHello.connectionId, radix: 16),
                 since: link.establishedAt.map { ISO8601DateFormatter().string(from: $0) },

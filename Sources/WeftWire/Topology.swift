@@ -13,13 +13,40 @@ public struct ConnectionEntry: Hashable, Sendable, Codable {
     /// The largest inner IP packet (overlay MTU) the reporting peer's sleeve carries to the
     /// remote, as settled by path-MTU probing; nil until measured (docs/protocol.md §4, §5.4).
     public var mtu: Int?
+    /// The reporting peer's data plane on this connection: its mode and whether it encrypts;
+    /// nil when not reported (a router from before the field).
+    public var dataPlane: DataPlaneReport?
 
-    public init(remote: PeerName, address: String, established: Bool, outbound: Bool, mtu: Int? = nil) {
+    public init(remote: PeerName, address: String, established: Bool, outbound: Bool, mtu: Int? = nil, dataPlane: DataPlaneReport? = nil) {
         self.remote = remote
         self.address = address
         self.established = established
         self.outbound = outbound
         self.mtu = mtu
+        self.dataPlane = dataPlane
+    }
+}
+
+/// What a router's data plane does on one of its connections, as it gossips it (docs/protocol.md
+/// §4), so that every router can show every link's mode and encryption, not only its own.
+public struct DataPlaneReport: Hashable, Sendable, Codable {
+    /// The data-plane mode, as `weft status connections` shows it at the reporting end.
+    public enum Mode: String, Hashable, Sendable, Codable, CaseIterable {
+        /// Established, but no data plane yet (no sleeve session: none made yet, or the peer is
+        /// on an address family this host lacks); the link carries gossip only. Named so that
+        /// it is never confused with an optional's `.none`.
+        case noDataPlane = "none"
+        case sleeve
+        case fastdp
+    }
+
+    public var mode: Mode
+    /// The data to the remote is encrypted (a password is set and the link is not trusted both ways).
+    public var encrypted: Bool
+
+    public init(mode: Mode, encrypted: Bool) {
+        self.mode = mode
+        self.encrypted = encrypted
     }
 }
 
@@ -64,6 +91,14 @@ public struct TopologyUpdate: Equatable, Sendable {
     static let flagOutbound: UInt8 = 0x02
     /// A u16 MTU follows the flags.
     static let flagMTU: UInt8 = 0x04
+    /// Bits 3–4: the reporter's data-plane mode, `modeCodes` (0: not reported; then bit 5 means
+    /// nothing). Bits 6 and 7 are free; a decoder ignores the bits it does not know.
+    static let flagModeShift: UInt8 = 3
+    static let flagModeMask: UInt8 = 0x18
+    /// Bit 5: the reporter encrypts the connection's data.
+    static let flagEncrypted: UInt8 = 0x20
+    /// The wire code of each mode in bits 3–4 (docs/protocol.md §4).
+    static let modeCodes: [DataPlaneReport.Mode: UInt8] = [.noDataPlane: 1, .sleeve: 2, .fastdp: 3]
     /// The smallest MTU an entry may carry: IPv4's minimum (RFC 791).
     public static let minMTU = 68
 
@@ -92,7 +127,8 @@ public struct TopologyUpdate: Equatable, Sendable {
                 w.str8(c.address, maxLength: Self.maxAddressBytes)
                 // An MTU outside 68…65535 cannot be carried: it is left out (unknown).
                 let mtu = c.mtu.flatMap { (Self.minMTU...0xFFFF).contains($0) ? UInt16($0) : nil }
-                w.u8((c.established ? Self.flagEstablished : 0) | (c.outbound ? Self.flagOutbound : 0) | (mtu != nil ? Self.flagMTU : 0))
+                w.u8((c.established ? Self.flagEstablished : 0) | (c.outbound ? Self.flagOutbound : 0) | (mtu != nil ? Self.flagMTU : 0)
+                     | Self.dataPlaneFlags(c.dataPlane))
                 if let mtu { w.u16(mtu) }
             }
         }
@@ -130,12 +166,25 @@ public struct TopologyUpdate: Equatable, Sendable {
                 }
                 connections.append(ConnectionEntry(remote: remote, address: address,
                                                    established: flags & flagEstablished != 0,
-                                                   outbound: flags & flagOutbound != 0, mtu: mtu))
+                                                   outbound: flags & flagOutbound != 0, mtu: mtu, dataPlane: dataPlane(flags)))
             }
             peers.append(PeerEntry(name: name, nickname: nickname, uid: uid, version: version,
                                    shortId: shortId, connections: connections))
         }
         guard r.isAtEnd else { throw WireError.invalid(what: "topology update (\(r.remaining) bytes after the last entry)") }
         return TopologyUpdate(peers: peers)
+    }
+
+    /// Bits 3–5 of a connection's flags for its data-plane report; 0 when there is none.
+    static func dataPlaneFlags(_ report: DataPlaneReport?) -> UInt8 {
+        guard let report, let code = modeCodes[report.mode] else { return 0 }
+        return code << flagModeShift | (report.encrypted ? flagEncrypted : 0)
+    }
+
+    /// The data-plane report bits 3–5 of `flags` carry; nil when bits 3–4 are 0 (not reported).
+    static func dataPlane(_ flags: UInt8) -> DataPlaneReport? {
+        let code = (flags & flagModeMask) >> flagModeShift
+        guard let mode = modeCodes.first(where: { $0.value == code })?.key else { return nil }
+        return DataPlaneReport(mode: mode, encrypted: flags & flagEncrypted != 0)
     }
 }

@@ -44,15 +44,17 @@ enum StatusText {
         })
     }
 
-    /// The links as a table; mode and encryption are known for this router's own links only.
+    /// The links as a table; mode and encryption as both ends report them (the lesser when they
+    /// differ, and then what each says).
     static func topology(_ t: TopologyStatus) -> String {
         let label = Dictionary(uniqueKeysWithValues: t.peers.map { ($0.name, $0.nickname + ($0.isSelf ? " (self)" : "")) })
-        let rows = table(["A", "B", "STATE", "MODE", "ENCRYPTED", "MTU"], t.links.map {
-            [label[$0.a] ?? $0.a, label[$0.b] ?? $0.b, $0.state.rawValue, $0.mode ?? "-",
-             $0.encrypted.map { $0 ? "yes" : "no" } ?? "-", $0.mtu.map(String.init) ?? "-"]
+        let rows = table(["A", "B", "STATE", "MODE", "ENCRYPTED", "MTU", "NOTE"], t.links.map { link in
+            [label[link.a] ?? link.a, label[link.b] ?? link.b, link.state.rawValue, link.mode ?? "-",
+             link.encrypted.map { $0 ? "yes" : "no" } ?? "-", link.mtu.map(String.init) ?? "-",
+             link.endsText(label: { label[$0] ?? $0 }) ?? ""]
         })
-        return "\(t.peers.count) routers, \(t.links.count) links (mode and encryption: this router's own links only; "
-            + "the gossip does not carry them)\n" + rows
+        return "\(t.peers.count) routers, \(t.links.count) links (mode and encryption as the ends report them; "
+            + "the lesser when they differ)\n" + rows
     }
 
     static func ipam(_ s: IPAMStatus) -> String {

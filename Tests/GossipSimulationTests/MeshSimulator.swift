@@ -268,7 +268,7 @@ struct MeshSimulator {
     private mutating func ownChanged(_ i: Int) {
         let connections = routers[i].links.map { j in
             ConnectionEntry(remote: routers[j].name, address: "10.\(j >> 16 & 255).\(j >> 8 & 255).\(j & 255):6783",
-                            established: true, outbound: i < j)
+                            established: true, outbound: i < j, dataPlane: DataPlaneReport(mode: .sleeve, encrypted: true))
         }.sorted { $0.remote < $1.remote }
         apply(i, routers[i].gossip.setOwn(nickname: "r\(i)", connections: connections, now: now))
     }

@@ -1,6 +1,6 @@
 // The mesh page (`GET /` on the metrics listener) in a real headless browser: Debian's chromium,
-// run inside router 1's namespace against a three-router mesh, must draw the three peers and the
-// links' modes from /topology.json. The screenshot and the DOM are kept as test artifacts in
+// run inside router 1's namespace against a three-router line 1–2–3, must draw the three peers and
+// every link's mode from /topology.json, the link between routers 2 and 3 included. The screenshot and the DOM are kept as test artifacts in
 // .build/test-artifacts/ (docs/operations.md, "The mesh page").
 import Foundation
 import WeftControl
@@ -23,14 +23,13 @@ final class MeshPageBrowserTests: XCTestCase {
                           "chromium is not installed (scripts/install-deps.sh installs it: apt-get install chromium)")
         let net = try TestNet(hosts: 3)
         defer { net.cleanup() }
-        try net.launch(1, extraArgs: ["--metrics-addr", Self.address])
-        try net.launch(2, peers: [1])
-        try net.launch(3, peers: [1])
+        // Each router in its own namespace: the same listener address on all three is fine.
+        try net.launchLine(extraArgs: ["--metrics-addr", Self.address])
         var data: MeshPageData?
         let meshed = net.waitUntil(timeout: 30) {
             data = try JSONDecoder().decode(MeshPageData.self, from: Data(try net.fetch(1, "http://\(Self.address)\(MeshPage.dataPath)").utf8))
-            return data?.topology.links.count == 3 && data?.topology.links.allSatisfy { $0.state == .established } == true
-                && data?.topology.links.filter { $0.mode == "sleeve" }.count == 2
+            return data?.topology.peers.count == 3 && data?.topology.links.count == 2
+                && data?.topology.links.allSatisfy { $0.state == .established && $0.mode == "sleeve" } == true
         }
         XCTAssertTrue(meshed, "\(String(describing: data))\n\(net.log(1))")
         // Traffic between host 1's and host 2's workloads, so that the page has a rate to show.
@@ -51,18 +50,23 @@ final class MeshPageBrowserTests: XCTestCase {
         let domPath = "\(Self.artifactDirectory)/mesh-page.html"
         try dom.write(toFile: domPath, atomically: true, encoding: .utf8)
         print("mesh page DOM kept at \(domPath)")
-        XCTAssertTrue(dom.contains("data-peers=\"3\"") && dom.contains("data-links=\"3\""), "the page did not draw 3 peers and 3 links:\n\(dom)")
+        XCTAssertTrue(dom.contains("data-peers=\"3\"") && dom.contains("data-links=\"2\""), "the page did not draw 3 peers and 2 links:\n\(dom)")
         XCTAssertEqual(dom.components(separatedBy: "<g class=\"peer").count - 1, 3, dom)
         for (name, nickname) in zip(names, nicknames) {
             XCTAssertTrue(dom.contains("data-name=\"\(name)\" data-nickname=\"\(nickname)\""), "peer \(nickname) (\(name)) not drawn:\n\(dom)")
         }
-        XCTAssertEqual(dom.components(separatedBy: "<line class=\"link sleeve\"").count - 1, 2, "router 1's two sleeve links:\n\(dom)")
-        XCTAssertEqual(dom.components(separatedBy: "<line class=\"link unknown\"").count - 1, 1, "the link between routers 2 and 3:\n\(dom)")
+        XCTAssertEqual(dom.components(separatedBy: "<line class=\"link sleeve\"").count - 1, 2, "the two sleeve links:\n\(dom)")
+        // The link router 1 is not on, drawn with the mode its ends gossip; no throughput on it.
+        let far = [names[1], names[2]].sorted()
+        XCTAssertTrue(dom.contains("<line class=\"link sleeve\" data-mode=\"sleeve\" data-a=\"\(far[0])\" data-b=\"\(far[1])\""),
+                      "the link between routers 2 and 3 is not drawn as sleeve:\n\(dom)")
+        XCTAssertFalse(dom.contains("link unknown"), dom)
+        XCTAssertEqual(dom.components(separatedBy: "<td>encrypted").count - 1, 2, "both links encrypted in the table:\n\(dom)")
         XCTAssertTrue(dom.contains("encrypted (chacha20-poly1305)") || dom.contains("encrypted (aes-256-gcm)"), dom)
         // The ping's link: about 50 frames of 1.2 kB a second each way, so hundreds of kbit/s.
         XCTAssertNotNil(dom.range(of: #"<td class="num">[0-9.]+ (kbit|Mbit)/s</td>"#, options: .regularExpression),
                         "no throughput shown for the link carrying the ping:\n\(dom)")
-        XCTAssertTrue(dom.contains("<span id=\"state\" class=\"\">3 routers, 3 links; updated"), "no successful refresh: \(dom)")
+        XCTAssertTrue(dom.contains("<span id=\"state\" class=\"\">3 routers, 2 links; updated"), "no successful refresh: \(dom)")
 
         let screenshot = "\(Self.artifactDirectory)/mesh-page.png"
         try? FileManager.default.removeItem(atPath: screenshot)

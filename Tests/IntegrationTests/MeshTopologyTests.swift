@@ -1,5 +1,5 @@
-// `weft status topology` on a real three-router mesh: every link once, this router's own links
-// with mode and encryption, and `--dot` accepted by Graphviz.
+// `weft status topology` on real three-router meshes: every link once, each with the mode and
+// encryption its ends gossip (a link router 1 is not on included), and `--dot` accepted by Graphviz.
 import Foundation
 import WeftControl
 import XCTest
@@ -15,15 +15,15 @@ final class MeshTopologyTests: XCTestCase {
             let result = try net.cli(1, ["status", "topology", "--json"])
             topology = try JSONDecoder().decode(TopologyStatus.self, from: Data(result.output.utf8))
             return topology?.links.count == 3 && topology?.links.allSatisfy { $0.state == .established && ($0.mtu != nil) } == true
-                && topology?.links.filter { $0.mode != nil }.count == 2
+                && topology?.links.allSatisfy { $0.mode == "sleeve" } == true
         }
         XCTAssertTrue(meshed, "\(String(describing: topology))\n\(net.log(1))")
         let links = try XCTUnwrap(topology?.links)
         let own = try net.status(1).name
         for link in links {
-            let isOwn = link.a == own || link.b == own
-            XCTAssertEqual(link.encrypted, isOwn ? true : nil, "\(link)")
-            XCTAssertEqual(link.mode == nil, !isOwn, "\(link)")
+            // The cipher is known first-hand only; mode and encryption come from the gossip too.
+            XCTAssertEqual(link.encrypted, true, "\(link)")
+            XCTAssertEqual(link.cipher == nil, link.a != own && link.b != own, "\(link)")
         }
 
         let text = try net.cli(1, ["status", "topology"])
@@ -41,5 +41,35 @@ final class MeshTopologyTests: XCTestCase {
 
         let misuse = try net.cli(1, ["status", "peers", "--dot"])
         XCTAssertEqual(misuse.status, 2, misuse.output)
+    }
+
+    /// A line 1–2–3 (1 and 3 cannot reach each other): router 1 shows the link between 2 and 3,
+    /// which it is not on, with the mode and encryption routers 2 and 3 gossip; without a password
+    /// it is clear.
+    func testLinkBetweenTwoOtherRoutersShowsItsModeAndEncryption() throws {
+        try requireRoot()
+        for password in ["correct horse battery", nil] {
+            let net = try TestNet(hosts: 3)
+            defer { net.cleanup() }
+            try net.launchLine(password: password)
+            var far: [String] = []
+            var topology: TopologyStatus?
+            let shown = net.waitUntil(timeout: 30) {
+                far = try [net.status(2).name, net.status(3).name].sorted()
+                let result = try net.cli(1, ["status", "topology", "--json"])
+                topology = try JSONDecoder().decode(TopologyStatus.self, from: Data(result.output.utf8))
+                return topology?.links.first { [$0.a, $0.b] == far }?.mode == "sleeve" && topology?.links.count == 2
+            }
+            XCTAssertTrue(shown, "\(String(describing: topology))\n\(net.log(1))\n\(net.log(2))")
+            let link = try XCTUnwrap(topology?.links.first { [$0.a, $0.b] == far })
+            XCTAssertEqual(link.state, .established, "\(link)")
+            XCTAssertEqual(link.encrypted, password != nil, "\(link)")
+            XCTAssertNil(link.cipher, "the cipher is not gossiped: \(link)")
+            XCTAssertNil(link.ends, "both ends report the same: \(link)")
+            let text = try net.cli(1, ["status", "topology"])
+            XCTAssertTrue(text.output.contains(net.nickname(3)) && text.output.contains("sleeve"), text.output)
+            let dot = try net.cli(1, ["status", "topology", "--dot"])
+            XCTAssertTrue(dot.output.contains("\"\(far[0])\" -- \"\(far[1])\" [label=\"sleeve, \(password != nil ? "encrypted" : "clear")"), dot.output)
+        }
     }
 }

@@ -1,6 +1,7 @@
 // SIGHUP re-reads --trusted-subnets-file and the keyring: trust added waits for the next
 // handshake (and status says so), trust withdrawn re-handshakes the link encrypted at once.
 import Foundation
+import WeftControl
 import XCTest
 @testable import WeftRouter
 
@@ -106,5 +107,14 @@ final class ReloadTests: XCTestCase {
         }
         XCTAssertTrue(encrypted, "after \(Date().timeIntervalSince(start)) s: \(established(net, 1)) \(established(net, 2))\n\(net.log(1))")
         XCTAssertTrue(net.log(1).contains("trust withdrawn by reload: re-handshaking the link so that it is encrypted"), net.log(1))
+        // The gossip follows: router 2's topology has router 1's report of the new link too, so
+        // it shows it encrypted with both ends agreeing (either end saying clear would show clear).
+        var link: TopologyLink?
+        let gossiped = net.waitUntil(timeout: 5) {
+            let result = try net.cli(2, ["status", "topology", "--json"])
+            link = try JSONDecoder().decode(TopologyStatus.self, from: Data(result.output.utf8)).links.first
+            return link?.encrypted == true && link?.ends == nil && link?.state == .established
+        }
+        XCTAssertTrue(gossiped, "\(String(describing: link))\n\(net.log(2))")
     }
 }

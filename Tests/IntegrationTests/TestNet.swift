@@ -276,12 +276,12 @@ final class TestNet {
     }
 
     /// Routers in a line 1–2–3 where hosts 1 and 3 cannot reach each other's underlay address.
-    func launchLine() throws {
+    func launchLine(password: String? = "correct horse battery", extraArgs: [String] = []) throws {
         try Shell.run(["ip", "-n", host(1).namespace, "route", "add", "blackhole", "\(host(3).address)/32"])
         try Shell.run(["ip", "-n", host(3).namespace, "route", "add", "blackhole", "\(host(1).address)/32"])
-        try launch(2)
-        try launch(1, peers: [2])
-        try launch(3, peers: [2])
+        try launch(2, password: password, extraArgs: extraArgs)
+        try launch(1, peers: [2], password: password, extraArgs: extraArgs)
+        try launch(3, peers: [2], password: password, extraArgs: extraArgs)
     }
 
     func log(_ index: Int) -> String {

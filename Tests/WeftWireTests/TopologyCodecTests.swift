@@ -25,7 +25,9 @@ final class TopologyCodecTests: XCTestCase {
                     ConnectionEntry(remote: names.randomElement(using: &g)!,
                                     address: randomString(maxBytes: 255, using: &g),
                                     established: Bool.random(using: &g), outbound: Bool.random(using: &g),
-                                    mtu: Bool.random(using: &g) ? Int.random(in: 68...0xFFFF, using: &g) : nil)
+                                    mtu: Bool.random(using: &g) ? Int.random(in: 68...0xFFFF, using: &g) : nil,
+                                    dataPlane: Bool.random(using: &g) ? DataPlaneReport(mode: DataPlaneReport.Mode.allCases.randomElement(using: &g)!,
+                                                                                       encrypted: Bool.random(using: &g)) : nil)
                 })
         }
         return TopologyUpdate(peers: peers)
@@ -176,11 +178,43 @@ final class TopologyCodecTests: XCTestCase {
         XCTAssertEqual(decoded.peers[0].connections[0].address, String(repeating: "é", count: 127))
     }
 
+    /// Bits 3–4 the mode (1 none, 2 sleeve, 3 fastdp), bit 5 encrypted; no report leaves them 0.
+    func testDataPlaneReportInFlagBits() throws {
+        let a = PeerName("02:00:00:00:00:0a")!, b = PeerName("02:00:00:00:00:0b")!
+        let expected: [(DataPlaneReport?, UInt8)] = [
+            (nil, 0x01), (DataPlaneReport(mode: .noDataPlane, encrypted: false), 0x09), (DataPlaneReport(mode: .sleeve, encrypted: true), 0x31),
+            (DataPlaneReport(mode: .sleeve, encrypted: false), 0x11), (DataPlaneReport(mode: .fastdp, encrypted: false), 0x19),
+        ]
+        for (report, flags) in expected {
+            let update = TopologyUpdate(peers: [PeerEntry(name: a, nickname: "h", uid: 1, version: 2, shortId: 1, connections: [
+                ConnectionEntry(remote: b, address: "x:1", established: true, outbound: false, dataPlane: report),
+            ])])
+            let bytes = update.encode()
+            XCTAssertEqual(bytes.last, flags, "\(String(describing: report))")
+            XCTAssertEqual(try TopologyUpdate.decode(bytes), update)
+        }
+    }
+
+    /// Bits 6 and 7 (not assigned here) change nothing; bit 5 without a mode is no report.
+    func testUnknownFlagBitsBesideTheDataPlaneReportAreIgnored() throws {
+        func decoded(_ flags: UInt8) throws -> ConnectionEntry {
+            var w = ByteWriter()
+            w.u16(1)
+            w.peerName(PeerName(value: 1)); w.str8(""); w.u64(1); w.u64(1); w.u16(1)
+            w.u16(1); w.peerName(PeerName(value: 2)); w.str8("a:1"); w.u8(flags)
+            return try TopologyUpdate.decode(w.bytes).peers[0].connections[0]
+        }
+        XCTAssertEqual(try decoded(0xC0 | 0x31).dataPlane, DataPlaneReport(mode: .sleeve, encrypted: true))
+        XCTAssertEqual(try decoded(0xC0 | 0x19).dataPlane, DataPlaneReport(mode: .fastdp, encrypted: false))
+        XCTAssertNil(try decoded(0xC0 | 0x21).dataPlane)
+        XCTAssertTrue(try decoded(0xC0 | 0x21).established)
+    }
+
     func testUnknownConnectionFlagBitsAreIgnored() throws {
         var w = ByteWriter()
         w.u16(1)
         w.peerName(PeerName(value: 1)); w.str8(""); w.u64(1); w.u64(1); w.u16(1)
-        w.u16(1); w.peerName(PeerName(value: 2)); w.str8("a:1"); w.u8(0xF9)  // all but outbound and mtu
+        w.u16(1); w.peerName(PeerName(value: 2)); w.str8("a:1"); w.u8(0xF9)  // all but outbound and mtu: a fastdp, encrypted report and bits 6–7
         let c = try TopologyUpdate.decode(w.bytes).peers[0].connections[0]
         XCTAssertTrue(c.established)
         XCTAssertFalse(c.outbound)

@@ -11,7 +11,10 @@ func samplePeerName(_ n: Int) -> PeerName { PeerName(bytes: [0x02, 0, 0, 0, 0, U
 func sampleConnection(from n: Int, to m: Int) -> ConnectionEntry {
     let address = m == 3 ? "[fd00::3]:6783" : "10.0.0.\(m):6783"
     let mtu: Int? = m == 2 ? 1420 : nil
-    return ConnectionEntry(remote: samplePeerName(m), address: address, established: true, outbound: n < m, mtu: mtu)
+    // Every data-plane report in the seeds, and none (a router from before the report).
+    let modes: [DataPlaneReport.Mode?] = [nil, .noDataPlane, .sleeve, .fastdp]
+    let dataPlane = modes[(n + m) % modes.count].map { DataPlaneReport(mode: $0, encrypted: n % 2 == 0) }
+    return ConnectionEntry(remote: samplePeerName(m), address: address, established: true, outbound: n < m, mtu: mtu, dataPlane: dataPlane)
 }
 
 /// Three peers, each connected to the other two.
