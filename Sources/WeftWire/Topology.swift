@@ -13,13 +13,17 @@ public struct ConnectionEntry: Hashable, Sendable, Codable {
     /// The largest inner IP packet (overlay MTU) the reporting peer's sleeve carries to the
     /// remote, as settled by path-MTU probing; nil until measured (docs/protocol.md §4, §5.4).
     public var mtu: Int?
+    /// The reporting peer's data plane to the remote does not answer heartbeats although the
+    /// connection is up: gossip still crosses it, forwarded traffic does not (docs/protocol.md §4.1).
+    public var dataPlaneDown: Bool
 
-    public init(remote: PeerName, address: String, established: Bool, outbound: Bool, mtu: Int? = nil) {
+    public init(remote: PeerName, address: String, established: Bool, outbound: Bool, mtu: Int? = nil, dataPlaneDown: Bool = false) {
         self.remote = remote
         self.address = address
         self.established = established
         self.outbound = outbound
         self.mtu = mtu
+        self.dataPlaneDown = dataPlaneDown
     }
 }
 
@@ -64,6 +68,8 @@ public struct TopologyUpdate: Equatable, Sendable {
     static let flagOutbound: UInt8 = 0x02
     /// A u16 MTU follows the flags.
     static let flagMTU: UInt8 = 0x04
+    /// `ConnectionEntry.dataPlaneDown`; routers that predate it ignore the bit.
+    static let flagDataPlaneDown: UInt8 = 0x08
     /// The smallest MTU an entry may carry: IPv4's minimum (RFC 791).
     public static let minMTU = 68
 
@@ -92,7 +98,8 @@ public struct TopologyUpdate: Equatable, Sendable {
                 w.str8(c.address, maxLength: Self.maxAddressBytes)
                 // An MTU outside 68…65535 cannot be carried: it is left out (unknown).
                 let mtu = c.mtu.flatMap { (Self.minMTU...0xFFFF).contains($0) ? UInt16($0) : nil }
-                w.u8((c.established ? Self.flagEstablished : 0) | (c.outbound ? Self.flagOutbound : 0) | (mtu != nil ? Self.flagMTU : 0))
+                w.u8((c.established ? Self.flagEstablished : 0) | (c.outbound ? Self.flagOutbound : 0) | (mtu != nil ? Self.flagMTU : 0)
+                     | (c.dataPlaneDown ? Self.flagDataPlaneDown : 0))
                 if let mtu { w.u16(mtu) }
             }
         }
@@ -130,7 +137,8 @@ public struct TopologyUpdate: Equatable, Sendable {
                 }
                 connections.append(ConnectionEntry(remote: remote, address: address,
                                                    established: flags & flagEstablished != 0,
-                                                   outbound: flags & flagOutbound != 0, mtu: mtu))
+                                                   outbound: flags & flagOutbound != 0, mtu: mtu,
+                                                   dataPlaneDown: flags & flagDataPlaneDown != 0))
             }
             peers.append(PeerEntry(name: name, nickname: nickname, uid: uid, version: version,
                                    shortId: shortId, connections: connections))

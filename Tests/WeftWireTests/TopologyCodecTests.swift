@@ -25,7 +25,8 @@ final class TopologyCodecTests: XCTestCase {
                     ConnectionEntry(remote: names.randomElement(using: &g)!,
                                     address: randomString(maxBytes: 255, using: &g),
                                     established: Bool.random(using: &g), outbound: Bool.random(using: &g),
-                                    mtu: Bool.random(using: &g) ? Int.random(in: 68...0xFFFF, using: &g) : nil)
+                                    mtu: Bool.random(using: &g) ? Int.random(in: 68...0xFFFF, using: &g) : nil,
+                                    dataPlaneDown: Bool.random(using: &g))
                 })
         }
         return TopologyUpdate(peers: peers)
@@ -72,6 +73,20 @@ final class TopologyCodecTests: XCTestCase {
         var out = update
         out.peers[0].connections[0].mtu = 70_000
         XCTAssertNil(try TopologyUpdate.decode(out.encode()).peers[0].connections[0].mtu)
+    }
+
+    func testDataPlaneDownIsFlagBit3() throws {
+        let a = PeerName("02:00:00:00:00:0a")!, b = PeerName("02:00:00:00:00:0b")!
+        let update = TopologyUpdate(peers: [PeerEntry(name: a, nickname: "h", uid: 1, version: 2, shortId: 0x123, connections: [
+            ConnectionEntry(remote: b, address: "x:1", established: true, outbound: true, dataPlaneDown: true),
+        ])])
+        let bytes = update.encode()
+        XCTAssertEqual(bytes.last, 0x0B)  // established | outbound | data plane down
+        XCTAssertEqual(try TopologyUpdate.decode(bytes), update)
+        // A router that predates the bit sends 0x03: the data plane counts as up.
+        var old = bytes
+        old[old.count - 1] = 0x03
+        XCTAssertFalse(try TopologyUpdate.decode(old).peers[0].connections[0].dataPlaneDown)
     }
 
     func testEveryTruncationThrows() {
