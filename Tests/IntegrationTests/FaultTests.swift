@@ -143,4 +143,211 @@ final class FaultTests: XCTestCase {
         XCTAssertLessThanOrEqual((backAt ?? .infinity) - unblockedAt, 3)
         XCTAssertTrue(net.log(1).contains("data plane does not answer heartbeats"))
     }
+
+    /// `kill -9` of router 1 in the middle of an iperf3 transfer from its workload, then a
+    /// restart on the same data dir: nothing it left (TAP, bridge, control socket, UDP and TCP
+    /// ports) blocks the start, its workload pings router 2's again within seconds, and the
+    /// link between routers 2 and 3 never drops.
+    func testKill9DuringBulkTransferAndRestart() throws {
+        try requireRoot()
+        let net = try mesh(3)
+        defer { net.cleanup() }
+        let a = try net.attachWorkload(1, "10.32.8.1/24")
+        let b = try net.attachWorkload(2, "10.32.8.2/24")
+        XCTAssertEqual(try net.ping(from: a, "10.32.8.2").status, 0)
+        let link23 = try XCTUnwrap(try net.connection(2, to: 3))
+        let name1 = try net.peerName(1)
+
+        let server = try net.startBackground(namespace: b, ["iperf3", "-s", "-1", "-B", "10.32.8.2"], output: "\(net.directory)/iperf-kill-server.log")
+        usleep(300_000)
+        let client = try net.startBackground(namespace: a, ["iperf3", "-c", "10.32.8.2", "-t", "30"], output: "\(net.directory)/iperf-kill.log")
+        sleep(3)
+        let killedAt = Date()
+        net.kill(1)
+        let log1Before = net.log(1).utf8.count
+        usleep(500_000)
+        let restartedAt = Date()
+        try net.launch(1)
+        var pingAt: Date?
+        while pingAt == nil, Date().timeIntervalSince(restartedAt) < 30 {
+            if try net.ping(from: a, "10.32.8.2", count: 1, extra: ["-W", "1"]).status == 0 { pingAt = Date() }
+        }
+        net.stopBackground(client)
+        net.stopBackground(server)
+        let startLog = String(net.log(1).dropFirst(log1Before))
+        let link23After = try net.connection(2, to: 3)
+        let linkBack = net.waitUntil(timeout: 20) { try net.connection(2, to: 1)?.state == .established && net.connection(3, to: 1)?.state == .established }
+        figure("kill9", String(format: "router 1 killed -9 during iperf3, restarted %.1f s later on the same data dir: its workload pings again %.2f s after the restart (%.2f s after the kill)",
+                               restartedAt.timeIntervalSince(killedAt), (pingAt ?? .distantFuture).timeIntervalSince(restartedAt),
+                               (pingAt ?? .distantFuture).timeIntervalSince(killedAt)))
+        figure("kill9", "link 2-3 kept: \(link23After?.connectionId == link23.connectionId && link23After?.since == link23.since); restart errors or warnings: \(startLog.split(separator: "\n").filter { $0.contains("error") || $0.contains("warning") }.count)")
+        XCTAssertNotNil(pingAt, "router 1's workload never pinged again; its log:\n\(startLog.suffix(3000))")
+        XCTAssertLessThan((pingAt ?? .distantFuture).timeIntervalSince(restartedAt), 10)
+        XCTAssertTrue(net.router(1)?.isRunning == true, "the restarted router exited:\n\(startLog.suffix(3000))")
+        XCTAssertEqual(try net.peerName(1), name1, "the same data dir keeps the peer name")
+        XCTAssertTrue(linkBack, "routers 2 and 3 did not reconnect to router 1")
+        XCTAssertEqual(link23After?.connectionId, link23.connectionId, "the link 2-3 was replaced")
+        XCTAssertEqual(link23After?.since, link23.since, "the link 2-3 flapped")
+    }
+
+    /// TCP 6783 between routers 1 and 2 blocked for 40 s with UDP open, a ping at 50 pps between
+    /// their workloads: the sleeve carries on while the gossip link waits out its idle timeout
+    /// (20 s), then the traffic goes through router 3; after the unblock the link is dialled
+    /// again within its backoff and the direct route returns. Nothing is lost throughout.
+    func testGossipPortBlockedKeepsTrafficFlowing() throws {
+        try requireRoot()
+        let net = try mesh(3)
+        defer { net.cleanup() }
+        let a = try net.attachWorkload(1, "10.32.9.1/24")
+        _ = try net.attachWorkload(2, "10.32.9.2/24")
+        XCTAssertEqual(try net.ping(from: a, "10.32.9.2").status, 0)
+        let (name2, name3) = (try net.peerName(2), try net.peerName(3))
+
+        let blocked = 40.0
+        let ping = try PingRun(net: net, from: a, to: "10.32.9.2", interval: 0.01, seconds: Int(blocked) + 30, name: "ping-tcp-block")
+        sleep(2)
+        let blockedAt = Date().timeIntervalSince1970
+        try net.block(1, from: 2, ["tcp dport 6783", "tcp sport 6783"])
+        var droppedAt: Double?, relayedAt: Double?
+        while Date().timeIntervalSince1970 < blockedAt + blocked {
+            let now = Date().timeIntervalSince1970
+            if droppedAt == nil, (try? net.connection(1, to: 2)) == nil { droppedAt = now }
+            if relayedAt == nil, (try? net.nextHop(1, to: 2)) == name3 { relayedAt = now }
+            usleep(200_000)
+        }
+        try net.unblock(1)
+        let unblockedAt = Date().timeIntervalSince1970
+        var linkedAt: Double?, directAt: Double?
+        while directAt == nil, Date().timeIntervalSince1970 < unblockedAt + 75 {
+            let now = Date().timeIntervalSince1970
+            if linkedAt == nil, (try? net.connection(1, to: 2))?.state == .established { linkedAt = now }
+            if (try? net.nextHop(1, to: 2)) == name2 { directAt = now }
+            usleep(200_000)
+        }
+        net.stopBackground(ping.process)
+        let (lost, answered, last, rate) = ping.losses()
+        figure("tcp-block", String(format: "ping at %.0f pps, TCP 6783 1↔2 blocked %.0f s: %d of %d packets lost",
+                                   rate, blocked, lost.count, last))
+        figure("tcp-block", String(format: "gossip link 1-2 closed %.1f s into the block (idle timeout); traffic through router 3 from %.1f s",
+                                   (droppedAt ?? .nan) - blockedAt, (relayedAt ?? .nan) - blockedAt))
+        figure("tcp-block", String(format: "after the unblock: link 1-2 established again in %.1f s, direct route back in %.1f s",
+                                   (linkedAt ?? .nan) - unblockedAt, (directAt ?? .nan) - unblockedAt))
+        XCTAssertGreaterThan(answered, Int(blocked * rate), "the ping ran")
+        XCTAssertNotNil(droppedAt, "the link outlived the block")
+        XCTAssertNotNil(linkedAt, "link 1-2 did not come back")
+        XCTAssertNotNil(directAt, "the direct route did not come back")
+        XCTAssertLessThanOrEqual(lost.count, Int(rate), "lost more than 1 s of traffic: \(lost.prefix(5))")
+    }
+
+    /// A sender of forged sleeve datagrams, run in a namespace with no router (python3, raw
+    /// IPv4 sockets so that a replay carries the real sender's address and port): `random`
+    /// datagrams of 1…1400 random bytes (half of them behind a real header, so they reach the
+    /// tag check), then the captured datagrams replayed in turn until `replays` have gone, paced
+    /// at about 10,000 a second so that the receiver's socket buffer never overflows.
+    static let forgerScript = """
+        import os, random, socket, struct, sys, time
+        pcap, target, random_count, replay_count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+        data = open(pcap, 'rb').read()
+        packets, off = [], 24
+        while off + 16 <= len(data):
+            n = struct.unpack('<I', data[off + 8:off + 12])[0]
+            frame = data[off + 16:off + 16 + n]
+            off += 16 + n
+            if len(frame) > 42 and frame[12:14] == b'\\x08\\x00' and frame[23] == 17:
+                ihl = (frame[14] & 15) * 4
+                ip = frame[14:]
+                packets.append((socket.inet_ntoa(ip[12:16]), struct.unpack('!H', ip[ihl:ihl + 2])[0], ip[ihl + 8:]))
+        assert packets, 'no sleeve datagrams captured'
+        raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        def send(src, sport, payload):
+            udp = struct.pack('!HHHH', sport, 6783, 8 + len(payload), 0) + payload
+            hdr = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, socket.inet_aton(src), socket.inet_aton(target))
+            raw.sendto(hdr + udp, (target, 0))
+        rng = random.Random(14)
+        sent = 0
+        for i in range(random_count + replay_count):
+            if i < random_count:
+                body = bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 1400)))
+                if i % 2:
+                    body = packets[i % len(packets)][2][:16] + body
+                send('198.18.0.99', 40000 + i % 1000, body)
+            else:
+                src, sport, payload = packets[i % len(packets)]
+                send(src, sport, payload)
+            sent += 1
+            if sent % 100 == 0:
+                time.sleep(0.01)
+        print('sent', sent, 'captured', len(packets))
+        """
+
+    /// 100,000 forged datagrams at router 2's sleeve port (50,000 random, 50,000 replays of
+    /// router 1's real ones) during a ping from router 1's workload: nothing delivered twice,
+    /// nothing lost, every forged datagram counted by reason in `weft_sleeve_drops_total`.
+    func testRandomAndReplayedDatagramsAreDroppedAndCounted() throws {
+        try requireRoot()
+        let probe = try Shell.run(["python3", "-c", "import prometheus_client.parser"], check: false)
+        try XCTSkipIf(probe.status != 0, "python3 prometheus_client is not installed (scripts/install-deps.sh installs it)")
+        let net = try TestNet(hosts: 3)
+        defer { net.cleanup() }
+        try net.launch(1, extraArgs: ["--metrics-addr", "127.0.0.1:6782"])
+        try net.launch(2, peers: [1], extraArgs: ["--metrics-addr", "127.0.0.1:6782"])
+        XCTAssertTrue(net.sleeveReady(1, peers: 1) && net.sleeveReady(2, peers: 1))
+        let a = try net.attachWorkload(1, "10.32.10.1/24")
+        _ = try net.attachWorkload(2, "10.32.10.2/24")
+        XCTAssertEqual(try net.ping(from: a, "10.32.10.2").status, 0)
+        let attacker = net.host(3).namespace
+        try Shell.run(["ip", "-n", attacker, "addr", "add", "198.18.0.99/24", "dev", "eth0"])
+
+        // Real datagrams of router 1 to router 2, captured where the attacker sits.
+        let capture = try net.startCapture("sleeve-real", namespace: attacker, interface: "eth0",
+                                           filter: "udp and src host \(net.host(1).address) and dst port 6783")
+        // With ageing 0 the underlay's bridge learns no MAC and floods every frame, so host 3
+        // sees router 1's datagrams to router 2 (as an attacker on a shared segment would).
+        try Shell.run(["ip", "-n", net.switchNamespace, "link", "set", "br0", "type", "bridge", "ageing_time", "0"])
+        _ = try net.ping(from: a, "10.32.10.2", count: 10, extra: ["-i", "0.05"])
+        net.stopCapture(capture)
+        try Shell.run(["ip", "-n", net.switchNamespace, "link", "set", "br0", "type", "bridge", "ageing_time", "30000"])
+
+        func drops() throws -> [String: Double] {
+            var byReason: [String: Double] = [:]
+            for s in try net.scrape(2, "http://127.0.0.1:6782/metrics") where s.name == "weft_sleeve_drops_total" {
+                byReason[s.labels["reason"] ?? "?", default: 0] += s.value
+            }
+            return byReason
+        }
+        func kernelDrops() throws -> Int {
+            let snmp = try Shell.run(["ip", "netns", "exec", net.host(2).namespace, "cat", "/proc/net/snmp"]).output
+            let udp = snmp.split(separator: "\n").filter { $0.hasPrefix("Udp:") }
+            guard udp.count == 2 else { return -1 }
+            let keys = udp[0].split(separator: " "), values = udp[1].split(separator: " ")
+            return keys.firstIndex(of: "RcvbufErrors").map { Int(values[$0]) ?? -1 } ?? -1
+        }
+        let before = try drops(), kernelBefore = try kernelDrops()
+        let ping = try PingRun(net: net, from: a, to: "10.32.10.2", interval: 0.01, seconds: 16, name: "ping-forged")
+        sleep(1)
+        let script = "\(net.directory)/forge.py"
+        try Self.forgerScript.write(toFile: script, atomically: true, encoding: .utf8)
+        let started = Date()
+        let sender = try Shell.run(["ip", "netns", "exec", attacker, "python3", script, capture.path, net.host(2).address, "50000", "50000"], check: false)
+        let sendSeconds = Date().timeIntervalSince(started)
+        ping.process.waitUntilExit()
+        let after = try drops(), kernelAfter = try kernelDrops()
+        let text = (try? String(contentsOfFile: ping.output, encoding: .utf8)) ?? ""
+        let duplicates = text.components(separatedBy: "DUP!").count - 1
+        let (lost, answered, last, rate) = ping.losses()
+        var delta: [String: Int] = [:]
+        for (reason, value) in after { delta[reason] = Int(value - (before[reason] ?? 0)) }
+        let counted = delta.values.reduce(0, +)
+        figure("forged", String(format: "100000 forged datagrams in %.1f s (%@): counted %d by reason %@; kernel socket drops %d",
+                                sendSeconds, sender.output.trimmingCharacters(in: .whitespacesAndNewlines), counted,
+                                delta.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "),
+                                kernelAfter - kernelBefore))
+        figure("forged", String(format: "ping at %.0f pps meanwhile: %d of %d lost, %d delivered twice", rate, lost.count, last, duplicates))
+        XCTAssertEqual(sender.status, 0, sender.output)
+        XCTAssertGreaterThan(answered, 10 * Int(rate))
+        XCTAssertEqual(duplicates, 0)
+        XCTAssertEqual(lost.count, 0, "\(lost.prefix(5))")
+        XCTAssertEqual(counted, 100_000, "every forged datagram counted once")
+        XCTAssertGreaterThanOrEqual(delta["replay"] ?? 0, 50_000, "every replay counted as a replay")
+    }
 }
