@@ -350,4 +350,128 @@ final class FaultTests: XCTestCase {
         XCTAssertEqual(counted, 100_000, "every forged datagram counted once")
         XCTAssertGreaterThanOrEqual(delta["replay"] ?? 0, 50_000, "every replay counted as a replay")
     }
+
+    /// An attacker on the gossip port (python3, from `sources` addresses in turn): `burst`
+    /// connections at once, then `idle` connections that send nothing and are held for 12 s
+    /// (past the 10 s handshake limit), then `unknown` preambles naming a PSK id no router has,
+    /// each followed by a HANDSHAKE_INIT, in rounds of one per address. Prints one JSON line:
+    /// how many of each were served a preamble, closed by the router, refused with code 1.
+    static let handshakeFloodScript = """
+        import json, os, select, socket, struct, sys, time
+        target, sources = sys.argv[1], sys.argv[2].split(',')
+        burst, idle, unknown = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+        def dial(i):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((sources[i % len(sources)], 0))
+            s.setblocking(False)
+            s.connect_ex((target, 6783))
+            return s
+        def watch(socks, seconds):
+            # Per socket: bytes read, and whether the router closed it, within `seconds`.
+            got = {s: b'' for s in socks}; closed = set(); end = time.time() + seconds
+            while time.time() < end and len(closed) < len(socks):
+                open_ = [s for s in socks if s not in closed]
+                r, _, _ = select.select(open_, [], [], 0.05)
+                for s in r:
+                    try:
+                        d = s.recv(4096)
+                    except OSError:
+                        d = b''
+                    if d: got[s] += d
+                    else: closed.add(s)
+            return got, closed
+        out = {}
+        socks = [dial(i) for i in range(burst)]
+        got, closed = watch(socks, 2)
+        out['burst_served'] = sum(1 for s in socks if got[s].startswith(b'WEFT'))
+        out['burst_closed'] = sum(1 for s in socks if s in closed and not got[s])
+        for s in socks: s.close()
+        time.sleep(1)
+        socks = [dial(i) for i in range(idle)]
+        got, closed = watch(socks, 3)
+        out['idle_served'] = sum(1 for s in socks if got[s].startswith(b'WEFT'))
+        out['idle_closed_at_once'] = len(closed)
+        served = [s for s in socks if got[s].startswith(b'WEFT')]
+        got2, closed2 = watch(served, 9.5)
+        out['idle_closed_by_timeout'] = len(closed2)
+        for s in socks: s.close()
+        time.sleep(1)
+        preamble = b'WEFT' + bytes([1, 1, 1]) + os.urandom(8)
+        init = bytes([1]) + os.urandom(48)
+        frame = struct.pack('!I', len(init)) + init
+        refused = 0; other = {}
+        for start in range(0, unknown, len(sources)):
+            socks = [dial(i) for i in range(start, min(unknown, start + len(sources)))]
+            select.select([], socks, [], 2)
+            for s in socks:
+                try: s.send(preamble + frame)
+                except OSError: pass
+            got, closed = watch(socks, 3)
+            for s in socks:
+                d = got[s]
+                if len(d) >= 15 + 6 and d[:4] == b'WEFT' and d[19] == 4 and d[20] == 1: refused += 1
+                else: other[repr(d[15:21])] = other.get(repr(d[15:21]), 0) + 1
+                s.close()
+            time.sleep(0.1)
+        out['unknown_refused_code1'] = refused
+        out['unknown_other'] = other
+        print(json.dumps(out))
+        """
+
+    /// A handshake flood at router 1's gossip port while a ping runs between the workloads of
+    /// routers 1 and 2: the established link is untouched and loses no ping, at most 64
+    /// handshakes are ever unfinished, each attempt beyond 20 a second from one address is
+    /// closed, idle ones are closed at the 10 s limit, every unknown PSK id gets REFUSE 1, the
+    /// log grows by a bounded amount and the descriptors return to their level.
+    func testHandshakeFloodLeavesEstablishedLinksAlone() throws {
+        try requireRoot()
+        let net = try TestNet(hosts: 3)
+        defer { net.cleanup() }
+        try net.launch(1, extraArgs: ["--log-level", "info"])
+        try net.launch(2, peers: [1], extraArgs: ["--log-level", "info"])
+        XCTAssertTrue(net.sleeveReady(1, peers: 1) && net.sleeveReady(2, peers: 1))
+        let a = try net.attachWorkload(1, "10.32.11.1/24")
+        _ = try net.attachWorkload(2, "10.32.11.2/24")
+        XCTAssertEqual(try net.ping(from: a, "10.32.11.2").status, 0)
+        let attacker = net.host(3).namespace
+        let sources = (100..<140).map { "198.18.0.\($0)" }
+        for address in sources { try Shell.run(["ip", "-n", attacker, "addr", "add", "\(address)/24", "dev", "eth0"]) }
+        let link = try XCTUnwrap(try net.connection(1, to: 2))
+        let pid = try XCTUnwrap(net.router(1)?.processIdentifier)
+        func descriptors() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1 }
+        let fdBefore = descriptors(), logBefore = net.log(1).utf8.count
+
+        let ping = try PingRun(net: net, from: a, to: "10.32.11.2", interval: 0.02, seconds: 30, name: "ping-flood")
+        let script = "\(net.directory)/flood.py"
+        try Self.handshakeFloodScript.write(toFile: script, atomically: true, encoding: .utf8)
+        let started = Date()
+        let flood = try Shell.run(["ip", "netns", "exec", attacker, "python3", script, net.host(1).address,
+                                   sources.joined(separator: ","), "1000", "500", "1000"], check: false)
+        let floodSeconds = Date().timeIntervalSince(started)
+        let fdSettled = net.waitUntil(timeout: 15) { descriptors() <= fdBefore }
+        let fdAfter = descriptors()
+        ping.process.waitUntilExit()
+        let logGrowth = net.log(1).utf8.count - logBefore
+        let linkAfter = try net.connection(1, to: 2)
+        let (lost, answered, _, rate) = ping.losses()
+        let result = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data((flood.output.split(separator: "\n").last ?? "").utf8)) as? [String: Any],
+                                   flood.output)
+        let int = { (key: String) in result[key] as? Int ?? -1 }
+        let refusedAttempts = int("burst_closed") + int("idle_closed_at_once") + int("unknown_refused_code1")
+        figure("handshake-flood", "\(flood.output.split(separator: "\n").last ?? "") in \(String(format: "%.1f", floodSeconds)) s from \(sources.count) addresses")
+        figure("handshake-flood", String(format: "log: %d bytes for %d refused attempts (%.0f bytes per 1,000); descriptors %d before, %d after",
+                                         logGrowth, refusedAttempts, Double(logGrowth) * 1000 / Double(max(1, refusedAttempts)), fdBefore, fdAfter))
+        figure("handshake-flood", String(format: "ping at %.0f pps meanwhile: %d lost; link 1-2 kept: %@", rate, lost.count,
+                                         linkAfter?.connectionId == link.connectionId ? "yes" : "no"))
+        XCTAssertEqual(flood.status, 0, flood.output)
+        XCTAssertGreaterThan(answered, 0)
+        XCTAssertEqual(lost.count, 0, "\(lost.prefix(5))")
+        XCTAssertEqual(linkAfter?.connectionId, link.connectionId, "the established link was replaced")
+        XCTAssertLessThanOrEqual(int("burst_served"), 64, "the half-open cap")
+        XCTAssertLessThanOrEqual(int("idle_served"), 64, "the half-open cap")
+        XCTAssertEqual(int("idle_closed_by_timeout"), int("idle_served"), "idle handshakes closed at the 10 s limit")
+        XCTAssertEqual(int("unknown_refused_code1"), 1000, "\(result["unknown_other"] ?? "")")
+        XCTAssertTrue(fdSettled, "descriptors \(fdBefore) before, \(fdAfter) after")
+        XCTAssertLessThan(logGrowth, 64 * 1024, "the log stays bounded")
+    }
 }
