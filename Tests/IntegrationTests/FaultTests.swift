@@ -74,16 +74,39 @@ struct PingRun {
 }
 
 final class FaultTests: XCTestCase {
-    private func mesh(_ count: Int) throws -> TestNet {
-        let net = try TestNet(hosts: count)
+    /// A full mesh of 3 routers with workloads `prefix`.1 on router 1 and `prefix`.2 on router 2
+    /// that ping each other.
+    private func meshWithPair(workloads prefix: String) throws -> (net: TestNet, a: String, b: String) {
+        let net = try TestNet(hosts: 3)
         do {
-            try net.launchStar(count)
-            for i in 1...count { XCTAssertTrue(net.sleeveReady(i, peers: count - 1), "host \(i) sleeve") }
+            try net.launchStar(3)
+            for i in 1...3 { XCTAssertTrue(net.sleeveReady(i, peers: 2), "host \(i) sleeve") }
+            let a = try net.attachWorkload(1, "\(prefix).1/24")
+            let b = try net.attachWorkload(2, "\(prefix).2/24")
+            XCTAssertEqual(try net.ping(from: a, "\(prefix).2").status, 0)
+            return (net, a, b)
         } catch {
             net.cleanup()
             throw error
         }
-        return net
+    }
+
+    /// Routers on hosts 1 and 2 (with `extraArgs`), workloads `prefix`.1 and `prefix`.2 that
+    /// ping each other, and host 3 left without a router for an attacker.
+    private func pairAndAttacker(_ extraArgs: [String], workloads prefix: String) throws -> (net: TestNet, workload: String, attacker: String) {
+        let net = try TestNet(hosts: 3)
+        do {
+            try net.launch(1, extraArgs: extraArgs)
+            try net.launch(2, peers: [1], extraArgs: extraArgs)
+            XCTAssertTrue(net.sleeveReady(1, peers: 1) && net.sleeveReady(2, peers: 1))
+            let a = try net.attachWorkload(1, "\(prefix).1/24")
+            _ = try net.attachWorkload(2, "\(prefix).2/24")
+            XCTAssertEqual(try net.ping(from: a, "\(prefix).2").status, 0)
+            return (net, a, net.host(3).namespace)
+        } catch {
+            net.cleanup()
+            throw error
+        }
     }
 
     private func figure(_ name: String, _ text: String) { print("FIGURE fault-\(name): \(text)") }
@@ -94,11 +117,8 @@ final class FaultTests: XCTestCase {
     /// within 3 s, losing nothing.
     func testDataPlaneDeadWhileGossipLivesReroutesThroughRelay() throws {
         try requireRoot()
-        let net = try mesh(3)
+        let (net, a, _) = try meshWithPair(workloads: "10.32.7")
         defer { net.cleanup() }
-        let a = try net.attachWorkload(1, "10.32.7.1/24")
-        _ = try net.attachWorkload(2, "10.32.7.2/24")
-        XCTAssertEqual(try net.ping(from: a, "10.32.7.2").status, 0)
         let (name2, name3) = (try net.peerName(2), try net.peerName(3))
         XCTAssertEqual(try net.nextHop(1, to: 2), name2)
 
@@ -150,11 +170,8 @@ final class FaultTests: XCTestCase {
     /// link between routers 2 and 3 never drops.
     func testKill9DuringBulkTransferAndRestart() throws {
         try requireRoot()
-        let net = try mesh(3)
+        let (net, a, b) = try meshWithPair(workloads: "10.32.8")
         defer { net.cleanup() }
-        let a = try net.attachWorkload(1, "10.32.8.1/24")
-        let b = try net.attachWorkload(2, "10.32.8.2/24")
-        XCTAssertEqual(try net.ping(from: a, "10.32.8.2").status, 0)
         let link23 = try XCTUnwrap(try net.connection(2, to: 3))
         let name1 = try net.peerName(1)
 
@@ -196,11 +213,8 @@ final class FaultTests: XCTestCase {
     /// again within its backoff and the direct route returns. Nothing is lost throughout.
     func testGossipPortBlockedKeepsTrafficFlowing() throws {
         try requireRoot()
-        let net = try mesh(3)
+        let (net, a, _) = try meshWithPair(workloads: "10.32.9")
         defer { net.cleanup() }
-        let a = try net.attachWorkload(1, "10.32.9.1/24")
-        _ = try net.attachWorkload(2, "10.32.9.2/24")
-        XCTAssertEqual(try net.ping(from: a, "10.32.9.2").status, 0)
         let (name2, name3) = (try net.peerName(2), try net.peerName(3))
 
         let blocked = 40.0
@@ -287,15 +301,8 @@ final class FaultTests: XCTestCase {
         try requireRoot()
         let probe = try Shell.run(["python3", "-c", "import prometheus_client.parser"], check: false)
         try XCTSkipIf(probe.status != 0, "python3 prometheus_client is not installed (scripts/install-deps.sh installs it)")
-        let net = try TestNet(hosts: 3)
+        let (net, a, attacker) = try pairAndAttacker(["--metrics-addr", "127.0.0.1:6782"], workloads: "10.32.10")
         defer { net.cleanup() }
-        try net.launch(1, extraArgs: ["--metrics-addr", "127.0.0.1:6782"])
-        try net.launch(2, peers: [1], extraArgs: ["--metrics-addr", "127.0.0.1:6782"])
-        XCTAssertTrue(net.sleeveReady(1, peers: 1) && net.sleeveReady(2, peers: 1))
-        let a = try net.attachWorkload(1, "10.32.10.1/24")
-        _ = try net.attachWorkload(2, "10.32.10.2/24")
-        XCTAssertEqual(try net.ping(from: a, "10.32.10.2").status, 0)
-        let attacker = net.host(3).namespace
         try Shell.run(["ip", "-n", attacker, "addr", "add", "198.18.0.99/24", "dev", "eth0"])
 
         // Real datagrams of router 1 to router 2, captured where the attacker sits.
@@ -425,15 +432,8 @@ final class FaultTests: XCTestCase {
     /// log grows by a bounded amount and the descriptors return to their level.
     func testHandshakeFloodLeavesEstablishedLinksAlone() throws {
         try requireRoot()
-        let net = try TestNet(hosts: 3)
+        let (net, a, attacker) = try pairAndAttacker(["--log-level", "info"], workloads: "10.32.11")
         defer { net.cleanup() }
-        try net.launch(1, extraArgs: ["--log-level", "info"])
-        try net.launch(2, peers: [1], extraArgs: ["--log-level", "info"])
-        XCTAssertTrue(net.sleeveReady(1, peers: 1) && net.sleeveReady(2, peers: 1))
-        let a = try net.attachWorkload(1, "10.32.11.1/24")
-        _ = try net.attachWorkload(2, "10.32.11.2/24")
-        XCTAssertEqual(try net.ping(from: a, "10.32.11.2").status, 0)
-        let attacker = net.host(3).namespace
         let sources = (100..<140).map { "198.18.0.\($0)" }
         for address in sources { try Shell.run(["ip", "-n", attacker, "addr", "add", "\(address)/24", "dev", "eth0"]) }
         let link = try XCTUnwrap(try net.connection(1, to: 2))
