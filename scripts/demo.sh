@@ -10,58 +10,24 @@ WEFT=${WEFT:-.build/debug/weft}
 
 P=weftdemo$$
 DIR=$(mktemp -d /tmp/weft-demo.XXXXXX)
-PIDS=()
+. "$(dirname "$0")/netns-mesh.sh"
 cleanup() {
   trap - EXIT INT TERM
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  for i in 1 2 3; do ip netns del "$P-h$i" 2>/dev/null || true; ip netns del "$P-w$i" 2>/dev/null || true; done
-  ip netns del "$P-sw" 2>/dev/null || true
-  rm -rf "$DIR"
+  mesh_cleanup
   echo "demo: cleaned up"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 echo "demo: underlay switch and three hosts (198.18.0.1-3)"
-ip netns add "$P-sw"
-ip -n "$P-sw" link add br0 type bridge
-ip -n "$P-sw" link set br0 up
-for i in 1 2 3; do
-  ip netns add "$P-h$i"
-  ip -n "$P-sw" link add "${P}h$i" type veth peer name eth0 netns "$P-h$i"
-  ip -n "$P-sw" link set "${P}h$i" master br0 up
-  ip -n "$P-h$i" link set lo up
-  ip -n "$P-h$i" link set eth0 up
-  ip -n "$P-h$i" addr add "198.18.0.$i/24" dev eth0
-done
+mesh_underlay
 
 export WEFT_PASSWORD="demo password, not for production"
-launch() {  # host index, peers...
-  local i=$1; shift
-  ip netns exec "$P-h$i" "$WEFT" launch --nickname "host$i" --socket "$DIR/h$i.sock" --data-dir "$DIR/h$i" "$@" \
-    >"$DIR/h$i.log" 2>&1 &
-  PIDS+=($!)
-}
 echo "demo: starting routers (host2 knows host1, host3 knows host2; the rest comes from gossip)"
-launch 1
-launch 2 198.18.0.1
-launch 3 198.18.0.2
-
-# Connections established whose data plane answers heartbeats (`ready`).
-established() {
-  "$WEFT" status connections --json --socket "$DIR/h$1.sock" 2>/dev/null |
-    python3 -c 'import json,sys; print(sum(1 for c in json.load(sys.stdin) if c["state"] == "established" and c["ready"]))' 2>/dev/null || echo 0
-}
-for _ in $(seq 150); do
-  if [ "$(established 1)" = 2 ] && [ "$(established 2)" = 2 ] && [ "$(established 3)" = 2 ]; then break; fi
-  sleep 0.2
-done
-if [ "$(established 1)" != 2 ]; then
-  echo "demo: the mesh did not form; router logs:" >&2
-  cat "$DIR"/h*.log >&2
-  exit 1
-fi
+mesh_launch 1
+mesh_launch 2 198.18.0.1
+mesh_launch 3 198.18.0.2
+mesh_wait_full || { echo "demo: the mesh did not form" >&2; exit 1; }
 echo "demo: full mesh established"
 echo
 echo "\$ weft status"
@@ -75,10 +41,7 @@ echo "\$ weft status peers"
 echo
 
 echo "demo: attaching one workload per host (10.47.0.1-3/24)"
-for i in 1 2 3; do
-  ip netns add "$P-w$i"
-  "$WEFT" attach "$P-w$i" "10.47.0.$i/24" --socket "$DIR/h$i.sock" >/dev/null
-done
+for i in 1 2 3; do mesh_workload "$i" "10.47.0.$i/24"; done
 for _ in $(seq 50); do
   ip netns exec "$P-w1" ping -c 1 -W 1 10.47.0.3 >/dev/null 2>&1 && break
   sleep 0.2

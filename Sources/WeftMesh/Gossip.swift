@@ -74,6 +74,8 @@ public struct Gossip: Sendable {
     /// topology changes (`editTopology`): routes share the topology's graph, and a change while
     /// they are held would copy the whole graph.
     private var cachedRoutes: Routes?
+    /// `dataPlaneRoutes()` while some data plane is down, with the generation it was made at.
+    private var cachedDataPlaneRoutes: (generation: UInt64, routes: Routes)?
     /// The search behind the last routes and this router's broadcast table, with the
     /// `Topology.linkGeneration` they were made at: most changes leave the links as they were.
     private var cachedHops: (generation: UInt64, hops: [Int32])?
@@ -116,6 +118,17 @@ public struct Gossip: Sendable {
         self.timings = timings
         // Spread the summaries of routers started together over the interval.
         nextAntiEntropy = timings.antiEntropyInterval * Double(own.name.value % 1024) / 1024
+    }
+
+    /// The routes forwarded traffic takes (`Topology.dataPlaneRoutes`): `routes()` while
+    /// every data plane answers.
+    public mutating func dataPlaneRoutes() -> Routes {
+        if let cachedDataPlaneRoutes, cachedDataPlaneRoutes.generation == topology.dataPlaneGeneration {
+            return cachedDataPlaneRoutes.routes
+        }
+        guard let routes = topology.dataPlaneRoutes() else { return self.routes() }
+        cachedDataPlaneRoutes = (topology.dataPlaneGeneration, routes)
+        return routes
     }
 
     /// The routes over the current topology.
@@ -411,6 +424,7 @@ public struct Gossip: Sendable {
     /// Every change of the topology goes through here (see `cachedRoutes`).
     private mutating func editTopology<T>(_ edit: (inout Topology) -> T) -> T {
         cachedRoutes = nil
+        cachedDataPlaneRoutes = nil
         return edit(&topology)
     }
 

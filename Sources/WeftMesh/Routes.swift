@@ -28,15 +28,19 @@ struct MeshGraph: Sendable, Equatable {
     private(set) var adjacency: [[Int32]] = []
     /// The list being built by `update`, kept so that updates allocate nothing once warm.
     private var scratch: [Int32] = []
+    /// The graph of the data plane: a connection whose lister reports its data plane down
+    /// (`ConnectionEntry.dataPlaneDown`) makes no edge, so one side's report removes the edge.
+    private(set) var dataPlaneOnly = false
 
-    init() {}
+    init(dataPlaneOnly: Bool = false) { self.dataPlaneOnly = dataPlaneOnly }
 
     static func == (a: MeshGraph, b: MeshGraph) -> Bool {
-        a.slots == b.slots && a.names == b.names && a.listed == b.listed && a.adjacency == b.adjacency
+        a.dataPlaneOnly == b.dataPlaneOnly && a.slots == b.slots && a.names == b.names && a.listed == b.listed && a.adjacency == b.adjacency
     }
 
     /// The graph of `peers` at once.
-    init(peers: [PeerName: PeerEntry]) {
+    init(peers: [PeerName: PeerEntry], dataPlaneOnly: Bool = false) {
+        self.dataPlaneOnly = dataPlaneOnly
         for (name, entry) in peers { update(name, entry) }
     }
 
@@ -48,7 +52,7 @@ struct MeshGraph: Sendable, Equatable {
         now.removeAll(keepingCapacity: true)
         scratch = []
         if let entry {
-            for c in entry.connections where c.established && c.remote != name { now.append(slot(for: c.remote)) }
+            for c in entry.connections where c.established && c.remote != name && !(dataPlaneOnly && c.dataPlaneDown) { now.append(slot(for: c.remote)) }
             now.sort()
             if now.count > 1 {
                 var kept = 1

@@ -9,6 +9,13 @@ public struct Topology: Sendable {
     public private(set) var peers: [PeerName: PeerEntry]
     /// The links of `peers`, kept in step entry by entry (every write goes through `store`).
     private(set) var graph = MeshGraph()
+    /// The links that carry forwarded traffic (`MeshGraph.dataPlaneOnly`): kept only while some
+    /// entry reports a data plane down, since otherwise it equals `graph`.
+    private(set) var dataPlaneGraph: MeshGraph?
+    /// The peers whose entries report a data plane down (what keeps `dataPlaneGraph`).
+    private var dataPlaneDownListers: Set<PeerName> = []
+    /// Changes whenever `dataPlaneGraph` comes, goes or changes its links.
+    public private(set) var dataPlaneGeneration: UInt64 = 0
 
     /// Starts a topology holding only `own`. Its nickname and addresses are cut to the wire limits.
     public init(own: PeerEntry) {
@@ -64,6 +71,20 @@ public struct Topology: Sendable {
         if entry == nil, graph.names.count > 2 * peers.count + 64 {
             graph = MeshGraph(peers: peers)
             linkGeneration &+= 1
+        }
+        storeDataPlane(name, entry)
+    }
+
+    private mutating func storeDataPlane(_ name: PeerName, _ entry: PeerEntry?) {
+        let reportsDown = entry?.connections.contains { $0.established && $0.dataPlaneDown } ?? false
+        if reportsDown { dataPlaneDownListers.insert(name) } else { dataPlaneDownListers.remove(name) }
+        if dataPlaneDownListers.isEmpty {
+            if dataPlaneGraph != nil { dataPlaneGraph = nil; dataPlaneGeneration &+= 1 }
+        } else if dataPlaneGraph == nil {
+            dataPlaneGraph = MeshGraph(peers: peers, dataPlaneOnly: true)
+            dataPlaneGeneration &+= 1
+        } else if dataPlaneGraph!.update(name, entry) {
+            dataPlaneGeneration &+= 1
         }
     }
 
@@ -207,6 +228,13 @@ public struct Topology: Sendable {
     /// Unicast routes from this router and the graph for broadcast trees (§4.1).
     public func routes() -> Routes {
         Routes(local: ownName, graph: graph)
+    }
+
+    /// The routes forwarded traffic takes: `routes()` without the connections whose data plane
+    /// does not answer heartbeats (docs/protocol.md §4.1). Nil while every data plane answers:
+    /// then they are `routes()`.
+    public func dataPlaneRoutes() -> Routes? {
+        dataPlaneGraph.map { Routes(local: ownName, graph: $0) }
     }
 
     /// `routes()` with the search of routes computed at the same `linkGeneration` (`Routes.hops`).

@@ -104,7 +104,7 @@ extension Router {
         for (name, session) in sleeve.sessions {
             if let id = topology.peers[name]?.shortId { session.peerShortId = id }
         }
-        let table = ForwardingTable.build(topology: topology, routes: routes, sessions: sleeve.sessions, pathMTU: pathMTU())
+        let table = ForwardingTable.build(topology: topology, routes: dataPlaneRoutes, sessions: sleeve.sessions, pathMTU: pathMTU())
         sleeve.forwarding.install(table)
         sleeve.forwarding.macs.purge(keeping: Set(topology.peers.values.map(\.shortId)).subtracting([table.ownShortId]))
         // Routes or neighbours changed: flows decided on the old ones may now be wrong.
@@ -116,7 +116,28 @@ extension Router {
     /// overlay MTU: relayed frames never cross our bridge.
     func pathMTU() -> [PeerName: Int] {
         let firstHop = sleeve?.sessions.mapValues(\.pathMTU) ?? [:]
-        return routes.pathMTU(peers: topology.peers, firstHop: firstHop)
+        return dataPlaneRoutes.pathMTU(peers: topology.peers, firstHop: firstHop)
+    }
+
+    /// Whether `link`'s sleeve data plane has stopped answering heartbeats (DataPlaneHealth);
+    /// false for a link without one (it carries gossip only, and no route can avoid that).
+    func isDataPlaneDown(_ link: Link) -> Bool {
+        guard let name = link.remoteName, let session = sleeve?.sessions[name], let up = link.establishedAt else { return false }
+        return DataPlaneHealth.isDown(secondsSinceAnswer: session.secondsSinceHeartbeatAck(now: SleeveEngine.monotonicNanos()),
+                                      secondsUp: Date().timeIntervalSince(up))
+    }
+
+    /// Logs each link whose data plane went down or came back since the own entry said so (the
+    /// tick's rebuild of the own entry then gossips the change).
+    func logDataPlaneHealthChanges() {
+        let published = topology.own.connections
+        for (name, link) in established {
+            let said = published.first { $0.remote == name }?.dataPlaneDown ?? false
+            if said != isDataPlaneDown(link) {
+                logger.info(said ? "data plane answers heartbeats again: forwarded traffic may cross it" : "data plane does not answer heartbeats: forwarded traffic avoids it",
+                            metadata: ["peer": "\(name)"])
+            }
+        }
     }
 
     /// What status shows of a connection's data plane.
@@ -126,7 +147,7 @@ extension Router {
         let since = session.secondsSinceHeartbeatAck(now: SleeveEngine.monotonicNanos())
         if since == nil {
             heartbeat = "sleeve: waiting for the first heartbeat answer from \(session.remoteAddressText)"
-        } else if let since, since > 3 {
+        } else if let since, since > DataPlaneHealth.silenceLimit {
             heartbeat = String(format: "sleeve: no heartbeat answer from %@ for %.0f s", session.remoteAddressText, since)
         }
         return DataPlaneStatus(mode: "sleeve", cipher: session.cipher?.rawValue, mtu: mtu(of: session),

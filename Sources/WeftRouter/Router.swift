@@ -68,6 +68,8 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     private(set) var gossip: Gossip
     var topology: Topology { gossip.topology }
     var routes: Routes { gossip.routes() }
+    /// The routes forwarded traffic takes: `routes` without connections whose data plane is down.
+    var dataPlaneRoutes: Routes { gossip.dataPlaneRoutes() }
     private var links: [ObjectIdentifier: Link] = [:]
     var established: [PeerName: Link] = [:]
     private var targets: [String: Target] = [:]
@@ -438,6 +440,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
             sleeve?.engine.sendHeartbeats()
             sampleThroughput()
         }
+        logDataPlaneHealthChanges()
         sleeve?.probeTick(now: now)
         keyTick(now: now)
         apply(gossip.tick(now: Self.seconds(now)))
@@ -466,7 +469,8 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     private func ownConnectionsChanged(refreshNow: Bool = true) {
         let entries = established.values.sorted { $0.remoteName! < $1.remoteName! }.map { link in
             ConnectionEntry(remote: link.remoteName!, address: link.remoteGossipAddress, established: true, outbound: link.direction == .outbound,
-                            mtu: sleeve?.sessions[link.remoteName!]?.publishedMTU, dataPlane: dataPlaneReport(of: link))
+                            mtu: sleeve?.sessions[link.remoteName!]?.publishedMTU, dataPlane: dataPlaneReport(of: link),
+                            dataPlaneDown: isDataPlaneDown(link))
         }
         apply(gossip.setOwn(nickname: config.nickname, connections: entries, now: Self.seconds(.now())), refreshNow: refreshNow)
     }

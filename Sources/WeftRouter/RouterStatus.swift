@@ -28,6 +28,8 @@ extension Router {
     func peerStatus() -> [PeerStatus] {
         refreshIfPending()
         let routes = self.routes
+        // The next hop is the one forwarded traffic takes (a connection whose data plane is down is avoided).
+        let forwarding = dataPlaneRoutes
         let pathMTU = self.pathMTU()
         let overlay = overlayMTU
         return topologyPeers.values.sorted { $0.name < $1.name }.map { entry in
@@ -35,7 +37,7 @@ extension Router {
                        shortId: Int(entry.shortId), version: entry.version,
                        connections: entry.connections.filter(\.established).count,
                        reachable: routes.isReachable(entry.name),
-                       nextHop: routes.nextHop(to: entry.name)?.description, isSelf: entry.name == config.name,
+                       nextHop: forwarding.nextHop(to: entry.name)?.description, isSelf: entry.name == config.name,
                        pathMtu: pathMTU[entry.name].map { min($0, overlay ?? $0) })
         }
     }

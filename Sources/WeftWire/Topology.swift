@@ -16,13 +16,18 @@ public struct ConnectionEntry: Hashable, Sendable, Codable {
     /// The reporting peer's data plane on this connection: its mode and whether it encrypts;
     /// nil when not reported (a router from before the field).
     public var dataPlane: DataPlaneReport?
+    /// The reporting peer's data plane to the remote does not answer heartbeats although the
+    /// connection is up: gossip still crosses it, forwarded traffic does not (docs/protocol.md §4.1).
+    public var dataPlaneDown: Bool
 
-    public init(remote: PeerName, address: String, established: Bool, outbound: Bool, mtu: Int? = nil, dataPlane: DataPlaneReport? = nil) {
+    public init(remote: PeerName, address: String, established: Bool, outbound: Bool, mtu: Int? = nil, dataPlane: DataPlaneReport? = nil,
+                dataPlaneDown: Bool = false) {
         self.remote = remote
         self.address = address
         self.established = established
         self.outbound = outbound
         self.mtu = mtu
+        self.dataPlaneDown = dataPlaneDown
         self.dataPlane = dataPlane
     }
 }
@@ -92,13 +97,15 @@ public struct TopologyUpdate: Equatable, Sendable {
     /// A u16 MTU follows the flags.
     static let flagMTU: UInt8 = 0x04
     /// Bits 3–4: the reporter's data-plane mode, `modeCodes` (0: not reported; then bit 5 means
-    /// nothing). Bits 6 and 7 are free; a decoder ignores the bits it does not know.
+    /// nothing). Bit 6 is `flagDataPlaneDown`, bit 7 is free; a decoder ignores the bits it does not know.
     static let flagModeShift: UInt8 = 3
     static let flagModeMask: UInt8 = 0x18
     /// Bit 5: the reporter encrypts the connection's data.
     static let flagEncrypted: UInt8 = 0x20
     /// The wire code of each mode in bits 3–4 (docs/protocol.md §4).
     static let modeCodes: [DataPlaneReport.Mode: UInt8] = [.noDataPlane: 1, .sleeve: 2, .fastdp: 3]
+    /// Bit 6: `ConnectionEntry.dataPlaneDown`; routers that predate it ignore the bit.
+    static let flagDataPlaneDown: UInt8 = 0x40
     /// The smallest MTU an entry may carry: IPv4's minimum (RFC 791).
     public static let minMTU = 68
 
@@ -128,7 +135,7 @@ public struct TopologyUpdate: Equatable, Sendable {
                 // An MTU outside 68…65535 cannot be carried: it is left out (unknown).
                 let mtu = c.mtu.flatMap { (Self.minMTU...0xFFFF).contains($0) ? UInt16($0) : nil }
                 w.u8((c.established ? Self.flagEstablished : 0) | (c.outbound ? Self.flagOutbound : 0) | (mtu != nil ? Self.flagMTU : 0)
-                     | Self.dataPlaneFlags(c.dataPlane))
+                     | Self.dataPlaneFlags(c.dataPlane) | (c.dataPlaneDown ? Self.flagDataPlaneDown : 0))
                 if let mtu { w.u16(mtu) }
             }
         }
@@ -166,7 +173,8 @@ public struct TopologyUpdate: Equatable, Sendable {
                 }
                 connections.append(ConnectionEntry(remote: remote, address: address,
                                                    established: flags & flagEstablished != 0,
-                                                   outbound: flags & flagOutbound != 0, mtu: mtu, dataPlane: dataPlane(flags)))
+                                                   outbound: flags & flagOutbound != 0, mtu: mtu, dataPlane: dataPlane(flags),
+                                                   dataPlaneDown: flags & flagDataPlaneDown != 0))
             }
             peers.append(PeerEntry(name: name, nickname: nickname, uid: uid, version: version,
                                    shortId: shortId, connections: connections))

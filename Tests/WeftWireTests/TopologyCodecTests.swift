@@ -27,7 +27,8 @@ final class TopologyCodecTests: XCTestCase {
                                     established: Bool.random(using: &g), outbound: Bool.random(using: &g),
                                     mtu: Bool.random(using: &g) ? Int.random(in: 68...0xFFFF, using: &g) : nil,
                                     dataPlane: Bool.random(using: &g) ? DataPlaneReport(mode: DataPlaneReport.Mode.allCases.randomElement(using: &g)!,
-                                                                                       encrypted: Bool.random(using: &g)) : nil)
+                                                                                       encrypted: Bool.random(using: &g)) : nil,
+                                    dataPlaneDown: Bool.random(using: &g))
                 })
         }
         return TopologyUpdate(peers: peers)
@@ -74,6 +75,20 @@ final class TopologyCodecTests: XCTestCase {
         var out = update
         out.peers[0].connections[0].mtu = 70_000
         XCTAssertNil(try TopologyUpdate.decode(out.encode()).peers[0].connections[0].mtu)
+    }
+
+    func testDataPlaneDownIsFlagBit6() throws {
+        let a = PeerName("02:00:00:00:00:0a")!, b = PeerName("02:00:00:00:00:0b")!
+        let update = TopologyUpdate(peers: [PeerEntry(name: a, nickname: "h", uid: 1, version: 2, shortId: 0x123, connections: [
+            ConnectionEntry(remote: b, address: "x:1", established: true, outbound: true, dataPlaneDown: true),
+        ])])
+        let bytes = update.encode()
+        XCTAssertEqual(bytes.last, 0x43)  // established | outbound | data plane down
+        XCTAssertEqual(try TopologyUpdate.decode(bytes), update)
+        // A router that predates the bit sends 0x03: the data plane counts as up.
+        var old = bytes
+        old[old.count - 1] = 0x03
+        XCTAssertFalse(try TopologyUpdate.decode(old).peers[0].connections[0].dataPlaneDown)
     }
 
     func testEveryTruncationThrows() {
@@ -195,7 +210,8 @@ final class TopologyCodecTests: XCTestCase {
         }
     }
 
-    /// Bits 6 and 7 (not assigned here) change nothing; bit 5 without a mode is no report.
+    /// Bits 6 and 7 (data plane down, and unassigned) leave the report alone; bit 5 without a
+    /// mode is no report.
     func testUnknownFlagBitsBesideTheDataPlaneReportAreIgnored() throws {
         func decoded(_ flags: UInt8) throws -> ConnectionEntry {
             var w = ByteWriter()
@@ -214,7 +230,7 @@ final class TopologyCodecTests: XCTestCase {
         var w = ByteWriter()
         w.u16(1)
         w.peerName(PeerName(value: 1)); w.str8(""); w.u64(1); w.u64(1); w.u16(1)
-        w.u16(1); w.peerName(PeerName(value: 2)); w.str8("a:1"); w.u8(0xF9)  // all but outbound and mtu: a fastdp, encrypted report and bits 6–7
+        w.u16(1); w.peerName(PeerName(value: 2)); w.str8("a:1"); w.u8(0xF9)  // all but outbound and mtu: a fastdp, encrypted report, data plane down and bit 7
         let c = try TopologyUpdate.decode(w.bytes).peers[0].connections[0]
         XCTAssertTrue(c.established)
         XCTAssertFalse(c.outbound)
