@@ -18,8 +18,9 @@ public struct VectorReport {
 
 /// Checks test-vector files of the shape `{"vectors": [...]}`:
 ///
-/// - cacophony Noise vectors whose `protocol_name` is one of the four `NoiseProtocol` names: both
-///   handshake states are run with the vector's prologues, PSKs and ephemerals; every handshake
+/// - cacophony Noise vectors whose `protocol_name` is a `NoiseProtocol` name (NN, XX, with psk
+///   modifiers): both handshake states are run with the vector's prologues, PSKs, static keys and
+///   ephemerals; each side's learned remote static key is compared with the other's; every handshake
 ///   message, then every transport message (through `split()`, alternating initiator→responder and
 ///   responder→initiator), is compared with the expected ciphertext and decrypted back, and
 ///   `handshake_hash` is compared when present. A vector with `"fail": true` must fail.
@@ -152,23 +153,25 @@ public enum VectorChecker {
     }
 
     private static func runNoise(_ proto: NoiseProtocol, _ entry: [String: Any]) throws {
-        // NN patterns use no static keys: static-key fields, if any, are ignored.
         let initPrologue = try optionalHex(entry, "init_prologue") ?? []
         let respPrologue = try optionalHex(entry, "resp_prologue") ?? []
         let initEphemeral = try hex(entry, "init_ephemeral")
         let respEphemeral = try hex(entry, "resp_ephemeral")
+        // A static key is used where the pattern sends one; for NN a static-key field is ignored.
+        let initStatic = proto.sendsStatic(initiator: true) ? try hex(entry, "init_static") : nil
+        let respStatic = proto.sendsStatic(initiator: false) ? try hex(entry, "resp_static") : nil
         let initPSKs = try psks(entry, "init")
         let respPSKs = try psks(entry, "resp")
-        let needed = proto.pattern == .nnpsk0 ? 1 : 0
+        let needed = proto.pskModifiers.count
         guard initPSKs.count == needed, respPSKs.count == needed else {
             throw Failure(reason: "\(proto.name) needs \(needed) PSK(s) per side, the vector has \(initPSKs.count)/\(respPSKs.count)")
         }
         guard let messages = entry["messages"] as? [[String: Any]] else { throw Failure(reason: "missing messages") }
 
-        var initiator = try NoiseHandshakeState(protocol: proto, initiator: true, prologue: initPrologue,
-                                                psk: initPSKs.first, ephemeralPrivateKey: initEphemeral)
-        var responder = try NoiseHandshakeState(protocol: proto, initiator: false, prologue: respPrologue,
-                                                psk: respPSKs.first, ephemeralPrivateKey: respEphemeral)
+        var initiator = try NoiseHandshakeState(protocol: proto, initiator: true, prologue: initPrologue, psks: initPSKs,
+                                                staticPrivateKey: initStatic, ephemeralPrivateKey: initEphemeral)
+        var responder = try NoiseHandshakeState(protocol: proto, initiator: false, prologue: respPrologue, psks: respPSKs,
+                                                staticPrivateKey: respStatic, ephemeralPrivateKey: respEphemeral)
         var transport: (i2r: NoiseCipherState, r2i: NoiseCipherState, ri2r: NoiseCipherState, rr2i: NoiseCipherState)?
 
         for (i, message) in messages.enumerated() {
@@ -210,6 +213,12 @@ public enum VectorChecker {
             throw Failure(reason: "the vector ends before the handshake is complete")
         }
         try expectEqual(initiator.handshakeHash, responder.handshakeHash, "responder handshake hash vs initiator's")
+        if let respStatic {
+            try expectEqual(initiator.remoteStaticPublicKey ?? [], X25519.publicKey(privateKey: respStatic), "responder static key as the initiator learned it")
+        }
+        if let initStatic {
+            try expectEqual(responder.remoteStaticPublicKey ?? [], X25519.publicKey(privateKey: initStatic), "initiator static key as the responder learned it")
+        }
         if let expectedHash = try optionalHex(entry, "handshake_hash") {
             try expectEqual(initiator.handshakeHash, expectedHash, "handshake_hash")
         }
