@@ -47,6 +47,9 @@ public struct RouterConfig: Sendable {
     /// `--ipalloc-init consensus=N`: how many routers divide the range at first (a majority of
     /// them must agree, docs/protocol.md §7.2). Default: this router and the peers it names.
     public var ipallocConsensus: Int?
+    /// The long-term key pair from `<data-dir>/identity.key` (docs/protocol.md §3.10); nil only
+    /// for routers that tests build without a data dir.
+    public var identity: IdentityKey?
 
     public init(name: PeerName, nickname: String, port: Int, trustedSubnets: [Subnet], psk: PreSharedKey?, socketPath: String,
                 dataDir: String, mtu: Int?, fastdpEnabled: Bool, initialPeers: [String], listenAddress: String = RouterConfig.anyAddress,
@@ -141,6 +144,52 @@ public enum LaunchInputs {
         return name
     }
 
+    public static let identityKeyFile = "identity.key"
+
+    /// The router's identity key: the one in `<data-dir>/identity.key`, else a new one created
+    /// there (0600, never replacing a file). A file that is not a regular file of this user, that
+    /// group or others may read, or that does not parse is refused and left as it is.
+    public static func identityKey(dataDir: String) throws -> IdentityKey {
+        let path = (dataDir as NSString).appendingPathComponent(identityKeyFile)
+        var info = stat()
+        if lstat(path, &info) != 0 {
+            guard errno == ENOENT else {
+                throw ConfigError("cannot read the identity key \(path): \(String(cString: strerror(errno)))")
+            }
+            let key = IdentityKey.generate()
+            do {
+                try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+                try AtomicFile.create(key.fileBytes(), at: path, mode: 0o600)
+            } catch {
+                throw ConfigError("cannot create the identity key in \(dataDir): \(error); pass --data-dir to a writable directory")
+            }
+            return key
+        }
+        if let problem = identityKeyFileProblem(mode: UInt32(info.st_mode), owner: info.st_uid, user: geteuid()) {
+            throw ConfigError("identity key \(path) \(problem)")
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError("cannot read the identity key \(path): \(String(cString: strerror(errno)))")
+        }
+        do {
+            return try IdentityKey(fileBytes: [UInt8](data))
+        } catch {
+            throw ConfigError("identity key \(path) is unusable: \(error). It is left as it is: restore it from a backup, "
+                + "or move it away to give this router a new identity")
+        }
+    }
+
+    /// Why an existing identity.key with this st_mode and owner is refused, or nil.
+    public static func identityKeyFileProblem(mode: UInt32, owner: uid_t, user: uid_t) -> String? {
+        guard mode & UInt32(S_IFMT) == UInt32(S_IFREG) else { return "is not a regular file; move it away" }
+        guard owner == user else { return "belongs to uid \(owner), not to this router's uid \(user); run `chown \(user)` on it" }
+        let permissions = mode & 0o777
+        guard permissions & 0o077 == 0 else {
+            return "is readable or writable by group or others (mode \(String(permissions, radix: 8))); run `chmod 600` on it"
+        }
+        return nil
+    }
+
     public static func hostName() -> String {
         var buffer = [CChar](repeating: 0, count: 256)
         guard gethostname(&buffer, buffer.count) == 0 else { return "weft" }
@@ -151,6 +200,26 @@ public enum LaunchInputs {
 /// Write-to-temp, fsync, rename: a reader never sees half a file, and a crash leaves the old one.
 public enum AtomicFile {
     public static func write(_ bytes: [UInt8], to path: String, mode: mode_t) throws {
+        let temp = try writeTemporary(bytes, for: path, mode: mode)
+        guard rename(temp, path) == 0 else {
+            let why = String(cString: strerror(errno))
+            unlink(temp)
+            throw ConfigError("cannot write \(path): \(why)")
+        }
+    }
+
+    /// As `write`, but never replaces an existing file (hard link instead of rename): a file that
+    /// appeared meanwhile stays as it is and this throws.
+    public static func create(_ bytes: [UInt8], at path: String, mode: mode_t) throws {
+        let temp = try writeTemporary(bytes, for: path, mode: mode)
+        defer { unlink(temp) }
+        guard link(temp, path) == 0 else { throw ConfigError("cannot create \(path): \(String(cString: strerror(errno)))") }
+        // The new name is durable only once its directory is.
+        let dir = open((path as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dir >= 0 { fsync(dir); close(dir) }
+    }
+
+    private static func writeTemporary(_ bytes: [UInt8], for path: String, mode: mode_t) throws -> String {
         let temp = path + ".tmp.\(getpid())"
         let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard fd >= 0 else { throw ConfigError("cannot create \(temp): \(String(cString: strerror(errno)))") }
@@ -161,10 +230,12 @@ public enum AtomicFile {
             if n <= 0 { ok = false } else { offset += n }
         }
         ok = ok && fsync(fd) == 0
+        let why = String(cString: strerror(errno))
         close(fd)
-        guard ok, rename(temp, path) == 0 else {
+        guard ok else {
             unlink(temp)
-            throw ConfigError("cannot write \(path): \(String(cString: strerror(errno)))")
+            throw ConfigError("cannot write \(temp): \(why)")
         }
+        return temp
     }
 }
