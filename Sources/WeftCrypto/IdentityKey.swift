@@ -31,6 +31,17 @@ public struct IdentityKey: Sendable, Equatable, CustomStringConvertible {
         Hex.encode(Blake2b.hash(Array("weft identity v1".utf8) + publicKey, outputLength: 16))
     }
 
+    /// The 6 bytes of the peer name this key gives (docs/protocol.md §1): the first 6 bytes of
+    /// BLAKE2b-256(`weft peer name v1` ‖ public key), then the locally administered bit set and the
+    /// multicast bit cleared, as for any peer name.
+    public var peerNameBytes: [UInt8] { IdentityKey.peerNameBytes(publicKey: publicKey) }
+
+    public static func peerNameBytes(publicKey: [UInt8]) -> [UInt8] {
+        var name = Array(Blake2b.hash(Array("weft peer name v1".utf8) + publicKey, outputLength: 32).prefix(6))
+        name[0] = (name[0] & 0xFC) | 0x02
+        return name
+    }
+
     // MARK: the file
 
     private struct File: Codable {

@@ -24,8 +24,9 @@ public struct VectorReport {
 ///   message, then every transport message (through `split()`, alternating initiator→responder and
 ///   responder→initiator), is compared with the expected ciphertext and decrypted back, and
 ///   `handshake_hash` is compared when present. A vector with `"fail": true` must fail.
-/// - `weft_psk_argon2id_v1` (password, psk, psk_id) and `weft_link_keys_v1` (chaining_key,
-///   tcp_i2r, tcp_r2i, udp_i2r, udp_r2i) entries, described in Keys/README.md.
+/// - `weft_psk_argon2id_v1` (password, psk, psk_id), `weft_link_keys_v1` (chaining_key,
+///   tcp_i2r, tcp_r2i, udp_i2r, udp_r2i) and `weft_identity_v1` (private_key, public_key,
+///   peer_name, fingerprint) entries, described in Keys/README.md.
 ///
 /// Vectors with any other `protocol_name` are skipped.
 public enum VectorChecker {
@@ -75,6 +76,7 @@ public enum VectorChecker {
         switch protocolName {
         case "weft_psk_argon2id_v1": return checkPSK
         case "weft_link_keys_v1": return checkLinkKeys
+        case "weft_identity_v1": return checkIdentity
         default:
             guard let proto = NoiseProtocol(name: protocolName) else { return nil }
             if proto.cipher == .aesGCM && !DataCipher.aesGCMAvailable { return nil }
@@ -123,6 +125,17 @@ public enum VectorChecker {
         try expectEqual(keys.tcpResponderToInitiator, try hex(entry, "tcp_r2i"), "tcp_r2i")
         try expectEqual(keys.udpInitiatorToResponder, try hex(entry, "udp_i2r"), "udp_i2r")
         try expectEqual(keys.udpResponderToInitiator, try hex(entry, "udp_r2i"), "udp_r2i")
+    }
+
+    private static func checkIdentity(_ entry: [String: Any]) throws {
+        let key = try IdentityKey(privateKey: try hex(entry, "private_key"))
+        try expectEqual(key.publicKey, try hex(entry, "public_key"), "public_key")
+        guard let name = entry["peer_name"] as? String, let fingerprint = entry["fingerprint"] as? String else {
+            throw Failure(reason: "missing field peer_name or fingerprint")
+        }
+        let derived = key.peerNameBytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined(separator: ":")
+        guard derived == name else { throw Failure(reason: "peer_name: got \(derived), expected \(name)") }
+        guard key.fingerprint == fingerprint else { throw Failure(reason: "fingerprint: got \(key.fingerprint), expected \(fingerprint)") }
     }
 
     // MARK: Noise (cacophony format)

@@ -116,30 +116,18 @@ public enum LaunchInputs {
         return UInt32(info.st_mode)
     }
 
-    /// The peer name: `--name` if given, else the one persisted in the data dir, else a new one
-    /// that is persisted there for the next start.
-    public static func peerName(flag: String?, dataDir: String) throws -> PeerName {
+    /// The peer name, derived from the identity key (docs/protocol.md §1). `--name`, when given,
+    /// must be that name: it checks, it cannot choose (a name is bound to its key).
+    public static func peerName(flag: String?, identity: IdentityKey, dataDir: String) throws -> PeerName {
+        let name = PeerName(bytes: identity.peerNameBytes)
         if let flag {
-            guard let name = PeerName(flag) else {
+            guard let given = PeerName(flag) else {
                 throw ConfigError("--name \(flag) is not a peer name: write it like 02:ab:cd:ef:01:23")
             }
-            return name
-        }
-        let path = (dataDir as NSString).appendingPathComponent("peer-name")
-        if let data = FileManager.default.contents(atPath: path) {
-            let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            guard let name = PeerName(text) else {
-                throw ConfigError("\(path) does not hold a peer name (aa:bb:cc:dd:ee:ff); fix or delete it")
+            guard given == name else {
+                throw ConfigError("--name \(flag) is not this router's name: names come from the identity key "
+                    + "(\((dataDir as NSString).appendingPathComponent(identityKeyFile))), and this router's is \(name); drop --name")
             }
-            return name
-        }
-        var rng = SystemRandomNumberGenerator()
-        let name = PeerName.random(using: &rng)
-        do {
-            try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
-            try AtomicFile.write(Array((name.description + "\n").utf8), to: path, mode: 0o644)
-        } catch {
-            throw ConfigError("cannot persist the peer name in \(dataDir): \(error); pass --data-dir to a writable directory")
         }
         return name
     }

@@ -49,3 +49,23 @@ final class IdentityKeyTests: XCTestCase {
         }
     }
 }
+
+final class PeerNameDerivationTests: XCTestCase {
+    /// Every derived name is locally administered and unicast, and different keys give different names.
+    func testDerivedNamesKeepTheLocalUnicastForm() {
+        var names = Set<[UInt8]>()
+        for _ in 0..<200 {
+            let name = IdentityKey.generate().peerNameBytes
+            XCTAssertEqual(name.count, 6)
+            XCTAssertEqual(name[0] & 0x03, 0x02)
+            names.insert(name)
+        }
+        XCTAssertEqual(names.count, 200)
+    }
+
+    /// From Keys/vectors/weft-identity.json (generated in Python): the first entry.
+    func testKnownAnswer() throws {
+        let key = try IdentityKey(privateKey: Array(0..<32))
+        XCTAssertEqual(key.peerNameBytes, [0x8a, 0xae, 0x16, 0xe6, 0x44, 0xb7])
+    }
+}

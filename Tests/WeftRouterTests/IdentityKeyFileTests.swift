@@ -78,3 +78,19 @@ final class IdentityKeyFileTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), ["identity.key"])
     }
 }
+
+final class PeerNameFlagTests: XCTestCase {
+    let identity = try! IdentityKey(privateKey: Array(0..<32))
+
+    func testNameComesFromTheKeyAndTheFlagOnlyChecks() throws {
+        XCTAssertEqual(try LaunchInputs.peerName(flag: nil, identity: identity, dataDir: "/d").description, "8a:ae:16:e6:44:b7")
+        XCTAssertEqual(try LaunchInputs.peerName(flag: "8A:AE:16:E6:44:B7", identity: identity, dataDir: "/d").description, "8a:ae:16:e6:44:b7")
+        XCTAssertThrowsError(try LaunchInputs.peerName(flag: "02:00:00:00:00:01", identity: identity, dataDir: "/d")) {
+            XCTAssertTrue("\($0)".contains("this router's is 8a:ae:16:e6:44:b7; drop --name"), "\($0)")
+            XCTAssertTrue("\($0)".contains("/d/identity.key"), "\($0)")
+        }
+        XCTAssertThrowsError(try LaunchInputs.peerName(flag: "nope", identity: identity, dataDir: "/d")) {
+            XCTAssertTrue("\($0)".contains("02:ab:cd:ef:01:23"), "\($0)")
+        }
+    }
+}
