@@ -31,6 +31,7 @@ final class VectorTests: XCTestCase {
         let files = try vectorFiles()
         XCTAssertTrue(files.contains { $0.lastPathComponent == "noise-nnpsk0-cacophony.json" })
         XCTAssertTrue(files.contains { $0.lastPathComponent == "weft-kdf.json" })
+        XCTAssertTrue(files.contains { $0.lastPathComponent == "noise-xxpsk0-weft.json" })
         var passed = 0, failed = 0, weftEntries = 0
         for file in files {
             let bytes = [UInt8](try Data(contentsOf: file))
@@ -60,6 +61,21 @@ final class VectorTests: XCTestCase {
             passed += report.passed
         }
         XCTAssertGreaterThanOrEqual(passed, DataCipher.aesGCMAvailable ? 14 : 7)
+    }
+
+    /// Weft's own vectors of its version-2 pattern, which no public suite has (noise-xxpsk0-weft.json,
+    /// made with the noiseprotocol package; Keys/README.md): every one passes, both ciphers.
+    func testXXpsk0VectorsPass() throws {
+        let file = vectorDirectory.appendingPathComponent("noise-xxpsk0-weft.json")
+        let bytes = [UInt8](try Data(contentsOf: file))
+        let root = try JSONSerialization.jsonObject(with: Data(bytes)) as! [String: Any]
+        let names = (root["vectors"] as! [[String: Any]]).map { $0["protocol_name"] as? String ?? "" }
+        XCTAssertEqual(Set(names), ["Noise_XXpsk0_25519_ChaChaPoly_BLAKE2b", "Noise_XXpsk0_25519_AESGCM_BLAKE2b"])
+        let report = VectorChecker.check(fileContents: bytes, fileName: file.lastPathComponent)
+        XCTAssertEqual(report.failed, 0, report.lines.joined(separator: "\n"))
+        let chaCha = names.filter { $0.contains("ChaChaPoly") }.count
+        XCTAssertGreaterThanOrEqual(chaCha, 4)
+        XCTAssertEqual(report.passed, DataCipher.aesGCMAvailable ? names.count : chaCha)
     }
 
     /// A changed static key must change message 2 (the responder's static key is in it, encrypted).

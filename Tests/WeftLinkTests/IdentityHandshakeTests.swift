@@ -1,5 +1,6 @@
 // The version-2 link handshake (docs/protocol.md §3.10) in memory: three messages, hellos in 2
 // and 3, each side learns the other's identity key, and a name that is not its key's is refused.
+import Foundation
 import XCTest
 import WeftCrypto
 import WeftWire
@@ -80,5 +81,20 @@ final class IdentityHandshakeLinkTests: XCTestCase {
     func testPrologueIsWeftVersionAndPSKId() {
         XCTAssertEqual(LinkPrologue.bytes(version: 2, pskId: psk.id), Array("weft".utf8) + [2] + psk.id.bytes)
         XCTAssertEqual(LinkPrologue.bytes(version: 2, pskId: psk.id).count, 13)
+    }
+
+    /// The XXpsk0 vectors made outside Weft (Keys/vectors/noise-xxpsk0-weft.json) use the link's
+    /// prologue for their PSK, and an empty message 1, where they model the link.
+    func testVectorsUseTheLinkPrologue() throws {
+        let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Keys/vectors/noise-xxpsk0-weft.json")
+        let root = try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as! [String: Any]
+        let linkVectors = (root["vectors"] as! [[String: Any]]).filter { ($0["init_prologue"] as? String)?.isEmpty == false }
+        XCTAssertGreaterThanOrEqual(linkVectors.count, 4)
+        for vector in linkVectors {
+            let psk = PreSharedKey(key: try XCTUnwrap(Hex.decode((vector["init_psks"] as! [String])[0])))
+            XCTAssertEqual(vector["init_prologue"] as? String, Hex.encode(LinkPrologue.bytes(version: 2, pskId: psk.id)))
+            XCTAssertEqual((vector["messages"] as! [[String: String]])[0]["payload"], "", vector["name"] as? String ?? "")
+        }
     }
 }
