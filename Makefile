@@ -1,5 +1,5 @@
 # The two set-up commands of README.md: `make demo` and `make test`. Both install what is
-# missing first. Other targets: build, release, man, install, deb, unit, integration, fuzz, soak, bench, clean.
+# missing first. Other targets: build, release, man, install, deb, unit, integration, vectors, fuzz, soak, bench, clean.
 SWIFT ?= swift
 BIN_DIR := $(shell pwd)/.build/debug
 RELEASE_DIR := $(shell pwd)/.build/release
@@ -23,7 +23,7 @@ BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
 FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 
-.PHONY: all deps build release man install install-files uninstall deb test unit integration fuzz fuzz-smoke soak demo bench clean
+.PHONY: all deps build release man install install-files uninstall deb test unit integration vectors fuzz fuzz-smoke soak demo bench clean
 
 all: build
 
@@ -94,7 +94,7 @@ test: deps deb
 	$(SWIFT) build --build-tests
 	WEFT_BIN_DIR=$(BIN_DIR) WEFT_DEB=$(shell pwd)/$(DEB) $(SWIFT) test --skip-build
 	WEFT_BIN_DIR=$(BIN_DIR) scripts/test-in-vm.sh
-	$(BIN_DIR)/weft-vectors Keys/vectors/*.json
+	@$(MAKE) --no-print-directory vectors
 	$(MAKE) fuzz-smoke
 	SOAK_SECONDS=60 ROTATE_SECONDS=30 $(MAKE) soak
 
@@ -105,6 +105,11 @@ unit: deps
 integration: deps
 	$(SWIFT) build --build-tests
 	WEFT_BIN_DIR=$(BIN_DIR) $(SWIFT) test --skip-build --filter IntegrationTests
+
+# Every test vector in Keys/vectors (Keys/README.md), public and Weft's own, through weft-vectors.
+vectors: deps
+	$(SWIFT) build --product weft-vectors
+	$(BIN_DIR)/weft-vectors Keys/vectors/*.json
 
 # Every libFuzzer target (Tests/Fuzz, docs/fuzzing.md) for FUZZ_SECONDS (60) each, with coverage and
 # AddressSanitizer: executions and coverage per target; non-zero when one crashed.

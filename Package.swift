@@ -94,7 +94,7 @@ let package = Package(
         ]),
         .testTarget(name: "WeftHostTests", dependencies: ["WeftHost", "WeftControl"]),
         .testTarget(name: "WeftRouterTests", dependencies: [
-            "WeftRouter", "WeftTestSupport", "WeftControl", "WeftLink", "WeftMesh",
+            "WeftRouter", "WeftTestSupport", "WeftControl", "WeftLink", "WeftMesh", "WeftCrypto",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
         .testTarget(name: "IntegrationTests", dependencies: ["WeftRouter", "WeftHost", .product(name: "NIOCore", package: "swift-nio")]),

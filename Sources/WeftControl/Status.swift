@@ -129,8 +129,12 @@ public struct PeerStatus: Codable, Sendable, Equatable {
     /// overlay MTU of every hop of the route, capped by our own overlay MTU (docs/protocol.md
     /// §4.5); null for self, for unreachable peers and when no hop of the route has a figure.
     public var pathMtu: Int?
+    /// The fingerprint of the peer's identity key (docs/protocol.md §3.10); null while unknown
+    /// (today: every peer but this router itself).
+    public var identity: String? = nil
 
-    public init(name: String, nickname: String, uid: String, shortId: Int, version: UInt64, connections: Int, reachable: Bool, nextHop: String? = nil, isSelf: Bool, pathMtu: Int? = nil) {
+    public init(name: String, nickname: String, uid: String, shortId: Int, version: UInt64, connections: Int, reachable: Bool, nextHop: String? = nil, isSelf: Bool, pathMtu: Int? = nil, identity: String? = nil) {
+        self.identity = identity
         self.name = name
         self.nickname = nickname
         self.uid = uid
@@ -143,7 +147,7 @@ public struct PeerStatus: Codable, Sendable, Equatable {
         self.pathMtu = pathMtu
     }
 
-    enum CodingKeys: String, CodingKey { case name, nickname, uid, shortId, version, connections, reachable, nextHop, isSelf, pathMtu }
+    enum CodingKeys: String, CodingKey { case name, nickname, uid, shortId, version, connections, reachable, nextHop, isSelf, pathMtu, identity }
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -157,6 +161,7 @@ public struct PeerStatus: Codable, Sendable, Equatable {
         try c.encode(nextHop, forKey: .nextHop)
         try c.encode(isSelf, forKey: .isSelf)
         try c.encode(pathMtu, forKey: .pathMtu)
+        try c.encode(identity, forKey: .identity)
     }
 }
 
@@ -177,8 +182,11 @@ public struct RouterStatus: Codable, Sendable, Equatable {
     public var overlayMTU: Int
     /// Address management in short (`weft ipam` has the shares); null with `--ipalloc-range off`.
     public var ipalloc: IPAllocSummary?
+    /// The fingerprint of this router's identity key (docs/protocol.md §3.10).
+    public var identity: String? = nil
 
-    public init(name: String, nickname: String, port: Int, encryption: Bool, pskId: String? = nil, trustedSubnets: [String], protocolVersion: Int, peers: Int, connections: [String: Int], targets: [String], uptimeSeconds: Int, fastdp: FastdpStatus, overlayMTU: Int, ipalloc: IPAllocSummary? = nil) {
+    public init(name: String, nickname: String, port: Int, encryption: Bool, pskId: String? = nil, trustedSubnets: [String], protocolVersion: Int, peers: Int, connections: [String: Int], targets: [String], uptimeSeconds: Int, fastdp: FastdpStatus, overlayMTU: Int, ipalloc: IPAllocSummary? = nil, identity: String? = nil) {
+        self.identity = identity
         self.ipalloc = ipalloc
         self.name = name
         self.nickname = nickname
@@ -196,7 +204,7 @@ public struct RouterStatus: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, nickname, port, encryption, pskId, trustedSubnets, protocolVersion, peers, connections, targets, uptimeSeconds, fastdp, ipalloc
+        case name, nickname, port, encryption, pskId, trustedSubnets, protocolVersion, peers, connections, targets, uptimeSeconds, fastdp, ipalloc, identity
         case overlayMTU = "mtu"
     }
 
@@ -216,6 +224,7 @@ public struct RouterStatus: Codable, Sendable, Equatable {
         try c.encode(fastdp, forKey: .fastdp)
         try c.encode(overlayMTU, forKey: .overlayMTU)
         try c.encode(ipalloc, forKey: .ipalloc)
+        try c.encode(identity, forKey: .identity)
     }
 }
 

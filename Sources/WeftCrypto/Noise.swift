@@ -1,38 +1,85 @@
+// The Noise Protocol Framework (revision 34) as Weft uses it: NN and XX, with psk modifiers, over
+// 25519, ChaChaPoly or AESGCM, and BLAKE2b.
 import CSodium
 
 public enum NoiseCipher: Sendable {
     case chaChaPoly, aesGCM
 }
 
-public enum NoisePattern: Sendable {
-    case nn, nnpsk0
+/// The handshake patterns WeftCrypto implements (Noise specification revision 34, §7.4). Neither
+/// has pre-messages: a router knows only an address at first contact, not a key.
+public enum NoiseHandshakePattern: String, Sendable {
+    /// `-> e`, `<- e, ee`: no static keys.
+    case nn = "NN"
+    /// `-> e`, `<- e, ee, s, es`, `-> s, se`: both static keys sent encrypted, the initiator's last.
+    case xx = "XX"
+
+    fileprivate var messages: [[NoiseToken]] {
+        switch self {
+        case .nn: return [[.e], [.e, .ee]]
+        case .xx: return [[.e], [.e, .ee, .s, .es], [.s, .se]]
+        }
+    }
 }
 
-/// The Noise protocols WeftCrypto implements: NN and NNpsk0 over 25519, ChaChaPoly or AESGCM, BLAKE2b.
+fileprivate enum NoiseToken { case e, s, ee, es, se, psk }
+
+/// A Noise protocol WeftCrypto implements: `Noise_<NN|XX>[pskN[+pskN…]]_25519_<ChaChaPoly|AESGCM>_BLAKE2b`.
 public struct NoiseProtocol: Sendable, Equatable {
-    public let pattern: NoisePattern
+    public let handshake: NoiseHandshakePattern
+    /// The psk modifiers in name order (§9.2): 0 puts a psk token first in message 1, N ≥ 1 last
+    /// in message N. Strictly increasing; empty for a pattern without PSK.
+    public let pskModifiers: [Int]
     public let cipher: NoiseCipher
     public let name: String
 
-    /// Accepts exactly `Noise_{NN,NNpsk0}_25519_{ChaChaPoly,AESGCM}_BLAKE2b`; nil otherwise.
+    /// Accepts exactly the names above (modifiers strictly increasing and within the pattern's
+    /// messages); nil otherwise.
     public init?(name: String) {
         let parts = name.split(separator: "_", omittingEmptySubsequences: false)
         guard parts.count == 5, parts[0] == "Noise", parts[2] == "25519", parts[4] == "BLAKE2b" else { return nil }
-        switch parts[1] {
-        case "NN": pattern = .nn
-        case "NNpsk0": pattern = .nnpsk0
-        default: return nil
+        let pattern = parts[1]
+        guard let base = NoiseHandshakePattern(rawValue: String(pattern.prefix(2))) else { return nil }
+        var modifiers: [Int] = []
+        let rest = pattern.dropFirst(2)
+        if !rest.isEmpty {
+            for modifier in rest.split(separator: "+", omittingEmptySubsequences: false) {
+                guard modifier.hasPrefix("psk"), let n = Int(modifier.dropFirst(3)), String(n) == modifier.dropFirst(3),
+                      n >= 0, n <= base.messages.count, n > (modifiers.last ?? -1) else { return nil }
+                modifiers.append(n)
+            }
         }
         switch parts[3] {
         case "ChaChaPoly": cipher = .chaChaPoly
         case "AESGCM": cipher = .aesGCM
         default: return nil
         }
+        handshake = base
+        pskModifiers = modifiers
         self.name = name
     }
 
-    /// The gossip link's handshake (docs/protocol.md §3.3).
+    /// The token lists of the messages, the psk modifiers applied.
+    fileprivate var messages: [[NoiseToken]] {
+        var messages = handshake.messages
+        for n in pskModifiers {
+            if n == 0 { messages[0].insert(.psk, at: 0) } else { messages[n - 1].append(.psk) }
+        }
+        return messages
+    }
+
+    /// Whether this side sends a static key (and so needs a static private key).
+    public func sendsStatic(initiator: Bool) -> Bool {
+        messages.enumerated().contains { index, tokens in (index % 2 == 0) == initiator && tokens.contains(.s) }
+    }
+
+    /// The gossip link's handshake of protocol version 1 (docs/protocol.md §3.3).
     public static let weftLink = NoiseProtocol(name: "Noise_NNpsk0_25519_ChaChaPoly_BLAKE2b")!
+
+    /// The gossip link's handshake of protocol version 2, with each router's identity key
+    /// (docs/protocol.md §3.3): psk0 refuses a peer without the password at the first message,
+    /// before the responder computes any DH, and hides both static keys from anyone without it.
+    public static let weftLinkIdentity = NoiseProtocol(name: "Noise_XXpsk0_25519_ChaChaPoly_BLAKE2b")!
 }
 
 public enum NoiseError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -61,6 +108,8 @@ public struct NoiseCipherState: Sendable {
     private var key: [UInt8]?
     /// The nonce the next encrypt/decrypt uses.
     public private(set) var nonce: UInt64 = 0
+    /// HasKey(): false while the state passes plaintext through.
+    public var hasKey: Bool { key != nil }
 
     /// `key` nil gives an empty cipher state, which passes plaintext through.
     public init(cipher: NoiseCipher, key: [UInt8]?) {
@@ -158,42 +207,57 @@ struct NoiseSymmetricState: Sendable {
     }
 }
 
-/// Noise HandshakeState (spec §5.3) for NN (`-> e`, `<- e, ee`) and NNpsk0 (`-> psk, e`, `<- e, ee`).
+/// Noise HandshakeState (spec §5.3) for the patterns of `NoiseProtocol`: NN, XX and their psk
+/// variants (NNpsk0 is `-> psk, e`, `<- e, ee`; XXpsk0 is `-> psk, e`, `<- e, ee, s, es`, `-> s, se`).
 ///
 /// A failed `readMessage` leaves the state as it was before the call; Noise nevertheless expects
 /// the caller to abandon a handshake after any error.
 public struct NoiseHandshakeState: Sendable {
-    private enum Token { case e, ee, psk }
-
     public let noiseProtocol: NoiseProtocol
     public let initiator: Bool
+    private let messagePatterns: [[NoiseToken]]
     private var symmetric: NoiseSymmetricState
-    private var psk: [UInt8]?
+    /// The PSKs still to be mixed in, in token order.
+    private var psks: [[UInt8]]
+    private var staticPrivate: [UInt8]?
     private var ephemeralPrivate: [UInt8]?
     private var remoteEphemeral: [UInt8]?
+    /// The peer's static public key, once a message carrying it has been read and authenticated.
+    public private(set) var remoteStaticPublicKey: [UInt8]?
     private var messageIndex = 0
 
-    private var messagePatterns: [[Token]] {
-        switch noiseProtocol.pattern {
-        case .nn: return [[.e], [.e, .ee]]
-        case .nnpsk0: return [[.psk, .e], [.e, .ee]]
-        }
-    }
+    private var pskMode: Bool { !noiseProtocol.pskModifiers.isEmpty }
 
-    private var pskMode: Bool { noiseProtocol.pattern == .nnpsk0 }
-
+    /// A pattern with at most one psk modifier (NN, NNpsk0, XX, XXpsk0, …).
     /// - Parameters:
-    ///   - psk: required (32 bytes) for NNpsk0, must be nil for NN.
+    ///   - psk: required (32 bytes) for a pattern with one psk modifier, must be nil without.
+    ///   - staticPrivateKey: this side's 32-byte X25519 private key; required when the pattern
+    ///     sends this side's static key, refused otherwise.
     ///   - ephemeralPrivateKey: 32 bytes, for test vectors only; a fresh random key otherwise.
     public init(protocol noiseProtocol: NoiseProtocol, initiator: Bool, prologue: [UInt8], psk: [UInt8]?,
-                ephemeralPrivateKey: [UInt8]? = nil) throws {
+                staticPrivateKey: [UInt8]? = nil, ephemeralPrivateKey: [UInt8]? = nil) throws {
+        try self.init(protocol: noiseProtocol, initiator: initiator, prologue: prologue, psks: psk.map { [$0] } ?? [],
+                      staticPrivateKey: staticPrivateKey, ephemeralPrivateKey: ephemeralPrivateKey)
+    }
+
+    /// Any pattern of `NoiseProtocol`: `psks` holds one 32-byte PSK per psk modifier, in order.
+    public init(protocol noiseProtocol: NoiseProtocol, initiator: Bool, prologue: [UInt8], psks: [[UInt8]],
+                staticPrivateKey: [UInt8]? = nil, ephemeralPrivateKey: [UInt8]? = nil) throws {
         Sodium.ensureInitialized()
-        switch noiseProtocol.pattern {
-        case .nn:
-            guard psk == nil else { throw NoiseError.invalidKey("a PSK was given for a pattern without psk") }
-        case .nnpsk0:
-            guard let psk else { throw NoiseError.invalidKey("NNpsk0 needs a PSK") }
-            guard psk.count == 32 else { throw NoiseError.invalidKey("a PSK is 32 bytes, got \(psk.count)") }
+        let needed = noiseProtocol.pskModifiers.count
+        switch (needed, psks.count) {
+        case (0, 0): break
+        case (0, _): throw NoiseError.invalidKey("a PSK was given for a pattern without psk")
+        case let (n, got) where got != n:
+            throw NoiseError.invalidKey("\(noiseProtocol.name) needs \(n) PSK(s), got \(got)")
+        default:
+            if let bad = psks.first(where: { $0.count != 32 }) { throw NoiseError.invalidKey("a PSK is 32 bytes, got \(bad.count)") }
+        }
+        if noiseProtocol.sendsStatic(initiator: initiator) {
+            guard let s = staticPrivateKey else { throw NoiseError.invalidKey("\(noiseProtocol.name) needs a static private key") }
+            guard s.count == X25519.keyLength else { throw NoiseError.invalidKey("a static private key is 32 bytes, got \(s.count)") }
+        } else if staticPrivateKey != nil {
+            throw NoiseError.invalidKey("a static key was given for a pattern that sends none")
         }
         if let e = ephemeralPrivateKey, e.count != X25519.keyLength {
             throw NoiseError.invalidKey("an ephemeral private key is 32 bytes, got \(e.count)")
@@ -203,8 +267,10 @@ public struct NoiseHandshakeState: Sendable {
         }
         self.noiseProtocol = noiseProtocol
         self.initiator = initiator
-        self.psk = psk
-        self.ephemeralPrivate = ephemeralPrivateKey
+        messagePatterns = noiseProtocol.messages
+        self.psks = psks
+        staticPrivate = staticPrivateKey
+        ephemeralPrivate = ephemeralPrivateKey
         symmetric = NoiseSymmetricState(protocolName: noiseProtocol.name, cipher: noiseProtocol.cipher)
         symmetric.mixHash(prologue)
     }
@@ -231,10 +297,12 @@ public struct NoiseHandshakeState: Sendable {
                 message += pub
                 next.symmetric.mixHash(pub)
                 if pskMode { next.symmetric.mixKey(pub) }
-            case .ee:
-                try next.mixDH()
+            case .s:
+                message += next.symmetric.encryptAndHash(X25519.publicKey(privateKey: next.staticPrivate!))
+            case .ee, .es, .se:
+                try next.mixDH(token)
             case .psk:
-                next.symmetric.mixKeyAndHash(next.psk!)
+                next.mixNextPSK()
             }
         }
         message += next.symmetric.encryptAndHash(payload)
@@ -257,10 +325,15 @@ public struct NoiseHandshakeState: Sendable {
                 next.remoteEphemeral = re
                 next.symmetric.mixHash(re)
                 if pskMode { next.symmetric.mixKey(re) }
-            case .ee:
-                try next.mixDH()
+            case .s:
+                let length = X25519.keyLength + (next.symmetric.cipherState.hasKey ? AEAD.tagLength : 0)
+                guard message.count - offset >= length else { throw NoiseError.messageTooShort }
+                next.remoteStaticPublicKey = try next.symmetric.decryptAndHash(Array(message[offset..<offset + length]))
+                offset += length
+            case .ee, .es, .se:
+                try next.mixDH(token)
             case .psk:
-                next.symmetric.mixKeyAndHash(next.psk!)
+                next.mixNextPSK()
             }
         }
         let payload = try next.symmetric.decryptAndHash(Array(message[offset...]))
@@ -270,20 +343,36 @@ public struct NoiseHandshakeState: Sendable {
         return payload
     }
 
-    private mutating func mixDH() throws {
-        guard let e = ephemeralPrivate, let re = remoteEphemeral else { throw NoiseError.wrongState }
-        var shared = try X25519.dh(privateKey: e, publicKey: re)
+    private mutating func mixNextPSK() {
+        var psk = psks.removeFirst()
+        symmetric.mixKeyAndHash(psk)
+        Sodium.zero(&psk)
+    }
+
+    /// `ee`, `es`, `se`: the first letter is the initiator's key, the second the responder's.
+    private mutating func mixDH(_ token: NoiseToken) throws {
+        let local: [UInt8]?, remote: [UInt8]?
+        switch (token, initiator) {
+        case (.ee, _): (local, remote) = (ephemeralPrivate, remoteEphemeral)
+        case (.es, true), (.se, false): (local, remote) = (ephemeralPrivate, remoteStaticPublicKey)
+        case (.es, false), (.se, true): (local, remote) = (staticPrivate, remoteEphemeral)
+        default: throw NoiseError.wrongState
+        }
+        guard let local, let remote else { throw NoiseError.wrongState }
+        var shared = try X25519.dh(privateKey: local, publicKey: remote)
         symmetric.mixKey(shared)
         Sodium.zero(&shared)
     }
 
-    /// Drops the ephemeral private key and the PSK once they are no longer needed (best effort:
-    /// copies of a value type cannot all be wiped).
+    /// Drops the ephemeral and static private keys and the PSKs once they are no longer needed
+    /// (best effort: copies of a value type cannot all be wiped).
     private mutating func finishIfComplete() {
         guard isComplete else { return }
         if ephemeralPrivate != nil { Sodium.zero(&ephemeralPrivate!) }
+        if staticPrivate != nil { Sodium.zero(&staticPrivate!) }
         ephemeralPrivate = nil
-        psk = nil
+        staticPrivate = nil
+        psks = []
     }
 
     /// Noise Split(): the transport cipher states. Only valid once `isComplete`.

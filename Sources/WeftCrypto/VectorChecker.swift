@@ -18,13 +18,15 @@ public struct VectorReport {
 
 /// Checks test-vector files of the shape `{"vectors": [...]}`:
 ///
-/// - cacophony Noise vectors whose `protocol_name` is one of the four `NoiseProtocol` names: both
-///   handshake states are run with the vector's prologues, PSKs and ephemerals; every handshake
+/// - cacophony Noise vectors whose `protocol_name` is a `NoiseProtocol` name (NN, XX, with psk
+///   modifiers): both handshake states are run with the vector's prologues, PSKs, static keys and
+///   ephemerals; each side's learned remote static key is compared with the other's; every handshake
 ///   message, then every transport message (through `split()`, alternating initiator→responder and
 ///   responder→initiator), is compared with the expected ciphertext and decrypted back, and
 ///   `handshake_hash` is compared when present. A vector with `"fail": true` must fail.
-/// - `weft_psk_argon2id_v1` (password, psk, psk_id) and `weft_link_keys_v1` (chaining_key,
-///   tcp_i2r, tcp_r2i, udp_i2r, udp_r2i) entries, described in Keys/README.md.
+/// - `weft_psk_argon2id_v1` (password, psk, psk_id), `weft_link_keys_v1` (chaining_key,
+///   tcp_i2r, tcp_r2i, udp_i2r, udp_r2i) and `weft_identity_v1` (private_key, public_key,
+///   peer_name, fingerprint) entries, described in Keys/README.md.
 ///
 /// Vectors with any other `protocol_name` are skipped.
 public enum VectorChecker {
@@ -74,6 +76,7 @@ public enum VectorChecker {
         switch protocolName {
         case "weft_psk_argon2id_v1": return checkPSK
         case "weft_link_keys_v1": return checkLinkKeys
+        case "weft_identity_v1": return checkIdentity
         default:
             guard let proto = NoiseProtocol(name: protocolName) else { return nil }
             if proto.cipher == .aesGCM && !DataCipher.aesGCMAvailable { return nil }
@@ -124,6 +127,17 @@ public enum VectorChecker {
         try expectEqual(keys.udpResponderToInitiator, try hex(entry, "udp_r2i"), "udp_r2i")
     }
 
+    private static func checkIdentity(_ entry: [String: Any]) throws {
+        let key = try IdentityKey(privateKey: try hex(entry, "private_key"))
+        try expectEqual(key.publicKey, try hex(entry, "public_key"), "public_key")
+        guard let name = entry["peer_name"] as? String, let fingerprint = entry["fingerprint"] as? String else {
+            throw Failure(reason: "missing field peer_name or fingerprint")
+        }
+        let derived = key.peerNameBytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined(separator: ":")
+        guard derived == name else { throw Failure(reason: "peer_name: got \(derived), expected \(name)") }
+        guard key.fingerprint == fingerprint else { throw Failure(reason: "fingerprint: got \(key.fingerprint), expected \(fingerprint)") }
+    }
+
     // MARK: Noise (cacophony format)
 
     private static func psks(_ entry: [String: Any], _ side: String) throws -> [[UInt8]] {
@@ -152,23 +166,25 @@ public enum VectorChecker {
     }
 
     private static func runNoise(_ proto: NoiseProtocol, _ entry: [String: Any]) throws {
-        // NN patterns use no static keys: static-key fields, if any, are ignored.
         let initPrologue = try optionalHex(entry, "init_prologue") ?? []
         let respPrologue = try optionalHex(entry, "resp_prologue") ?? []
         let initEphemeral = try hex(entry, "init_ephemeral")
         let respEphemeral = try hex(entry, "resp_ephemeral")
+        // A static key is used where the pattern sends one; for NN a static-key field is ignored.
+        let initStatic = proto.sendsStatic(initiator: true) ? try hex(entry, "init_static") : nil
+        let respStatic = proto.sendsStatic(initiator: false) ? try hex(entry, "resp_static") : nil
         let initPSKs = try psks(entry, "init")
         let respPSKs = try psks(entry, "resp")
-        let needed = proto.pattern == .nnpsk0 ? 1 : 0
+        let needed = proto.pskModifiers.count
         guard initPSKs.count == needed, respPSKs.count == needed else {
             throw Failure(reason: "\(proto.name) needs \(needed) PSK(s) per side, the vector has \(initPSKs.count)/\(respPSKs.count)")
         }
         guard let messages = entry["messages"] as? [[String: Any]] else { throw Failure(reason: "missing messages") }
 
-        var initiator = try NoiseHandshakeState(protocol: proto, initiator: true, prologue: initPrologue,
-                                                psk: initPSKs.first, ephemeralPrivateKey: initEphemeral)
-        var responder = try NoiseHandshakeState(protocol: proto, initiator: false, prologue: respPrologue,
-                                                psk: respPSKs.first, ephemeralPrivateKey: respEphemeral)
+        var initiator = try NoiseHandshakeState(protocol: proto, initiator: true, prologue: initPrologue, psks: initPSKs,
+                                                staticPrivateKey: initStatic, ephemeralPrivateKey: initEphemeral)
+        var responder = try NoiseHandshakeState(protocol: proto, initiator: false, prologue: respPrologue, psks: respPSKs,
+                                                staticPrivateKey: respStatic, ephemeralPrivateKey: respEphemeral)
         var transport: (i2r: NoiseCipherState, r2i: NoiseCipherState, ri2r: NoiseCipherState, rr2i: NoiseCipherState)?
 
         for (i, message) in messages.enumerated() {
@@ -210,6 +226,12 @@ public enum VectorChecker {
             throw Failure(reason: "the vector ends before the handshake is complete")
         }
         try expectEqual(initiator.handshakeHash, responder.handshakeHash, "responder handshake hash vs initiator's")
+        if let respStatic {
+            try expectEqual(initiator.remoteStaticPublicKey ?? [], X25519.publicKey(privateKey: respStatic), "responder static key as the initiator learned it")
+        }
+        if let initStatic {
+            try expectEqual(responder.remoteStaticPublicKey ?? [], X25519.publicKey(privateKey: initStatic), "initiator static key as the responder learned it")
+        }
         if let expectedHash = try optionalHex(entry, "handshake_hash") {
             try expectEqual(initiator.handshakeHash, expectedHash, "handshake_hash")
         }

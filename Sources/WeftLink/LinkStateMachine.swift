@@ -297,7 +297,7 @@ public struct LinkStateMachine {
         }
     }
 
-    private func prologue(pskId: PSKID) -> [UInt8] { Array("weft".utf8) + [version] + pskId.bytes }
+    private func prologue(pskId: PSKID) -> [UInt8] { LinkPrologue.bytes(version: version, pskId: pskId) }
 
     private mutating func handleHandshake(_ body: [UInt8], now: UInt64, keyring: LinkKeyring) throws {
         guard let typeByte = body.first else { throw WireError.truncated(what: "frame type") }

@@ -71,6 +71,7 @@ final class RouterMetrics: @unchecked Sendable {
         case .shuttingDown: return "shutting_down"
         case .rateLimited: return "rate_limited"
         case .handshakeTimeout: return "handshake_timeout"
+        case .identityMismatch: return "identity_mismatch"
         case .unknown: return "unknown"
         }
     }

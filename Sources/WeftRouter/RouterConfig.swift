@@ -47,6 +47,9 @@ public struct RouterConfig: Sendable {
     /// `--ipalloc-init consensus=N`: how many routers divide the range at first (a majority of
     /// them must agree, docs/protocol.md §7.2). Default: this router and the peers it names.
     public var ipallocConsensus: Int?
+    /// The long-term key pair from `<data-dir>/identity.key` (docs/protocol.md §3.10); nil only
+    /// for routers that tests build without a data dir.
+    public var identity: IdentityKey?
 
     public init(name: PeerName, nickname: String, port: Int, trustedSubnets: [Subnet], psk: PreSharedKey?, socketPath: String,
                 dataDir: String, mtu: Int?, fastdpEnabled: Bool, initialPeers: [String], listenAddress: String = RouterConfig.anyAddress,
@@ -113,32 +116,66 @@ public enum LaunchInputs {
         return UInt32(info.st_mode)
     }
 
-    /// The peer name: `--name` if given, else the one persisted in the data dir, else a new one
-    /// that is persisted there for the next start.
-    public static func peerName(flag: String?, dataDir: String) throws -> PeerName {
+    /// The peer name, derived from the identity key (docs/protocol.md §1). `--name`, when given,
+    /// must be that name: it checks, it cannot choose (a name is bound to its key).
+    public static func peerName(flag: String?, identity: IdentityKey, dataDir: String) throws -> PeerName {
+        let name = PeerName(bytes: identity.peerNameBytes)
         if let flag {
-            guard let name = PeerName(flag) else {
+            guard let given = PeerName(flag) else {
                 throw ConfigError("--name \(flag) is not a peer name: write it like 02:ab:cd:ef:01:23")
             }
-            return name
-        }
-        let path = (dataDir as NSString).appendingPathComponent("peer-name")
-        if let data = FileManager.default.contents(atPath: path) {
-            let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            guard let name = PeerName(text) else {
-                throw ConfigError("\(path) does not hold a peer name (aa:bb:cc:dd:ee:ff); fix or delete it")
+            guard given == name else {
+                throw ConfigError("--name \(flag) is not this router's name: names come from the identity key "
+                    + "(\((dataDir as NSString).appendingPathComponent(identityKeyFile))), and this router's is \(name); drop --name")
             }
-            return name
-        }
-        var rng = SystemRandomNumberGenerator()
-        let name = PeerName.random(using: &rng)
-        do {
-            try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
-            try AtomicFile.write(Array((name.description + "\n").utf8), to: path, mode: 0o644)
-        } catch {
-            throw ConfigError("cannot persist the peer name in \(dataDir): \(error); pass --data-dir to a writable directory")
         }
         return name
+    }
+
+    public static let identityKeyFile = "identity.key"
+
+    /// The router's identity key: the one in `<data-dir>/identity.key`, else a new one created
+    /// there (0600, never replacing a file). A file that is not a regular file of this user, that
+    /// group or others may read, or that does not parse is refused and left as it is.
+    public static func identityKey(dataDir: String) throws -> IdentityKey {
+        let path = (dataDir as NSString).appendingPathComponent(identityKeyFile)
+        var info = stat()
+        if lstat(path, &info) != 0 {
+            guard errno == ENOENT else {
+                throw ConfigError("cannot read the identity key \(path): \(String(cString: strerror(errno)))")
+            }
+            let key = IdentityKey.generate()
+            do {
+                try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+                try AtomicFile.create(key.fileBytes(), at: path, mode: 0o600)
+            } catch {
+                throw ConfigError("cannot create the identity key in \(dataDir): \(error); pass --data-dir to a writable directory")
+            }
+            return key
+        }
+        if let problem = identityKeyFileProblem(mode: UInt32(info.st_mode), owner: info.st_uid, user: geteuid()) {
+            throw ConfigError("identity key \(path) \(problem)")
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError("cannot read the identity key \(path): \(String(cString: strerror(errno)))")
+        }
+        do {
+            return try IdentityKey(fileBytes: [UInt8](data))
+        } catch {
+            throw ConfigError("identity key \(path) is unusable: \(error). It is left as it is: restore it from a backup, "
+                + "or move it away to give this router a new identity")
+        }
+    }
+
+    /// Why an existing identity.key with this st_mode and owner is refused, or nil.
+    public static func identityKeyFileProblem(mode: UInt32, owner: uid_t, user: uid_t) -> String? {
+        guard mode & UInt32(S_IFMT) == UInt32(S_IFREG) else { return "is not a regular file; move it away" }
+        guard owner == user else { return "belongs to uid \(owner), not to this router's uid \(user); run `chown \(user)` on it" }
+        let permissions = mode & 0o777
+        guard permissions & 0o077 == 0 else {
+            return "is readable or writable by group or others (mode \(String(permissions, radix: 8))); run `chmod 600` on it"
+        }
+        return nil
     }
 
     public static func hostName() -> String {
@@ -151,6 +188,26 @@ public enum LaunchInputs {
 /// Write-to-temp, fsync, rename: a reader never sees half a file, and a crash leaves the old one.
 public enum AtomicFile {
     public static func write(_ bytes: [UInt8], to path: String, mode: mode_t) throws {
+        let temp = try writeTemporary(bytes, for: path, mode: mode)
+        guard rename(temp, path) == 0 else {
+            let why = String(cString: strerror(errno))
+            unlink(temp)
+            throw ConfigError("cannot write \(path): \(why)")
+        }
+    }
+
+    /// As `write`, but never replaces an existing file (hard link instead of rename): a file that
+    /// appeared meanwhile stays as it is and this throws.
+    public static func create(_ bytes: [UInt8], at path: String, mode: mode_t) throws {
+        let temp = try writeTemporary(bytes, for: path, mode: mode)
+        defer { unlink(temp) }
+        guard link(temp, path) == 0 else { throw ConfigError("cannot create \(path): \(String(cString: strerror(errno)))") }
+        // The new name is durable only once its directory is.
+        let dir = open((path as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dir >= 0 { fsync(dir); close(dir) }
+    }
+
+    private static func writeTemporary(_ bytes: [UInt8], for path: String, mode: mode_t) throws -> String {
         let temp = path + ".tmp.\(getpid())"
         let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard fd >= 0 else { throw ConfigError("cannot create \(temp): \(String(cString: strerror(errno)))") }
@@ -161,10 +218,12 @@ public enum AtomicFile {
             if n <= 0 { ok = false } else { offset += n }
         }
         ok = ok && fsync(fd) == 0
+        let why = String(cString: strerror(errno))
         close(fd)
-        guard ok, rename(temp, path) == 0 else {
+        guard ok else {
             unlink(temp)
-            throw ConfigError("cannot write \(path): \(String(cString: strerror(errno)))")
+            throw ConfigError("cannot write \(temp): \(why)")
         }
+        return temp
     }
 }

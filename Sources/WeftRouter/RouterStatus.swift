@@ -22,7 +22,7 @@ extension Router {
                 return IPAllocSummary(range: "\(manager.range)", seeded: manager.ledger.isSeeded, used: manager.allocations.byHolder.count,
                                       free: manager.allocations.freeCount(owned: manager.ownedBlocks),
                                       refusedPools: Dictionary(uniqueKeysWithValues: manager.refusedPools.map { ("\($0.key)", $0.value) }))
-            })
+            }, identity: config.identity?.fingerprint)
     }
 
     func peerStatus() -> [PeerStatus] {
@@ -38,7 +38,8 @@ extension Router {
                        connections: entry.connections.filter(\.established).count,
                        reachable: routes.isReachable(entry.name),
                        nextHop: forwarding.nextHop(to: entry.name)?.description, isSelf: entry.name == config.name,
-                       pathMtu: pathMTU[entry.name].map { min($0, overlay ?? $0) })
+                       pathMtu: pathMTU[entry.name].map { min($0, overlay ?? $0) },
+                       identity: entry.name == config.name ? config.identity?.fingerprint : nil)
         }
     }
 

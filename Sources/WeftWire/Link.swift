@@ -59,6 +59,8 @@ public enum MessageType: UInt8, Sendable {
     case handshakeResponse = 0x02
     case helloPlain = 0x03
     case refuse = 0x04
+    /// Protocol version 2: Noise message 3 (docs/protocol.md §3.10).
+    case handshakeFinish = 0x05
     case gossip = 0x10
     case keepalive = 0x11
     case gossipDigest = 0x12
@@ -91,6 +93,8 @@ public enum RefuseCode: UInt8, Sendable, Codable {
     case shuttingDown = 8
     case rateLimited = 9
     case handshakeTimeout = 10
+    /// Protocol version 2: a hello's name is not the one its authenticated identity key gives.
+    case identityMismatch = 11
     case unknown = 255
 }
 

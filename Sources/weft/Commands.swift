@@ -124,7 +124,7 @@ struct Launch: ParsableCommand {
 
     @Argument(help: "Peers to connect to, HOST[:PORT]; retried until the router stops.")
     var peers: [String] = []
-    @Option(help: "Peer name, like 02:ab:cd:ef:01:23 (default: generated once and kept in the data dir).")
+    @Option(help: "Peer name, like 02:ab:cd:ef:01:23: only checked, the name comes from the identity key in the data dir.")
     var name: String?
     @Option(help: "Human label shown to other peers (default: the host name).")
     var nickname: String?
@@ -138,7 +138,7 @@ struct Launch: ParsableCommand {
     @Option(name: .customLong("password-file"), help: "File whose first line is the network password.")
     var passwordFile: String?
     @OptionGroup var socket: SocketOption
-    @Option(name: .customLong("data-dir"), help: "Where the peer name (and later the keyring) is kept.")
+    @Option(name: .customLong("data-dir"), help: "Where the identity key, the keyring and the address ledger are kept.")
     var dataDir: String = RouterConfig.defaultDataDir
     @Option(help: "Overlay MTU (default: derived from the underlay interface).")
     var mtu: Int?
@@ -199,7 +199,8 @@ struct Launch: ParsableCommand {
         let fileSubnets = try trustedSubnetsFile.map(RouterConfig.readTrustedSubnetsFile) ?? []
         let subnets = RouterConfig.combineTrusted(flagSubnets, fileSubnets)
         let password = try LaunchInputs.password(file: passwordFile, environment: ProcessInfo.processInfo.environment)
-        let peerName = try LaunchInputs.peerName(flag: name, dataDir: dataDir)
+        let identity = try LaunchInputs.identityKey(dataDir: dataDir)
+        let peerName = try LaunchInputs.peerName(flag: name, identity: identity, dataDir: dataDir)
         let psk = try password.map { try PreSharedKey.derive(password: $0) }
         let rekeySeconds: Double
         do { rekeySeconds = try DurationText.seconds(rekeyInterval) } catch { throw ConfigError("--rekey-interval: \(error)") }
@@ -207,6 +208,7 @@ struct Launch: ParsableCommand {
         var config = RouterConfig(name: peerName, nickname: nickname ?? LaunchInputs.hostName(), port: port, trustedSubnets: subnets,
                             psk: psk, socketPath: socket.path, dataDir: dataDir, mtu: mtu, fastdpEnabled: !noFastdp,
                             initialPeers: peers, metricsAddress: metricsAddress)
+        config.identity = identity
         config.rekeyInterval = .milliseconds(Int64(rekeySeconds * 1000))
         config.trustedSubnetsFlag = flagSubnets
         config.trustedSubnetsFile = trustedSubnetsFile.map { URL(fileURLWithPath: $0).path }

@@ -8,6 +8,7 @@ enum StatusText {
         let encryption = s.encryption ? "enabled (password id \(s.pskId ?? "?"))" : "disabled (no password)"
         return [
             ("Name", "\(s.name) (\(s.nickname))"),
+            ("Identity", s.identity ?? "none"),
             ("Port", "\(s.port)"),
             ("Overlay MTU", "\(s.overlayMTU)"),
             ("Encryption", encryption),

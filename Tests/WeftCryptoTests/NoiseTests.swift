@@ -65,13 +65,23 @@ final class PrimitiveTests: XCTestCase {
 
     func testProtocolNames() {
         XCTAssertEqual(NoiseProtocol.weftLink.name, "Noise_NNpsk0_25519_ChaChaPoly_BLAKE2b")
-        XCTAssertEqual(NoiseProtocol.weftLink.pattern, .nnpsk0)
+        XCTAssertEqual(NoiseProtocol.weftLink.handshake, .nn)
+        XCTAssertEqual(NoiseProtocol.weftLink.pskModifiers, [0])
         XCTAssertEqual(NoiseProtocol.weftLink.cipher, .chaChaPoly)
-        XCTAssertEqual(NoiseProtocol(name: "Noise_NN_25519_AESGCM_BLAKE2b")?.pattern, .nn)
+        XCTAssertEqual(NoiseProtocol.weftLinkIdentity.name, "Noise_XXpsk0_25519_ChaChaPoly_BLAKE2b")
+        XCTAssertEqual(NoiseProtocol.weftLinkIdentity.handshake, .xx)
+        XCTAssertEqual(NoiseProtocol.weftLinkIdentity.pskModifiers, [0])
+        XCTAssertEqual(NoiseProtocol(name: "Noise_XXpsk0+psk1+psk2+psk3_25519_AESGCM_BLAKE2b")?.pskModifiers, [0, 1, 2, 3])
+        XCTAssertEqual(NoiseProtocol(name: "Noise_NNpsk2_25519_ChaChaPoly_BLAKE2b")?.pskModifiers, [2])
+        XCTAssertEqual(NoiseProtocol(name: "Noise_NN_25519_AESGCM_BLAKE2b")?.handshake, .nn)
+        XCTAssertEqual(NoiseProtocol(name: "Noise_NN_25519_AESGCM_BLAKE2b")?.pskModifiers, [])
         XCTAssertEqual(NoiseProtocol(name: "Noise_NN_25519_AESGCM_BLAKE2b")?.cipher, .aesGCM)
         XCTAssertNotNil(NoiseProtocol(name: "Noise_NN_25519_ChaChaPoly_BLAKE2b"))
         XCTAssertNotNil(NoiseProtocol(name: "Noise_NNpsk0_25519_AESGCM_BLAKE2b"))
-        for bad in ["Noise_NN_25519_ChaChaPoly_SHA256", "Noise_XX_25519_ChaChaPoly_BLAKE2b", "Noise_NNpsk2_25519_ChaChaPoly_BLAKE2b",
+        for bad in ["Noise_NN_25519_ChaChaPoly_SHA256", "Noise_IK_25519_ChaChaPoly_BLAKE2b", "Noise_NNpsk3_25519_ChaChaPoly_BLAKE2b",
+                    "Noise_XXpsk4_25519_ChaChaPoly_BLAKE2b", "Noise_XXpsk1+psk0_25519_ChaChaPoly_BLAKE2b", "Noise_XXpsk0+psk0_25519_ChaChaPoly_BLAKE2b",
+                    "Noise_XXpsk_25519_ChaChaPoly_BLAKE2b", "Noise_XXpsk01_25519_ChaChaPoly_BLAKE2b", "Noise_XX1_25519_ChaChaPoly_BLAKE2b",
+                    "Noise_XXpsk0+_25519_ChaChaPoly_BLAKE2b", "Noise_XXpsk+1_25519_ChaChaPoly_BLAKE2b",
                     "Noise_NN_448_ChaChaPoly_BLAKE2b", "Noise_NN_25519_ChaChaPoly_BLAKE2b_", "", "noise_NN_25519_ChaChaPoly_BLAKE2b"] {
             XCTAssertNil(NoiseProtocol(name: bad), bad)
         }

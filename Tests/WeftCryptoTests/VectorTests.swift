@@ -31,6 +31,7 @@ final class VectorTests: XCTestCase {
         let files = try vectorFiles()
         XCTAssertTrue(files.contains { $0.lastPathComponent == "noise-nnpsk0-cacophony.json" })
         XCTAssertTrue(files.contains { $0.lastPathComponent == "weft-kdf.json" })
+        XCTAssertTrue(files.contains { $0.lastPathComponent == "noise-xxpsk0-weft.json" })
         var passed = 0, failed = 0, weftEntries = 0
         for file in files {
             let bytes = [UInt8](try Data(contentsOf: file))
@@ -45,6 +46,65 @@ final class VectorTests: XCTestCase {
         XCTAssertEqual(failed, 0)
         XCTAssertGreaterThanOrEqual(weftEntries, 4)
         XCTAssertGreaterThanOrEqual(passed, 4 + weftEntries)
+    }
+
+    /// The public XX-family vectors (cacophony's XX and XXpsk3, snow's XXpsk0+pskN; Keys/README.md):
+    /// every one runs, none is skipped on this machine, and both static keys are learned.
+    func testPublicXXVectorsPass() throws {
+        let files = try vectorFiles().filter { $0.lastPathComponent.hasPrefix("noise-xx-") }
+        if files.isEmpty { throw XCTSkip("no Keys/vectors/noise-xx-*.json here (Keys/README.md says where they come from)") }
+        var passed = 0
+        for file in files {
+            let report = VectorChecker.check(fileContents: [UInt8](try Data(contentsOf: file)), fileName: file.lastPathComponent)
+            XCTAssertEqual(report.failed, 0, report.lines.joined(separator: "\n"))
+            XCTAssertEqual(report.skipped, DataCipher.aesGCMAvailable ? 0 : report.skipped)
+            passed += report.passed
+        }
+        XCTAssertGreaterThanOrEqual(passed, DataCipher.aesGCMAvailable ? 14 : 7)
+    }
+
+    /// Weft's own vectors of its version-2 pattern, which no public suite has (noise-xxpsk0-weft.json,
+    /// made with the noiseprotocol package; Keys/README.md): every one passes, both ciphers.
+    func testXXpsk0VectorsPass() throws {
+        let file = vectorDirectory.appendingPathComponent("noise-xxpsk0-weft.json")
+        let bytes = [UInt8](try Data(contentsOf: file))
+        let root = try JSONSerialization.jsonObject(with: Data(bytes)) as! [String: Any]
+        let names = (root["vectors"] as! [[String: Any]]).map { $0["protocol_name"] as? String ?? "" }
+        XCTAssertEqual(Set(names), ["Noise_XXpsk0_25519_ChaChaPoly_BLAKE2b", "Noise_XXpsk0_25519_AESGCM_BLAKE2b"])
+        let report = VectorChecker.check(fileContents: bytes, fileName: file.lastPathComponent)
+        XCTAssertEqual(report.failed, 0, report.lines.joined(separator: "\n"))
+        let chaCha = names.filter { $0.contains("ChaChaPoly") }.count
+        XCTAssertGreaterThanOrEqual(chaCha, 4)
+        XCTAssertEqual(report.passed, DataCipher.aesGCMAvailable ? names.count : chaCha)
+    }
+
+    /// A changed static key must change message 2 (the responder's static key is in it, encrypted).
+    func testCheckerCatchesWrongStaticKey() throws {
+        let vector: [String: Any] = [
+            "protocol_name": "Noise_XXpsk0_25519_ChaChaPoly_BLAKE2b",
+            "init_ephemeral": String(repeating: "01", count: 32), "resp_ephemeral": String(repeating: "02", count: 32),
+            "init_static": String(repeating: "03", count: 32), "resp_static": String(repeating: "04", count: 32),
+            "init_psks": [String(repeating: "05", count: 32)], "resp_psks": [String(repeating: "05", count: 32)],
+        ]
+        // Produce the messages with the library, then check the vector against a different responder key.
+        var i = try NoiseHandshakeState(protocol: .weftLinkIdentity, initiator: true, prologue: [], psk: [UInt8](repeating: 5, count: 32),
+                                        staticPrivateKey: [UInt8](repeating: 3, count: 32), ephemeralPrivateKey: [UInt8](repeating: 1, count: 32))
+        var r = try NoiseHandshakeState(protocol: .weftLinkIdentity, initiator: false, prologue: [], psk: [UInt8](repeating: 5, count: 32),
+                                        staticPrivateKey: [UInt8](repeating: 4, count: 32), ephemeralPrivateKey: [UInt8](repeating: 2, count: 32))
+        let m1 = try i.writeMessage(payload: [1]); _ = try r.readMessage(m1)
+        let m2 = try r.writeMessage(payload: [2]); _ = try i.readMessage(m2)
+        let m3 = try i.writeMessage(payload: [3]); _ = try r.readMessage(m3)
+        var good = vector
+        good["messages"] = [["payload": "01", "ciphertext": Hex.encode(m1)], ["payload": "02", "ciphertext": Hex.encode(m2)],
+                            ["payload": "03", "ciphertext": Hex.encode(m3)]]
+        good["handshake_hash"] = Hex.encode(i.handshakeHash)
+        var bad = good
+        bad["resp_static"] = String(repeating: "06", count: 32)
+        let json = try JSONSerialization.data(withJSONObject: ["vectors": [good, bad]])
+        let report = VectorChecker.check(fileContents: [UInt8](json), fileName: "s.json")
+        XCTAssertEqual(report.passed, 1, report.lines.joined(separator: "\n"))
+        XCTAssertEqual(report.failed, 1)
+        XCTAssertTrue(report.lines[1].contains("message 1"), report.lines[1])
     }
 
     func testCheckerCatchesCorruptHandshakeAndTransportMessages() throws {
