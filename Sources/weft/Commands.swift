@@ -127,7 +127,7 @@ struct Launch: ParsableCommand {
     var peers: [String] = []
     @Option(help: "Peer name, like 02:ab:cd:ef:01:23 (default: generated once and kept in the data dir).")
     var name: String?
-    @Option(help: "Human label shown to other peers (default: the host name).")
+    @Option(help: "Human label shown to other peers, at most 64 bytes (default: the host name).")
     var nickname: String?
     // .unconditional: `--mtu -1` is a value to refuse with a reason, not a missing value.
     @Option(parsing: .unconditional, help: "TCP gossip port (and UDP sleeve port).")
@@ -137,10 +137,10 @@ struct Launch: ParsableCommand {
     @Option(name: .customLong("trusted-subnets-file"),
             help: "File of CIDR ranges (comma- or newline-separated, # comments) added to --trusted-subnets; re-read on SIGHUP.")
     var trustedSubnetsFile: String?
-    @Option(name: .customLong("password-file"), help: "File whose first line is the network password.")
+    @Option(name: .customLong("password-file"), help: "File whose first line (without its LF or CR LF) is the network password; not together with $WEFT_PASSWORD.")
     var passwordFile: String?
     @OptionGroup var socket: SocketOption
-    @Option(name: .customLong("data-dir"), help: "Where the peer name (and later the keyring) is kept.")
+    @Option(name: .customLong("data-dir"), help: "Where the peer name, keyring and address state are kept (created if missing; one router per data dir, locked).")
     var dataDir: String = RouterConfig.defaultDataDir
     @Option(parsing: .unconditional, help: "Overlay MTU (default: derived from the underlay interface).")
     var mtu: Int?
