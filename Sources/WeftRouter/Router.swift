@@ -269,6 +269,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
             buckets[key] = bucket
             let pending = links.values.filter { !$0.isEstablished }.count
             rateLimited = !allowed || pending >= Self.maxPendingHandshakes
+            if rateLimited { logOnce("inbound connections rate-limited", address: key, reason: "rate limited") }
         }
         let hello = Hello(name: config.name, nickname: config.nickname, uid: uid, connectionId: UInt64.random(in: 0...UInt64.max),
                           gossipPort: UInt16(config.port), sleevePort: UInt16(config.port), shortId: topology.own.shortId,
@@ -280,7 +281,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         if let target { targets[target]?.link = link }
         if rateLimited {
             // Refused right after our preamble (REFUSE 9, protocol.md §3.9), so the dialer hears why;
-            // linkClosed counts it and logs it once per address.
+            // linkClosed counts it.
             loop.execute { link.fail("rate limited: too many connection attempts or half-open handshakes", refuse: .rateLimited) }
         }
         return link

@@ -42,37 +42,34 @@ final class LaunchValidationTests: XCTestCase {
         XCTAssertTrue(result.output.contains("aa:bb") || result.output.contains("02:ab"), result.output)
     }
 
+    /// `weft launch ARGS` (with a password) exits 2 saying each of `expected`; the output.
+    @discardableResult
+    private func assertRefused(_ args: [String], saying expected: String..., file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        let result = try launch(args, password: "long enough password")
+        XCTAssertEqual(result.status, 2, result.output, file: file, line: line)
+        for text in expected { XCTAssertTrue(result.output.contains(text), result.output, file: file, line: line) }
+        return result.output
+    }
+
     /// The peer name is the bridge's MAC: a multicast or all-zero one is refused at parse time.
     func testMulticastAndZeroPeerNamesAreRefused() throws {
-        let multicast = try launch(["--name", "03:00:00:00:00:01"], password: "long enough password")
-        XCTAssertEqual(multicast.status, 2, multicast.output)
-        XCTAssertTrue(multicast.output.contains("is a multicast MAC address") && multicast.output.contains("02:00:00:00:00:01"), multicast.output)
-        let zero = try launch(["--name", "00:00:00:00:00:00"], password: "long enough password")
-        XCTAssertEqual(zero.status, 2, zero.output)
-        XCTAssertTrue(zero.output.contains("is all zeros"), zero.output)
+        try assertRefused(["--name", "03:00:00:00:00:01"], saying: "is a multicast MAC address", "02:00:00:00:00:01")
+        try assertRefused(["--name", "00:00:00:00:00:00"], saying: "is all zeros")
     }
 
     /// A negative value is a value to refuse with a reason, not the parser's "Missing value".
     func testNegativeMTUAndRekeyIntervalSayTheValueMustBePositive() throws {
-        let mtu = try launch(["--mtu", "-1"], password: "long enough password")
-        XCTAssertEqual(mtu.status, 2, mtu.output)
-        XCTAssertTrue(mtu.output.contains("--mtu -1 is out of range: it must be a positive number"), mtu.output)
-        let rekey = try launch(["--rekey-interval", "-5s"], password: "long enough password")
-        XCTAssertEqual(rekey.status, 2, rekey.output)
-        XCTAssertTrue(rekey.output.contains("--rekey-interval -5s is negative: it must be a positive duration"), rekey.output)
-        XCTAssertFalse(mtu.output.contains("Missing value") || rekey.output.contains("Missing value"))
+        let mtu = try assertRefused(["--mtu", "-1"], saying: "--mtu -1 is out of range: it must be a positive number")
+        let rekey = try assertRefused(["--rekey-interval", "-5s"], saying: "--rekey-interval -5s is negative: it must be a positive duration")
+        XCTAssertFalse(mtu.contains("Missing value") || rekey.contains("Missing value"))
     }
 
     func testNicknameOver64BytesIsRefused() throws {
-        let result = try launch(["--nickname", String(repeating: "n", count: 65)], password: "long enough password")
-        XCTAssertEqual(result.status, 2, result.output)
-        XCTAssertTrue(result.output.contains("--nickname is 65 bytes long; use at most 64"), result.output)
+        try assertRefused(["--nickname", String(repeating: "n", count: 65)], saying: "--nickname is 65 bytes long; use at most 64")
     }
 
     func testTrustedSubnetWithHostBitsIsRefusedWithTheNetwork() throws {
-        let result = try launch(["--trusted-subnets", "10.66.0.5/24"], password: "long enough password")
-        XCTAssertEqual(result.status, 2, result.output)
-        XCTAssertTrue(result.output.contains("'10.66.0.5/24' has host bits set: did you mean 10.66.0.0/24?"), result.output)
+        try assertRefused(["--trusted-subnets", "10.66.0.5/24"], saying: "'10.66.0.5/24' has host bits set: did you mean 10.66.0.0/24?")
     }
 
     /// Two password sources would leave it unclear which one the router uses: refused.
@@ -80,9 +77,7 @@ final class LaunchValidationTests: XCTestCase {
         let file = NSTemporaryDirectory() + "weft-validate-pw-\(UInt32.random(in: 0..<UInt32.max))"
         try "a file network password\n".write(toFile: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: file) }
-        let result = try launch(["--password-file", file], password: "long enough password")
-        XCTAssertEqual(result.status, 2, result.output)
-        XCTAssertTrue(result.output.contains("both WEFT_PASSWORD and --password-file \(file) are given"), result.output)
+        try assertRefused(["--password-file", file], saying: "both WEFT_PASSWORD and --password-file \(file) are given")
     }
 
     /// A data dir that is a file: a plain message, not Foundation's error dump; a socket in a
@@ -97,9 +92,7 @@ final class LaunchValidationTests: XCTestCase {
         XCTAssertTrue(dataDir.output.contains("--data-dir \(file) is a file, not a directory"), dataDir.output)
         XCTAssertFalse(dataDir.output.contains("NSCocoaErrorDomain"), dataDir.output)
         let missing = NSTemporaryDirectory() + "weft-validate-missing-\(UInt32.random(in: 0..<UInt32.max))"
-        let socket = try launch(["--socket", "\(missing)/x.sock"], password: "long enough password")
-        XCTAssertEqual(socket.status, 2, socket.output)
-        XCTAssertTrue(socket.output.contains("the directory \(missing) does not exist"), socket.output)
+        try assertRefused(["--socket", "\(missing)/x.sock"], saying: "the directory \(missing) does not exist")
         XCTAssertFalse(FileManager.default.fileExists(atPath: missing), "the directory was created")
     }
 
