@@ -23,18 +23,10 @@ public final class ControlServer: @unchecked Sendable {
 
     /// Answers requests with `api` on `loop`. Throws ControlSocketError when the socket cannot be
     /// created or another router answers on it.
+    /// The socket's directory must exist (`weft launch` makes only the default one).
     public static func start(path: String, group: EventLoopGroup, loop: EventLoop, api: ControlRequestRouter) throws -> ControlServer {
-        let directory = (path as NSString).deletingLastPathComponent
-        if !directory.isEmpty {
-            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        }
-        if FileManager.default.fileExists(atPath: path) {
-            // A live router answers on it; a stale socket from a crash is replaced.
-            if (try? ControlClient(socketPath: path, timeoutSeconds: 1).request(method: "GET", path: "/v1/status")) != nil {
-                throw ControlSocketError("another router is already running on control socket \(path); stop it or pass --socket")
-            }
-            unlink(path)
-        }
+        try refuseIfAnswering(path: path)
+        if FileManager.default.fileExists(atPath: path) { unlink(path) }  // a stale socket from a crash
         let bootstrap = ServerBootstrap(group: group)
             .childChannelInitializer { channel in
                 channel.pipeline.configureHTTPServerPipeline().flatMap {
@@ -50,6 +42,14 @@ public final class ControlServer: @unchecked Sendable {
         } catch {
             throw ControlSocketError("cannot create control socket \(path): \(error); pass --socket to a writable path")
         }
+    }
+
+    /// Throws ControlSocketError when a live router answers on `path`; a stale socket left by a
+    /// crash, or none, passes.
+    public static func refuseIfAnswering(path: String) throws {
+        guard FileManager.default.fileExists(atPath: path),
+              (try? ControlClient(socketPath: path, timeoutSeconds: 1).request(method: "GET", path: "/v1/status")) != nil else { return }
+        throw ControlSocketError("a router is already running on control socket \(path); stop it first (weft stop), or pass --socket")
     }
 
     public func close() {

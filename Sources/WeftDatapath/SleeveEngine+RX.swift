@@ -97,7 +97,9 @@ extension SleeveEngine {
     /// A GRO train holds datagrams of `segment` bytes each (the last may be shorter); 0: one datagram.
     @inline(__always)
     private func receiveTrain(_ train: UnsafeMutableRawPointer, length: Int, segment: Int, from address: UnderlayAddress, _ rx: inout RXState) {
-        let step = segment == 0 ? max(length, 1) : segment
+        // An empty datagram has no header: dropped and counted as malformed, like a short one.
+        guard length > 0 else { return SleeveCounters.add(stray.dropMalformed, 1) }
+        let step = segment == 0 ? length : segment
         var offset = 0
         while offset < length {
             receive(train + offset, min(step, length - offset), from: address, &rx)

@@ -38,18 +38,16 @@ public struct AddressRange: Hashable, Sendable, CustomStringConvertible {
 
     public init(_ text: String) throws {
         let subnet: Subnet
-        do { subnet = try Subnet(text) } catch { throw ParseError.malformed(text) }
+        do { subnet = try Subnet(text) } catch Subnet.ParseError.hostBitsSet(_, let network) {
+            throw ParseError.hostBitsSet(text, suggestion: network)
+        } catch {
+            throw ParseError.malformed(text)
+        }
         isIPv4 = subnet.address.isIPv4
         prefixLength = subnet.prefixLength
         hostBits = (isIPv4 ? 32 : 128) - prefixLength
         guard Self.hostBitsAllowed.contains(hostBits) else { throw ParseError.size(text, hostBits: hostBits) }
-        var network = subnet.address.bytes
-        for bit in (128 - hostBits)..<128 { network[bit / 8] &= ~(0x80 >> UInt8(bit % 8)) }
-        guard network == subnet.address.bytes else {
-            let suggestion = "\(IPAddress(bytes: network)!)/\(prefixLength)"
-            throw ParseError.hostBitsSet(text, suggestion: suggestion)
-        }
-        base = network
+        base = subnet.address.bytes  // host bits zero: Subnet refuses them
         blockShift = max(2, hostBits - 12)
     }
 

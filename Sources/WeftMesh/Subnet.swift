@@ -50,9 +50,13 @@ public struct Subnet: Hashable, Sendable, CustomStringConvertible {
 
     public enum ParseError: Error, CustomStringConvertible, Equatable {
         case malformed(String)
+        /// An address inside the range rather than the range (10.66.0.5/24): refused as `ip route`
+        /// refuses it, naming the network meant.
+        case hostBitsSet(String, network: String)
         public var description: String {
             switch self {
             case .malformed(let text): return "'\(text)' is not a CIDR range: write it like 10.0.0.0/8 or fd00::/8"
+            case .hostBitsSet(let text, let network): return "'\(text)' has host bits set: did you mean \(network)?"
             }
         }
     }
@@ -65,8 +69,14 @@ public struct Subnet: Hashable, Sendable, CustomStringConvertible {
         }
         let maxPrefix = address.isIPv4 ? 32 : 128
         guard prefix <= maxPrefix else { throw ParseError.malformed(text) }
+        let bits = address.isIPv4 ? prefix + 96 : prefix
+        var network = address.bytes
+        for bit in bits..<128 { network[bit / 8] &= ~(0x80 >> UInt8(bit % 8)) }
+        guard network == address.bytes else {
+            throw ParseError.hostBitsSet(text, network: "\(IPAddress(bytes: network)!)/\(prefix)")
+        }
         self.address = address
-        self.bits = address.isIPv4 ? prefix + 96 : prefix
+        self.bits = bits
         self.text = trimmed
     }
 

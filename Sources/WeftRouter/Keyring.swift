@@ -12,70 +12,148 @@ struct KeyringEntry: Codable, Equatable {
     var retireAt: String?
     /// Hex of the 32-byte PSK.
     var psk: String
+    /// Fields this version does not know (a newer Weft's, an operator's note): kept as they
+    /// were whenever Weft writes the file.
+    var unknown: [String: JSONValue] = [:]
+
+    private static let knownKeys: Set<String> = ["id", "state", "addedAt", "retireAt", "psk"]
+
+    init(id: String, state: KeyState, addedAt: String, retireAt: String?, psk: String) {
+        self.id = id
+        self.state = state
+        self.addedAt = addedAt
+        self.retireAt = retireAt
+        self.psk = psk
+    }
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: AnyKey.self)
+        id = try c.decode(String.self, forKey: AnyKey("id"))
+        state = try c.decode(KeyState.self, forKey: AnyKey("state"))
+        addedAt = try c.decode(String.self, forKey: AnyKey("addedAt"))
+        retireAt = try c.decodeIfPresent(String.self, forKey: AnyKey("retireAt"))
+        psk = try c.decode(String.self, forKey: AnyKey("psk"))
+        unknown = try JSONValue.unknownFields(of: c, known: Self.knownKeys)
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: AnyKey.self)
+        try c.encode(id, forKey: AnyKey("id"))
+        try c.encode(state, forKey: AnyKey("state"))
+        try c.encode(addedAt, forKey: AnyKey("addedAt"))
+        try c.encodeIfPresent(retireAt, forKey: AnyKey("retireAt"))
+        try c.encode(psk, forKey: AnyKey("psk"))
+        for (key, value) in unknown { try c.encode(value, forKey: AnyKey(key)) }
+    }
 }
 
 struct KeyringFile: Codable {
-    var format = 1
+    /// The one format this version reads and writes; a file of another is refused, not rewritten.
+    static let currentFormat = 1
+    var format = KeyringFile.currentFormat
     var entries: [KeyringEntry]
+    var unknown: [String: JSONValue] = [:]
+
+    private static let knownKeys: Set<String> = ["format", "entries"]
+
+    init(entries: [KeyringEntry], unknown: [String: JSONValue]) {
+        self.entries = entries
+        self.unknown = unknown
+    }
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: AnyKey.self)
+        format = try c.decode(Int.self, forKey: AnyKey("format"))
+        // Another format may lay out its entries differently: refuse it before reading them.
+        guard format == Self.currentFormat else { entries = []; return }
+        entries = try c.decode([KeyringEntry].self, forKey: AnyKey("entries"))
+        unknown = try JSONValue.unknownFields(of: c, known: Self.knownKeys)
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: AnyKey.self)
+        try c.encode(format, forKey: AnyKey("format"))
+        try c.encode(entries, forKey: AnyKey("entries"))
+        for (key, value) in unknown { try c.encode(value, forKey: AnyKey(key)) }
+    }
 }
 
 public final class Keyring: @unchecked Sendable {  // confined to the router's event loop after start
     public static let fileName = "keyring.json"
     let path: String
     private(set) var entries: [KeyringEntry]
+    /// The file's top-level fields this version does not know, written back as they were.
+    private var unknownFields: [String: JSONValue]
 
-    init(path: String, entries: [KeyringEntry]) {
+    init(path: String, entries: [KeyringEntry], unknownFields: [String: JSONValue] = [:]) {
         self.path = path
         self.entries = entries
+        self.unknownFields = unknownFields
     }
 
     static func timestamp(_ date: Date) -> String { ISO8601DateFormatter().string(from: date) }
 
     /// The keyring at start-up (the rules are in Keys/README.md): the file in the data dir if
-    /// there is one, seeded with the launch password when it is new; nil without either.
+    /// there is one, seeded with the launch password when it is new; nil without either. An
+    /// existing file is only read: what start-up changes (a launch password it lacks, an accepted
+    /// entry promoted) lives in memory until Weft next writes the file for a change of its own.
     public static func load(dataDir: String, launchPSK: PreSharedKey?, log: (String) -> Void) throws -> Keyring? {
         let path = (dataDir as NSString).appendingPathComponent(fileName)
-        var keyring: Keyring
-        if let entries = try read(path: path) {
-            keyring = Keyring(path: path, entries: entries)
+        let keyring: Keyring
+        if let file = try read(path: path) {
+            keyring = Keyring(path: path, entries: file.entries, unknownFields: file.unknown)
             if let launchPSK {
                 switch keyring.state(of: launchPSK.id) {
                 case nil:
                     keyring.add(launchPSK, state: .accepted)
-                    log("the launch password is not in the keyring; added it as accepted (id \(launchPSK.id))")
+                    log("the launch password (id \(launchPSK.id)) is not in the keyring \(path); it is accepted while this router runs "
+                        + "but not written to the file (weft password add keeps it)")
                 case .retired:
                     log("the launch password (id \(launchPSK.id)) is retired in the keyring; it stays retired")
                 default:
                     break
                 }
             }
+            keyring.entries = try promoteNewestAccepted(keyring.entries, path: path)
         } else if let launchPSK {
             keyring = Keyring(path: path, entries: [])
             keyring.add(launchPSK, state: .active)
+            try keyring.save()
         } else {
             return nil
         }
-        keyring.entries = try promoteNewestAccepted(keyring.entries, path: path)
-        try keyring.save()
         return keyring
     }
 
-    /// The entries of the keyring file at `path`, checked; nil when there is no file.
-    static func read(path: String) throws -> [KeyringEntry]? {
+    /// The keyring file at `path`, checked; nil when there is no file.
+    static func read(path: String) throws -> KeyringFile? {
         guard let data = FileManager.default.contents(atPath: path) else { return nil }
         return try decode(data, path: path)
     }
 
-    /// The entries of a keyring file's contents, checked; `path` names the file in errors.
-    static func decode(_ data: Data, path: String) throws -> [KeyringEntry] {
+    /// A keyring file's contents, checked; `path` names the file in errors. Refused: what does
+    /// not decode, a format other than this version's, an entry that is damaged or whose id is
+    /// not its PSK's (the router would use one id while status and `weft password list` show the other).
+    static func decode(_ data: Data, path: String) throws -> KeyringFile {
         let file: KeyringFile
         do { file = try JSONDecoder().decode(KeyringFile.self, from: data) } catch {
             throw ConfigError("\(path) is not a Weft keyring (\(error)); restore it from a backup or delete it and launch with the password")
         }
-        for entry in file.entries where PSKID(hex: entry.id) == nil || Hex.decode(entry.psk)?.count != 32 {
-            throw ConfigError("\(path): entry \(entry.id) is damaged; remove it from the file or restore a backup")
+        guard file.format == KeyringFile.currentFormat else {
+            throw ConfigError("\(path) has keyring format \(file.format), but this Weft reads only format \(KeyringFile.currentFormat); "
+                              + "run the Weft version that wrote it, or restore a backup of format \(KeyringFile.currentFormat)")
         }
-        return file.entries
+        for entry in file.entries {
+            guard PSKID(hex: entry.id) != nil, let key = Hex.decode(entry.psk), key.count == 32 else {
+                throw ConfigError("\(path): entry \(entry.id) is damaged; remove it from the file or restore a backup")
+            }
+            let actual = PreSharedKey(key: key).id.description
+            guard actual == entry.id else {
+                throw ConfigError("\(path): entry \(entry.id) does not match its psk, whose id is \(actual); "
+                                  + "correct the id or remove the entry")
+            }
+        }
+        return file
     }
 
     /// No active entry: the newest accepted one takes over; none at all is an error.
@@ -89,8 +167,11 @@ public final class Keyring: @unchecked Sendable {  // confined to the router's e
         return entries
     }
 
-    /// Takes the entries re-read from disk (SIGHUP, Reload.swift).
-    func replace(with entries: [KeyringEntry]) { self.entries = entries }
+    /// Takes the file re-read from disk (SIGHUP, Reload.swift); `entries` are its entries checked.
+    func replace(with entries: [KeyringEntry], unknownFields: [String: JSONValue]) {
+        self.entries = entries
+        self.unknownFields = unknownFields
+    }
 
     var activeEntry: KeyringEntry? { entries.first { $0.state == .active } }
 
@@ -160,7 +241,7 @@ public final class Keyring: @unchecked Sendable {  // confined to the router's e
     func save() throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let data = try encoder.encode(KeyringFile(entries: entries))
+        let data = try encoder.encode(KeyringFile(entries: entries, unknown: unknownFields))
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try AtomicFile.write(Array(data) + [10], to: path, mode: 0o600)
     }

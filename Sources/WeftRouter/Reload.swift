@@ -108,12 +108,14 @@ extension Router {
             return 0
         }
         let read: [KeyringEntry]
+        let unknownFields: [String: JSONValue]
         do {
-            guard let entries = try Keyring.read(path: path) else {
+            guard let file = try Keyring.read(path: path) else {
                 logger.error("keyring not reloaded: \(path) is missing; keeping the keyring in memory (it is written back on the next change)")
                 return 0
             }
-            read = try Keyring.promoteNewestAccepted(entries, path: path)
+            read = try Keyring.promoteNewestAccepted(file.entries, path: path)
+            unknownFields = file.unknown
         } catch {
             logger.error("keyring not reloaded; keeping the previous one", metadata: ["error": "\(error)"])
             return 0
@@ -137,8 +139,9 @@ extension Router {
             }
             changes += 1
         }
+        // Always: fields Weft does not know may have changed, and the next write keeps them as read.
+        keyring.replace(with: read, unknownFields: unknownFields)
         guard changes > 0 else { return 0 }
-        keyring.replace(with: read)
         // The file may have needed a newly promoted active entry: write back what is in use.
         saveKeyring()
         // A password that is no longer accepted means what `weft password retire` means.

@@ -261,6 +261,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
 
     private func makeLink(channel: Channel, direction: LinkDirection, target: String?) -> Link? {
         let remoteIP = channel.remoteAddress?.ipAddress.flatMap(IPAddress.init)
+        var rateLimited = false
         if direction == .inbound {
             guard !stopping else { return nil }
             let now = NIODeadline.now()
@@ -269,10 +270,8 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
             let allowed = bucket.take(now: now)
             buckets[key] = bucket
             let pending = links.values.filter { !$0.isEstablished }.count
-            guard allowed, pending < Self.maxPendingHandshakes else {
-                logOnce("inbound connections rate-limited", address: key, reason: "rate limited")
-                return nil
-            }
+            rateLimited = !allowed || pending >= Self.maxPendingHandshakes
+            if rateLimited { logOnce("inbound connections rate-limited", address: key, reason: "rate limited") }
         }
         let hello = Hello(name: config.name, nickname: config.nickname, uid: uid, connectionId: UInt64.random(in: 0...UInt64.max),
                           gossipPort: UInt16(config.port), sleevePort: UInt16(config.port), shortId: topology.own.shortId,
@@ -282,6 +281,11 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         link.delegate = self
         links[ObjectIdentifier(link)] = link
         if let target { targets[target]?.link = link }
+        if rateLimited {
+            // Refused right after our preamble (REFUSE 9, protocol.md §3.9), so the dialer hears why;
+            // linkClosed counts it.
+            loop.execute { link.fail("rate limited: too many connection attempts or half-open handshakes", refuse: .rateLimited) }
+        }
         return link
     }
 

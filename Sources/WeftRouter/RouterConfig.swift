@@ -73,27 +73,29 @@ public struct RouterConfig: Sendable {
 
 /// Reading the password and the persisted identity. Never logs or echoes a secret.
 public enum LaunchInputs {
-    /// The password from `--password-file` (first line, trailing newline removed) or `WEFT_PASSWORD`.
-    /// nil when neither is given. Too short or unreadable: a ConfigError that says what to fix.
-    public static func password(file: String?, environment: [String: String]) throws -> String? {
-        var password: String?
+    /// The password from `--password-file` (its first line, PasswordText) or `WEFT_PASSWORD`, and
+    /// what looks wrong in it; nil when neither is given. Both given, too short or unreadable: a
+    /// ConfigError that says what to fix.
+    public static func password(file: String?, environment: [String: String]) throws -> PasswordText? {
+        let text: PasswordText
         if let file {
+            guard environment["WEFT_PASSWORD"] == nil else {
+                throw ConfigError("both WEFT_PASSWORD and --password-file \(file) are given; give one, so that it is clear which password "
+                                  + "this router uses (unset WEFT_PASSWORD, or drop --password-file)")
+            }
             guard let data = FileManager.default.contents(atPath: file) else {
                 throw ConfigError("cannot read password file \(file): check that it exists and is readable by this user")
             }
-            guard let text = String(data: data, encoding: .utf8) else {
-                throw ConfigError("password file \(file) is not UTF-8 text")
-            }
-            password = String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
-                .trimmingCharacters(in: CharacterSet(charactersIn: "\r"))
+            text = try PasswordText(Array(data), source: "password file \(file)")
         } else if let env = environment["WEFT_PASSWORD"] {
-            password = env
+            text = PasswordText(verbatim: env)
+        } else {
+            return nil
         }
-        guard let password else { return nil }
-        guard password.count >= PreSharedKey.minimumPasswordLength else {
-            throw ConfigError("the password is \(password.count) characters long; use at least \(PreSharedKey.minimumPasswordLength)")
+        guard text.password.count >= PreSharedKey.minimumPasswordLength else {
+            throw ConfigError("the password is \(text.password.count) characters long; use at least \(PreSharedKey.minimumPasswordLength)")
         }
-        return password
+        return text
     }
 
     /// The one warning of a router without a password (no keyring after loading).
@@ -116,18 +118,30 @@ public enum LaunchInputs {
         return UInt32(info.st_mode)
     }
 
-    /// The peer name, derived from the identity key (docs/protocol.md §1). `--name`, when given,
-    /// must be that name: it checks, it cannot choose (a name is bound to its key).
-    public static func peerName(flag: String?, identity: IdentityKey, dataDir: String) throws -> PeerName {
+    /// `--name`, checked: six hex bytes, and a unicast, non-zero MAC address (it is the bridge's
+    /// MAC, which the kernel refuses otherwise).
+    public static func peerName(flag: String) throws -> PeerName {
+        guard let name = PeerName(flag) else {
+            throw ConfigError("--name \(flag) is not a peer name: write it like 02:ab:cd:ef:01:23")
+        }
+        if name.value == 0 {
+            throw ConfigError("--name \(flag) is all zeros, which is no MAC address; use a locally administered one like 02:ab:cd:ef:01:23")
+        }
+        if name.bytes[0] & 0x01 != 0 {
+            throw ConfigError("--name \(flag) is a multicast MAC address (the first byte is odd); "
+                              + "use a unicast one, like \(PeerName(value: name.value & ~(UInt64(1) << 40)))")
+        }
+        return name
+    }
+
+    /// The peer name, derived from the identity key (docs/protocol.md §1). `--name`, when given
+    /// (already checked by `peerName(flag:)`), must be that name: it checks, it cannot choose (a
+    /// name is bound to its key).
+    public static func peerName(given: PeerName?, identity: IdentityKey, dataDir: String) throws -> PeerName {
         let name = PeerName(bytes: identity.peerNameBytes)
-        if let flag {
-            guard let given = PeerName(flag) else {
-                throw ConfigError("--name \(flag) is not a peer name: write it like 02:ab:cd:ef:01:23")
-            }
-            guard given == name else {
-                throw ConfigError("--name \(flag) is not this router's name: names come from the identity key "
-                    + "(\((dataDir as NSString).appendingPathComponent(identityKeyFile))), and this router's is \(name); drop --name")
-            }
+        if let given, given != name {
+            throw ConfigError("--name \(given) is not this router's name: names come from the identity key "
+                + "(\((dataDir as NSString).appendingPathComponent(identityKeyFile))), and this router's is \(name); drop --name")
         }
         return name
     }
@@ -176,6 +190,36 @@ public enum LaunchInputs {
             return "is readable or writable by group or others (mode \(String(permissions, radix: 8))); run `chmod 600` on it"
         }
         return nil
+    }
+
+    /// `--nickname`: at most the 64 bytes the wire carries (docs/protocol.md §1), refused rather
+    /// than cut, so peers and logs show what the operator wrote.
+    public static func checkNickname(_ nickname: String) throws {
+        let bytes = nickname.utf8.count
+        guard bytes <= Hello.maxNicknameBytes else {
+            throw ConfigError("--nickname is \(bytes) bytes long; use at most \(Hello.maxNicknameBytes) bytes (UTF-8)")
+        }
+    }
+
+    /// Only the default control socket's directory (/run/weft) is created: a `--socket` in a
+    /// directory that does not exist is most likely a typo, refused before anything starts.
+    public static func checkSocketDirectory(_ socketPath: String) throws {
+        guard socketPath != RouterConfig.defaultSocket else { return }
+        let directory = (socketPath as NSString).deletingLastPathComponent
+        var isDirectory: ObjCBool = false
+        guard directory.isEmpty || (FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) && isDirectory.boolValue) else {
+            throw ConfigError("--socket \(socketPath): the directory \(directory) does not exist; create it first "
+                              + "(only the default \(RouterConfig.defaultSocket)'s directory is created)")
+        }
+    }
+
+    /// Creates the default control socket's directory when it is missing (a fresh /run).
+    public static func makeSocketDirectory(_ socketPath: String) throws {
+        guard socketPath == RouterConfig.defaultSocket else { return }
+        let directory = (socketPath as NSString).deletingLastPathComponent
+        do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
+            throw ConfigError("cannot create \(directory) for the control socket: \(String(cString: strerror(errno))); pass --socket")
+        }
     }
 
     public static func hostName() -> String {

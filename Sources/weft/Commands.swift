@@ -5,6 +5,7 @@ import WeftControl
 import WeftCrypto
 import WeftMesh
 import WeftRouter
+import WeftWire
 
 struct WeftCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -126,27 +127,28 @@ struct Launch: ParsableCommand {
     var peers: [String] = []
     @Option(help: "Peer name, like 02:ab:cd:ef:01:23: only checked, the name comes from the identity key in the data dir.")
     var name: String?
-    @Option(help: "Human label shown to other peers (default: the host name).")
+    @Option(help: "Human label shown to other peers, at most 64 bytes (default: the host name).")
     var nickname: String?
-    @Option(help: "TCP gossip port (and UDP sleeve port).")
+    // .unconditional: `--mtu -1` is a value to refuse with a reason, not a missing value.
+    @Option(parsing: .unconditional, help: "TCP gossip port (and UDP sleeve port).")
     var port: Int = RouterConfig.defaultPort
     @Option(name: .customLong("trusted-subnets"), help: "CIDR[,CIDR…] of peer addresses whose links need no encryption.")
     var trustedSubnets: String?
     @Option(name: .customLong("trusted-subnets-file"),
             help: "File of CIDR ranges (comma- or newline-separated, # comments) added to --trusted-subnets; re-read on SIGHUP.")
     var trustedSubnetsFile: String?
-    @Option(name: .customLong("password-file"), help: "File whose first line is the network password.")
+    @Option(name: .customLong("password-file"), help: "File whose first line (without its LF or CR LF) is the network password; not together with $WEFT_PASSWORD.")
     var passwordFile: String?
     @OptionGroup var socket: SocketOption
-    @Option(name: .customLong("data-dir"), help: "Where the identity key, the keyring and the address ledger are kept.")
+    @Option(name: .customLong("data-dir"), help: "Where the identity key, the keyring and the address ledger are kept (created if missing; one router per data dir, locked).")
     var dataDir: String = RouterConfig.defaultDataDir
-    @Option(help: "Overlay MTU (default: derived from the underlay interface).")
+    @Option(parsing: .unconditional, help: "Overlay MTU (default: derived from the underlay interface).")
     var mtu: Int?
     @Flag(name: .customLong("no-fastdp"), help: "Never use the kernel fast datapath.")
     var noFastdp = false
     @Option(name: .customLong("log-level"), help: "debug, info, warning or error.")
     var logLevel: String = "info"
-    @Option(name: .customLong("rekey-interval"), help: "How often session keys are renewed, e.g. 120s or 10m.")
+    @Option(name: .customLong("rekey-interval"), parsing: .unconditional, help: "How often session keys are renewed, e.g. 120s or 10m.")
     var rekeyInterval: String = "120s"
     @Option(name: .customLong("metrics-addr"), help: "Serve Prometheus metrics at http://HOST:PORT/metrics; off disables.")
     var metricsAddr: String = "127.0.0.1:6782"
@@ -159,19 +161,34 @@ struct Launch: ParsableCommand {
     func run() throws {
         let config: RouterConfig
         let level: Logger.Level
+        var passwordWarnings: [String] = []
+        var dataDirLock: DataDirLock?
         do {
             guard let parsed = Logger.Level(rawValue: logLevel) else {
                 throw ConfigError("--log-level \(logLevel) is not one of debug, info, warning, error")
             }
             level = parsed
-            config = try makeConfig()
+            // Once every flag has passed: another router on this data dir or control socket is
+            // named before anything else is tried (the metrics port, the bridge would fail first).
+            config = try makeConfig(passwordWarnings: &passwordWarnings) { flagName in
+                dataDirLock = try DataDirLock.acquire(dataDir: dataDir)
+                try ControlServer.refuseIfAnswering(path: socket.path)
+                try LaunchInputs.makeSocketDirectory(socket.path)
+                let identity = try LaunchInputs.identityKey(dataDir: dataDir)
+                return (try LaunchInputs.peerName(given: flagName, identity: identity, dataDir: dataDir), identity)
+            }
         } catch let error as ConfigError {
             throw fail(error.description, code: ExitStatus.badInput)
         } catch let error as Subnet.ParseError {
             throw fail("--trusted-subnets: \(error)", code: ExitStatus.badInput)
+        } catch let error as RouterAlreadyRunning {
+            throw fail(error.description, code: ExitStatus.failed)
+        } catch let error as ControlSocketError {
+            throw fail(error.description, code: ExitStatus.failed)
         }
         LogfmtHandler.bootstrap(level: level)
         let logger = Logger(label: "weft")
+        for warning in passwordWarnings { logger.warning("\(warning)") }
         let keyring: Keyring?
         do {
             keyring = try Keyring.load(dataDir: dataDir, launchPSK: config.psk) { logger.warning("\($0)") }
@@ -184,27 +201,47 @@ struct Launch: ParsableCommand {
             logger.warning("\(warning)")
         }
         do {
-            try Router(config: config, keyring: keyring, logger: logger).run()
+            try withExtendedLifetime(dataDirLock) { try Router(config: config, keyring: keyring, logger: logger).run() }
         } catch let error as ConfigError {
             throw fail(error.description, code: ExitStatus.failed)
         }
     }
 
-    private func makeConfig() throws -> RouterConfig {
+    /// Checks every flag (reading files, writing nothing), then calls `claim` with the `--name`
+    /// given (nil: none) for the peer name and the identity key it comes from; `claim` may lock
+    /// and write the data dir.
+    private func makeConfig(passwordWarnings: inout [String], claim: (PeerName?) throws -> (PeerName, IdentityKey)) throws -> RouterConfig {
         guard (1...65535).contains(port) else { throw ConfigError("--port \(port) is not a port number (1–65535)") }
         if let problem = peers.lazy.compactMap(PeerAddress.problem).first { throw ConfigError("peer \(problem)") }
-        if let mtu, !(576...65000).contains(mtu) { throw ConfigError("--mtu \(mtu) is out of range (576–65000)") }
+        if let mtu, !(576...65000).contains(mtu) { throw ConfigError("--mtu \(mtu) is out of range: it must be a positive number from 576 to 65000") }
+        let flagName = try name.map(LaunchInputs.peerName(flag:))
+        if let nickname { try LaunchInputs.checkNickname(nickname) }
+        try LaunchInputs.checkSocketDirectory(socket.path)
         let metricsAddress = try RouterConfig.parseMetricsAddress(metricsAddr)
         let flagSubnets = try trustedSubnets.map(Subnet.parseList) ?? []
         let fileSubnets = try trustedSubnetsFile.map(RouterConfig.readTrustedSubnetsFile) ?? []
         let subnets = RouterConfig.combineTrusted(flagSubnets, fileSubnets)
         let password = try LaunchInputs.password(file: passwordFile, environment: ProcessInfo.processInfo.environment)
-        let identity = try LaunchInputs.identityKey(dataDir: dataDir)
-        let peerName = try LaunchInputs.peerName(flag: name, identity: identity, dataDir: dataDir)
-        let psk = try password.map { try PreSharedKey.derive(password: $0) }
+        passwordWarnings = password?.warnings ?? []
+        let psk = try password.map { try PreSharedKey.derive(password: $0.password) }
         let rekeySeconds: Double
+        if rekeyInterval.hasPrefix("-") {
+            throw ConfigError("--rekey-interval \(rekeyInterval) is negative: it must be a positive duration, e.g. 120s or 10m")
+        }
         do { rekeySeconds = try DurationText.seconds(rekeyInterval) } catch { throw ConfigError("--rekey-interval: \(error)") }
         guard rekeySeconds >= 1 else { throw ConfigError("--rekey-interval \(rekeyInterval) is too short; use at least 1s") }
+        var ipallocRange: AddressRange?
+        if self.ipallocRange != "off" {
+            do { ipallocRange = try AddressRange(self.ipallocRange) } catch { throw ConfigError("--ipalloc-range: \(error)") }
+        }
+        var ipallocConsensus: Int?
+        if let ipallocInit {
+            guard ipallocInit.hasPrefix("consensus="), let n = Int(ipallocInit.dropFirst("consensus=".count)), (1...1000).contains(n) else {
+                throw ConfigError("--ipalloc-init \(ipallocInit) is not consensus=N (N from 1 to 1000: how many routers first divide the range)")
+            }
+            ipallocConsensus = n
+        }
+        let (peerName, identity) = try claim(flagName)
         var config = RouterConfig(name: peerName, nickname: nickname ?? LaunchInputs.hostName(), port: port, trustedSubnets: subnets,
                             psk: psk, socketPath: socket.path, dataDir: dataDir, mtu: mtu, fastdpEnabled: !noFastdp,
                             initialPeers: peers, metricsAddress: metricsAddress)
@@ -212,17 +249,8 @@ struct Launch: ParsableCommand {
         config.rekeyInterval = .milliseconds(Int64(rekeySeconds * 1000))
         config.trustedSubnetsFlag = flagSubnets
         config.trustedSubnetsFile = trustedSubnetsFile.map { URL(fileURLWithPath: $0).path }
-        if ipallocRange == "off" {
-            config.ipallocRange = nil
-        } else {
-            do { config.ipallocRange = try AddressRange(ipallocRange) } catch { throw ConfigError("--ipalloc-range: \(error)") }
-        }
-        if let ipallocInit {
-            guard ipallocInit.hasPrefix("consensus="), let n = Int(ipallocInit.dropFirst("consensus=".count)), (1...1000).contains(n) else {
-                throw ConfigError("--ipalloc-init \(ipallocInit) is not consensus=N (N from 1 to 1000: how many routers first divide the range)")
-            }
-            config.ipallocConsensus = n
-        }
+        config.ipallocRange = ipallocRange
+        config.ipallocConsensus = ipallocConsensus
         return config
     }
 }

@@ -8,22 +8,27 @@ import WeftCrypto
 import WeftMesh
 import WeftRouter
 
-/// Reads a new password from `--file` or standard input and derives its PSK.
+/// Reads a new password from `--file` or standard input (its first line, PasswordText) and
+/// derives its PSK; what looks wrong in it is printed as a warning.
 func readNewPassword(file: String?) throws -> PreSharedKey {
-    var text: String
+    let data: Data
     if let file {
-        guard let data = FileManager.default.contents(atPath: file) else {
+        guard let contents = FileManager.default.contents(atPath: file) else {
             throw ValidationFailure("cannot read password file \(file): check that it exists and is readable")
         }
-        text = String(decoding: data, as: UTF8.self)
+        data = contents
     } else {
-        text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+        data = FileHandle.standardInput.readDataToEndOfFile()
     }
-    text = String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "\r"))
-    guard text.count >= PreSharedKey.minimumPasswordLength else {
-        throw ValidationFailure("the new password is \(text.count) characters long; use at least \(PreSharedKey.minimumPasswordLength)")
+    let text: PasswordText
+    do { text = try PasswordText(Array(data), source: file.map { "password file \($0)" } ?? "standard input") } catch let error as ConfigError {
+        throw ValidationFailure(error.description, status: ExitStatus.badInput)
     }
-    return try PreSharedKey.derive(password: text)
+    for warning in text.warnings { FileHandle.standardError.write(Data("weft: warning: \(warning)\n".utf8)) }
+    guard text.password.count >= PreSharedKey.minimumPasswordLength else {
+        throw ValidationFailure("the new password is \(text.password.count) characters long; use at least \(PreSharedKey.minimumPasswordLength)")
+    }
+    return try PreSharedKey.derive(password: text.password)
 }
 
 func jsonBody<T: Encodable>(_ value: T) throws -> [UInt8] { Array(try JSONEncoder().encode(value)) }

@@ -38,6 +38,17 @@ final class ExitStatusTests: XCTestCase {
                 XCTAssertTrue(result.output.contains("'\(peer)' is neither an IP address"), result.output)
             }
         }
+        // A port of 0 or over 65535: the same, in plain words.
+        for peer in ["10.66.0.1:0", "10.66.0.1:99999"] {
+            let launch = try Shell.run(["env", "WEFT_PASSWORD=long enough password", binary("weft"), "launch", "--data-dir", dir,
+                                        "--socket", "\(dir)/s.sock", "--metrics-addr", "off", peer], check: false)
+            XCTAssertEqual(launch.status, 2, launch.output)
+            XCTAssertTrue(launch.output.contains("'\(peer)' has no valid port (1–65535)"), launch.output)
+            let connect = try weft(["connect", peer, "--socket", "\(dir)/none.sock"])
+            XCTAssertEqual(connect.status, 2, connect.output)
+            XCTAssertTrue(connect.output.contains("'\(peer)' has no valid port (1–65535)"), connect.output)
+            XCTAssertFalse(connect.output.contains("expected"), connect.output)
+        }
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/s.sock"), "launch started a router")
     }
 

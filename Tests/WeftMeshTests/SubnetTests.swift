@@ -27,6 +27,17 @@ final class SubnetTests: XCTestCase {
         XCTAssertThrowsError(try Subnet.parseList("10.0.0.0/8,bogus"))
     }
 
+    /// An address with a prefix is not a range: refused, naming the network it lies in.
+    func testHostBitsSetAreRefusedWithTheNetwork() {
+        for (text, network) in [("10.66.0.5/24", "10.66.0.0/24"), ("fd00::1/64", "fd00::/64"), ("192.168.3.129/25", "192.168.3.128/25")] {
+            XCTAssertThrowsError(try Subnet(text), text) { error in
+                XCTAssertEqual(error as? Subnet.ParseError, .hostBitsSet(text, network: network))
+                XCTAssertEqual("\(error)", "'\(text)' has host bits set: did you mean \(network)?")
+            }
+        }
+        XCTAssertNoThrow(try Subnet("10.66.0.5/32"))
+    }
+
     func testTrustIsMutualAndEncryptionFollowsIt() {
         XCTAssertTrue(LinkPolicy.trusted(localTrustsRemote: true, remoteTrustsLocal: true))
         XCTAssertFalse(LinkPolicy.trusted(localTrustsRemote: true, remoteTrustsLocal: false))

@@ -83,13 +83,13 @@ final class PeerNameFlagTests: XCTestCase {
     let identity = try! IdentityKey(privateKey: Array(0..<32))
 
     func testNameComesFromTheKeyAndTheFlagOnlyChecks() throws {
-        XCTAssertEqual(try LaunchInputs.peerName(flag: nil, identity: identity, dataDir: "/d").description, "8a:ae:16:e6:44:b7")
-        XCTAssertEqual(try LaunchInputs.peerName(flag: "8A:AE:16:E6:44:B7", identity: identity, dataDir: "/d").description, "8a:ae:16:e6:44:b7")
-        XCTAssertThrowsError(try LaunchInputs.peerName(flag: "02:00:00:00:00:01", identity: identity, dataDir: "/d")) {
+        XCTAssertEqual(try LaunchInputs.peerName(given: nil, identity: identity, dataDir: "/d").description, "8a:ae:16:e6:44:b7")
+        XCTAssertEqual(try LaunchInputs.peerName(given: LaunchInputs.peerName(flag: "8A:AE:16:E6:44:B7"), identity: identity, dataDir: "/d").description, "8a:ae:16:e6:44:b7")
+        XCTAssertThrowsError(try LaunchInputs.peerName(given: LaunchInputs.peerName(flag: "02:00:00:00:00:01"), identity: identity, dataDir: "/d")) {
             XCTAssertTrue("\($0)".contains("this router's is 8a:ae:16:e6:44:b7; drop --name"), "\($0)")
             XCTAssertTrue("\($0)".contains("/d/identity.key"), "\($0)")
         }
-        XCTAssertThrowsError(try LaunchInputs.peerName(flag: "nope", identity: identity, dataDir: "/d")) {
+        XCTAssertThrowsError(try LaunchInputs.peerName(flag: "nope")) {
             XCTAssertTrue("\($0)".contains("02:ab:cd:ef:01:23"), "\($0)")
         }
     }

@@ -90,9 +90,10 @@ let controlTargets: [FuzzTarget] = [
 
     // keyring.json as found on disk: read, checked, and the newest accepted password promoted.
     FuzzTarget(name: "keyring", run: { data in
-        guard let entries = try? Keyring.decode(Data(data), path: "keyring.json") else { return }
+        guard let entries = try? Keyring.decode(Data(data), path: "keyring.json").entries else { return }
         for entry in entries {
-            expect(PSKID(hex: entry.id) != nil && Hex.decode(entry.psk)?.count == 32, "a damaged keyring entry was accepted")
+            expect(Hex.decode(entry.psk).map { $0.count == 32 && PreSharedKey(key: $0).id.description == entry.id } == true,
+                   "a damaged keyring entry, or one whose id is not its psk's, was accepted")
         }
         _ = try? Keyring.promoteNewestAccepted(entries, path: "keyring.json")
     }, seeds: {
