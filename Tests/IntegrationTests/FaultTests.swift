@@ -362,7 +362,8 @@ final class FaultTests: XCTestCase {
     /// connections at once, then `idle` connections that send nothing and are held for 12 s
     /// (past the 10 s handshake limit), then `unknown` preambles naming a PSK id no router has,
     /// each followed by a HANDSHAKE_INIT, in rounds of one per address. Prints one JSON line:
-    /// how many of each were served a preamble, closed by the router, refused with code 1.
+    /// how many of each were served a handshake, refused with REFUSE 9 (rate limit, half-open
+    /// cap), closed by the router, refused with code 1.
     static let handshakeFloodScript = """
         import json, os, select, socket, struct, sys, time
         target, sources = sys.argv[1], sys.argv[2].split(',')
@@ -387,26 +388,35 @@ final class FaultTests: XCTestCase {
                     if d: got[s] += d
                     else: closed.add(s)
             return got, closed
+        def refused(d, code):
+            # Our preamble (15 bytes), then a REFUSE frame: u32 length, type 4, code.
+            return len(d) >= 21 and d[:4] == b'WEFT' and d[19] == 4 and d[20] == code
+        def served(d):
+            # Given a preamble and not refused at once (over the rate limit or the half-open cap
+            # a connection hears REFUSE 9 after the preamble).
+            return d.startswith(b'WEFT') and not refused(d, 9)
         out = {}
         socks = [dial(i) for i in range(burst)]
         got, closed = watch(socks, 2)
-        out['burst_served'] = sum(1 for s in socks if got[s].startswith(b'WEFT'))
+        out['burst_served'] = sum(1 for s in socks if served(got[s]))
+        out['burst_refused_code9'] = sum(1 for s in socks if refused(got[s], 9))
         out['burst_closed'] = sum(1 for s in socks if s in closed and not got[s])
         for s in socks: s.close()
         time.sleep(1)
         socks = [dial(i) for i in range(idle)]
         got, closed = watch(socks, 3)
-        out['idle_served'] = sum(1 for s in socks if got[s].startswith(b'WEFT'))
+        out['idle_served'] = sum(1 for s in socks if served(got[s]))
+        out['idle_refused_code9'] = sum(1 for s in socks if refused(got[s], 9))
         out['idle_closed_at_once'] = len(closed)
-        served = [s for s in socks if got[s].startswith(b'WEFT')]
-        got2, closed2 = watch(served, 9.5)
+        waiting = [s for s in socks if served(got[s])]
+        got2, closed2 = watch(waiting, 9.5)
         out['idle_closed_by_timeout'] = len(closed2)
         for s in socks: s.close()
         time.sleep(1)
         preamble = b'WEFT' + bytes([1, 1, 1]) + os.urandom(8)
         init = bytes([1]) + os.urandom(48)
         frame = struct.pack('!I', len(init)) + init
-        refused = 0; other = {}
+        refused_1 = 0; other = {}
         for start in range(0, unknown, len(sources)):
             socks = [dial(i) for i in range(start, min(unknown, start + len(sources)))]
             select.select([], socks, [], 2)
@@ -416,11 +426,11 @@ final class FaultTests: XCTestCase {
             got, closed = watch(socks, 3)
             for s in socks:
                 d = got[s]
-                if len(d) >= 15 + 6 and d[:4] == b'WEFT' and d[19] == 4 and d[20] == 1: refused += 1
+                if refused(d, 1): refused_1 += 1
                 else: other[repr(d[15:21])] = other.get(repr(d[15:21]), 0) + 1
                 s.close()
             time.sleep(0.1)
-        out['unknown_refused_code1'] = refused
+        out['unknown_refused_code1'] = refused_1
         out['unknown_other'] = other
         print(json.dumps(out))
         """
@@ -457,7 +467,7 @@ final class FaultTests: XCTestCase {
         let result = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data((flood.output.split(separator: "\n").last ?? "").utf8)) as? [String: Any],
                                    flood.output)
         let int = { (key: String) in result[key] as? Int ?? -1 }
-        let refusedAttempts = int("burst_closed") + int("idle_closed_at_once") + int("unknown_refused_code1")
+        let refusedAttempts = int("burst_closed") + int("burst_refused_code9") + int("idle_closed_at_once") + int("unknown_refused_code1")
         figure("handshake-flood", "\(flood.output.split(separator: "\n").last ?? "") in \(String(format: "%.1f", floodSeconds)) s from \(sources.count) addresses")
         figure("handshake-flood", String(format: "log: %d bytes for %d refused attempts (%.0f bytes per 1,000); descriptors %d before, %d after",
                                          logGrowth, refusedAttempts, Double(logGrowth) * 1000 / Double(max(1, refusedAttempts)), fdBefore, fdAfter))

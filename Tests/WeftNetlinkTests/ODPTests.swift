@@ -303,7 +303,7 @@ final class ODPTests: XCTestCase {
         do {
             _ = try ODPClient.open()
         } catch ODPError.moduleUnavailable {
-            throw XCTSkip("kernel has no openvswitch module; run inside ../shared/tools/ovs-vm")
+            throw XCTSkip("kernel has no openvswitch module; scripts/test-in-vm.sh runs it in a VM that has one")
         }
         try withNamespaces(count, prefix: "wodp") { namespaces in
             try body(try namespaces.map { Host(ns: $0, odp: try ODPClient.open(inNamespaceFd: $0.fd)) })
