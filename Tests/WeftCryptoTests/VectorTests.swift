@@ -48,21 +48,6 @@ final class VectorTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(passed, 4 + weftEntries)
     }
 
-    /// The public XX-family vectors (cacophony's XX and XXpsk3, snow's XXpsk0+pskN; Keys/README.md):
-    /// every one runs, none is skipped on this machine, and both static keys are learned.
-    func testPublicXXVectorsPass() throws {
-        let files = try vectorFiles().filter { $0.lastPathComponent.hasPrefix("noise-xx-") }
-        if files.isEmpty { throw XCTSkip("no Keys/vectors/noise-xx-*.json here (Keys/README.md says where they come from)") }
-        var passed = 0
-        for file in files {
-            let report = VectorChecker.check(fileContents: [UInt8](try Data(contentsOf: file)), fileName: file.lastPathComponent)
-            XCTAssertEqual(report.failed, 0, report.lines.joined(separator: "\n"))
-            XCTAssertEqual(report.skipped, DataCipher.aesGCMAvailable ? 0 : report.skipped)
-            passed += report.passed
-        }
-        XCTAssertGreaterThanOrEqual(passed, DataCipher.aesGCMAvailable ? 14 : 7)
-    }
-
     /// Weft's own vectors of its version-2 pattern, which no public suite has (noise-xxpsk0-weft.json,
     /// made with the noiseprotocol package; Keys/README.md): every one passes, both ciphers.
     func testXXpsk0VectorsPass() throws {
