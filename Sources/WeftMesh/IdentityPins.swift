@@ -93,8 +93,7 @@ public struct IdentityPins: Equatable, Sendable {
         // The pinned key was checked when it was pinned (or loaded): no hash on the common path.
         if keys[name] == key, !revoked.contains(key) { return .accepted(firstSight: false) }
         guard derivedName() == name else {
-            let first = reportedNames.contains(name) || reportedNames.count >= Self.maxReports ? false : reportedNames.insert(name).inserted
-            return .refused(.nameNotDerived, firstReport: first)
+            return .refused(.nameNotDerived, firstReport: reportedNames.count < Self.maxReports && reportedNames.insert(name).inserted)
         }
         let (decision, firstReport) = observe(name: name, key: key)
         switch decision {

@@ -68,8 +68,9 @@ final class IdentityPinTests: XCTestCase {
         try damaged.write(to: URL(fileURLWithPath: path))
         let refused = try net.launch(1)
         refused.waitUntilExit()
-        XCTAssertEqual(refused.terminationStatus, 2, net.log(1))
-        XCTAssertTrue(net.log(1).contains("is not Weft's identity pins"), net.log(1))
+        // Like a damaged ipam.json (LaunchValidationTests): the router stops before it listens.
+        XCTAssertNotEqual(refused.terminationStatus, 0, net.log(1))
+        XCTAssertTrue(net.log(1).contains("\(path) is not Weft's identity pins") && net.log(1).contains("move it away"), net.log(1))
         XCTAssertEqual(FileManager.default.contents(atPath: path), damaged, "never overwritten")
     }
 }
