@@ -82,7 +82,7 @@ let package = Package(
         .target(name: "WeftTestSupport", path: "Tests/Support"),
         .testTarget(name: "WeftCryptoTests", dependencies: ["WeftCrypto", "CSodium"]),
         .testTarget(name: "WeftWireTests", dependencies: ["WeftWire", "WeftTestSupport"]),
-        .testTarget(name: "WeftMeshTests", dependencies: ["WeftMesh", "WeftTestSupport"]),
+        .testTarget(name: "WeftMeshTests", dependencies: ["WeftMesh", "WeftTestSupport", "WeftCrypto"]),
         .testTarget(name: "GossipSimulationTests", dependencies: ["WeftMesh", "WeftWire", "WeftTestSupport"], swiftSettings: optimized),
         .testTarget(name: "WeftLinkTests", dependencies: ["WeftLink", "WeftCrypto", "WeftWire", "WeftMesh"]),
         .testTarget(name: "WeftNetlinkTests", dependencies: ["WeftNetlink"]),

@@ -129,12 +129,17 @@ public struct PeerStatus: Codable, Sendable, Equatable {
     /// overlay MTU of every hop of the route, capped by our own overlay MTU (docs/protocol.md
     /// §4.5); null for self, for unreachable peers and when no hop of the route has a figure.
     public var pathMtu: Int?
-    /// The fingerprint of the peer's identity key (docs/protocol.md §3.10); null while unknown
-    /// (today: every peer but this router itself).
+    /// The fingerprint of the peer's identity key (docs/protocol.md §3.10), as its gossiped
+    /// entry carries it (and as it is pinned here); null when the entry carries none.
     public var identity: String? = nil
+    /// Claims of this peer's name refused here (another key, a key that does not derive the
+    /// name, a revoked key): the same objects as `pinConflicts` of `weft status --json`.
+    public var pinConflicts: [PinConflictStatus] = []
 
-    public init(name: String, nickname: String, uid: String, shortId: Int, version: UInt64, connections: Int, reachable: Bool, nextHop: String? = nil, isSelf: Bool, pathMtu: Int? = nil, identity: String? = nil) {
+    public init(name: String, nickname: String, uid: String, shortId: Int, version: UInt64, connections: Int, reachable: Bool, nextHop: String? = nil, isSelf: Bool, pathMtu: Int? = nil, identity: String? = nil,
+                pinConflicts: [PinConflictStatus] = []) {
         self.identity = identity
+        self.pinConflicts = pinConflicts
         self.name = name
         self.nickname = nickname
         self.uid = uid
@@ -147,7 +152,7 @@ public struct PeerStatus: Codable, Sendable, Equatable {
         self.pathMtu = pathMtu
     }
 
-    enum CodingKeys: String, CodingKey { case name, nickname, uid, shortId, version, connections, reachable, nextHop, isSelf, pathMtu, identity }
+    enum CodingKeys: String, CodingKey { case name, nickname, uid, shortId, version, connections, reachable, nextHop, isSelf, pathMtu, identity, pinConflicts }
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -162,6 +167,53 @@ public struct PeerStatus: Codable, Sendable, Equatable {
         try c.encode(isSelf, forKey: .isSelf)
         try c.encode(pathMtu, forKey: .pathMtu)
         try c.encode(identity, forKey: .identity)
+        try c.encode(pinConflicts, forKey: .pinConflicts)
+    }
+}
+
+/// One refused claim of a peer name (docs/protocol.md §3.10, docs/operations.md): in
+/// `weft status --json` (`pinConflicts`) and on the peer in `weft status peers --json`.
+public struct PinConflictStatus: Codable, Sendable, Equatable {
+    /// The peer name claimed.
+    public var name: String
+    /// `otherKey` (the name is pinned to another key), `nameNotDerived` (the key does not give
+    /// the name), `revoked` (the key is revoked).
+    public var reason: String
+    /// The fingerprint of the key pinned for the name; null when none is (`nameNotDerived`).
+    public var pinnedIdentity: String?
+    /// The fingerprint of the key the claim came with.
+    public var offeredIdentity: String
+    /// Where the claim was first seen: `gossip from NAME (ADDRESS)` or `link from ADDRESS`.
+    public var source: String
+    /// When it was first and last seen (ISO 8601, UTC), and how often it was refused.
+    public var firstSeen: String
+    public var lastSeen: String
+    public var count: Int
+
+    public init(name: String, reason: String, pinnedIdentity: String?, offeredIdentity: String, source: String, firstSeen: String,
+                lastSeen: String, count: Int) {
+        self.name = name
+        self.reason = reason
+        self.pinnedIdentity = pinnedIdentity
+        self.offeredIdentity = offeredIdentity
+        self.source = source
+        self.firstSeen = firstSeen
+        self.lastSeen = lastSeen
+        self.count = count
+    }
+
+    enum CodingKeys: String, CodingKey { case name, reason, pinnedIdentity, offeredIdentity, source, firstSeen, lastSeen, count }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(reason, forKey: .reason)
+        try c.encode(pinnedIdentity, forKey: .pinnedIdentity)
+        try c.encode(offeredIdentity, forKey: .offeredIdentity)
+        try c.encode(source, forKey: .source)
+        try c.encode(firstSeen, forKey: .firstSeen)
+        try c.encode(lastSeen, forKey: .lastSeen)
+        try c.encode(count, forKey: .count)
     }
 }
 
@@ -184,9 +236,16 @@ public struct RouterStatus: Codable, Sendable, Equatable {
     public var ipalloc: IPAllocSummary?
     /// The fingerprint of this router's identity key (docs/protocol.md §3.10).
     public var identity: String? = nil
+    /// How many peer names have a pinned identity key here (`<data-dir>/identity-pins.json`).
+    public var pinnedIdentities: Int = 0
+    /// Every refused claim of a peer name since the router started, oldest first (at most 256).
+    public var pinConflicts: [PinConflictStatus] = []
 
-    public init(name: String, nickname: String, port: Int, encryption: Bool, pskId: String? = nil, trustedSubnets: [String], protocolVersion: Int, peers: Int, connections: [String: Int], targets: [String], uptimeSeconds: Int, fastdp: FastdpStatus, overlayMTU: Int, ipalloc: IPAllocSummary? = nil, identity: String? = nil) {
+    public init(name: String, nickname: String, port: Int, encryption: Bool, pskId: String? = nil, trustedSubnets: [String], protocolVersion: Int, peers: Int, connections: [String: Int], targets: [String], uptimeSeconds: Int, fastdp: FastdpStatus, overlayMTU: Int, ipalloc: IPAllocSummary? = nil, identity: String? = nil,
+                pinnedIdentities: Int = 0, pinConflicts: [PinConflictStatus] = []) {
         self.identity = identity
+        self.pinnedIdentities = pinnedIdentities
+        self.pinConflicts = pinConflicts
         self.ipalloc = ipalloc
         self.name = name
         self.nickname = nickname
@@ -205,6 +264,7 @@ public struct RouterStatus: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case name, nickname, port, encryption, pskId, trustedSubnets, protocolVersion, peers, connections, targets, uptimeSeconds, fastdp, ipalloc, identity
+        case pinnedIdentities, pinConflicts
         case overlayMTU = "mtu"
     }
 
@@ -225,6 +285,8 @@ public struct RouterStatus: Codable, Sendable, Equatable {
         try c.encode(overlayMTU, forKey: .overlayMTU)
         try c.encode(ipalloc, forKey: .ipalloc)
         try c.encode(identity, forKey: .identity)
+        try c.encode(pinnedIdentities, forKey: .pinnedIdentities)
+        try c.encode(pinConflicts, forKey: .pinConflicts)
     }
 }
 

@@ -205,12 +205,19 @@ public struct Gossip: Sendable {
     }
 
     /// A GOSSIP or GOSSIP_DIGEST message from neighbour `from`. Throws `WireError` when it does
-    /// not decode; the link is then closed as a protocol error.
-    public mutating func receive(from: PeerName, type: MessageType, payload: [UInt8], now: Double) throws -> GossipEffects {
+    /// not decode; the link is then closed as a protocol error. `admit` sees each entry that
+    /// would change the topology before it is merged (the router's identity check, docs/protocol.md
+    /// §4): an entry it refuses is ignored, the one held (if any) kept, and nothing is forwarded.
+    public mutating func receive(from: PeerName, type: MessageType, payload: [UInt8], now: Double,
+                                 admit: (PeerEntry) -> Bool = { _ in true }) throws -> GossipEffects {
         var effects = GossipEffects()
         switch type {
         case .gossip:
-            merge(try TopologyUpdate.decode(payload).peers, from: from, now: now, &effects)
+            var entries = try TopologyUpdate.decode(payload).peers
+            // Only news is screened: an entry held already changes nothing, and a busy mesh's
+            // gossip is mostly that.
+            entries.removeAll { topology.isNews($0) && !admit($0) }
+            merge(entries, from: from, now: now, &effects)
         case .gossipDigest:
             answer(try GossipDigest.decode(payload), from: from, &effects)
         default:

@@ -19,6 +19,9 @@ final class RouterMetrics: @unchecked Sendable {
 
     /// Links that closed before they were established, by reason (snake_case refusal code).
     var handshakeFailures: [String: UInt64] = [:]
+    /// Refused claims of a peer name with an identity key (Router+Pins.swift), by
+    /// "reason source" (the two labels of weft_identity_refusals_total).
+    var identityRefusals: [String: UInt64] = [:]
     /// Completed session rekeys (docs/design.md §6), either side's.
     var rekeys: UInt64 = 0
     /// Unknown gossip-link messages counted by links that have closed; live links add theirs.
@@ -212,6 +215,12 @@ extension Router {
         out.family("weft_handshake_failures_total", .counter, "Gossip links that closed before they were established, by reason.",
                    metrics.handshakeFailures.sorted { $0.key < $1.key }.map { ([("reason", $0.key)], $0.value) })
         out.family("weft_rekeys_total", .counter, "Session rekeys.", [([], metrics.rekeys)])
+        out.family("weft_identity_refusals_total", .counter,
+                   "Claims of a peer name with an identity key refused here (docs/protocol.md §3.10), by reason and where they came from.",
+                   metrics.identityRefusals.sorted { $0.key < $1.key }.map { key, value in
+                       let parts = key.split(separator: " ").map(String.init)
+                       return ([("reason", parts[0]), ("source", parts[1])], value)
+                   })
         out.family("weft_gossip_unknown_messages_total", .counter, "Gossip-link messages of an unknown type, ignored.",
                    [([], metrics.unknownMessages(live: allLinks))])
         let gossipBytes = metrics.gossipBytes(live: allLinks)

@@ -102,6 +102,11 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     var ipam: IPAMState?
     /// Counts for /metrics and its listener (Metrics.swift).
     let metrics = RouterMetrics()
+    /// The identity key first seen with each peer name (Router+Pins.swift); read from the data
+    /// dir by bind(), in memory until then.
+    var identityPins = IdentityPinStore(path: nil)
+    /// The last write of the pins failed (logged once until one succeeds).
+    var pinSaveFailing = false
     private let stopped: EventLoopPromise<Void>
     private let backoff = Backoff()
 
@@ -121,7 +126,8 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         self.loop = group.next()
         self.uid = UInt64.random(in: 1...UInt64.max)
         let own = PeerEntry(name: config.name, nickname: config.nickname, uid: uid, version: 1,
-                            shortId: Topology.initialShortId(for: config.name), connections: [])
+                            shortId: Topology.initialShortId(for: config.name), connections: [],
+                            identity: config.identity?.publicKey ?? PeerEntry.noIdentity)
         self.gossip = Gossip(own: own)
         self.stopped = loop.makePromise()
     }
@@ -168,6 +174,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
 
     /// Binds the control socket and the gossip port. Runs on the caller's thread: it waits.
     private func bind() throws {
+        try loadPins()
         try loadIPAM()
         try startMetrics()
         let host = try HostNetwork.start(config: config, logger: logger)
@@ -455,6 +462,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         ownConnectionsChanged(refreshNow: false)
         refreshIfPending()
         ipamTick(now: now)
+        savePinsIfChanged()
     }
 
     /// Carries out a refresh that waits for the tick. Status calls it first, so that what it
@@ -615,7 +623,10 @@ extension Router: LinkDelegate {
         case .gossip, .gossipDigest:
             guard let from = link.remoteName else { return }
             do {
-                apply(try gossip.receive(from: from, type: MessageType(rawValue: type)!, payload: payload, now: Self.seconds(.now())))
+                // The check reads and writes only the pins, never the gossip it is called from.
+                let source = PinSource.gossip(from: from, address: link.socketAddress)
+                apply(try gossip.receive(from: from, type: MessageType(rawValue: type)!, payload: payload, now: Self.seconds(.now()),
+                                         admit: { pinCheck(name: $0.name, key: $0.identity, source: source).isAccepted }))
             } catch {
                 link.fail("malformed gossip: \(error)", refuse: .protocolError)
             }

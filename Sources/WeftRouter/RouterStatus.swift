@@ -2,6 +2,7 @@
 import Foundation
 import NIOCore
 import WeftControl
+import WeftCrypto
 import WeftHost
 import WeftMesh
 import WeftWire
@@ -22,7 +23,7 @@ extension Router {
                 return IPAllocSummary(range: "\(manager.range)", seeded: manager.ledger.isSeeded, used: manager.allocations.byHolder.count,
                                       free: manager.allocations.freeCount(owned: manager.ownedBlocks),
                                       refusedPools: Dictionary(uniqueKeysWithValues: manager.refusedPools.map { ("\($0.key)", $0.value) }))
-            }, identity: config.identity?.fingerprint)
+            }, identity: config.identity?.fingerprint, pinnedIdentities: identityPins.pins.keys.count, pinConflicts: identityPins.conflicts)
     }
 
     func peerStatus() -> [PeerStatus] {
@@ -32,6 +33,7 @@ extension Router {
         let forwarding = dataPlaneRoutes
         let pathMTU = self.pathMTU()
         let overlay = overlayMTU
+        let conflicts = Dictionary(grouping: identityPins.conflicts, by: \.name)
         return topologyPeers.values.sorted { $0.name < $1.name }.map { entry in
             PeerStatus(name: entry.name.description, nickname: entry.nickname, uid: String(entry.uid, radix: 16),
                        shortId: Int(entry.shortId), version: entry.version,
@@ -39,7 +41,8 @@ extension Router {
                        reachable: routes.isReachable(entry.name),
                        nextHop: forwarding.nextHop(to: entry.name)?.description, isSelf: entry.name == config.name,
                        pathMtu: pathMTU[entry.name].map { min($0, overlay ?? $0) },
-                       identity: entry.name == config.name ? config.identity?.fingerprint : nil)
+                       identity: entry.identity == PeerEntry.noIdentity ? nil : IdentityKey.fingerprint(publicKey: entry.identity),
+                       pinConflicts: conflicts[entry.name.description] ?? [])
         }
     }
 

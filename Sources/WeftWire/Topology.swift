@@ -58,6 +58,10 @@ public struct DataPlaneReport: Hashable, Sendable, Codable {
 /// What a router says about itself; only the named router ever changes its own entry.
 public struct PeerEntry: Hashable, Sendable, Codable {
     public var name: PeerName
+    /// The router's identity public key (X25519, 32 bytes, docs/protocol.md §4): the name is
+    /// derived from it (§1), and receivers pin it (§3.10). `noIdentity` (32 zero bytes) only where a
+    /// router has no key (test builds); receivers that check keys refuse such an entry.
+    public var identity: [UInt8]
     /// At most 64 bytes of UTF-8 on the wire.
     public var nickname: String
     /// Random per start of the router (protocol.md §1).
@@ -68,8 +72,13 @@ public struct PeerEntry: Hashable, Sendable, Codable {
     public var shortId: UInt16
     public var connections: [ConnectionEntry]
 
-    public init(name: PeerName, nickname: String, uid: UInt64, version: UInt64, shortId: UInt16, connections: [ConnectionEntry]) {
+    public static let identityBytes = 32
+    public static let noIdentity = [UInt8](repeating: 0, count: identityBytes)
+
+    public init(name: PeerName, nickname: String, uid: UInt64, version: UInt64, shortId: UInt16, connections: [ConnectionEntry],
+                identity: [UInt8] = PeerEntry.noIdentity) {
         self.name = name
+        self.identity = identity
         self.nickname = nickname
         self.uid = uid
         self.version = version
@@ -87,8 +96,8 @@ public struct TopologyUpdate: Equatable, Sendable {
     public static let maxShortId: UInt16 = 0x0FFF
 
     /// Smallest encodings, used to reject forged counts before reserving anything:
-    /// name 6 + nickname length 1 + uid 8 + version 8 + short id 2 + count 2.
-    static let minPeerEntrySize = 27
+    /// name 6 + identity key 32 + nickname length 1 + uid 8 + version 8 + short id 2 + count 2.
+    static let minPeerEntrySize = 59
     /// name 6 + address length 1 + flags 1.
     static let minConnectionEntrySize = 8
 
@@ -117,12 +126,15 @@ public struct TopologyUpdate: Equatable, Sendable {
     /// and the first 4096 connections of each are written) and strings are cut at a UTF-8 boundary
     /// (nickname 64 bytes, address 255), so the result always decodes. A short id above 4095 is
     /// written as is and is then rejected by the decoder: keeping it in range is the owner's job.
+    /// An identity that is not 32 bytes is written as 32 zero bytes (`noIdentity`), which
+    /// receivers refuse: the field's size never depends on the value.
     public func encode() -> [UInt8] {
         var w = ByteWriter(capacity: 2 + peers.count * 64)
         let written = peers.prefix(Self.maxPeers)
         w.u16(UInt16(written.count))
         for peer in written {
             w.peerName(peer.name)
+            w.append(peer.identity.count == PeerEntry.identityBytes ? peer.identity : PeerEntry.noIdentity)
             w.str8(peer.nickname, maxLength: Self.maxNicknameBytes)
             w.u64(peer.uid)
             w.u64(peer.version)
@@ -153,6 +165,7 @@ public struct TopologyUpdate: Equatable, Sendable {
         peers.reserveCapacity(peerCount)
         for _ in 0..<peerCount {
             let name = try r.peerName("peer name")
+            let identity = try r.bytes(PeerEntry.identityBytes, "peer identity key")
             let nickname = try r.str8("peer nickname", maxLength: maxNicknameBytes)
             let uid = try r.u64("peer uid")
             let version = try r.u64("peer version")
@@ -177,7 +190,7 @@ public struct TopologyUpdate: Equatable, Sendable {
                                                    dataPlaneDown: flags & flagDataPlaneDown != 0))
             }
             peers.append(PeerEntry(name: name, nickname: nickname, uid: uid, version: version,
-                                   shortId: shortId, connections: connections))
+                                   shortId: shortId, connections: connections, identity: identity))
         }
         guard r.isAtEnd else { throw WireError.invalid(what: "topology update (\(r.remaining) bytes after the last entry)") }
         return TopologyUpdate(peers: peers)

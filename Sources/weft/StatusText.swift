@@ -18,7 +18,21 @@ enum StatusText {
             ("Peers", "\(s.peers)"),
             ("Connections", counts),
             ("Uptime", "\(s.uptimeSeconds) s"),
+            ("Identity pins", "\(s.pinnedIdentities) names pinned, \(s.pinConflicts.isEmpty ? "no" : String(s.pinConflicts.count)) conflicts"),
         ].map { label, value in String(repeating: " ", count: 16 - label.count) + label + ": " + value }.joined(separator: "\n")
+            + s.pinConflicts.map { "\n" + pinConflict($0) }.joined()
+    }
+
+    /// One refused claim, on one line under the status (docs/operations.md).
+    static func pinConflict(_ c: PinConflictStatus) -> String {
+        let what: String
+        switch c.reason {
+        case "otherKey": what = "pinned to \(c.pinnedIdentity ?? "?"), claimed with \(c.offeredIdentity)"
+        case "nameNotDerived": what = "claimed with \(c.offeredIdentity), a key that does not derive the name"
+        case "revoked": what = "claimed with the revoked key \(c.offeredIdentity)"
+        default: what = "\(c.reason), claimed with \(c.offeredIdentity)"
+        }
+        return "    pin conflict: \(c.name) \(what); refused \(c.count)× since \(c.firstSeen), first by \(c.source)"
     }
 
     private static func addresses(_ a: IPAllocSummary?) -> String {

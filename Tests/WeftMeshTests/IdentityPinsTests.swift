@@ -56,3 +56,48 @@ final class IdentityPinsTests: XCTestCase {
         XCTAssertEqual(a, b)
     }
 }
+
+/// `IdentityPins.check`: the derivation first, then the pins; the pinned key needs no hash.
+final class IdentityPinCheckTests: XCTestCase {
+    let peer = PeerName("02:00:00:00:00:01")!
+    let keyA = [UInt8](repeating: 0xA, count: 32)
+    let keyB = [UInt8](repeating: 0xB, count: 32)
+
+    func testCheckPinsOnFirstSightAndSkipsTheHashForThePinnedKey() {
+        var pins = IdentityPins()
+        XCTAssertEqual(pins.check(name: peer, key: keyA) { self.peer }, .accepted(firstSight: true))
+        XCTAssertEqual(pins.keys[peer], keyA)
+        XCTAssertEqual(pins.check(name: peer, key: keyA) { XCTFail("no derivation for the pinned key"); return self.peer },
+                       .accepted(firstSight: false))
+    }
+
+    func testCheckRefusesAKeyThatDoesNotDeriveTheNameOncePerName() {
+        var pins = IdentityPins()
+        let elsewhere = PeerName("02:00:00:00:00:99")!
+        XCTAssertEqual(pins.check(name: peer, key: keyA) { elsewhere }, .refused(.nameNotDerived, firstReport: true))
+        XCTAssertEqual(pins.check(name: peer, key: keyB) { elsewhere }, .refused(.nameNotDerived, firstReport: false))
+        XCTAssertTrue(pins.keys.isEmpty, "nothing pinned")
+    }
+
+    func testCheckRefusesAnotherKeyForAPinnedNameAndARevokedKey() {
+        var pins = IdentityPins()
+        _ = pins.check(name: peer, key: keyA) { self.peer }
+        XCTAssertEqual(pins.check(name: peer, key: keyB) { self.peer }, .refused(.otherKey(pinned: keyA), firstReport: true))
+        XCTAssertEqual(pins.check(name: peer, key: keyB) { self.peer }, .refused(.otherKey(pinned: keyA), firstReport: false))
+        pins.revoke(keyA)
+        XCTAssertEqual(pins.check(name: peer, key: keyA) { self.peer }, .refused(.revoked, firstReport: true),
+                       "a revoked key is refused even where it is pinned")
+    }
+
+    func testReportsAreBounded() {
+        var pins = IdentityPins()
+        let elsewhere = PeerName("02:00:00:00:00:99")!
+        var reported = 0
+        for i in 0..<(IdentityPins.maxReports + 10) {
+            if case .refused(_, true) = pins.check(name: PeerName(value: 0x0200_0000_0000 + UInt64(i)), key: keyA, derivedName: { elsewhere }) {
+                reported += 1
+            }
+        }
+        XCTAssertEqual(reported, IdentityPins.maxReports, "refused beyond the cap, but no longer reported")
+    }
+}

@@ -3,6 +3,9 @@ import XCTest
 @testable import WeftWire
 
 final class TopologyCodecTests: XCTestCase {
+    /// Any 32 bytes: the codec does not judge keys (the router does, docs/protocol.md §4).
+    private let key = [UInt8](0..<32)
+
     private func randomString<G: RandomNumberGenerator>(maxBytes: Int, using g: inout G) -> String {
         let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789-.:[] éß→🕸")
         var s = ""
@@ -29,7 +32,8 @@ final class TopologyCodecTests: XCTestCase {
                                     dataPlane: Bool.random(using: &g) ? DataPlaneReport(mode: DataPlaneReport.Mode.allCases.randomElement(using: &g)!,
                                                                                        encrypted: Bool.random(using: &g)) : nil,
                                     dataPlaneDown: Bool.random(using: &g))
-                })
+                },
+                identity: (0..<32).map { _ in UInt8.random(in: 0...255, using: &g) })
         }
         return TopologyUpdate(peers: peers)
     }
@@ -51,10 +55,41 @@ final class TopologyCodecTests: XCTestCase {
         let a = PeerName("02:00:00:00:00:0a")!, b = PeerName("02:00:00:00:00:0b")!
         let update = TopologyUpdate(peers: [PeerEntry(name: a, nickname: "h", uid: 1, version: 2, shortId: 0x123, connections: [
             ConnectionEntry(remote: b, address: "x:1", established: true, outbound: true),
-        ])])
-        let expected: [UInt8] = [0, 1, 2, 0, 0, 0, 0, 0x0a, 1, 0x68, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0x01, 0x23,
+        ], identity: key)])
+        // The identity key follows the name (docs/protocol.md §4).
+        let expected: [UInt8] = [0, 1, 2, 0, 0, 0, 0, 0x0a] + key + [1, 0x68, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0x01, 0x23,
                                  0, 1, 2, 0, 0, 0, 0, 0x0b, 3, 0x78, 0x3a, 0x31, 0x03]
         XCTAssertEqual(update.encode(), expected)
+        XCTAssertEqual(try TopologyUpdate.decode(expected), update)
+    }
+
+    /// An entry's smallest encoding is 59 bytes (name 6, key 32, nickname length 1, uid 8,
+    /// version 8, short id 2, connection count 2): a key cut short or missing is a truncation,
+    /// and a count of entries that 59 bytes each cannot fit is refused before anything is reserved.
+    func testIdentityKeyIsPartOfTheEntry() throws {
+        let one = TopologyUpdate(peers: [PeerEntry(name: PeerName(value: 1), nickname: "", uid: 1, version: 1, shortId: 1, connections: [],
+                                                   identity: key)]).encode()
+        XCTAssertEqual(one.count, 2 + 59)
+        XCTAssertEqual(try TopologyUpdate.decode(one).peers[0].identity, key)
+        // Without the key (the version-1 layout): 32 bytes short.
+        var v1 = Array(one[..<8]) + Array(one[40...])
+        XCTAssertThrowsError(try TopologyUpdate.decode(v1)) { error in
+            guard case .truncated? = error as? WireError else { return XCTFail("\(error)") }
+        }
+        // Oversized: a key with bytes to spare leaves bytes after the last entry.
+        v1 = Array(one[..<40]) + [0xAA] + Array(one[40...])
+        XCTAssertThrowsError(try TopologyUpdate.decode(v1))
+        // Two entries claimed, one present: the count is refused as larger than the bytes hold.
+        var two = one
+        two[1] = 2
+        XCTAssertThrowsError(try TopologyUpdate.decode(two)) { error in
+            guard case .truncated? = error as? WireError else { return XCTFail("\(error)") }
+        }
+        // A key of another length is written as the zero key, never as a field of another size.
+        let short = TopologyUpdate(peers: [PeerEntry(name: PeerName(value: 1), nickname: "", uid: 1, version: 1, shortId: 1, connections: [],
+                                                     identity: [1, 2, 3])]).encode()
+        XCTAssertEqual(short.count, 2 + 59)
+        XCTAssertEqual(try TopologyUpdate.decode(short).peers[0].identity, PeerEntry.noIdentity)
     }
 
     func testConnectionMTUFollowsTheFlags() throws {
@@ -149,7 +184,7 @@ final class TopologyCodecTests: XCTestCase {
     func testForgedHugeConnectionCountThrows() {
         var w = ByteWriter()
         w.u16(1)
-        w.peerName(PeerName(value: 1)); w.str8("n"); w.u64(1); w.u64(1); w.u16(1)
+        w.peerName(PeerName(value: 1)); w.append(key); w.str8("n"); w.u64(1); w.u64(1); w.u16(1)
         w.u16(0xFFFF)
         XCTAssertThrowsError(try TopologyUpdate.decode(w.bytes)) { error in
             guard case .tooLarge? = error as? WireError else { return XCTFail("\(error)") }
@@ -160,6 +195,7 @@ final class TopologyCodecTests: XCTestCase {
         var w = ByteWriter()
         w.u16(1)
         w.peerName(PeerName(value: 1))
+        w.append(key)
         w.u8(UInt8(nicknameBytes.count)); w.append(nicknameBytes)
         w.u64(1); w.u64(1); w.u16(shortId); w.u16(0)
         return w.bytes
@@ -216,7 +252,7 @@ final class TopologyCodecTests: XCTestCase {
         func decoded(_ flags: UInt8) throws -> ConnectionEntry {
             var w = ByteWriter()
             w.u16(1)
-            w.peerName(PeerName(value: 1)); w.str8(""); w.u64(1); w.u64(1); w.u16(1)
+            w.peerName(PeerName(value: 1)); w.append(key); w.str8(""); w.u64(1); w.u64(1); w.u16(1)
             w.u16(1); w.peerName(PeerName(value: 2)); w.str8("a:1"); w.u8(flags)
             return try TopologyUpdate.decode(w.bytes).peers[0].connections[0]
         }
@@ -229,7 +265,7 @@ final class TopologyCodecTests: XCTestCase {
     func testUnknownConnectionFlagBitsAreIgnored() throws {
         var w = ByteWriter()
         w.u16(1)
-        w.peerName(PeerName(value: 1)); w.str8(""); w.u64(1); w.u64(1); w.u16(1)
+        w.peerName(PeerName(value: 1)); w.append(key); w.str8(""); w.u64(1); w.u64(1); w.u16(1)
         w.u16(1); w.peerName(PeerName(value: 2)); w.str8("a:1"); w.u8(0xF9)  // all but outbound and mtu: a fastdp, encrypted report, data plane down and bit 7
         let c = try TopologyUpdate.decode(w.bytes).peers[0].connections[0]
         XCTAssertTrue(c.established)
