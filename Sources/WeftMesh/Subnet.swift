@@ -104,7 +104,7 @@ public struct Subnet: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// Drops spaces and tabs at both ends (operators write "10.0.0.0/8, 192.168.0.0/16").
-private func trimmingBlanks(_ text: String) -> String {
+func trimmingBlanks(_ text: String) -> String {
     var s = Substring(text)
     while let c = s.first, c == " " || c == "\t" { s = s.dropFirst() }
     while let c = s.last, c == " " || c == "\t" { s = s.dropLast() }

@@ -64,6 +64,8 @@ public enum MessageType: UInt8, Sendable {
     case gossip = 0x10
     case keepalive = 0x11
     case gossipDigest = 0x12
+    /// The add-only set of revoked identity keys (§3.11; Revocation.swift).
+    case revocations = 0x13
     case rekeyInit = 0x20
     case rekeyResponse = 0x21
     case rekeyDone = 0x22

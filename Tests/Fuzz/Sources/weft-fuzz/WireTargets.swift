@@ -1,5 +1,6 @@
 // Fuzz targets of the gossip link's codecs (WeftWire/Link.swift, RekeyMessages.swift,
-// Topology.swift, GossipDigest.swift) and the topology merge (WeftMesh/Topology.swift).
+// Topology.swift, GossipDigest.swift, Revocation.swift), the topology merge
+// (WeftMesh/Topology.swift) and the revocation set's merge (WeftMesh/RevocationSet.swift).
 import WeftMesh
 import WeftWire
 
@@ -108,4 +109,18 @@ let wireTargets: [FuzzTarget] = [
     }, seeds: { [[0] + TopologyUpdate(peers: samplePeers).encode(),
                  [1] + GossipDigest.summary(of: samplePeers.map(PeerVersion.init)).encode(),
                  [1] + GossipDigest.full(samplePeers.map(PeerVersion.init), wantsReply: true).encode()] }),
+
+    // REVOCATIONS decoded and merged twice: the second merge must add nothing and every
+    // record's key must then be revoked (add-only, idempotent).
+    FuzzTarget(name: "revocations", run: { data in
+        roundTrip(Array(data), RevocationList.decode, { $0.encode() }, "revocations")
+        guard let list = try? RevocationList.decode(Array(data)) else { return }
+        var set = RevocationSet()
+        set.merge(list.records)
+        expect(set.merge(list.records).isEmpty, "merging the same revocations twice changed the set")
+        expect(list.records.allSatisfy { set.contains(key: $0.key) }, "a merged revocation is not in the set")
+        expect(RevocationSet(set.sorted) == set, "the set rebuilt from its list differs")
+    }, seeds: { [RevocationList(records: (1...3).map {
+        Revocation(key: [UInt8](repeating: UInt8($0), count: 32), name: samplePeerName($0), nickname: "host-\($0)", revokedBy: samplePeerName(1), at: 1_764_800_000)
+    }).encode(), RevocationList(records: []).encode()] }),
 ]
