@@ -277,7 +277,8 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
                           gossipPort: UInt16(config.port), sleevePort: UInt16(config.port), shortId: topology.own.shortId,
                           trustsRemote: remoteIP.map(config.trusts) ?? false, fastdpCapable: fastdpState != nil,
                           overlays: fastdpState != nil ? 0b11 : 0b01, ciphers: DataCipher.helloBits(DataCipher.allowedOnThisCPU))
-        let link = Link(direction: direction, channel: channel, targetAddress: target, localHello: hello, localPSK: keyring?.active)
+        let link = Link(direction: direction, channel: channel, targetAddress: target, localHello: hello, localPSK: keyring?.active,
+                        identity: config.identity)
         link.delegate = self
         links[ObjectIdentifier(link)] = link
         if let target { targets[target]?.link = link }
@@ -331,7 +332,8 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
 
     static func isAuthFailure(_ code: RefuseCode?) -> Bool {
         switch code {
-        case .unknownPSKId, .handshakeFailed, .passwordMismatch, .noCommonVersion: return true
+        // Retrying soon cannot help: another password, another weft version or another key is needed.
+        case .unknownPSKId, .handshakeFailed, .passwordMismatch, .noCommonVersion, .identityMismatch: return true
         default: return false
         }
     }
