@@ -45,6 +45,9 @@ public struct ConnectionStatus: Codable, Sendable, Equatable {
     public var unknownMessages: Int? = nil
     /// Bytes of the gossip connection on the wire, each way; null for a connection not yet open.
     public var gossipBytes: GossipBytes? = nil
+    /// The fingerprint of the peer's identity key, as the handshake authenticated it (the form of
+    /// the router's own `identity`, docs/protocol.md §3.10); null until then, and without a password.
+    public var identity: String? = nil
 
     public struct GossipBytes: Codable, Sendable, Equatable {
         public var sent: UInt64
@@ -56,7 +59,7 @@ public struct ConnectionStatus: Codable, Sendable, Equatable {
         }
     }
 
-    public init(peer: String? = nil, nickname: String? = nil, address: String, direction: LinkDirection, state: ConnectionState, encrypted: Bool, trusted: Bool, mode: String? = nil, pskId: String? = nil, reason: String? = nil, ready: Bool, connectionId: String? = nil, since: String? = nil, cipher: String? = nil, mtu: Int? = nil, underlay: String? = nil, keyEpoch: Int? = nil, counters: SleeveCounters.Snapshot? = nil, lastRekeyAt: String? = nil, unknownMessages: Int? = nil, gossipBytes: GossipBytes? = nil) {
+    public init(peer: String? = nil, nickname: String? = nil, address: String, direction: LinkDirection, state: ConnectionState, encrypted: Bool, trusted: Bool, mode: String? = nil, pskId: String? = nil, reason: String? = nil, ready: Bool, connectionId: String? = nil, since: String? = nil, cipher: String? = nil, mtu: Int? = nil, underlay: String? = nil, keyEpoch: Int? = nil, counters: SleeveCounters.Snapshot? = nil, lastRekeyAt: String? = nil, unknownMessages: Int? = nil, gossipBytes: GossipBytes? = nil, identity: String? = nil) {
         self.peer = peer
         self.nickname = nickname
         self.address = address
@@ -78,11 +81,12 @@ public struct ConnectionStatus: Codable, Sendable, Equatable {
         self.lastRekeyAt = lastRekeyAt
         self.unknownMessages = unknownMessages
         self.gossipBytes = gossipBytes
+        self.identity = identity
     }
 
     enum CodingKeys: String, CodingKey {
         case peer, nickname, address, direction, state, encrypted, trusted, mode, pskId, activePskId, reason, ready, connectionId, since
-        case cipher, mtu, underlay, keyEpoch, counters, lastRekeyAt, unknownMessages, gossipBytes
+        case cipher, mtu, underlay, keyEpoch, counters, lastRekeyAt, unknownMessages, gossipBytes, identity
     }
 
     /// Absent values are written as `null`, not left out: scripts read `mode`, `pskId` and
@@ -111,6 +115,7 @@ public struct ConnectionStatus: Codable, Sendable, Equatable {
         try c.encode(lastRekeyAt, forKey: .lastRekeyAt)
         try c.encode(unknownMessages, forKey: .unknownMessages)
         try c.encode(gossipBytes, forKey: .gossipBytes)
+        try c.encode(identity, forKey: .identity)
     }
 }
 

@@ -1,7 +1,9 @@
 // The gossip link protocol (docs/protocol.md §3) as a state machine: received bytes, timer ticks
-// and the owner's decisions go in, actions come out. No sockets and no clocks: the owner passes
-// the time (`now`, monotonic nanoseconds) and carries the actions out in order
-// (Sources/WeftRouter/Link.swift does so on a NIO channel).
+// and the owner's decisions go in, actions come out. It speaks protocol version 2: with a
+// password, the identity handshake of §3.10 (XXpsk0, driven through IdentityHandshake.swift);
+// without one, HELLO_PLAIN. No sockets and no clocks: the owner passes the time (`now`, monotonic
+// nanoseconds) and carries the actions out in order (Sources/WeftRouter/Link.swift does so on a
+// NIO channel).
 import WeftCrypto
 import WeftWire
 
@@ -19,7 +21,8 @@ public enum LinkTimings {
 public enum LinkAction {
     /// Write these bytes to the connection.
     case write([UInt8])
-    /// The remote's hello is authenticated: decide admission (protocol.md §3.9) and answer with
+    /// The remote's hello is authenticated (with a password, together with its identity key,
+    /// `remoteIdentity`): decide admission (protocol.md §3.9) and answer with
     /// `admit(_:now:keyring:)`. The machine reads nothing further until then.
     case authenticate(Hello)
     /// The handshake is complete; `keys` is nil on a link without a password.
@@ -49,7 +52,7 @@ public struct LinkStateMachine {
         case preamble
         /// Neither side has a password: waiting for HELLO_PLAIN.
         case hello
-        /// Both have a password: the Noise handshake is under way.
+        /// Both have a password: the identity handshake (XXpsk0, protocol.md §3.10) is under way.
         case handshaking
         case established
         /// Established, with a rekey in flight (protocol.md §3.7).
@@ -62,10 +65,15 @@ public struct LinkStateMachine {
     public let isInitiator: Bool
     public let localHello: Hello
     public let localPSK: PreSharedKey?
+    /// This router's identity key pair: its static key in the handshake.
+    public let identity: IdentityKey
     public let startedAt: UInt64
 
     public private(set) var remotePreamble: Preamble?
     public private(set) var remoteHello: Hello?
+    /// The remote's identity public key, once the handshake authenticated it (and its hello's
+    /// name was checked against it); nil before, and on a link without a password.
+    public private(set) var remoteIdentity: [UInt8]?
     public private(set) var version: UInt8 = LinkVersion.minimum
     /// The PSK id the link's keys come from (the initiator's, or the last rekey's); nil without a password.
     public private(set) var pskId: PSKID?
@@ -87,9 +95,9 @@ public struct LinkStateMachine {
     /// The remote hello was authenticated and waits for the owner's admission; what to do if admitted.
     private enum Admission {
         case plain
-        /// The responder writes message 2 with this state.
-        case respond(NoiseHandshakeState)
-        /// The initiator has read message 2; its keys come from this chaining key.
+        /// The initiator has read message 2: it writes message 3 with this handshake.
+        case finish(IdentityHandshake)
+        /// The responder has read message 3; its keys come from this chaining key.
         case complete(chainingKey: [UInt8])
     }
     private var admission: Admission?
@@ -105,8 +113,9 @@ public struct LinkStateMachine {
     private var rekey: Rekeying?
 
     private var decoder = FrameDecoder(limit: FrameLimits.beforeHandshake)
-    /// The initiator's handshake between message 1 and message 2.
-    private var noise: NoiseHandshakeState?
+    /// The handshake between its messages: the initiator's until it reads message 2, the
+    /// responder's from message 1 until it reads message 3.
+    private var handshake: IdentityHandshake?
     /// The chaining key the current keys come from; nil on a link without a password.
     private var chainingKey: [UInt8]?
     private var sealer: LinkSealer?
@@ -116,10 +125,11 @@ public struct LinkStateMachine {
     /// Actions of the call in progress.
     private var output: [LinkAction] = []
 
-    public init(initiator: Bool, localHello: Hello, localPSK: PreSharedKey?, now: UInt64) {
+    public init(initiator: Bool, localHello: Hello, localPSK: PreSharedKey?, identity: IdentityKey, now: UInt64) {
         isInitiator = initiator
         self.localHello = localHello
         self.localPSK = localPSK
+        self.identity = identity
         startedAt = now
         keysSince = now
         lastSent = now
@@ -173,9 +183,9 @@ public struct LinkStateMachine {
             case .plain:
                 if !isInitiator { writeFrame([MessageType.helloPlain.rawValue] + localHello.encode(), now: now) }
                 establish(chainingKey: nil, now: now)
-            case .respond(var handshake):
-                let response = try handshake.writeMessage(payload: localHello.encode())
-                writeFrame([MessageType.handshakeResponse.rawValue] + response, now: now)
+            case .finish(var handshake):
+                let message = try handshake.writeMessage3(hello: localHello)
+                writeFrame([MessageType.handshakeFinish.rawValue] + message, now: now)
                 establish(chainingKey: handshake.chainingKey, now: now)
             case .complete(let chainingKey):
                 establish(chainingKey: chainingKey, now: now)
@@ -274,7 +284,7 @@ public struct LinkStateMachine {
     private mutating func handlePreamble(_ remote: Preamble, now: UInt64) throws {
         remotePreamble = remote
         guard let negotiated = LinkVersion.negotiate(remoteMin: remote.minVersion, remoteMax: remote.maxVersion) else {
-            end("no common protocol version (remote speaks \(remote.minVersion)…\(remote.maxVersion))", refuse: .noCommonVersion, now: now)
+            end(LinkVersion.unsupported(remoteMin: remote.minVersion, remoteMax: remote.maxVersion), refuse: .noCommonVersion, now: now)
             return
         }
         version = negotiated
@@ -290,14 +300,12 @@ public struct LinkStateMachine {
             phase = .handshaking
             guard isInitiator else { return }
             pskId = psk.id
-            var handshake = try NoiseHandshakeState(protocol: .weftLink, initiator: true, prologue: prologue(pskId: psk.id), psk: psk.key)
-            let message = try handshake.writeMessage(payload: localHello.encode())
-            noise = handshake
+            var handshake = try IdentityHandshake(initiator: true, psk: psk, prologuePSKId: psk.id, version: version, identity: identity)
+            let message = try handshake.writeMessage1()
+            self.handshake = handshake
             writeFrame([MessageType.handshakeInit.rawValue] + message, now: now)
         }
     }
-
-    private func prologue(pskId: PSKID) -> [UInt8] { LinkPrologue.bytes(version: version, pskId: pskId) }
 
     private mutating func handleHandshake(_ body: [UInt8], now: UInt64, keyring: LinkKeyring) throws {
         guard let typeByte = body.first else { throw WireError.truncated(what: "frame type") }
@@ -314,26 +322,57 @@ public struct LinkStateMachine {
                 end("authentication failed: wrong password (unknown password id \(id))", refuse: .unknownPSKId, now: now)
                 return
             }
-            var handshake = try NoiseHandshakeState(protocol: .weftLink, initiator: false, prologue: prologue(pskId: id), psk: psk.key)
-            let helloBytes: [UInt8]
-            do { helloBytes = try handshake.readMessage(payload) } catch {
+            var handshake = try IdentityHandshake(initiator: false, psk: psk, prologuePSKId: id, version: version, identity: identity)
+            do {
+                try handshake.readMessage1(payload)
+            } catch .payloadInMessage1 {
+                // Message 1 is replayable and not forward-secret: version 2 puts nothing in it.
+                throw WireError.invalid(what: "handshake message 1 with a payload (version 2 sends it empty)")
+            } catch {
                 end("authentication failed: handshake did not verify", refuse: .handshakeFailed, now: now)
                 return
             }
-            authenticated(try Hello.decode(helloBytes), then: .respond(handshake))
-        case .handshakeResponse where phase == .handshaking && noise != nil:
-            var handshake = noise!
-            let helloBytes: [UInt8]
-            do { helloBytes = try handshake.readMessage(payload) } catch {
+            // The responder does not know the initiator yet: admission waits for message 3.
+            let response = try handshake.writeMessage2(hello: localHello)
+            self.handshake = handshake
+            writeFrame([MessageType.handshakeResponse.rawValue] + response, now: now)
+        case .handshakeResponse where phase == .handshaking && isInitiator && handshake != nil:
+            var handshake = self.handshake!
+            self.handshake = nil
+            let peer: IdentityHandshake.Peer
+            do {
+                peer = try handshake.readMessage2(payload)
+            } catch IdentityHandshake.Failure.didNotVerify {
                 end("authentication failed: handshake response did not verify", refuse: .handshakeFailed, now: now)
                 return
+            } catch IdentityHandshake.Failure.identity(let refusal) {
+                // In clear: the responder gets the keys only from message 3 (protocol.md §3.10).
+                end(refusal.text, refuse: refusal.code, now: now)
+                return
             }
-            noise = nil
-            let hello = try Hello.decode(helloBytes)
-            // The responder is established from here on: a refusal at admission must be sealed
+            remoteIdentity = peer.identityKey
+            authenticated(peer.hello, then: .finish(handshake))
+        case .handshakeFinish where phase == .handshaking && !isInitiator && handshake != nil:
+            var handshake = self.handshake!
+            self.handshake = nil
+            let peer: IdentityHandshake.Peer
+            do {
+                peer = try handshake.readMessage3(payload)
+            } catch IdentityHandshake.Failure.didNotVerify {
+                end("authentication failed: handshake message 3 did not verify", refuse: .handshakeFailed, now: now)
+                return
+            } catch IdentityHandshake.Failure.identity(let refusal) {
+                // Message 3 verified, so the initiator is established: it opens this refusal
+                // with the session key (nonce 0).
+                sealer = LinkSealer(key: sendKey(LinkKeys.derive(chainingKey: handshake.chainingKey)))
+                end(refusal.text, refuse: refusal.code, now: now)
+                return
+            }
+            remoteIdentity = peer.identityKey
+            // The initiator is established from here on: a refusal at admission must be sealed
             // (nonce 0) for it to read (protocol.md §3.1).
             sealer = LinkSealer(key: sendKey(LinkKeys.derive(chainingKey: handshake.chainingKey)))
-            authenticated(hello, then: .complete(chainingKey: handshake.chainingKey))
+            authenticated(peer.hello, then: .complete(chainingKey: handshake.chainingKey))
         default:
             throw WireError.invalid(what: "message type \(typeByte) during handshake")
         }

@@ -249,3 +249,18 @@ final class IdentityPinStore {
         }
     }
 }
+
+extension IdentityPinStore {
+    /// What a link hears when its authenticated key is refused (docs/protocol.md §3.1 codes 11–13).
+    static func refuse(_ why: PinRefusal, name: PeerName, key: [UInt8]) -> Refuse {
+        let offered = IdentityKey.fingerprint(publicKey: key)
+        switch why {
+        case .otherKey(let pinned):
+            return Refuse(code: .identityPinned, text: "identity pinned: peer name \(name) is pinned here to identity \(IdentityKey.fingerprint(publicKey: pinned)), not to \(offered); a router whose key was replaced needs a new name")
+        case .nameNotDerived:
+            return Refuse(code: .identityMismatch, text: "identity mismatch: peer name \(name) does not belong to identity \(offered)")
+        case .revoked:
+            return Refuse(code: .revoked, text: "revoked: identity \(offered) (peer \(name)) is revoked in this mesh; this router cannot rejoin it")
+        }
+    }
+}

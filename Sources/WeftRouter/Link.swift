@@ -53,11 +53,12 @@ final class Link: @unchecked Sendable {  // confined to the router's event loop
     private var ownerClosed = false
     weak var delegate: LinkDelegate?
 
-    init(direction: LinkDirection, channel: Channel, targetAddress: String?, localHello: Hello, localPSK: PreSharedKey?) {
+    init(direction: LinkDirection, channel: Channel, targetAddress: String?, localHello: Hello, localPSK: PreSharedKey?, identity: IdentityKey) {
         self.direction = direction
         self.channel = channel
         self.targetAddress = targetAddress
-        machine = LinkStateMachine(initiator: direction == .outbound, localHello: localHello, localPSK: localPSK, now: Self.now())
+        machine = LinkStateMachine(initiator: direction == .outbound, localHello: localHello, localPSK: localPSK, identity: identity,
+                                   now: Self.now())
         let remote = channel.remoteAddress
         self.remoteIP = remote?.ipAddress.flatMap(IPAddress.init)
         self.remotePort = remote?.port ?? 0
@@ -70,6 +71,8 @@ final class Link: @unchecked Sendable {  // confined to the router's event loop
     var remoteHello: Hello? { machine.remoteHello }
     var remotePreamble: Preamble? { machine.remotePreamble }
     var remoteName: PeerName? { machine.remoteHello?.name }
+    /// The peer's identity public key, authenticated by the handshake; nil without a password.
+    var remoteIdentity: [UInt8]? { machine.remoteIdentity }
     var pskId: PSKID? { machine.pskId }
     var linkKeys: LinkKeys? { machine.linkKeys }
     var reason: String? { machine.reason }

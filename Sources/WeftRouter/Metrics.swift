@@ -75,6 +75,8 @@ final class RouterMetrics: @unchecked Sendable {
         case .rateLimited: return "rate_limited"
         case .handshakeTimeout: return "handshake_timeout"
         case .identityMismatch: return "identity_mismatch"
+        case .identityPinned: return "identity_pinned"
+        case .revoked: return "revoked"
         case .unknown: return "unknown"
         }
     }

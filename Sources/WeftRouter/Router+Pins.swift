@@ -12,7 +12,7 @@ extension Router {
     /// Reads the pins (refusing a damaged file: it is never overwritten) and pins this router's
     /// own key. Runs before anything listens.
     func loadPins() throws {
-        identityPins = try IdentityPinStore.load(dataDir: config.dataDir, own: config.name, ownKey: config.identity?.publicKey)
+        identityPins = try IdentityPinStore.load(dataDir: config.dataDir, own: config.name, ownKey: config.identity.publicKey)
         logger.info("identity pins loaded", metadata: ["file": "\(identityPins.path ?? "-")", "pins": "\(identityPins.pins.keys.count)"])
     }
 
@@ -45,6 +45,14 @@ extension Router {
             logger.warning(message, metadata: metadata)
         }
         return result
+    }
+
+    /// The link side of `pinCheck`: the REFUSE for a handshake whose authenticated key may not be
+    /// `name`'s here, nil when it may. The link already refused a key that does not derive the
+    /// hello's name (REFUSE 11), so what is left is a pinned name with another key or a revoked key.
+    func pinRefusal(name: PeerName, key: [UInt8], address: String) -> Refuse? {
+        guard case .refused(let why, _) = pinCheck(name: name, key: key, source: .link(address: address)) else { return nil }
+        return IdentityPinStore.refuse(why, name: name, key: key)
     }
 
     /// Writes the pins made since the last write (called every tick). A failure is logged once

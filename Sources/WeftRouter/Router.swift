@@ -127,7 +127,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         self.uid = UInt64.random(in: 1...UInt64.max)
         let own = PeerEntry(name: config.name, nickname: config.nickname, uid: uid, version: 1,
                             shortId: Topology.initialShortId(for: config.name), connections: [],
-                            identity: config.identity?.publicKey ?? PeerEntry.noIdentity)
+                            identity: config.identity.publicKey)
         self.gossip = Gossip(own: own)
         self.stopped = loop.makePromise()
     }
@@ -284,7 +284,8 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
                           gossipPort: UInt16(config.port), sleevePort: UInt16(config.port), shortId: topology.own.shortId,
                           trustsRemote: remoteIP.map(config.trusts) ?? false, fastdpCapable: fastdpState != nil,
                           overlays: fastdpState != nil ? 0b11 : 0b01, ciphers: DataCipher.helloBits(DataCipher.allowedOnThisCPU))
-        let link = Link(direction: direction, channel: channel, targetAddress: target, localHello: hello, localPSK: keyring?.active)
+        let link = Link(direction: direction, channel: channel, targetAddress: target, localHello: hello, localPSK: keyring?.active,
+                        identity: config.identity)
         link.delegate = self
         links[ObjectIdentifier(link)] = link
         if let target { targets[target]?.link = link }
@@ -338,7 +339,8 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
 
     static func isAuthFailure(_ code: RefuseCode?) -> Bool {
         switch code {
-        case .unknownPSKId, .handshakeFailed, .passwordMismatch, .noCommonVersion: return true
+        // Retrying soon cannot help: another password, another weft version or another key is needed.
+        case .unknownPSKId, .handshakeFailed, .passwordMismatch, .noCommonVersion, .identityMismatch, .identityPinned, .revoked: return true
         default: return false
         }
     }
@@ -564,6 +566,9 @@ extension Router: LinkDelegate {
         if stopping { return Refuse(code: .shuttingDown, text: "router shutting down") }
         if hello.name == config.name {
             return Refuse(code: .connectingToSelf, text: "connection to self (\(config.name))")
+        }
+        if let key = link.remoteIdentity, let refusal = pinRefusal(name: hello.name, key: key, address: "\(link.socketAddress)") {
+            return refusal
         }
         if let existing = established[hello.name], existing !== link {
             switch DuplicateConnections.resolve(local: config.name, remote: hello.name, newIsOutbound: link.direction == .outbound,

@@ -47,14 +47,15 @@ public struct RouterConfig: Sendable {
     /// `--ipalloc-init consensus=N`: how many routers divide the range at first (a majority of
     /// them must agree, docs/protocol.md §7.2). Default: this router and the peers it names.
     public var ipallocConsensus: Int?
-    /// The long-term key pair from `<data-dir>/identity.key` (docs/protocol.md §3.10); nil only
-    /// for routers that tests build without a data dir.
-    public var identity: IdentityKey?
+    /// The long-term key pair from `<data-dir>/identity.key` (docs/protocol.md §3.10): the static
+    /// key of every link's handshake, and where `name` comes from.
+    public var identity: IdentityKey
 
     public init(name: PeerName, nickname: String, port: Int, trustedSubnets: [Subnet], psk: PreSharedKey?, socketPath: String,
-                dataDir: String, mtu: Int?, fastdpEnabled: Bool, initialPeers: [String], listenAddress: String = RouterConfig.anyAddress,
-                metricsAddress: String? = nil) {
+                dataDir: String, mtu: Int?, fastdpEnabled: Bool, initialPeers: [String], identity: IdentityKey,
+                listenAddress: String = RouterConfig.anyAddress, metricsAddress: String? = nil) {
         self.name = name
+        self.identity = identity
         self.nickname = nickname
         self.port = port
         self.trustedSubnets = trustedSubnets

@@ -23,7 +23,7 @@ extension Router {
                 return IPAllocSummary(range: "\(manager.range)", seeded: manager.ledger.isSeeded, used: manager.allocations.byHolder.count,
                                       free: manager.allocations.freeCount(owned: manager.ownedBlocks),
                                       refusedPools: Dictionary(uniqueKeysWithValues: manager.refusedPools.map { ("\($0.key)", $0.value) }))
-            }, identity: config.identity?.fingerprint, pinnedIdentities: identityPins.pins.keys.count, pinConflicts: identityPins.conflicts)
+            }, identity: config.identity.fingerprint, pinnedIdentities: identityPins.pins.keys.count, pinConflicts: identityPins.conflicts)
     }
 
     func peerStatus() -> [PeerStatus] {
@@ -41,7 +41,9 @@ extension Router {
                        reachable: routes.isReachable(entry.name),
                        nextHop: forwarding.nextHop(to: entry.name)?.description, isSelf: entry.name == config.name,
                        pathMtu: pathMTU[entry.name].map { min($0, overlay ?? $0) },
-                       identity: entry.identity == PeerEntry.noIdentity ? nil : IdentityKey.fingerprint(publicKey: entry.identity),
+                       // The key gossip carries (pinned), else the one a link authenticated.
+                       identity: entry.identity != PeerEntry.noIdentity ? IdentityKey.fingerprint(publicKey: entry.identity)
+                           : established[entry.name]?.remoteIdentity.map(IdentityKey.fingerprint),
                        pinConflicts: conflicts[entry.name.description] ?? [])
         }
     }
@@ -81,7 +83,8 @@ extension Router {
                 underlay: link.remoteIP.map { ($0.isIPv4 ? UnderlayFamily.ipv4 : .ipv6).rawValue }, keyEpoch: established ? Int(link.epoch) : nil, counters: data.counters,
                 lastRekeyAt: link.lastRekeyAt.map { ISO8601DateFormatter().string(from: $0) },
                 unknownMessages: established ? link.unknownMessages : nil,
-                gossipBytes: .init(sent: link.bytesSent, received: link.bytesReceived)))
+                gossipBytes: .init(sent: link.bytesSent, received: link.bytesReceived),
+                identity: link.remoteIdentity.map(IdentityKey.fingerprint)))
             if established, let used = result[result.count - 1].pskId, used != activeId { result[result.count - 1].activePskId = activeId }
         }
         for target in allTargets where !coveredTargets.contains(target.address) {

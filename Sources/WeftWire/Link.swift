@@ -1,14 +1,27 @@
 // Codecs for the gossip link: preamble, frame types, hello, refuse (docs/protocol.md §3).
 
-/// Protocol versions this build speaks.
+/// Protocol versions this build speaks: 2 only, the identity handshake (docs/protocol.md §3.10).
+/// No version-1 deployment is kept, so a version-1 peer is refused (REFUSE 4) with `unsupported`.
 public enum LinkVersion {
-    public static let minimum: UInt8 = 1
-    public static let maximum: UInt8 = 1
+    public static let minimum: UInt8 = 2
+    public static let maximum: UInt8 = 2
 
     /// The highest version both ranges contain, or nil.
     public static func negotiate(localMin: UInt8 = minimum, localMax: UInt8 = maximum, remoteMin: UInt8, remoteMax: UInt8) -> UInt8? {
         let high = min(localMax, remoteMax)
         return high >= max(localMin, remoteMin) ? high : nil
+    }
+
+    /// Why a peer whose preamble offers `remoteMin…remoteMax` has no version in common with this
+    /// router, and which host to upgrade (docs/protocol.md §3.10); sent with REFUSE 4 and shown
+    /// in status and logs.
+    public static func unsupported(remoteMin: UInt8, remoteMax: UInt8) -> String {
+        let spoken = minimum == maximum ? "\(maximum)" : "\(minimum)…\(maximum)"
+        if remoteMax < minimum {
+            let theirs = remoteMin == remoteMax ? "protocol version \(remoteMax) is" : "protocol versions \(remoteMin)…\(remoteMax) are"
+            return "\(theirs) not spoken here (this router speaks \(spoken)); upgrade weft on that host"
+        }
+        return "the remote speaks protocol versions \(remoteMin)…\(remoteMax), newer than this router's \(spoken); upgrade weft on this host"
     }
 }
 
@@ -97,6 +110,10 @@ public enum RefuseCode: UInt8, Sendable, Codable {
     case handshakeTimeout = 10
     /// Protocol version 2: a hello's name is not the one its authenticated identity key gives.
     case identityMismatch = 11
+    /// The authenticated key is not the one pinned for the hello's name here (§3.10).
+    case identityPinned = 12
+    /// The authenticated key is revoked (§3.11).
+    case revoked = 13
     case unknown = 255
 }
 

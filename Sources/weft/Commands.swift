@@ -244,8 +244,7 @@ struct Launch: ParsableCommand {
         let (peerName, identity) = try claim(flagName)
         var config = RouterConfig(name: peerName, nickname: nickname ?? LaunchInputs.hostName(), port: port, trustedSubnets: subnets,
                             psk: psk, socketPath: socket.path, dataDir: dataDir, mtu: mtu, fastdpEnabled: !noFastdp,
-                            initialPeers: peers, metricsAddress: metricsAddress)
-        config.identity = identity
+                            initialPeers: peers, identity: identity, metricsAddress: metricsAddress)
         config.rekeyInterval = .milliseconds(Int64(rekeySeconds * 1000))
         config.trustedSubnetsFlag = flagSubnets
         config.trustedSubnetsFile = trustedSubnetsFile.map { URL(fileURLWithPath: $0).path }

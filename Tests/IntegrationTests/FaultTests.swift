@@ -413,7 +413,7 @@ final class FaultTests: XCTestCase {
         out['idle_closed_by_timeout'] = len(closed2)
         for s in socks: s.close()
         time.sleep(1)
-        preamble = b'WEFT' + bytes([1, 1, 1]) + os.urandom(8)
+        preamble = b'WEFT' + bytes([2, 2, 1]) + os.urandom(8)
         init = bytes([1]) + os.urandom(48)
         frame = struct.pack('!I', len(init)) + init
         refused_1 = 0; other = {}

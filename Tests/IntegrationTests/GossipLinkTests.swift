@@ -180,7 +180,17 @@ final class GossipLinkTests: XCTestCase {
         try Shell.run(["ip", "netns", "exec", h3, "sh", "-c", "head -c 4096 /dev/urandom | nc -w 2 -q 1 \(target) 6783 >/dev/null; true"])
         // A valid preamble claiming a password, then an absurd frame length.
         try Shell.run(["ip", "netns", "exec", h3, "sh", "-c",
-                       "printf 'WEFT\\001\\001\\001AAAAAAAA\\377\\377\\377\\377' | nc -w 2 -q 1 \(target) 6783 >/dev/null; true"])
+                       "printf 'WEFT\\002\\002\\001AAAAAAAA\\377\\377\\377\\377' | nc -w 2 -q 1 \(target) 6783 >/dev/null; true"])
+        // A version-1 router (preamble 1…1): REFUSE 4 with the version and the host to upgrade,
+        // and the same reason in the router's status for that connection (docs/protocol.md §3.10).
+        let upgrade = "protocol version 1 is not spoken here (this router speaks 2); upgrade weft on that host"
+        let answer = try Shell.run(["ip", "netns", "exec", h3, "sh", "-c",
+                                    "printf 'WEFT\\001\\001\\001AAAAAAAA' | nc -w 2 -q 1 \(target) 6783; true"]).output
+        XCTAssertTrue(answer.contains(upgrade), "a version-1 preamble was answered with \(answer.debugDescription)")
+        XCTAssertTrue(net.waitUntil(timeout: 5) {
+            try net.connections(1).contains { $0.direction == .inbound && $0.state == .failed && $0.reason == upgrade }
+        }, "status does not show why the version-1 peer was refused: \(String(describing: try? net.connections(1)))")
+        XCTAssertTrue(net.log(1).contains(upgrade), "the log does not say why the version-1 peer was refused")
         // A stalled handshake: connect and say nothing; the router must close it when the
         // handshake timeout (LinkTimings.handshakeTimeout) runs out.
         let stall = try net.startBackground(namespace: h3, ["nc", "-w", "30", target, "6783"], output: "\(net.directory)/stall.out")

@@ -112,7 +112,7 @@ final class PackageInstallTests: XCTestCase {
         let report = try JSONDecoder().decode(VersionReport.self, from: Data(json.output.utf8))
         XCTAssertEqual(report.version, version)
         XCTAssertFalse(report.commit.isEmpty)
-        XCTAssertEqual(report.protocolVersions, [1])
+        XCTAssertEqual(report.protocolVersions, [2])
         XCTAssertTrue(report.ciphers.contains("chacha20-poly1305"), "\(report.ciphers)")
         print("package test: \(versionText.output.split(separator: "\n").joined(separator: "; "))")
 

@@ -9,7 +9,7 @@ final class VersionReportTests: XCTestCase {
         let report = VersionReport(version: "1.2.3", commit: "0123456789ab")
         let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: JSONEncoder().encode(report)) as? [String: Any])
         XCTAssertEqual(Set(object.keys), ["version", "commit", "protocolVersions", "ciphers"])
-        XCTAssertEqual(report.protocolVersions, [1])
+        XCTAssertEqual(report.protocolVersions, [2])
         // The ciphers are the ones the hello offers: one rule for both.
         XCTAssertEqual(report.ciphers, DataCipher.allowedOnThisCPU.map(\.rawValue))
         XCTAssertEqual(report.ciphers.first, "chacha20-poly1305", "ChaCha20-Poly1305 runs on every CPU")

@@ -1,5 +1,6 @@
 // Two link state machines joined in memory: what one writes the other receives when the test
-// says so, with a clock the test moves.
+// says so, with a clock the test moves. Router n has the identity key `LinkPair.identity(n)`,
+// and its hello the name that key gives (docs/protocol.md §1), as a real router's does.
 import WeftCrypto
 import WeftLink
 import WeftWire
@@ -18,8 +19,10 @@ final class Endpoint {
     /// Written and not yet delivered to the other end.
     var outbox: [UInt8] = []
 
-    init(initiator: Bool, hello: Hello, psk: PreSharedKey?, keyring: [PreSharedKey], now: UInt64) {
-        machine = LinkStateMachine(initiator: initiator, localHello: hello, localPSK: psk, now: now)
+    /// `identity` nil: the key of the router whose name the hello carries.
+    init(initiator: Bool, hello: Hello, psk: PreSharedKey?, keyring: [PreSharedKey], identity: IdentityKey? = nil, now: UInt64) {
+        machine = LinkStateMachine(initiator: initiator, localHello: hello, localPSK: psk,
+                                   identity: identity ?? LinkPair.identity(named: hello.name), now: now)
         self.keyring = Dictionary(keyring.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
     }
 
@@ -81,18 +84,32 @@ final class LinkPair {
     let acceptor: Endpoint
     var now: UInt64 = 1_000_000_000
 
+    /// `dialerIdentity`/`acceptorIdentity` nil: the key the hello's name comes from.
     init(dialerPSK: PreSharedKey? = LinkPair.psk, acceptorPSK: PreSharedKey? = LinkPair.psk, acceptorKeyring: [PreSharedKey]? = nil,
-         dialerHello: Hello = LinkPair.hello(1), acceptorHello: Hello = LinkPair.hello(2)) {
-        dialer = Endpoint(initiator: true, hello: dialerHello, psk: dialerPSK, keyring: dialerPSK.map { [$0] } ?? [], now: now)
+         dialerHello: Hello = LinkPair.hello(1), acceptorHello: Hello = LinkPair.hello(2),
+         dialerIdentity: IdentityKey? = nil, acceptorIdentity: IdentityKey? = nil) {
+        dialer = Endpoint(initiator: true, hello: dialerHello, psk: dialerPSK, keyring: dialerPSK.map { [$0] } ?? [],
+                          identity: dialerIdentity, now: now)
         acceptor = Endpoint(initiator: false, hello: acceptorHello, psk: acceptorPSK,
-                            keyring: acceptorKeyring ?? acceptorPSK.map { [$0] } ?? [], now: now)
+                            keyring: acceptorKeyring ?? acceptorPSK.map { [$0] } ?? [], identity: acceptorIdentity, now: now)
     }
 
     static let psk = PreSharedKey(key: [UInt8](repeating: 0x11, count: 32))
     static let otherPSK = PreSharedKey(key: [UInt8](repeating: 0x22, count: 32))
 
+    /// Router n's identity key: the private key is 32 bytes of n. The names of 1, 2 and 3 sort
+    /// 1 < 3 < 2 (0e:85:…, a2:5d:…, da:35:…).
+    static func identity(_ n: UInt8) -> IdentityKey { try! IdentityKey(privateKey: [UInt8](repeating: n, count: 32)) }
+
+    /// The key of the router `hello(n)` names, n from 1 to 9.
+    static func identity(named name: PeerName) -> IdentityKey {
+        let keys = (1...9).map(identity)
+        guard let key = keys.first(where: { PeerName(bytes: $0.peerNameBytes) == name }) else { preconditionFailure("no test router is named \(name)") }
+        return key
+    }
+
     static func hello(_ n: UInt8, uid: UInt64? = nil) -> Hello {
-        Hello(name: PeerName(bytes: [0x02, 0, 0, 0, 0, n]), nickname: "host-\(n)", uid: uid ?? UInt64(n), connectionId: UInt64(n) << 8,
+        Hello(name: PeerName(bytes: identity(n).peerNameBytes), nickname: "host-\(n)", uid: uid ?? UInt64(n), connectionId: UInt64(n) << 8,
               gossipPort: 6783, sleevePort: 6783, shortId: UInt16(n), trustsRemote: false, fastdpCapable: false, overlays: 1, ciphers: 1)
     }
 

@@ -1,5 +1,6 @@
-// The gossip link protocol (docs/protocol.md §3), two state machines paired in memory: every
-// refusal path, rekeys, duplicates and timeouts, with injected time.
+// The gossip link protocol (docs/protocol.md §3), two state machines paired in memory: the
+// version-2 identity handshake (§3.10), every refusal path, rekeys, duplicates and timeouts,
+// with injected time.
 import WeftCrypto
 import WeftLink
 import WeftMesh
@@ -30,6 +31,109 @@ final class LinkStateMachineTests: XCTestCase {
         XCTAssertEqual(pair.dialer.delivered.map(\.payload), [[4, 5]])
     }
 
+    /// Version 2 (protocol.md §3.10): three messages, an empty message 1, the responder's hello in
+    /// message 2 and the dialer's in HANDSHAKE_FINISH; each side ends up with the other's key.
+    func testVersion2HandshakeAuthenticatesEachSidesIdentityKey() throws {
+        let pair = LinkPair()
+        pair.start()
+        XCTAssertEqual(try Preamble.decode(Array(pair.dialer.outbox.prefix(Preamble.size))).maxVersion, 2)
+        XCTAssertEqual(try Preamble.decode(Array(pair.dialer.outbox.prefix(Preamble.size))).minVersion, 2)
+        pair.toAcceptor()
+        pair.toDialer()
+        let message1 = try frames(pair.dialer.outbox)
+        XCTAssertEqual(message1.map(\.first), [MessageType.handshakeInit.rawValue])
+        XCTAssertEqual(message1.first?.count, 1 + 32 + 16, "message 1: type, ephemeral key, the tag of an empty payload")
+        pair.toAcceptor()
+        XCTAssertEqual(try frames(pair.acceptor.outbox).map(\.first), [MessageType.handshakeResponse.rawValue])
+        XCTAssertNil(pair.acceptor.machine.remoteHello, "the responder knows nobody before message 3")
+        pair.toDialer()
+        XCTAssertEqual(pair.dialer.machine.remoteIdentity, LinkPair.identity(2).publicKey)
+        XCTAssertTrue(pair.dialer.established, "the dialer is established once it wrote message 3")
+        XCTAssertEqual(try frames(pair.dialer.outbox).map(\.first), [MessageType.handshakeFinish.rawValue])
+        pair.toAcceptor()
+        XCTAssertTrue(pair.acceptor.established)
+        XCTAssertEqual(pair.acceptor.machine.remoteIdentity, LinkPair.identity(1).publicKey)
+        XCTAssertEqual(pair.acceptor.machine.remoteHello, LinkPair.hello(1))
+        for end in [pair.dialer, pair.acceptor] { XCTAssertEqual(end.machine.version, 2) }
+        XCTAssertEqual(pair.dialer.machine.linkKeys?.tcpResponderToInitiator, pair.acceptor.machine.linkKeys?.tcpResponderToInitiator)
+        assertCarriesMessages(pair)
+    }
+
+    /// The responder claims router 3's name with router 2's key: the dialer refuses it with
+    /// REFUSE 11 after message 2, in clear (the responder has no keys before message 3).
+    func testAResponderWhoseNameIsNotItsKeysIsRefusedWith11() {
+        let pair = LinkPair(acceptorHello: LinkPair.hello(3), acceptorIdentity: LinkPair.identity(2))
+        pair.connect()
+        let text = mismatch(name: LinkPair.hello(3).name, key: LinkPair.identity(2))
+        XCTAssertEqual(pair.dialer.closed?.refusal, .identityMismatch)
+        XCTAssertEqual(pair.dialer.closed?.reason, text)
+        XCTAssertNil(pair.dialer.machine.remoteIdentity, "a key whose name check failed was kept")
+        XCTAssertEqual(pair.acceptor.closed?.refusal, .identityMismatch)
+        XCTAssertEqual(pair.acceptor.closed?.reason, "refused by remote: \(text)")
+        XCTAssertFalse(pair.dialer.established || pair.acceptor.established)
+    }
+
+    /// The dialer claims router 3's name with router 1's key: the responder refuses it with
+    /// REFUSE 11 after message 3, sealed, and the dialer (established) reads the reason.
+    func testADialerWhoseNameIsNotItsKeysIsRefusedWith11() {
+        let pair = LinkPair(dialerHello: LinkPair.hello(3), dialerIdentity: LinkPair.identity(1))
+        var admissions = 0
+        pair.acceptor.admission = { _, _ in admissions += 1; return nil }
+        pair.start()
+        for _ in 0..<10 where !pair.dialer.established {
+            pair.toAcceptor()
+            pair.toDialer()
+        }
+        pair.toAcceptor()
+        let text = mismatch(name: LinkPair.hello(3).name, key: LinkPair.identity(1))
+        XCTAssertEqual(pair.acceptor.closed?.refusal, .identityMismatch)
+        XCTAssertEqual(pair.acceptor.closed?.reason, text)
+        XCTAssertEqual(admissions, 0, "admission was asked about a hello whose name is not its key's")
+        XCTAssertFalse(pair.acceptor.outbox.contains(subsequence: Array("identity mismatch".utf8)), "REFUSE 11 after message 3 left in clear")
+        pair.pump()
+        XCTAssertEqual(pair.dialer.closed?.refusal, .identityMismatch)
+        XCTAssertEqual(pair.dialer.closed?.reason, "refused by remote: \(text)")
+        XCTAssertFalse(pair.acceptor.established)
+    }
+
+    /// A version-1 router sends its preamble (1…1) and then REFUSE 4 in one read: both sides'
+    /// reasons name the version and the host to upgrade (protocol.md §3.10).
+    func testAVersion1PeerIsRefusedWithCode4AndTheUpgradeText() throws {
+        let text = "protocol version 1 is not spoken here (this router speaks 2); upgrade weft on that host"
+        for initiator in [false, true] {
+            var machine = LinkStateMachine(initiator: initiator, localHello: LinkPair.hello(2), localPSK: LinkPair.psk,
+                                           identity: LinkPair.identity(2), now: 0)
+            _ = machine.start(now: 0)
+            let v1 = Preamble(minVersion: 1, maxVersion: 1, hasPassword: true, pskId: LinkPair.psk.id.bytes).encode()
+                + FrameDecoder.frame([MessageType.refuse.rawValue] + Refuse(code: .noCommonVersion, text: "no common protocol version (remote speaks 2…2)").encode())
+            let refusal = try clearRefusal(in: machine.receive(v1, now: 1, keyring: { _ in LinkPair.psk }))
+            XCTAssertEqual(refusal, Refuse(code: .noCommonVersion, text: text))
+            XCTAssertEqual(machine.reason, text)
+            XCTAssertEqual(machine.refuseCode, .noCommonVersion)
+            XCTAssertEqual(machine.state, .closing)
+        }
+    }
+
+    /// Message 1 is replayable and not forward-secret, so version 2 sends it empty; one with a
+    /// payload is a protocol error (REFUSE 7), and the responder writes no message 2.
+    func testAMessage1WithAPayloadIsRefusedWithCode7() throws {
+        var machine = LinkStateMachine(initiator: false, localHello: LinkPair.hello(2), localPSK: LinkPair.psk,
+                                       identity: LinkPair.identity(2), now: 0)
+        _ = machine.start(now: 0)
+        var noise = try NoiseHandshakeState(protocol: .weftLinkIdentity, initiator: true,
+                                            prologue: LinkPrologue.bytes(version: 2, pskId: LinkPair.psk.id), psk: LinkPair.psk.key,
+                                            staticPrivateKey: LinkPair.identity(1).privateKey)
+        let message1 = try noise.writeMessage(payload: LinkPair.hello(1).encode())
+        let input = Preamble(hasPassword: true, pskId: LinkPair.psk.id.bytes).encode()
+            + FrameDecoder.frame([MessageType.handshakeInit.rawValue] + message1)
+        let actions = machine.receive(input, now: 1, keyring: { _ in LinkPair.psk })
+        let refusal = try clearRefusal(in: actions)
+        XCTAssertEqual(refusal.code, .protocolError)
+        XCTAssertTrue(refusal.text.contains("message 1 with a payload"), refusal.text)
+        XCTAssertEqual(actions.filter { if case .write = $0 { true } else { false } }.count, 1, "more than the refusal was written")
+        XCTAssertEqual(machine.state, .closing)
+    }
+
     func testPlainLinkEstablishesWithoutKeysAndTheDialerSendsItsHelloFirst() {
         let pair = LinkPair(dialerPSK: nil, acceptorPSK: nil)
         pair.start()
@@ -41,6 +145,8 @@ final class LinkStateMachineTests: XCTestCase {
         XCTAssertEqual(pair.dialer.machine.state, .established)
         XCTAssertEqual(pair.acceptor.machine.state, .established)
         XCTAssertNil(pair.dialer.machine.linkKeys)
+        XCTAssertNil(pair.dialer.machine.remoteIdentity, "a key without a handshake to authenticate it")
+        XCTAssertNil(pair.acceptor.machine.remoteIdentity)
         XCTAssertFalse(pair.dialer.machine.canRekey)
         XCTAssertNil(pair.dialer.machine.startRekey(psk: nil, now: pair.now))
     }
@@ -89,43 +195,54 @@ final class LinkStateMachineTests: XCTestCase {
     }
 
     func testNoCommonVersionIsRefusedWithCode4InClear() throws {
-        var machine = LinkStateMachine(initiator: false, localHello: LinkPair.hello(2), localPSK: nil, now: 0)
+        var machine = LinkStateMachine(initiator: false, localHello: LinkPair.hello(2), localPSK: nil, identity: LinkPair.identity(2), now: 0)
         _ = machine.start(now: 0)
         let future = Preamble(minVersion: 9, maxVersion: 9, hasPassword: false, pskId: PSKID.zero.bytes)
         let actions = machine.receive(future.encode(), now: 1, keyring: { _ in nil })
         let refusal = try clearRefusal(in: actions)
         XCTAssertEqual(refusal.code, .noCommonVersion)
+        XCTAssertEqual(refusal.text, "the remote speaks protocol versions 9…9, newer than this router's 2; upgrade weft on this host")
         XCTAssertEqual(machine.state, .closing)
     }
 
     func testGarbageAndOversizeFramesAreRefusedWithCode7InClear() throws {
-        var garbage = LinkStateMachine(initiator: false, localHello: LinkPair.hello(2), localPSK: LinkPair.psk, now: 0)
+        var garbage = LinkStateMachine(initiator: false, localHello: LinkPair.hello(2), localPSK: LinkPair.psk, identity: LinkPair.identity(2), now: 0)
         XCTAssertEqual(try clearRefusal(in: garbage.receive([UInt8](repeating: 0x41, count: 15), now: 1, keyring: { _ in nil })).code, .protocolError)
 
-        var oversize = LinkStateMachine(initiator: false, localHello: LinkPair.hello(2), localPSK: LinkPair.psk, now: 0)
+        var oversize = LinkStateMachine(initiator: false, localHello: LinkPair.hello(2), localPSK: LinkPair.psk, identity: LinkPair.identity(2), now: 0)
         let preamble = Preamble(hasPassword: true, pskId: LinkPair.psk.id.bytes).encode()
         let actions = oversize.receive(preamble + [0xff, 0xff, 0xff, 0xff], now: 1, keyring: { _ in LinkPair.psk })
         XCTAssertEqual(try clearRefusal(in: actions).code, .protocolError)
         XCTAssertEqual(oversize.state, .closing)
     }
 
-    func testRefusalByTheResponderAtAdmissionIsClearAndReadByTheDialer() {
+    /// Version 2: the responder decides admission after message 3, when the dialer is already
+    /// established; its refusal is sealed (nonce 0) and the dialer reads the reason, not a MAC failure.
+    func testRefusalByTheResponderAtAdmissionIsSealedAndReadByTheEstablishedDialer() {
         let pair = LinkPair()
         pair.acceptor.admission = { _, _ in Refuse(code: .connectingToSelf, text: "connection to self") }
-        pair.connect()
+        pair.start()
+        for _ in 0..<10 where !pair.dialer.established {
+            pair.toAcceptor()
+            pair.toDialer()
+        }
+        pair.toAcceptor()
         XCTAssertEqual(pair.acceptor.closed?.refusal, .connectingToSelf)
+        XCTAssertFalse(pair.acceptor.outbox.contains(subsequence: Array("connection to self".utf8)), "refusal after message 3 left in clear")
+        pair.pump()
         XCTAssertEqual(pair.dialer.closed?.refusal, .connectingToSelf)
         XCTAssertEqual(pair.dialer.closed?.reason, "refused by remote: connection to self")
-        XCTAssertFalse(pair.dialer.established)
+        XCTAssertTrue(pair.dialer.established)
+        XCTAssertFalse(pair.acceptor.established)
     }
 
-    /// #12: the dialer refusing after message 2 seals the REFUSE with its new key, nonce 0; the
-    /// responder, already established, reads the reason instead of a MAC failure.
-    func testRefusalByTheDialerAfterMessage2IsSealedAndReadByTheEstablishedResponder() {
+    /// Version 2: the dialer refusing after message 2 has not sent message 3, so the responder
+    /// holds no keys yet: the REFUSE is in clear and the responder reads the reason.
+    func testRefusalByTheDialerAfterMessage2IsClearAndReadByTheResponder() {
         let pair = LinkPair()
         pair.dialer.admission = { _, _ in Refuse(code: .duplicateConnection, text: "duplicate connection; keeping the other one") }
         pair.connect()
-        XCTAssertTrue(pair.acceptor.established)
+        XCTAssertFalse(pair.acceptor.established)
         XCTAssertEqual(pair.acceptor.closed?.refusal, .duplicateConnection)
         XCTAssertEqual(pair.acceptor.closed?.reason, "refused by remote: duplicate connection; keeping the other one")
         XCTAssertEqual(pair.dialer.closed?.refusal, .duplicateConnection)
@@ -169,25 +286,25 @@ final class LinkStateMachineTests: XCTestCase {
         XCTAssertEqual(pair.acceptor.closed?.reason, "handshake timed out after 10 s")
     }
 
-    /// #12 at 100 routers: the responder sent message 2 and is established, but the dialer's
-    /// handshake timeout ran out before message 2 arrived; its REFUSE 10 is in clear (it has no keys). The
-    /// responder reads the timeout, not a MAC failure.
-    func testDialersTimeoutBeforeMessage2IsReadByTheEstablishedResponder() {
+    /// #12 at 100 routers, in version 2: the dialer wrote message 3 and is established, but the
+    /// responder's handshake timeout ran out before message 3 arrived; its REFUSE 10 is in clear
+    /// (it has no keys). The dialer reads the timeout, not a MAC failure.
+    func testRespondersTimeoutBeforeMessage3IsReadByTheEstablishedDialer() {
         let pair = LinkPair()
         pair.start()
-        for _ in 0..<10 where !pair.acceptor.established {
+        for _ in 0..<10 where !pair.dialer.established {
             pair.toAcceptor()
-            if !pair.acceptor.established { pair.toDialer() }
+            pair.toDialer()
         }
-        XCTAssertTrue(pair.acceptor.established)
-        XCTAssertFalse(pair.dialer.established)
-        pair.acceptor.outbox = []  // message 2 is lost in the busy network
+        XCTAssertTrue(pair.dialer.established)
+        XCTAssertFalse(pair.acceptor.established)
+        pair.dialer.outbox = []  // message 3 is lost in the busy network
         pair.advance(seconds: 10.1)
-        pair.tick(pair.dialer)
-        XCTAssertEqual(pair.dialer.closed?.refusal, .handshakeTimeout)
-        pair.toAcceptor()
+        pair.tick(pair.acceptor)
         XCTAssertEqual(pair.acceptor.closed?.refusal, .handshakeTimeout)
-        XCTAssertEqual(pair.acceptor.closed?.reason, "refused by remote: handshake timed out after 10 s")
+        pair.toDialer()
+        XCTAssertEqual(pair.dialer.closed?.refusal, .handshakeTimeout)
+        XCTAssertEqual(pair.dialer.closed?.reason, "refused by remote: handshake timed out after 10 s")
     }
 
     func testKeepaliveAfter5sOfSilenceAndCloseAfter20sWithoutTraffic() {
@@ -292,7 +409,9 @@ final class LinkStateMachineTests: XCTestCase {
 
     /// Two routers dial each other at once and both handshakes reach message 2. Whichever
     /// side decides first, exactly one connection survives, on both, and nobody sees a MAC failure.
+    /// (a, router 1, has the smaller name.)
     func testCrossingDialsEndWithOneConnectionAndNoMACFailure() {
+        XCTAssertLessThan(LinkPair.hello(1).name, LinkPair.hello(2).name)
         for dialerOfSmallerNameReadsMessage2First in [false, true] {
             let a = Router(name: 1), b = Router(name: 2)
             let ab = LinkPair(dialerHello: LinkPair.hello(1), acceptorHello: LinkPair.hello(2))  // a dials b
@@ -303,16 +422,16 @@ final class LinkStateMachineTests: XCTestCase {
                 pair.start()
                 pair.toAcceptor()
                 pair.toDialer()  // message 1 written
-                pair.toAcceptor()  // the acceptor is established and wrote message 2
+                pair.toAcceptor()  // the acceptor wrote message 2
             }
-            XCTAssertTrue(ab.acceptor.established && ba.acceptor.established)
+            XCTAssertFalse(ab.acceptor.established || ba.acceptor.established)
             if dialerOfSmallerNameReadsMessage2First {
-                ab.toDialer()  // a keeps the connection it dialed and closes the established one
-                ba.toDialer()
+                ab.toDialer()  // a admits the connection it dialed and writes message 3
+                ba.toDialer()  // b admits its own dial too: both dialers are established
             } else {
-                ba.toDialer()  // b refuses after message 2, sealed
-                ba.toAcceptor()
-                ab.toDialer()
+                ba.toDialer()  // b's dialer is established
+                ba.toAcceptor()  // a admits b's dial after message 3
+                ab.toDialer()  // a's own dial wins and closes b's, sealed
             }
             ab.pump()
             ba.pump()
@@ -445,6 +564,21 @@ final class LinkStateMachineTests: XCTestCase {
         XCTAssertEqual(pair.dialer.delivered.count, toDialer + 1, "acceptor → dialer", file: file, line: line)
         XCTAssertNil(pair.dialer.closed, file: file, line: line)
         XCTAssertNil(pair.acceptor.closed, file: file, line: line)
+    }
+
+    /// The text of REFUSE 11 (protocol.md §3.10) for a hello naming `name` under `key`.
+    private func mismatch(name: PeerName, key: IdentityKey) -> String {
+        "identity mismatch: peer name \(name) does not belong to its identity key (fingerprint \(key.fingerprint), "
+            + "whose name is \(PeerName(bytes: key.peerNameBytes)))"
+    }
+
+    /// The frame bodies in written bytes (no preamble).
+    private func frames(_ bytes: [UInt8]) throws -> [[UInt8]] {
+        var decoder = FrameDecoder(limit: FrameLimits.afterHandshake)
+        decoder.append(bytes)
+        var result: [[UInt8]] = []
+        while let body = try decoder.next() { result.append(body) }
+        return result
     }
 
     /// The REFUSE a machine wrote in clear, from the actions of one call (after its preamble, if any).

@@ -113,9 +113,8 @@ final class IdentityPinStoreTests: XCTestCase {
 
     func testRouterPinCheckCountsAndShowsRefusals() throws {
         let own = key(1), peer = key(2)
-        var config = RouterConfig(name: name(own), nickname: "r1", port: 6783, trustedSubnets: [], psk: nil, socketPath: "/nonexistent",
-                                  dataDir: try dataDir(), mtu: nil, fastdpEnabled: false, initialPeers: [])
-        config.identity = own
+        let config = RouterConfig(name: name(own), nickname: "r1", port: 6783, trustedSubnets: [], psk: nil, socketPath: "/nonexistent",
+                                  dataDir: try dataDir(), mtu: nil, fastdpEnabled: false, initialPeers: [], identity: own)
         let router = Router(config: config, keyring: nil, logger: Logger(label: "test"))
         defer {
             try? router.loop.submit { router.shutdown(because: "test") }.wait()
@@ -129,6 +128,10 @@ final class IdentityPinStoreTests: XCTestCase {
             XCTAssertEqual(router.pinCheck(name: self.name(peer), key: own.publicKey, source: .link(address: "10.0.0.9:6783")),
                            .refused(.nameNotDerived, firstReport: true))
             XCTAssertEqual(router.metrics.identityRefusals, ["nameNotDerived link": 1])
+            // What the link hears: REFUSE 11 for a key that does not derive the name. A pinned
+            // name offered another key that derives it (a 2^46 search) or a revoked key get 12 and 13.
+            XCTAssertEqual(router.pinRefusal(name: self.name(peer), key: own.publicKey, address: "10.0.0.9:6783")?.code, .identityMismatch)
+            XCTAssertNil(router.pinRefusal(name: self.name(peer), key: peer.publicKey, address: "10.0.0.2:6783"))
             router.savePinsIfChanged()
             let status = router.status()
             XCTAssertEqual(status.pinnedIdentities, 2)
@@ -137,5 +140,16 @@ final class IdentityPinStoreTests: XCTestCase {
         }.wait()
         let saved = try IdentityPinStore.load(dataDir: config.dataDir, own: name(own), ownKey: own.publicKey)
         XCTAssertEqual(saved.pins.keys[name(peer)], peer.publicKey, "the tick's save wrote the first sight")
+    }
+
+    func testLinkRefusalsNameTheKeysAndTheCode() {
+        let peer = key(2), other = key(3)
+        let pinned = IdentityPinStore.refuse(.otherKey(pinned: peer.publicKey), name: name(peer), key: other.publicKey)
+        XCTAssertEqual(pinned.code, .identityPinned)
+        XCTAssertTrue(pinned.text.contains(peer.fingerprint) && pinned.text.contains(other.fingerprint), pinned.text)
+        let revoked = IdentityPinStore.refuse(.revoked, name: name(peer), key: peer.publicKey)
+        XCTAssertEqual(revoked.code, .revoked)
+        XCTAssertTrue(revoked.text.hasPrefix("revoked: identity \(peer.fingerprint)"), revoked.text)
+        XCTAssertLessThanOrEqual(pinned.text.utf8.count, Refuse.maxTextBytes, "the text goes on the wire whole")
     }
 }

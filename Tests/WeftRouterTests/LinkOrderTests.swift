@@ -33,8 +33,11 @@ final class LinkOrderTests: XCTestCase {
         func linkRekeyEnded(_ link: Link, failure: String?) {}
     }
 
+    /// Router n's identity key; its hello carries the name the key gives (docs/protocol.md §1).
+    private static func identity(_ n: UInt8) -> IdentityKey { try! IdentityKey(privateKey: [UInt8](repeating: n, count: 32)) }
+
     private static func hello(_ n: UInt8) -> Hello {
-        Hello(name: PeerName(bytes: [0x02, 0, 0, 0, 0, n]), nickname: "host-\(n)", uid: UInt64(n), connectionId: UInt64(n) << 8,
+        Hello(name: PeerName(bytes: identity(n).peerNameBytes), nickname: "host-\(n)", uid: UInt64(n), connectionId: UInt64(n) << 8,
               gossipPort: 6783, sleevePort: 6783, shortId: UInt16(n), trustsRemote: false, fastdpCapable: false, overlays: 1, ciphers: 1)
     }
 
@@ -93,8 +96,10 @@ final class LinkOrderTests: XCTestCase {
         try channelA.connect(to: address).wait()
         try channelB.connect(to: address).wait()
         let (delegateA, delegateB) = (Replier(psk: psk), Replier(psk: psk))
-        let dialer = Link(direction: .outbound, channel: channelA, targetAddress: nil, localHello: Self.hello(1), localPSK: psk)
-        let responder = Link(direction: .inbound, channel: channelB, targetAddress: nil, localHello: Self.hello(2), localPSK: psk)
+        let dialer = Link(direction: .outbound, channel: channelA, targetAddress: nil, localHello: Self.hello(1), localPSK: psk,
+                          identity: Self.identity(1))
+        let responder = Link(direction: .inbound, channel: channelB, targetAddress: nil, localHello: Self.hello(2), localPSK: psk,
+                             identity: Self.identity(2))
         dialer.delegate = delegateA
         responder.delegate = delegateB
         dialer.start()

@@ -1,7 +1,7 @@
 // The gossip link's state machine (WeftLink/LinkStateMachine.swift) fed arbitrary byte streams.
 // Mode 0: a fresh acceptor (with or without a password) reads the bytes from its first one:
-// preamble, hello, Noise messages, refusals. Mode 1: a link established with a real Noise
-// handshake once, copied for each input; the input is a script of what its peer sends: sealed
+// preamble, hello, Noise messages, refusals. Mode 1: a link established with a real
+// version-2 handshake (XXpsk0, docs/protocol.md §3.10) once, copied for each input; the input is a script of what its peer sends: sealed
 // messages of any type and payload (rekeying, refusals, password messages), raw bytes spliced
 // into the stream, clock ticks and rekeys from either end. Every message the link delivers must
 // be one its peer sent, in order: garbage may close the link, never forge a message.
@@ -12,8 +12,11 @@ import WeftWire
 let linkPSK = PreSharedKey(key: [UInt8](repeating: 0x11, count: 32))
 let linkStart: UInt64 = 1_000_000_000
 
+/// Router n's identity key; its hello carries the name the key gives, as the handshake checks.
+func linkIdentity(_ n: UInt8) -> IdentityKey { try! IdentityKey(privateKey: [UInt8](repeating: n, count: 32)) }
+
 func linkHello(_ n: UInt8) -> Hello {
-    Hello(name: PeerName(bytes: [0x02, 0, 0, 0, 0, n]), nickname: "host-\(n)", uid: UInt64(n), connectionId: UInt64(n) << 8,
+    Hello(name: PeerName(bytes: linkIdentity(n).peerNameBytes), nickname: "host-\(n)", uid: UInt64(n), connectionId: UInt64(n) << 8,
           gossipPort: 6783, sleevePort: 6783, shortId: UInt16(n), trustsRemote: false, fastdpCapable: false, overlays: 1, ciphers: 1)
 }
 
@@ -25,7 +28,8 @@ struct LinkEnd {
     var closed = false
 
     init(initiator: Bool, psk: PreSharedKey?) {
-        machine = LinkStateMachine(initiator: initiator, localHello: linkHello(initiator ? 1 : 2), localPSK: psk, now: linkStart)
+        machine = LinkStateMachine(initiator: initiator, localHello: linkHello(initiator ? 1 : 2), localPSK: psk,
+                                   identity: linkIdentity(initiator ? 1 : 2), now: linkStart)
     }
 
     mutating func perform(_ actions: [LinkAction], now: UInt64) {
@@ -120,8 +124,14 @@ let linkTarget = FuzzTarget(name: "link", run: { data in
     let offer = PasswordOffer(psk: [UInt8](repeating: 0x22, count: 32)).encode()
     func send(_ type: MessageType, _ payload: [UInt8]) -> [UInt8] { [0, type.rawValue, UInt8(payload.count >> 8), UInt8(payload.count & 0xFF)] + payload }
     let handshake = Preamble(hasPassword: true, pskId: linkPSK.id.bytes).encode()
+    // A real message 1 (empty payload, as version 2 sends it): the acceptor reads it and answers
+    // with message 2; message 3 depends on that answer's ephemeral key, so mode 0 goes no further.
+    var dialer = try! NoiseHandshakeState(protocol: .weftLinkIdentity, initiator: true,
+                                          prologue: LinkPrologue.bytes(version: LinkVersion.maximum, pskId: linkPSK.id), psk: linkPSK.key,
+                                          staticPrivateKey: linkIdentity(1).privateKey)
+    let message1 = FrameDecoder.frame([MessageType.handshakeInit.rawValue] + (try! dialer.writeMessage(payload: [])))
     return [[1] + send(.gossip, gossip) + send(.keepalive, []) + [4, 0, 5, 4, 1, 5] + send(.passwordOffer, offer) + [3, 40],
             [1] + send(.gossipDigest, [1, 0, 0]) + [2, 3, 1, 2, 3],
-            [0, 0, UInt8(handshake.count - 1)] + handshake + [4] + FrameDecoder.frame([MessageType.handshakeInit.rawValue] + [UInt8](repeating: 0, count: 48)),
+            [0, 0, UInt8(handshake.count - 1)] + handshake + [UInt8(message1.count - 1)] + message1,
             [0, 1, 14] + Preamble(hasPassword: false, pskId: PSKID.zero.bytes).encode() + [40] + FrameDecoder.frame([MessageType.helloPlain.rawValue] + linkHello(3).encode())]
 })
