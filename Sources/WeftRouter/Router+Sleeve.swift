@@ -119,12 +119,13 @@ extension Router {
         return dataPlaneRoutes.pathMTU(peers: topology.peers, firstHop: firstHop)
     }
 
-    /// Whether `link`'s sleeve data plane has stopped answering heartbeats (DataPlaneHealth);
-    /// false for a link without one (it carries gossip only, and no route can avoid that).
+    /// Whether `link`'s data plane has stopped answering heartbeats (DataPlaneHealth): the
+    /// sleeve's, unless the link is on fastdp; false for a link without one (it carries gossip
+    /// only, and no route can avoid that).
     func isDataPlaneDown(_ link: Link) -> Bool {
         guard let name = link.remoteName, let session = sleeve?.sessions[name], let up = link.establishedAt else { return false }
         return DataPlaneHealth.isDown(secondsSinceAnswer: session.secondsSinceHeartbeatAck(now: SleeveEngine.monotonicNanos()),
-                                      secondsUp: Date().timeIntervalSince(up))
+                                      secondsUp: Date().timeIntervalSince(up), onFastdp: modeDecision(for: link).mode == .fastdp)
     }
 
     /// Logs each link whose data plane went down or came back since the own entry said so (the

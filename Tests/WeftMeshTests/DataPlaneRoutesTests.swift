@@ -8,13 +8,22 @@ import WeftWire
 final class DataPlaneRoutesTests: XCTestCase {
     func testSilenceRule() {
         // Before the first answer the connection's age counts.
-        XCTAssertFalse(DataPlaneHealth.isDown(secondsSinceAnswer: nil, secondsUp: 0.5))
-        XCTAssertFalse(DataPlaneHealth.isDown(secondsSinceAnswer: nil, secondsUp: DataPlaneHealth.silenceLimit))
-        XCTAssertTrue(DataPlaneHealth.isDown(secondsSinceAnswer: nil, secondsUp: DataPlaneHealth.silenceLimit + 0.1))
+        XCTAssertFalse(DataPlaneHealth.isDown(secondsSinceAnswer: nil, secondsUp: 0.5, onFastdp: false))
+        XCTAssertFalse(DataPlaneHealth.isDown(secondsSinceAnswer: nil, secondsUp: DataPlaneHealth.silenceLimit, onFastdp: false))
+        XCTAssertTrue(DataPlaneHealth.isDown(secondsSinceAnswer: nil, secondsUp: DataPlaneHealth.silenceLimit + 0.1, onFastdp: false))
         // After it, the silence since the last answer, however old the connection.
-        XCTAssertFalse(DataPlaneHealth.isDown(secondsSinceAnswer: 1.2, secondsUp: 600))
-        XCTAssertTrue(DataPlaneHealth.isDown(secondsSinceAnswer: 3.5, secondsUp: 600))
-        XCTAssertFalse(DataPlaneHealth.isDown(secondsSinceAnswer: 0, secondsUp: 600))
+        XCTAssertFalse(DataPlaneHealth.isDown(secondsSinceAnswer: 1.2, secondsUp: 600, onFastdp: false))
+        XCTAssertTrue(DataPlaneHealth.isDown(secondsSinceAnswer: 3.5, secondsUp: 600, onFastdp: false))
+        XCTAssertFalse(DataPlaneHealth.isDown(secondsSinceAnswer: 0, secondsUp: 600, onFastdp: false))
+    }
+
+    /// A link on fastdp (VXLAN heartbeats prove both ways) carries traffic although the sleeve's
+    /// heartbeats go unanswered (UDP 6783 alone blocked): it must stay in the routes.
+    func testALinkOnFastdpIsNotDownWhateverTheSleeveSays() {
+        XCTAssertFalse(DataPlaneHealth.isDown(secondsSinceAnswer: 3.5, secondsUp: 600, onFastdp: true))
+        XCTAssertFalse(DataPlaneHealth.isDown(secondsSinceAnswer: nil, secondsUp: 600, onFastdp: true))
+        // On hold (back on sleeve), the sleeve's silence counts again.
+        XCTAssertTrue(DataPlaneHealth.isDown(secondsSinceAnswer: 3.5, secondsUp: 600, onFastdp: false))
     }
 
     /// a, b, c fully meshed; `downBy` report their a–b data plane down.
