@@ -71,36 +71,13 @@ struct PinFileEntry: Codable, Equatable {
     }
 }
 
-struct PinFile: Codable {
-    /// The one format this version reads and writes; a file of another is refused, not rewritten.
+enum PinFileKind: DataDirFileKind {
+    typealias Entry = PinFileEntry
     static let currentFormat = 1
-    var format = PinFile.currentFormat
-    var pins: [PinFileEntry]
-    var unknown: [String: JSONValue] = [:]
-
-    private static let knownKeys: Set<String> = ["format", "pins"]
-
-    init(pins: [PinFileEntry], unknown: [String: JSONValue]) {
-        self.pins = pins
-        self.unknown = unknown
-    }
-
-    init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: AnyKey.self)
-        format = try c.decode(Int.self, forKey: AnyKey("format"))
-        // Another format may lay out its pins differently: refuse it before reading them.
-        guard format == Self.currentFormat else { pins = []; return }
-        pins = try c.decode([PinFileEntry].self, forKey: AnyKey("pins"))
-        unknown = try JSONValue.unknownFields(of: c, known: Self.knownKeys)
-    }
-
-    func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: AnyKey.self)
-        try c.encode(format, forKey: AnyKey("format"))
-        try c.encode(pins, forKey: AnyKey("pins"))
-        for (key, value) in unknown { try c.encode(value, forKey: AnyKey(key)) }
-    }
+    static let listKey = "pins"
 }
+
+typealias PinFile = DataDirFile<PinFileKind>
 
 /// Confined to the router's event loop.
 final class IdentityPinStore {
@@ -120,7 +97,7 @@ final class IdentityPinStore {
     /// At most this many conflicts are shown; later ones are still refused, counted and logged.
     static let maxConflicts = 256
 
-    init(path: String?, file: PinFile = PinFile(pins: [], unknown: [:]), pins: IdentityPins = IdentityPins(),
+    init(path: String?, file: PinFile = PinFile(entries: [], unknown: [:]), pins: IdentityPins = IdentityPins(),
          entries: [PeerName: PinFileEntry] = [:]) {
         self.path = path
         self.pins = pins
@@ -168,7 +145,7 @@ final class IdentityPinStore {
         }
         var pins = IdentityPins()
         var entries: [PeerName: PinFileEntry] = [:]
-        for entry in file.pins {
+        for entry in file.entries {
             guard let name = PeerName(entry.name), let key = Hex.decode(entry.identity), key.count == PeerEntry.identityBytes else {
                 throw ConfigError("\(path): the pin of \(entry.name) is damaged (a name like aa:bb:cc:dd:ee:ff and 64 hex digits "
                                   + "of identity are needed); correct or remove it, or restore a backup")
@@ -238,7 +215,7 @@ final class IdentityPinStore {
         guard let path else { return }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let file = PinFile(pins: entries.keys.sorted().map { entries[$0]! }, unknown: unknownFields)
+        let file = PinFile(entries: entries.keys.sorted().map { entries[$0]! }, unknown: unknownFields)
         let data = try encoder.encode(file)
         do {
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)

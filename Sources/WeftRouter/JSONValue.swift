@@ -1,5 +1,6 @@
 // Any JSON value, so a state file's fields this version does not know survive when Weft writes
-// the file again (a newer Weft's additions, an operator's notes).
+// the file again (a newer Weft's additions, an operator's notes), and the envelope every JSON
+// state file of the data dir shares (DataDirFile).
 import Foundation
 
 indirect enum JSONValue: Codable, Equatable, Sendable {
@@ -51,4 +52,42 @@ struct AnyKey: CodingKey {
     init(_ name: String) { stringValue = name }
     init?(stringValue: String) { self.stringValue = stringValue }
     init?(intValue: Int) { nil }
+}
+
+/// What a JSON state file of the data dir is (keyring.json, identity-pins.json): the one format
+/// this version reads and writes, and the name of its list of entries.
+protocol DataDirFileKind {
+    associatedtype Entry: Codable
+    static var currentFormat: Int { get }
+    static var listKey: String { get }
+}
+
+/// The envelope of every JSON state file of the data dir: `{"format": N, "<list>": [...]}` and
+/// any fields this version does not know, kept when the file is rewritten. A file of another
+/// format decodes with no entries (its list may be laid out differently); its reader refuses it.
+struct DataDirFile<Kind: DataDirFileKind>: Codable {
+    static var currentFormat: Int { Kind.currentFormat }
+    var format = Kind.currentFormat
+    var entries: [Kind.Entry]
+    var unknown: [String: JSONValue] = [:]
+
+    init(entries: [Kind.Entry], unknown: [String: JSONValue]) {
+        self.entries = entries
+        self.unknown = unknown
+    }
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: AnyKey.self)
+        format = try c.decode(Int.self, forKey: AnyKey("format"))
+        guard format == Kind.currentFormat else { entries = []; return }
+        entries = try c.decode([Kind.Entry].self, forKey: AnyKey(Kind.listKey))
+        unknown = try JSONValue.unknownFields(of: c, known: ["format", Kind.listKey])
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: AnyKey.self)
+        try c.encode(format, forKey: AnyKey("format"))
+        try c.encode(entries, forKey: AnyKey(Kind.listKey))
+        for (key, value) in unknown { try c.encode(value, forKey: AnyKey(key)) }
+    }
 }

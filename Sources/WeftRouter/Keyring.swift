@@ -47,36 +47,13 @@ struct KeyringEntry: Codable, Equatable {
     }
 }
 
-struct KeyringFile: Codable {
-    /// The one format this version reads and writes; a file of another is refused, not rewritten.
+enum KeyringFileKind: DataDirFileKind {
+    typealias Entry = KeyringEntry
     static let currentFormat = 1
-    var format = KeyringFile.currentFormat
-    var entries: [KeyringEntry]
-    var unknown: [String: JSONValue] = [:]
-
-    private static let knownKeys: Set<String> = ["format", "entries"]
-
-    init(entries: [KeyringEntry], unknown: [String: JSONValue]) {
-        self.entries = entries
-        self.unknown = unknown
-    }
-
-    init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: AnyKey.self)
-        format = try c.decode(Int.self, forKey: AnyKey("format"))
-        // Another format may lay out its entries differently: refuse it before reading them.
-        guard format == Self.currentFormat else { entries = []; return }
-        entries = try c.decode([KeyringEntry].self, forKey: AnyKey("entries"))
-        unknown = try JSONValue.unknownFields(of: c, known: Self.knownKeys)
-    }
-
-    func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: AnyKey.self)
-        try c.encode(format, forKey: AnyKey("format"))
-        try c.encode(entries, forKey: AnyKey("entries"))
-        for (key, value) in unknown { try c.encode(value, forKey: AnyKey(key)) }
-    }
+    static let listKey = "entries"
 }
+
+typealias KeyringFile = DataDirFile<KeyringFileKind>
 
 public final class Keyring: @unchecked Sendable {  // confined to the router's event loop after start
     public static let fileName = "keyring.json"
