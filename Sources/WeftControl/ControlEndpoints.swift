@@ -43,6 +43,12 @@ public protocol ControlAPIDelegate: AnyObject, Sendable {
     func usePassword(_ id: PSKID) -> EventLoopFuture<String>
     func retirePassword(_ id: PSKID) throws
     func rotatePassword(to psk: PreSharedKey, graceSeconds: Double) -> EventLoopFuture<RotatePasswordResult>
+    /// `weft revoke PEER` (docs/protocol.md §3.11): revokes the peer's identity key, then rotates
+    /// the password to `psk` (nil: a generated one). Fails with 404 or 409 when PEER names no
+    /// peer, several, this router or one already revoked.
+    func revoke(peer: String, psk: PreSharedKey?, graceSeconds: Double) -> EventLoopFuture<RevokeResult>
+    /// `weft revoke --list`: the mesh's revocations as this router holds them.
+    func revocations() -> [RevocationStatus]
 }
 
 /// The host side of the workload endpoints.
@@ -91,7 +97,7 @@ public protocol AddressHost: AnyObject {
 }
 
 extension ControlRequestRouter {
-    /// The control API of `delegate`: status, targets, stop, workloads, keys and passwords.
+    /// The control API of `delegate`: status, targets, stop, workloads, keys, passwords and revocations.
     public static func controlAPI(_ delegate: ControlAPIDelegate) -> ControlRequestRouter {
         var api = ControlRequestRouter()
         api.add(.GET, "/v1/status") { _ in .reply(.json(delegate.status())) }
@@ -252,15 +258,29 @@ extension ControlRequestRouter {
             try delegate.retirePassword(id)
             return .reply(.json(["result": "password \(id) retired"]))
         }
-        api.add(.POST, "/v1/rotate-password") { request in
-            try requireKeyring()
-            let (key, body) = try psk(request, shape: #"{"psk": "<64 hex digits>", "graceSeconds": N}"#)
-            // The grace travels to every peer in PASSWORD_USE as a u32 of seconds.
-            let grace = body.graceSeconds ?? 600
+        /// The grace travels to every peer in PASSWORD_USE as a u32 of seconds.
+        @Sendable func grace(_ seconds: Double?) throws -> Double {
+            let grace = seconds ?? 600
             guard grace >= 0, grace <= PasswordUse.maxGraceSeconds else {
                 throw ControlAPIError(.badRequest, "graceSeconds must be between 0 and \(UInt32.max) (about 136 years); got \(grace)")
             }
-            return .pending(delegate.rotatePassword(to: key, graceSeconds: grace).map { .json($0) })
+            return grace
         }
+        api.add(.POST, "/v1/rotate-password") { request in
+            try requireKeyring()
+            let (key, body) = try psk(request, shape: #"{"psk": "<64 hex digits>", "graceSeconds": N}"#)
+            return .pending(delegate.rotatePassword(to: key, graceSeconds: try grace(body.graceSeconds)).map { .json($0) })
+        }
+        api.add(.POST, "/v1/revoke") { request in
+            let shape = #"{"peer": NAME, "psk": "<64 hex digits>" (absent: generated), "graceSeconds": N}"#
+            let body = try request.decode(RevokeRequest.self, shape: shape)
+            var key: PreSharedKey?
+            if let hex = body.psk {
+                guard let bytes = Hex.decode(hex), bytes.count == 32 else { throw ControlAPIError(.badRequest, "expected \(shape)") }
+                key = PreSharedKey(key: bytes)
+            }
+            return .pending(delegate.revoke(peer: body.peer, psk: key, graceSeconds: try grace(body.graceSeconds)).map { .json($0) })
+        }
+        api.add(.GET, "/v1/revocations") { _ in .reply(.json(delegate.revocations())) }
     }
 }

@@ -206,3 +206,53 @@ public struct IPAMShare: Codable, Sendable, Equatable {
         self.free = free
     }
 }
+
+/// `weft revoke PEER`: the peer as a name, nickname or fingerprint (docs/protocol.md §3.11), and
+/// the password the mesh moves to (64 hex digits of PSK; absent: the router generates one).
+public struct RevokeRequest: Codable, Sendable {
+    public var peer: String
+    public var psk: String?
+    public var graceSeconds: Double?
+    public init(peer: String, psk: String?, graceSeconds: Double?) {
+        self.peer = peer
+        self.psk = psk
+        self.graceSeconds = graceSeconds
+    }
+}
+
+/// One revocation as `weft revoke --list --json` shows it.
+public struct RevocationStatus: Codable, Sendable, Equatable {
+    /// The peer name the revoked key gives, and its nickname when it was revoked.
+    public var name: String
+    public var nickname: String
+    /// The fingerprint of the revoked identity key (the form of `weft status`).
+    public var identity: String
+    /// The router on which `weft revoke` ran.
+    public var revokedBy: String
+    /// When (ISO 8601, UTC), by the revoking router's clock.
+    public var at: String
+
+    public init(name: String, nickname: String, identity: String, revokedBy: String, at: String) {
+        self.name = name
+        self.nickname = nickname
+        self.identity = identity
+        self.revokedBy = revokedBy
+        self.at = at
+    }
+}
+
+/// The answer to `weft revoke PEER`: what was revoked, which links here closed, and the password
+/// rotation that followed (nil when none ran: `rotation` then says why in `rotationSkipped`).
+public struct RevokeResult: Codable, Sendable {
+    public var revoked: RevocationStatus
+    public var closedLinks: Int
+    public var rotation: RotatePasswordResult?
+    public var rotationSkipped: String?
+
+    public init(revoked: RevocationStatus, closedLinks: Int, rotation: RotatePasswordResult?, rotationSkipped: String?) {
+        self.revoked = revoked
+        self.closedLinks = closedLinks
+        self.rotation = rotation
+        self.rotationSkipped = rotationSkipped
+    }
+}

@@ -140,9 +140,13 @@ public struct PeerStatus: Codable, Sendable, Equatable {
     /// Claims of this peer's name refused here (another key, a key that does not derive the
     /// name, a revoked key): the same objects as `pinConflicts` of `weft status --json`.
     public var pinConflicts: [PinConflictStatus] = []
+    /// The peer's identity key is revoked in the mesh (docs/protocol.md §3.11): its links are
+    /// closed and refused with REFUSE 13, and its entry goes once it is unreachable.
+    public var revoked: Bool = false
 
     public init(name: String, nickname: String, uid: String, shortId: Int, version: UInt64, connections: Int, reachable: Bool, nextHop: String? = nil, isSelf: Bool, pathMtu: Int? = nil, identity: String? = nil,
-                pinConflicts: [PinConflictStatus] = []) {
+                pinConflicts: [PinConflictStatus] = [], revoked: Bool = false) {
+        self.revoked = revoked
         self.identity = identity
         self.pinConflicts = pinConflicts
         self.name = name
@@ -157,7 +161,7 @@ public struct PeerStatus: Codable, Sendable, Equatable {
         self.pathMtu = pathMtu
     }
 
-    enum CodingKeys: String, CodingKey { case name, nickname, uid, shortId, version, connections, reachable, nextHop, isSelf, pathMtu, identity, pinConflicts }
+    enum CodingKeys: String, CodingKey { case name, nickname, uid, shortId, version, connections, reachable, nextHop, isSelf, pathMtu, identity, pinConflicts, revoked }
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -173,6 +177,7 @@ public struct PeerStatus: Codable, Sendable, Equatable {
         try c.encode(pathMtu, forKey: .pathMtu)
         try c.encode(identity, forKey: .identity)
         try c.encode(pinConflicts, forKey: .pinConflicts)
+        try c.encode(revoked, forKey: .revoked)
     }
 }
 

@@ -78,6 +78,13 @@ public struct PreSharedKey: Sendable {
         return PreSharedKey(key: out)
     }
 
+    /// A PSK of 32 random bytes, for a rotation given no password (`weft revoke`, docs/protocol.md
+    /// §3.11): there is no password text to stretch, so none is made up.
+    public static func generate() -> PreSharedKey {
+        Sodium.ensureInitialized()
+        return PreSharedKey(key: Sodium.randomBytes(32))
+    }
+
     /// Traps unless `key` has 32 bytes.
     public init(key: [UInt8]) {
         precondition(key.count == 32, "a PSK is 32 bytes")

@@ -180,6 +180,10 @@ final class IdentityPinStore {
         return result
     }
 
+    /// Refuses `key` from now on, whatever name it claims. The revocation set is the one list of
+    /// revoked keys (RevocationStore.swift); the router feeds each of its keys here.
+    func revoke(_ key: [UInt8]) { pins.revoke(key) }
+
     private func recordConflict(name: PeerName, key: [UInt8], why: PinRefusal, source: PinSource, now: Date) {
         let id = "\(name) \(Hex.encode(key))"
         let time = Self.timestamp(now)

@@ -58,4 +58,10 @@ final class RouterControlDelegate: ControlAPIDelegate, @unchecked Sendable {  //
     func rotatePassword(to psk: PreSharedKey, graceSeconds: Double) -> EventLoopFuture<RotatePasswordResult> {
         router.rotatePassword(to: psk, grace: graceSeconds)
     }
+
+    func revoke(peer: String, psk: PreSharedKey?, graceSeconds: Double) -> EventLoopFuture<RevokeResult> {
+        router.revoke(peer, psk: psk, grace: graceSeconds)
+    }
+
+    func revocations() -> [RevocationStatus] { router.revocationList() }
 }

@@ -246,8 +246,10 @@ extension Router {
         keyring.add(psk, state: .accepted)
         saveKeyring()
         // Waits for the peers reachable now; a known peer that is down is reported, not awaited.
-        let peers = routes.reachable.subtracting([config.name])
-        let known = Set(topology.peers.keys).subtracting([config.name])
+        // A revoked peer is neither awaited nor reported: it is never offered the password (§3.11).
+        let revoked = Set(topology.peers.keys.filter(isRevoked))
+        let peers = routes.reachable.subtracting([config.name]).subtracting(revoked)
+        let known = Set(topology.peers.keys).subtracting([config.name]).subtracting(revoked)
         keyWork.acks[psk.id] = [config.name]
         for link in established.values where link.canRekey {
             link.send(type: MessageType.passwordOffer.rawValue, payload: PasswordOffer(psk: psk.key).encode())

@@ -70,9 +70,9 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     var routes: Routes { gossip.routes() }
     /// The routes forwarded traffic takes: `routes` without connections whose data plane is down.
     var dataPlaneRoutes: Routes { gossip.dataPlaneRoutes() }
-    private var links: [ObjectIdentifier: Link] = [:]
+    var links: [ObjectIdentifier: Link] = [:]
     var established: [PeerName: Link] = [:]
-    private var targets: [String: Target] = [:]
+    var targets: [String: Target] = [:]
     private var forgotten: Set<String> = []
     /// Peers removed by gossip since the last topology refresh, which waits for the tick (apply).
     private var removedSinceRefresh: Set<PeerName> = []
@@ -107,6 +107,9 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     var identityPins = IdentityPinStore(path: nil)
     /// The last write of the pins failed (logged once until one succeeds).
     var pinSaveFailing = false
+    /// The mesh's revoked identity keys (Router+Revocations.swift); read from the data dir by
+    /// bind(), which also feeds them to `identityPins`.
+    var revocations = RevocationStore(path: nil)
     private let stopped: EventLoopPromise<Void>
     private let backoff = Backoff()
 
@@ -175,6 +178,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     /// Binds the control socket and the gossip port. Runs on the caller's thread: it waits.
     private func bind() throws {
         try loadPins()
+        try loadRevocations()
         try loadIPAM()
         try startMetrics()
         let host = try HostNetwork.start(config: config, logger: logger)
@@ -542,7 +546,7 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         dialLook = look
         let known = Set(targets.values.compactMap(\.peer))
         let now = NIODeadline.now()
-        for candidate in topology.dialCandidates(connected: connected) where !known.contains(candidate.name) {
+        for candidate in topology.dialCandidates(connected: connected) where !known.contains(candidate.name) && !isRevoked(candidate.name) {
             let address = Self.normalize(candidate.address, defaultPort: RouterConfig.defaultPort)
             guard !forgotten.contains(address), targets[address] == nil else { continue }
             var target = Target(address: address, permanent: false)
@@ -617,6 +621,8 @@ extension Router: LinkDelegate {
             "direction": "\(link.direction.rawValue)", "encrypted": "\(LinkPolicy.encrypted(passwordSet: passwordSet, trusted: link.trusted))",
             "trusted": "\(link.trusted)",
         ])
+        // Revocations first, so the peer refuses a revoked key before any topology names it (§3.11).
+        sendRevocations(to: link)
         apply(gossip.linkUp(hello.name, now: Self.seconds(.now())))
         ownConnectionsChanged(refreshNow: false)
         catchUpPassword(link)
@@ -639,6 +645,8 @@ extension Router: LinkDelegate {
             handlePasswordMessage(link, type: MessageType(rawValue: type)!, payload: payload)
         case .ipamUpdate, .ipamRequest:
             ipamReceived(link, type: MessageType(rawValue: type)!, payload: payload)
+        case .revocations:
+            revocationsReceived(link, payload: payload)
         default:
             // Reserved types (data-plane control) and unknown ones.
             link.countUnknownMessage()

@@ -44,7 +44,8 @@ extension Router {
                        // The key gossip carries (pinned), else the one a link authenticated.
                        identity: entry.identity != PeerEntry.noIdentity ? IdentityKey.fingerprint(publicKey: entry.identity)
                            : established[entry.name]?.remoteIdentity.map(IdentityKey.fingerprint),
-                       pinConflicts: conflicts[entry.name.description] ?? [])
+                       pinConflicts: conflicts[entry.name.description] ?? [],
+                       revoked: isRevoked(entry.name))
         }
     }
 

@@ -13,7 +13,7 @@ struct WeftCommand: ParsableCommand {
         abstract: "Weft: an encrypted overlay network router.",
         version: VersionReport.thisBuild.text,
         subcommands: [Launch.self, Status.self, Connect.self, Forget.self, Stop.self, Attach.self, Detach.self, Ps.self, Expose.self, Hide.self, Reset.self,
-                      IPAM.self, RmPeer.self, RotateKey.self, Password.self, RotatePassword.self, DoctorCommand.self, VersionCommand.self])
+                      IPAM.self, RmPeer.self, RotateKey.self, Password.self, RotatePassword.self, Revoke.self, DoctorCommand.self, VersionCommand.self])
 }
 
 /// `--socket`, shared by every command that talks to a running router.

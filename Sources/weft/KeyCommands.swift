@@ -1,5 +1,5 @@
-// `weft rotate-key`, `weft password …`, `weft rotate-password`: key management through the
-// running router. Passwords are read from a file or standard input (never argv) and stretched
+// `weft rotate-key`, `weft password …`, `weft rotate-password`, `weft revoke`: key management
+// through the running router. Passwords are read from a file or standard input (never argv) and stretched
 // here, so only the derived key crosses the control socket.
 import ArgumentParser
 import Foundation
@@ -126,5 +126,60 @@ struct RotatePassword: ParsableCommand {
         print("new password id \(r.id) is active (previous \(r.previousId ?? "none"), retired at \(r.retireAt ?? "-"))")
         print("acknowledged by: \(r.acknowledged.isEmpty ? "none" : r.acknowledged.joined(separator: ", "))")
         if !r.missing.isEmpty { print("NOT acknowledged by: \(r.missing.joined(separator: ", ")) (they can join with the old password until it retires)") }
+    }
+}
+
+struct Revoke: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Evict a host: revoke its identity key in the whole mesh, then move the mesh to a new password.",
+        discussion: """
+            PEER is a peer name, a fingerprint (or a prefix of at least 8 hex digits) or a nickname, \
+            as weft status peers shows them. Every router closes its links to the peer and refuses \
+            its key from then on, also after restarts. The new password is generated unless \
+            --password-file gives one (give one when more hosts are to join later: a generated one \
+            is known to no one). --list shows the revocations this router holds.
+            """)
+    @Argument(help: "The peer to revoke.") var peer: String?
+    @Flag(help: "List the revocations instead.") var list = false
+    @Option(name: .customLong("password-file"), help: "File whose first line is the new password (default: one is generated).")
+    var passwordFile: String?
+    @Option(help: "How long the old password is still accepted, e.g. 30s, 10m, 1h.") var grace: String = "10m"
+    @Flag(help: "Print JSON.") var json = false
+    @OptionGroup var socket: SocketOption
+
+    func validate() throws {
+        if list, peer != nil { throw ValidationError("give a PEER to revoke or --list, not both") }
+        if !list, peer == nil { throw ValidationError("name the PEER to revoke (weft status peers), or give --list") }
+        if list, passwordFile != nil { throw ValidationError("--password-file goes with a PEER to revoke") }
+    }
+
+    func run() throws {
+        if list {
+            return try socket.show("/v1/revocations", json: json) { (records: [RevocationStatus]) in
+                records.isEmpty ? "no revocations" : StatusText.table(["NAME", "NICKNAME", "IDENTITY", "REVOKED BY", "AT"], records.map {
+                    [$0.name, $0.nickname.isEmpty ? "-" : $0.nickname, $0.identity, $0.revokedBy, $0.at]
+                })
+            }
+        }
+        let seconds: Double
+        do { seconds = try DurationText.seconds(grace) } catch { throw ValidationFailure("--grace: \(error)", status: ExitStatus.badInput) }
+        let psk = try passwordFile.map { try readNewPassword(file: $0) }
+        let request = RevokeRequest(peer: peer ?? "", psk: psk.map { Hex.encode($0.key) }, graceSeconds: seconds)
+        let body = try socket.call("POST", "/v1/revoke", body: try jsonBody(request), timeoutSeconds: 120)
+        if json { return FileHandle.standardOutput.write(Data(body)) }
+        let r = try JSONDecoder().decode(RevokeResult.self, from: Data(body))
+        let v = r.revoked
+        print("revoked \(v.name) (\(v.nickname.isEmpty ? "no nickname" : v.nickname)), identity \(v.identity); "
+              + "\(r.closedLinks) link\(r.closedLinks == 1 ? "" : "s") here closed, the others follow as the revocation spreads")
+        if let rotation = r.rotation {
+            print("new password id \(rotation.id) is active (previous \(rotation.previousId ?? "none"), retired at \(rotation.retireAt ?? "-"))")
+            print("acknowledged by: \(rotation.acknowledged.isEmpty ? "none" : rotation.acknowledged.joined(separator: ", "))")
+            if !rotation.missing.isEmpty {
+                print("NOT acknowledged by: \(rotation.missing.joined(separator: ", ")) (they can join with the old password until it retires)")
+            }
+        } else {
+            // The revocation stands (exit 0); the password is the operator's to move.
+            print("the password was not rotated: \(r.rotationSkipped ?? "unknown reason")")
+        }
     }
 }

@@ -46,7 +46,7 @@ enum StatusText {
     static func peers(_ peers: [PeerStatus]) -> String {
         table(["NAME", "NICKNAME", "SHORT ID", "CONNECTIONS", "NEXT HOP", "PATH MTU"], peers.map {
             [$0.name + ($0.isSelf ? " (self)" : ""), $0.nickname, String($0.shortId), String($0.connections),
-             $0.isSelf ? "-" : ($0.nextHop ?? "unreachable"), $0.pathMtu.map(String.init) ?? "-"]
+             $0.isSelf ? "-" : $0.revoked ? "revoked" : ($0.nextHop ?? "unreachable"), $0.pathMtu.map(String.init) ?? "-"]
         })
     }
 

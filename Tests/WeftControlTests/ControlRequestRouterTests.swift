@@ -90,7 +90,8 @@ final class ControlRequestRouterTests: XCTestCase {
             "GET /v1/status", "GET /v1/status/peers", "GET /v1/status/connections", "GET /v1/status/topology", "POST /v1/connect", "POST /v1/forget",
             "POST /v1/stop", "GET /v1/workloads", "POST /v1/attach", "POST /v1/detach", "POST /v1/expose", "POST /v1/hide",
             "POST /v1/rotate-key", "GET /v1/passwords", "POST /v1/password/add", "POST /v1/password/use",
-            "POST /v1/password/retire", "POST /v1/rotate-password", "GET /v1/ipam", "POST /v1/rmpeer",
+            "POST /v1/password/retire", "POST /v1/rotate-password", "GET /v1/ipam", "POST /v1/rmpeer", "POST /v1/revoke",
+            "GET /v1/revocations",
         ])
     }
 
@@ -172,4 +173,11 @@ final class InMemoryRouter: ControlAPIDelegate, @unchecked Sendable {
         graces.append(graceSeconds)
         return loop.makeFailedFuture(ControlAPIError(.conflict, "no keyring"))
     }
+
+    func revoke(peer: String, psk: PreSharedKey?, graceSeconds: Double) -> EventLoopFuture<RevokeResult> {
+        graces.append(graceSeconds)
+        return loop.makeFailedFuture(ControlAPIError(.notFound, "no peer \(peer)"))
+    }
+
+    func revocations() -> [RevocationStatus] { [] }
 }

@@ -49,6 +49,13 @@ final class CheckingDelegate: ControlAPIDelegate, WorkloadHost, @unchecked Senda
         return loop.makeSucceededFuture(RotatePasswordResult(id: psk.id.description, previousId: nil, acknowledged: [], missing: [], retireAt: nil))
     }
 
+    func revoke(peer: String, psk: PreSharedKey?, graceSeconds: Double) -> EventLoopFuture<RevokeResult> {
+        expect(graceSeconds.isFinite && graceSeconds >= 0 && graceSeconds <= Double(UInt32.max), "a grace of \(graceSeconds) s")
+        return loop.makeFailedFuture(ControlAPIError(.notFound, "no peer \(peer)"))
+    }
+
+    func revocations() -> [RevocationStatus] { [] }
+
     var workloads: [Workload] { [] }
     var defaultWorkloadIfname: String { "ethwe" }
     var bridgeName: String { "weft" }

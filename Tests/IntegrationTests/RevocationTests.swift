@@ -1,0 +1,104 @@
+// `weft revoke` end to end (docs/protocol.md §3.11, docs/operations.md "Evicting a host"): in a
+// mesh of four, router 1 revokes router 4; within 10 s every router's links to router 4 are
+// closed and router 4 shows REFUSE 13's reason; 200 pings a second between workloads on routers
+// 2 and 3 lose nothing meanwhile; the mesh moves to a new password that router 4 never gets;
+// router 3 lists the record; router 2 keeps it across a restart; router 4 relaunched with its
+// data dir stays refused.
+import Foundation
+import XCTest
+import WeftControl
+@testable import WeftRouter
+
+final class RevocationTests: XCTestCase {
+    private func established(_ net: TestNet, _ index: Int) -> [ConnectionStatus] {
+        ((try? net.connections(index)) ?? []).filter { $0.state == .established }
+    }
+
+    private func refusedAsRevoked(_ net: TestNet, _ index: Int) -> Bool {
+        ((try? net.connections(index)) ?? []).contains { $0.reason?.contains("is revoked in this mesh") == true }
+    }
+
+    /// `weft revoke --list --json` of host `index`; nil while its router does not answer.
+    private func revocations(_ net: TestNet, _ index: Int) throws -> [RevocationStatus]? {
+        let r = try net.cli(index, ["revoke", "--list", "--json"])
+        guard r.status == 0 else { return nil }
+        return try JSONDecoder().decode([RevocationStatus].self, from: Data(r.output.utf8))
+    }
+
+    func testRevokedRouterIsClosedOutEverywhereAndStaysOut() throws {
+        try requireRoot()
+        let net = try TestNet(hosts: 4)
+        defer { net.cleanup() }
+        try net.launchStar(4)
+        for index in 1...4 { XCTAssertTrue(net.sleeveReady(index, peers: 3), "host \(index): \(established(net, index).count) links\n\(net.log(index))") }
+        let fourth = try net.status(4), first = try net.status(1)
+        XCTAssertTrue(net.waitUntil(timeout: 10) { try net.peers(1).first { $0.name == fourth.name }?.identity == fourth.identity })
+        let w2 = try net.attachWorkload(2, "10.47.0.2/24")
+        _ = try net.attachWorkload(3, "10.47.0.3/24")
+        XCTAssertTrue(net.waitUntil(timeout: 10) { try net.ping(from: w2, "10.47.0.3", count: 1).status == 0 })
+
+        // Own router and unknown peers are refused (exit 1), nothing is revoked.
+        XCTAssertEqual(try net.cli(1, ["revoke", first.name]).status, 1)
+        XCTAssertEqual(try net.cli(1, ["revoke", "no-such-router"]).status, 1)
+        XCTAssertEqual(try net.cli(1, ["revoke"]).status, 2)
+        XCTAssertEqual(try revocations(net, 1), [])
+
+        let pingLog = "\(net.directory)/ping.log"
+        let ping = try net.startBackground(namespace: w2, ["ping", "-i", "0.005", "-c", "2400", "-W", "1", "10.47.0.3"], output: pingLog)
+        usleep(1_000_000)
+        let started = Date()
+        let revoke = try net.cli(1, ["revoke", net.nickname(4)])
+        XCTAssertEqual(revoke.status, 0, revoke.output + net.log(1))
+        XCTAssertTrue(revoke.output.contains("revoked \(fourth.name) (\(net.nickname(4))), identity \(fourth.identity ?? "?")"), revoke.output)
+        XCTAssertTrue(revoke.output.contains("new password id"), revoke.output)
+        XCTAssertFalse(revoke.output.contains("NOT acknowledged"), "router 4 is neither awaited nor reported: \(revoke.output)")
+
+        // Within 10 s no router holds a link to router 4, and router 4 reads REFUSE 13's reason.
+        let closed = net.waitUntil(timeout: 10) {
+            (1...3).allSatisfy { (try? net.connection($0, to: 4)) == nil } && established(net, 4).isEmpty && refusedAsRevoked(net, 4)
+        }
+        let took = Date().timeIntervalSince(started)
+        XCTAssertTrue(closed, "after \(took) s: " + (1...4).map { "\($0): \(established(net, $0).map { $0.nickname ?? "?" })" }.joined(separator: "; ")
+                      + "\n\(net.log(4).suffix(3000))")
+        print("revocation: links to router 4 closed everywhere within \(String(format: "%.2f", took)) s")
+        // Its entry stays until the unreachable grace (25 s) and is shown as revoked meanwhile.
+        let peer4 = try XCTUnwrap(try net.peers(2).first { $0.name == fourth.name })
+        XCTAssertTrue(peer4.revoked, "router 2 shows router 4 as revoked")
+        XCTAssertFalse(try XCTUnwrap(try net.peers(2).first { $0.name == first.name }).revoked)
+        XCTAssertTrue(try net.cli(2, ["status", "peers"]).output.contains("revoked"))
+
+        XCTAssertTrue(net.waitUntil(timeout: 20) { !ping.isRunning })
+        let pingOutput = (try? String(contentsOfFile: pingLog, encoding: .utf8)) ?? ""
+        XCTAssertTrue(pingOutput.contains("2400 packets transmitted, 2400 received"), "packets were lost:\n\(pingOutput.suffix(400))")
+
+        // The new password reached routers 1–3, never router 4.
+        let newId = try XCTUnwrap(established(net, 1).first?.activePskId ?? established(net, 1).first?.pskId)
+        let keyring4 = try net.cli(4, ["password", "list", "--json"])
+        XCTAssertFalse(keyring4.output.contains(newId), "router 4 learned the new password: \(keyring4.output)")
+        XCTAssertTrue(try net.cli(2, ["password", "list", "--json"]).output.contains(newId))
+
+        // Router 3 lists the record: name, nickname, fingerprint, who revoked it.
+        let listed = try XCTUnwrap(revocations(net, 3))
+        XCTAssertEqual(listed.map(\.name), [fourth.name])
+        XCTAssertEqual(listed.first?.identity, fourth.identity)
+        XCTAssertEqual(listed.first?.nickname, net.nickname(4))
+        XCTAssertEqual(listed.first?.revokedBy, first.name)
+        XCTAssertTrue(net.log(3).contains("identity revoked"), net.log(3))
+
+        // Router 2 keeps it across a restart.
+        net.kill(2, signal: SIGTERM)
+        let file = net.host(2).dataDir + "/revocations.json"
+        XCTAssertEqual(LaunchInputs.fileMode(file).map { $0 & 0o777 }, 0o600)
+        try net.launch(2, peers: [1])
+        XCTAssertTrue(net.waitUntil(timeout: 10) { (try? self.revocations(net, 2))??.map(\.name) == [fourth.name] }, net.log(2))
+        XCTAssertTrue(net.log(2).contains("revocations loaded"), net.log(2))
+
+        // Router 4 relaunched with its data dir (still holding the old password, inside its grace) stays refused.
+        net.kill(4, signal: SIGTERM)
+        try net.launch(4, peers: [1, 2])
+        XCTAssertTrue(net.waitUntil(timeout: 20) { refusedAsRevoked(net, 4) }, "\((try? net.connections(4)) ?? [])")
+        usleep(3_000_000)
+        XCTAssertTrue(established(net, 4).isEmpty, "\(established(net, 4))")
+        for index in 1...3 { XCTAssertNil(try net.connection(index, to: 4), "host \(index)") }
+    }
+}
