@@ -55,35 +55,13 @@ struct RevocationFileEntry: Codable, Equatable {
     }
 }
 
-struct RevocationFile: Codable {
-    /// The one format this version reads and writes; a file of another is refused, not rewritten.
+enum RevocationFileKind: DataDirFileKind {
+    typealias Entry = RevocationFileEntry
     static let currentFormat = 1
-    var format = RevocationFile.currentFormat
-    var revocations: [RevocationFileEntry]
-    var unknown: [String: JSONValue] = [:]
-
-    private static let knownKeys: Set<String> = ["format", "revocations"]
-
-    init(revocations: [RevocationFileEntry], unknown: [String: JSONValue]) {
-        self.revocations = revocations
-        self.unknown = unknown
-    }
-
-    init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: AnyKey.self)
-        format = try c.decode(Int.self, forKey: AnyKey("format"))
-        guard format == Self.currentFormat else { revocations = []; return }
-        revocations = try c.decode([RevocationFileEntry].self, forKey: AnyKey("revocations"))
-        unknown = try JSONValue.unknownFields(of: c, known: Self.knownKeys)
-    }
-
-    func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: AnyKey.self)
-        try c.encode(format, forKey: AnyKey("format"))
-        try c.encode(revocations, forKey: AnyKey("revocations"))
-        for (key, value) in unknown { try c.encode(value, forKey: AnyKey(key)) }
-    }
+    static let listKey = "revocations"
 }
+
+typealias RevocationFile = DataDirFile<RevocationFileKind>
 
 /// Confined to the router's event loop.
 final class RevocationStore {
@@ -130,7 +108,7 @@ final class RevocationStore {
         }
         var set = RevocationSet()
         var unknown: [[UInt8]: [String: JSONValue]] = [:]
-        for entry in file.revocations {
+        for entry in file.entries {
             guard let record = entry.record else {
                 throw ConfigError("\(path): the revocation of \(entry.name) is damaged (64 hex digits of identity, names like "
                                   + "aa:bb:cc:dd:ee:ff, a nickname of at most \(TopologyUpdate.maxNicknameBytes) bytes and an ISO 8601 "
@@ -155,7 +133,7 @@ final class RevocationStore {
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let data = try encoder.encode(RevocationFile(revocations: entries, unknown: unknownFields))
+        let data = try encoder.encode(RevocationFile(entries: entries, unknown: unknownFields))
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try AtomicFile.write(Array(data) + [10], to: path, mode: 0o600)
     }
