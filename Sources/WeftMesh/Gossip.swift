@@ -100,9 +100,11 @@ public struct Gossip: Sendable {
     private var ownPendingSince = -Double.infinity
     /// The pending change came after a quiet spell: it leaves as soon as the spacing allows.
     private var ownPendingAtOnce = false
-    /// Changes waiting to be forwarded: each peer's newest changed entry and the neighbour it
-    /// came from (it is not sent back there).
-    private var forwardQueue: [PeerName: PeerName] = [:]
+    /// Changes waiting to be forwarded: each peer's newest changed entry and the neighbours
+    /// known to hold that version, which it is not sent to: the one it came from, and any that
+    /// sent the same version while it waited (views that differ for a moment deliver a change
+    /// twice; docs/protocol.md §4.2).
+    private var forwardQueue: [PeerName: (from: PeerName, also: [PeerName])] = [:]
     private var lastForward = -Double.infinity
     private var nextAntiEntropy: Double = 0
     /// When a summary goes out because the topology has been still for `settledSummaryDelay`.
@@ -302,10 +304,18 @@ public struct Gossip: Sendable {
     private mutating func merge(_ entries: [PeerEntry], from: PeerName, now: Double, _ effects: inout GossipEffects) {
         // Entries of removed peers no newer than what we removed are taken only if they turn out
         // reachable (the peer is alive behind a path we had lost), never to sit unreachable.
-        let suspects = Set(entries.filter { e in
+        let suspects = departures.isEmpty ? [] : Set(entries.filter { e in
             guard let d = departures[e.name] else { return false }
             return !PeerVersion(e).isNewer(than: d.version)
         }.map(\.name))
+        // A neighbour that sends the version waiting to be forwarded holds it: it is not sent there.
+        if !forwardQueue.isEmpty {
+            for e in entries {
+                guard let holders = forwardQueue[e.name], holders.from != from, !holders.also.contains(from),
+                      let mine = topology.peers[e.name], mine.version == e.version, mine.uid == e.uid else { continue }
+                forwardQueue[e.name]!.also.append(from)
+            }
+        }
         // Most entries of a busy mesh are ones already held: nothing to merge, nothing to drop.
         guard entries.contains(where: topology.isNews) else { return }
         var changed = editTopology { $0.merge(TopologyUpdate(peers: entries)) }
@@ -335,7 +345,7 @@ public struct Gossip: Sendable {
             flushOwn(now: now, &effects)
         }
         guard neighbours.contains(where: { $0 != from }) else { return }  // a leaf forwards nothing
-        for entry in changed where entry.name != topology.ownName { forwardQueue[entry.name] = from }
+        for entry in changed where entry.name != topology.ownName { forwardQueue[entry.name] = (from, []) }
         flushForwards(now: now, &effects)
     }
 
@@ -363,7 +373,8 @@ public struct Gossip: Sendable {
         for source in sources {
             guard let next = children[source], let entry = topology.peers[source] else { continue }
             let encoded = TopologyUpdate.encodedEntry(entry)  // once, however many children
-            for n in next where n != batch[source] { forward[n, default: []].append(encoded) }
+            let holders = batch[source]!
+            for n in next where n != holders.from && !holders.also.contains(n) { forward[n, default: []].append(encoded) }
         }
         for next in forward.keys.sorted() {
             for payload in TopologyUpdate.payloads(encoded: forward[next]!, maxBytes: Self.payloadBudget) {

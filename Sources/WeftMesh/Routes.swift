@@ -28,6 +28,8 @@ struct MeshGraph: Sendable, Equatable {
     private(set) var adjacency: [[Int32]] = []
     /// The list being built by `update`, kept so that updates allocate nothing once warm.
     private var scratch: [Int32] = []
+    private var nameScratch: ([PeerName], [PeerName]) = ([], [])
+    private var goneScratch: [Int32] = []
     /// The graph of the data plane: a connection whose lister reports its data plane down
     /// (`ConnectionEntry.dataPlaneDown`) makes no edge, so one side's report removes the edge.
     private(set) var dataPlaneOnly = false
@@ -45,22 +47,58 @@ struct MeshGraph: Sendable, Equatable {
     }
 
     /// Sets what `name` lists; nil when its entry is gone. Returns whether an edge came or went.
+    /// With `was`, the entry this graph last took for `name`, only the remotes that differ are
+    /// looked up: most new versions add or drop one link of many, or change none.
     @discardableResult
-    mutating func update(_ name: PeerName, _ entry: PeerEntry?) -> Bool {
-        let s = slot(for: name)
+    mutating func update(_ name: PeerName, _ entry: PeerEntry?, was: PeerEntry?? = nil) -> Bool {
         var now = scratch
         now.removeAll(keepingCapacity: true)
         scratch = []
-        if let entry {
-            for c in entry.connections where c.established && c.remote != name && !(dataPlaneOnly && c.dataPlaneDown) { now.append(slot(for: c.remote)) }
-            now.sort()
-            if now.count > 1 {
-                var kept = 1
-                for i in 1..<now.count where now[i] != now[kept - 1] {
-                    now[kept] = now[i]
-                    kept += 1
+        let s: Int32
+        if let was, let known = slots[name] {
+            s = known
+            var (before, after) = nameScratch
+            nameScratch = ([], [])
+            offered(name, was, into: &before)
+            offered(name, entry, into: &after)
+            defer { nameScratch = (before, after) }
+            guard before != after else {
+                scratch = now
+                return false
+            }
+            // listed[s] holds exactly the slots of `before`: drop the names that went, add those that came.
+            var i = 0, j = 0
+            var gone = goneScratch
+            goneScratch = []
+            gone.removeAll(keepingCapacity: true)
+            defer { goneScratch = gone }
+            while i < before.count || j < after.count {
+                if j == after.count || (i < before.count && before[i] < after[j]) {
+                    if let g = slots[before[i]] { gone.append(g) }
+                    i += 1
+                } else if i == before.count || after[j] < before[i] {
+                    now.append(slot(for: after[j]))
+                    j += 1
+                } else {
+                    i += 1
+                    j += 1
                 }
-                now.removeLast(now.count - kept)
+            }
+            for l in listed[Int(s)] where !gone.contains(l) { now.append(l) }
+            now.sort()
+        } else {
+            s = slot(for: name)
+            if let entry {
+                for c in entry.connections where offers(name, c) { now.append(slot(for: c.remote)) }
+                now.sort()
+                if now.count > 1 {
+                    var kept = 1
+                    for i in 1..<now.count where now[i] != now[kept - 1] {
+                        now[kept] = now[i]
+                        kept += 1
+                    }
+                    now.removeLast(now.count - kept)
+                }
             }
         }
         guard now != listed[Int(s)] else {
@@ -89,6 +127,26 @@ struct MeshGraph: Sendable, Equatable {
         return edgesChanged
     }
 
+    /// Whether connection `c` of `name`'s entry offers an edge (the other end must list it too).
+    private func offers(_ name: PeerName, _ c: ConnectionEntry) -> Bool {
+        c.established && c.remote != name && !(dataPlaneOnly && c.dataPlaneDown)
+    }
+
+    /// The remotes `entry` offers edges to, ascending, without repeats.
+    private func offered(_ name: PeerName, _ entry: PeerEntry?, into out: inout [PeerName]) {
+        out.removeAll(keepingCapacity: true)
+        for c in entry?.connections ?? [] where offers(name, c) { out.append(c.remote) }
+        if !out.indices.dropFirst().allSatisfy({ out[$0 - 1] < out[$0] }) {
+            out.sort()
+            var kept = 0
+            for k in out.indices where k == 0 || out[k] != out[kept - 1] {
+                out[kept] = out[k]
+                kept += 1
+            }
+            out.removeLast(out.count - kept)
+        }
+    }
+
     private mutating func slot(for name: PeerName) -> Int32 {
         if let s = slots[name] { return s }
         let s = Int32(names.count)
@@ -101,14 +159,18 @@ struct MeshGraph: Sendable, Equatable {
 
     /// Returns whether the edge changed.
     private mutating func setEdge(_ a: Int32, _ b: Int32, _ on: Bool) -> Bool {
-        var changed = false
-        for (x, y) in [(a, b), (b, a)] {
-            let i = insertionPoint(of: y, in: adjacency[Int(x)])
-            let present = i < adjacency[Int(x)].count && adjacency[Int(x)][i] == y
-            if on && !present { adjacency[Int(x)].insert(y, at: i); changed = true }
-            if !on && present { adjacency[Int(x)].remove(at: i); changed = true }
-        }
-        return changed
+        // Two calls rather than a loop over the pairs: an array literal here was an allocation per edge.
+        let one = setHalfEdge(a, b, on)
+        let other = setHalfEdge(b, a, on)
+        return one || other
+    }
+
+    private mutating func setHalfEdge(_ x: Int32, _ y: Int32, _ on: Bool) -> Bool {
+        let i = insertionPoint(of: y, in: adjacency[Int(x)])
+        let present = i < adjacency[Int(x)].count && adjacency[Int(x)][i] == y
+        if on && !present { adjacency[Int(x)].insert(y, at: i); return true }
+        if !on && present { adjacency[Int(x)].remove(at: i); return true }
+        return false
     }
 
     private func insertionPoint(of s: Int32, in list: [Int32]) -> Int {
@@ -270,6 +332,7 @@ struct MeshGraph: Sendable, Equatable {
     /// three times: O(3·E) word operations instead of one O(V + E) search per neighbour.
     func broadcastTable(of local: Int32) -> BroadcastTable {
         let mine = adjacency[Int(local)]
+        if mine.count <= 64 { return broadcastTableOneWord(of: local) }
         let n = names.count
         let words = max(1, (mine.count + 63) / 64)
         let localName = names[Int(local)]
@@ -349,6 +412,80 @@ struct MeshGraph: Sendable, Equatable {
             }
         }}}
         return BroadcastTable(neighbours: mine, words: words, children: Array(bits[size..<(2 * size)]))
+    }
+}
+
+extension MeshGraph {
+    /// `broadcastTable(of:)` for a router with at most 64 neighbours, nearly every one: the
+    /// same steps with one word per slot and set, so the inner loops carry no word index and
+    /// read each slot's bits once (it was a fifth of the 1000-router simulation's time).
+    /// RoutesTests compares both with the search from each source.
+    fileprivate func broadcastTableOneWord(of local: Int32) -> BroadcastTable {
+        let mine = adjacency[Int(local)]
+        let n = names.count
+        let localName = names[Int(local)]
+        var bits = [UInt64](repeating: 0, count: 7 * n)
+        var queued = [Bool](repeating: false, count: n)
+        var frontier: [Int32] = []
+        var next: [Int32] = []
+        bits.withUnsafeMutableBufferPointer { bits in
+        queued.withUnsafeMutableBufferPointer { queued in
+        adjacency.withUnsafeBufferPointer { adjacency in
+            let base = bits.baseAddress!
+            let reached = base, isLocal = base + n, below = base + 2 * n, pass = base + 3 * n
+            let add = base + 4 * n, addLocal = base + 5 * n, addBelow = base + 6 * n
+            for (i, c) in mine.enumerated() { reached[Int(c)] |= UInt64(1) << UInt64(i) }
+            for (i, c) in mine.enumerated() {
+                let bit = UInt64(1) << UInt64(i)
+                for y in adjacency[Int(c)] {
+                    let k = Int(y)
+                    guard reached[k] & bit == 0 else { continue }
+                    if !queued[k] {
+                        queued[k] = true
+                        next.append(y)
+                    }
+                    add[k] |= bit
+                    if y == local { addLocal[k] |= bit } else if names[k] < localName { addBelow[k] |= bit }
+                }
+            }
+            while !next.isEmpty {
+                frontier.removeAll(keepingCapacity: true)
+                for u in next {
+                    let k = Int(u)
+                    queued[k] = false
+                    let new = add[k]
+                    reached[k] |= new
+                    below[k] |= addBelow[k] & new
+                    isLocal[k] |= addLocal[k] & ~addBelow[k] & new
+                    pass[k] = new
+                    add[k] = 0
+                    addLocal[k] = 0
+                    addBelow[k] = 0
+                    if new != 0 { frontier.append(u) }
+                }
+                next.removeAll(keepingCapacity: true)
+                for v in frontier {
+                    let kv = Int(v)
+                    let passing = pass[kv], viaLocal = isLocal[kv], viaBelow = below[kv]
+                    adjacency[kv].withUnsafeBufferPointer { neighbours in
+                        for u in neighbours {
+                            let ku = Int(u)
+                            let fresh = passing & ~reached[ku]
+                            guard fresh != 0 else { continue }
+                            if !queued[ku] {
+                                queued[ku] = true
+                                next.append(u)
+                            }
+                            add[ku] |= fresh
+                            addLocal[ku] |= viaLocal & fresh
+                            addBelow[ku] |= viaBelow & fresh
+                        }
+                    }
+                }
+                for v in frontier { pass[Int(v)] = 0 }
+            }
+        }}}
+        return BroadcastTable(neighbours: mine, words: 1, children: Array(bits[n..<(2 * n)]))
     }
 }
 

@@ -41,20 +41,34 @@ public struct Topology: Sendable {
     /// entry's connections.
     private var listings: [PeerName: [Listing]] = [:]
 
-    /// Where the address is (`peers[lister].connections[index]`), not the address itself: a
-    /// thousand-router mesh lists ten thousand, and each router holds all of them.
-    fileprivate struct Listing: Sendable {
+    /// Where the address is, not the address itself: a thousand-router mesh lists ten thousand,
+    /// and each router holds all of them. `rank` counts the lister's earlier connections to the
+    /// same remote (0 for the first), not its place in the whole list: a link added to or lost
+    /// from an entry then leaves the listings of its other links as they were.
+    fileprivate struct Listing: Sendable, Equatable {
         // In this order the three pack into 16 bytes.
         var lister: PeerName
-        var index: Int32
+        var rank: Int32
         var established: Bool
 
         /// Established connections first, then by the listing peer's name, then its list order.
         func isBetter(than other: Listing) -> Bool {
             established != other.established ? established
-                : lister != other.lister ? lister < other.lister : index < other.index
+                : lister != other.lister ? lister < other.lister : rank < other.rank
         }
     }
+
+    /// One listed address of an entry, as `relist` compares them: by remote, then rank.
+    private struct Listed: Comparable {
+        var remote: PeerName
+        var rank: Int32
+        var established: Bool
+
+        static func < (a: Listed, b: Listed) -> Bool { a.remote != b.remote ? a.remote < b.remote : a.rank < b.rank }
+    }
+
+    /// Reused by `relist`, so that a merge allocates nothing for it once warm.
+    private var relistScratch: ([Listed], [Listed]) = ([], [])
 
     private mutating func store(_ name: PeerName, _ entry: PeerEntry?) {
         // One hash lookup swaps the entry in and hands back the one it replaces.
@@ -66,37 +80,74 @@ public struct Topology: Sendable {
         guard relinked else { return }
         listingGeneration &+= 1
         relist(name, was: known, now: entry)
-        if graph.update(name, entry) { linkGeneration &+= 1 }
+        if graph.update(name, entry, was: known) { linkGeneration &+= 1 }
         // Slots of removed peers stay (others may still list them); compact when they pile up.
         if entry == nil, graph.names.count > 2 * peers.count + 64 {
             graph = MeshGraph(peers: peers)
             linkGeneration &+= 1
         }
-        storeDataPlane(name, entry)
+        storeDataPlane(name, entry, was: known)
     }
 
-    private mutating func storeDataPlane(_ name: PeerName, _ entry: PeerEntry?) {
+    private mutating func storeDataPlane(_ name: PeerName, _ entry: PeerEntry?, was: PeerEntry?) {
         let reportsDown = entry?.connections.contains { $0.established && $0.dataPlaneDown } ?? false
-        if reportsDown { dataPlaneDownListers.insert(name) } else { dataPlaneDownListers.remove(name) }
+        if reportsDown { dataPlaneDownListers.insert(name) } else if !dataPlaneDownListers.isEmpty { dataPlaneDownListers.remove(name) }
         if dataPlaneDownListers.isEmpty {
             if dataPlaneGraph != nil { dataPlaneGraph = nil; dataPlaneGeneration &+= 1 }
         } else if dataPlaneGraph == nil {
             dataPlaneGraph = MeshGraph(peers: peers, dataPlaneOnly: true)
             dataPlaneGeneration &+= 1
-        } else if dataPlaneGraph!.update(name, entry) {
+        } else if dataPlaneGraph!.update(name, entry, was: was) {
             dataPlaneGeneration &+= 1
         }
     }
 
+    /// Brings `listings` from what `was` listed to what `now` lists, touching only the
+    /// listings that differ: most new versions add or drop one link of many.
     private mutating func relist(_ lister: PeerName, was: PeerEntry?, now: PeerEntry?) {
-        for c in was?.connections ?? [] where c.remote != lister && !c.address.isEmpty {
-            listings[c.remote]?.removeAll { $0.lister == lister }
-            if listings[c.remote]?.isEmpty == true { listings[c.remote] = nil }
+        var (before, after) = relistScratch
+        relistScratch = ([], [])
+        Self.listed(by: lister, was?.connections ?? [], into: &before)
+        Self.listed(by: lister, now?.connections ?? [], into: &after)
+        var i = 0, j = 0
+        while i < before.count || j < after.count {
+            if j == after.count || (i < before.count && before[i] < after[j]) {
+                unlist(before[i], lister)
+                i += 1
+            } else if i == before.count || after[j] < before[i] {
+                listings[after[j].remote, default: []].insertInOrder(Listing(lister: lister, rank: after[j].rank, established: after[j].established))
+                j += 1
+            } else {
+                if before[i].established != after[j].established {
+                    unlist(before[i], lister)
+                    listings[after[j].remote, default: []].insertInOrder(Listing(lister: lister, rank: after[j].rank, established: after[j].established))
+                }
+                i += 1
+                j += 1
+            }
         }
-        for (index, c) in (now?.connections ?? []).enumerated() where c.remote != lister && !c.address.isEmpty {
-            let listing = Listing(lister: lister, index: Int32(index), established: c.established)
-            listings[c.remote, default: []].insertInOrder(listing)
+        relistScratch = (before, after)
+    }
+
+    private mutating func unlist(_ l: Listed, _ lister: PeerName) {
+        let listing = Listing(lister: lister, rank: l.rank, established: l.established)
+        guard var list = listings.removeValue(forKey: l.remote) else { return }
+        list.removeAll { $0 == listing }
+        if !list.isEmpty { listings[l.remote] = list }
+    }
+
+    /// The addresses `connections` list for other peers, ascending by remote and rank.
+    private static func listed(by lister: PeerName, _ connections: [ConnectionEntry], into out: inout [Listed]) {
+        out.removeAll(keepingCapacity: true)
+        for c in connections where c.remote != lister && !c.address.isEmpty {
+            out.append(Listed(remote: c.remote, rank: 0, established: c.established))
         }
+        // Router and the simulator list connections by remote already: then this sort only checks.
+        if !out.isSorted(by: { $0.remote <= $1.remote }) {
+            // A stable sort keeps the list order among one remote's connections, which `rank` counts.
+            out = out.enumerated().sorted { $0.element.remote != $1.element.remote ? $0.element.remote < $1.element.remote : $0.offset < $1.offset }.map(\.element)
+        }
+        for k in out.indices.dropFirst() where out[k].remote == out[k - 1].remote { out[k].rank = out[k - 1].rank + 1 }
     }
 
     private mutating func storeVersion(_ name: PeerName, _ version: PeerVersion?) {
@@ -138,23 +189,31 @@ public struct Topology: Sendable {
     /// Returns the entries that changed here, in ascending name order, to be gossiped on;
     /// empty when nothing changed.
     public mutating func merge(_ update: TopologyUpdate) -> [PeerEntry] {
-        var changed = Set<PeerName>()
+        // The changed entries as stored, by name (an update may name a peer twice: the later
+        // news wins); an array, not a set: merging is most of a busy router's work.
+        var changed: [PeerEntry] = []
         for entry in update.peers where isNews(entry) {
+            var stored = entry
             if entry.name == ownName {
-                var mine = own
-                mine.version = entry.version &+ 1
-                store(ownName, mine)
-            } else {
-                store(entry.name, entry)
+                stored = own
+                stored.version = entry.version &+ 1
             }
-            changed.insert(entry.name)
+            store(entry.name, stored)
+            changed.append(stored)
         }
         // Only a changed entry that claims our short id can start a collision: the full check
         // reads every entry, so it runs only then.
         let myId = own.shortId
-        if changed.contains(where: { $0 != ownName && peers[$0]?.shortId == myId && $0 < ownName }),
-           resolveShortIdCollision() { changed.insert(ownName) }
-        return changed.sorted().compactMap { peers[$0] }
+        if changed.contains(where: { $0.name != ownName && $0.shortId == myId && $0.name < ownName }),
+           resolveShortIdCollision() { changed.append(own) }
+        guard changed.count > 1 else { return changed }
+        // Keep the last of each name (the one stored), in ascending name order.
+        var latest: [PeerEntry] = []
+        let ordered = changed.enumerated().sorted { $0.element.name != $1.element.name ? $0.element.name < $1.element.name : $0.offset < $1.offset }
+        for (_, e) in ordered {
+            if let last = latest.last, last.name == e.name { latest[latest.count - 1] = e } else { latest.append(e) }
+        }
+        return latest
     }
 
     /// Whether merging `entry` changes anything: the rule `merge` applies to each entry.
@@ -250,11 +309,22 @@ public struct Topology: Sendable {
     public func dialCandidates(connected: Set<PeerName>) -> [(name: PeerName, address: String)] {
         var candidates: [(name: PeerName, address: String)] = []
         for v in versions where v.name != ownName && !connected.contains(v.name) {
-            if let best = listings[v.name]?.first, let lister = peers[best.lister] {
-                candidates.append((v.name, lister.connections[Int(best.index)].address))
-            }
+            if let address = dialAddress(for: v.name) { candidates.append((v.name, address)) }
         }
         return candidates
+    }
+
+    /// The address `dialCandidates` gives for `name`, by itself: nil when nobody lists one (or
+    /// `name` is this router). For a caller that can reach only a few of the peers (the
+    /// simulation's underlay) and need not read every candidate.
+    public func dialAddress(for name: PeerName) -> String? {
+        guard name != ownName, peers[name] != nil, let best = listings[name]?.first, let lister = peers[best.lister] else { return nil }
+        var rank = best.rank
+        for c in lister.connections where c.remote == name && !c.address.isEmpty {
+            if rank == 0 { return c.address }
+            rank -= 1
+        }
+        return nil
     }
 
     /// The short id a router starts with (protocol.md §1): FNV-1a 64 of the 6 name bytes, low 12 bits.
@@ -310,5 +380,11 @@ private extension Array where Element == Topology.Listing {
         var i = endIndex
         while i > startIndex, listing.isBetter(than: self[i - 1]) { i -= 1 }
         insert(listing, at: i)
+    }
+}
+
+private extension Array {
+    func isSorted(by ordered: (Element, Element) -> Bool) -> Bool {
+        indices.dropFirst().allSatisfy { ordered(self[$0 - 1], self[$0]) }
     }
 }

@@ -43,6 +43,13 @@ public struct PeerName: Hashable, Comparable, Sendable, CustomStringConvertible,
 
     public static func < (a: PeerName, b: PeerName) -> Bool { a.value < b.value }
 
+    // Names key the topology's tables, so every gossip entry merged hashes several. The 48 bits
+    // go to the hasher as one word, by the one-shot path UInt64's own hash uses (still seeded
+    // SipHash: names come from the network), instead of a Hasher built, fed and finalized per
+    // lookup. Both must agree, as Hashable requires.
+    public func hash(into hasher: inout Hasher) { hasher.combine(value) }
+    public func _rawHashValue(seed: Int) -> Int { value._rawHashValue(seed: seed) }
+
     public init(from decoder: Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
         guard let name = PeerName(text) else {

@@ -255,14 +255,35 @@ struct MeshSimulator {
         let look = (routers[i].gossip.topology.listingGeneration, routers[i].links.count)
         guard routers[i].lookedAt.map({ $0 != look }) ?? true, routers[i].dialing.count < Self.maxDialing else { return }
         routers[i].lookedAt = look
-        let connected = Set(routers[i].links.map { routers[$0].name })
-        for candidate in routers[i].gossip.topology.dialCandidates(connected: connected) {
-            guard routers[i].dialing.count < Self.maxDialing else {
-                routers[i].lookedAt = nil  // look again on the next tick
-                break
-            }
-            if let j = index[candidate.name] { dial(i, j) }
+        // Router reads every dial candidate (Topology.dialCandidates) in name order; here only
+        // those the underlay lets this router reach can be dialed, so those are all it asks
+        // about (a thousand candidates a look, of which about ten are reachable, was a sixth
+        // of the simulation's time). The same dials in the same order.
+        let topology = routers[i].gossip.topology
+        let dialable = routers[i].reachable.filter { j in
+            !routers[i].links.contains(j) && !routers[i].dialing.contains(j) && topology.dialAddress(for: routers[j].name) != nil
+        }.sorted { routers[$0].name < routers[$1].name }
+        var last: PeerName?
+        for j in dialable {
+            guard routers[i].dialing.count < Self.maxDialing else { break }
+            dial(i, j)
+            last = routers[j].name
         }
+        // Router stops at the cap and looks again on the next tick when candidates are left.
+        if routers[i].dialing.count >= Self.maxDialing, let last, candidatesRemain(i, after: last) {
+            routers[i].lookedAt = nil
+        }
+    }
+
+    /// Whether `dialCandidates` lists a peer named above `name` (the ones after the cap).
+    private func candidatesRemain(_ i: Int, after name: PeerName) -> Bool {
+        let topology = routers[i].gossip.topology
+        let connected = Set(routers[i].links.map { routers[$0].name })
+        for v in topology.versions.reversed() {
+            guard v.name > name else { return false }
+            if !connected.contains(v.name), topology.dialAddress(for: v.name) != nil { return true }
+        }
+        return false
     }
 
     private mutating func ownChanged(_ i: Int) {

@@ -302,6 +302,27 @@ final class GossipTests: XCTestCase {
         XCTAssertNil(two.forwardDue)
     }
 
+    func testAWaitingForwardSkipsNeighboursThatSentTheSameVersion() throws {
+        // 1–2, 2–3, 2–4: 3 and 4 are 2's children in 1's tree. While 1's v3 waits at 2 to be
+        // forwarded, 3 sends 2 that same version (views differ for a moment): it goes to 4 only.
+        var net = Net(4)
+        for p in [3, 4] { net.link(peer(2), peer(p)) }
+        net.link(peer(1), peer(2))
+        net.deliver()
+        net.run(seconds: 1)
+        var two = net.routers[peer(2)]!
+        var one = net.routers[peer(1)]!.topology.own
+        let t = net.now + 1
+        one.version += 1
+        XCTAssertEqual(try two.receive(from: peer(1), type: .gossip, payload: TopologyUpdate(peers: [one]).encode(), now: t).sends.map(\.to),
+                       [peer(3), peer(4)], "the first change leaves at once")
+        one.version += 1
+        XCTAssertTrue(try two.receive(from: peer(1), type: .gossip, payload: TopologyUpdate(peers: [one]).encode(), now: t + 0.01).sends.isEmpty)
+        XCTAssertTrue(try two.receive(from: peer(3), type: .gossip, payload: TopologyUpdate(peers: [one]).encode(), now: t + 0.02).sends.isEmpty)
+        let due = try XCTUnwrap(two.forwardDue)
+        XCTAssertEqual(two.forwardWaiting(now: due).sends.map(\.to), [peer(4)])
+    }
+
     func testALinkWithinTheMeshSendsNoDigestAndAJoiningOneDoes() {
         var net = Net.line(3)
         // 1 and 3 reach each other through 2: a direct link between them needs no digests.
