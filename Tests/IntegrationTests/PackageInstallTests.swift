@@ -43,7 +43,7 @@ final class PackageInstallTests: XCTestCase {
 
         let weft = "\(root)/usr/bin/weft"
         let subcommands = ["launch", "status", "connect", "forget", "stop", "attach", "detach", "ps", "expose", "hide", "reset",
-                           "rotate-key", "password", "rotate-password", "doctor", "version"]
+                           "rotate-key", "password", "rotate-password", "revoke", "doctor", "version"]
         for path in ["usr/bin/weft", "lib/systemd/system/weft.service", "etc/default/weft", "usr/share/man/man8/weft.8.gz",
                      "usr/share/bash-completion/completions/weft", "usr/share/zsh/vendor-completions/_weft",
                      "usr/share/fish/vendor_completions.d/weft.fish", "usr/share/doc/weft/operations.md"]
