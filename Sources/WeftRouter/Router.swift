@@ -344,7 +344,8 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     static func isAuthFailure(_ code: RefuseCode?) -> Bool {
         switch code {
         // Retrying soon cannot help: another password, another weft version or another key is needed.
-        case .unknownPSKId, .handshakeFailed, .passwordMismatch, .noCommonVersion, .identityMismatch, .identityPinned, .revoked: return true
+        case .unknownPSKId, .handshakeFailed, .passwordMismatch, .noCommonVersion, .identityMismatch, .identityPinned, .revoked,
+             .retiringPasswordUnknownKey: return true
         default: return false
         }
     }
@@ -571,8 +572,14 @@ extension Router: LinkDelegate {
         if hello.name == config.name {
             return Refuse(code: .connectingToSelf, text: "connection to self (\(config.name))")
         }
-        if let key = link.remoteIdentity, let refusal = pinRefusal(name: hello.name, key: key, address: "\(link.socketAddress)") {
-            return refusal
+        if let key = link.remoteIdentity {
+            // Before the pin check, which would pin a key seen for the first time (§3.11).
+            if let pskId = link.pskId, keyring?.isPinnedOnly(pskId) == true,
+               let refusal = RetiringPassword.refusal(pinnedOnly: true, pin: identityPins.pins.decide(name: hello.name, key: key),
+                                                      fingerprint: IdentityKey.fingerprint(publicKey: key)) {
+                return refusal
+            }
+            if let refusal = pinRefusal(name: hello.name, key: key, address: "\(link.socketAddress)") { return refusal }
         }
         if let existing = established[hello.name], existing !== link {
             switch DuplicateConnections.resolve(local: config.name, remote: hello.name, newIsOutbound: link.direction == .outbound,
