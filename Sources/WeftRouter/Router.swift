@@ -314,7 +314,9 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         let duplicate = link.refuseCode == .duplicateConnection
         if let address = link.targetAddress, var target = targets[address], target.link === link {
             target.link = nil
-            if wasEstablished || duplicate {
+            // A dialer is established once it wrote message 3, so the responder's refusal of its
+            // key comes on an established link; it is still a refusal that retrying cannot cure.
+            if (wasEstablished && !Self.isIdentityRefusal(link.refuseCode)) || duplicate {
                 target.failures = duplicate ? 0 : 1
                 target.reason = duplicate ? nil : link.reason
                 target.authFailure = false
@@ -339,6 +341,11 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
             inboundFailures[key] = InboundFailure(address: link.socketAddress, reason: reason, pskId: link.pskId?.description, at: .now())
             logOnce("refused inbound connection", address: key, reason: reason)
         }
+    }
+
+    /// Refusals of the authenticated key (§3.11): the link may have been established a moment.
+    static func isIdentityRefusal(_ code: RefuseCode?) -> Bool {
+        code == .revoked || code == .retiringPasswordUnknownKey
     }
 
     static func isAuthFailure(_ code: RefuseCode?) -> Bool {

@@ -117,12 +117,16 @@ final class RevocationTests: XCTestCase {
         net.kill(4, signal: SIGTERM)
         let dataDir4 = net.host(4).dataDir
         try FileManager.default.moveItem(atPath: dataDir4, toPath: dataDir4 + ".revoked")
+        let relaunched = Date()
         try net.launch(4, peers: [1, 2, 3])
         XCTAssertTrue(net.waitUntil(timeout: 10) { (try? net.status(4).name).map { $0 != fourth.name } == true }, net.log(4))
         let fresh = try net.status(4)
         XCTAssertNotEqual(fresh.identity, fourth.identity)
         let refused = net.waitUntil(timeout: 20) { (1...3).allSatisfy { self.refusedAsUnknownUnderRetiringPassword(net, to: $0) } }
         XCTAssertTrue(refused, "\((try? net.connections(4)) ?? [])\n\(net.log(1).suffix(2000))")
+        print("revocation: fresh key under the old password refused by routers 1-3 within "
+              + "\(String(format: "%.2f", Date().timeIntervalSince(relaunched))) s of its launch")
+        for index in 1...3 { XCTAssertTrue(net.log(index).contains("this password is being retired"), "host \(index) logs the refusal") }
         XCTAssertTrue(established(net, 4).isEmpty, "\(established(net, 4))")
         for index in 1...3 {
             XCTAssertNil(try net.connection(index, to: 4), "host \(index)")
