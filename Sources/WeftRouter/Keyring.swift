@@ -12,11 +12,14 @@ struct KeyringEntry: Codable, Equatable {
     var retireAt: String?
     /// Hex of the 32-byte PSK.
     var psk: String
+    /// The entry is being retired because of a revocation (docs/protocol.md §3.11): until it
+    /// retires it is accepted only from identity keys pinned here. Written only when true.
+    var pinnedOnly: Bool = false
     /// Fields this version does not know (a newer Weft's, an operator's note): kept as they
     /// were whenever Weft writes the file.
     var unknown: [String: JSONValue] = [:]
 
-    private static let knownKeys: Set<String> = ["id", "state", "addedAt", "retireAt", "psk"]
+    private static let knownKeys: Set<String> = ["id", "state", "addedAt", "retireAt", "psk", "pinnedOnly"]
 
     init(id: String, state: KeyState, addedAt: String, retireAt: String?, psk: String) {
         self.id = id
@@ -33,6 +36,7 @@ struct KeyringEntry: Codable, Equatable {
         addedAt = try c.decode(String.self, forKey: AnyKey("addedAt"))
         retireAt = try c.decodeIfPresent(String.self, forKey: AnyKey("retireAt"))
         psk = try c.decode(String.self, forKey: AnyKey("psk"))
+        pinnedOnly = try c.decodeIfPresent(Bool.self, forKey: AnyKey("pinnedOnly")) ?? false
         unknown = try JSONValue.unknownFields(of: c, known: Self.knownKeys)
     }
 
@@ -43,6 +47,7 @@ struct KeyringEntry: Codable, Equatable {
         try c.encode(addedAt, forKey: AnyKey("addedAt"))
         try c.encodeIfPresent(retireAt, forKey: AnyKey("retireAt"))
         try c.encode(psk, forKey: AnyKey("psk"))
+        if pinnedOnly { try c.encode(true, forKey: AnyKey("pinnedOnly")) }
         for (key, value) in unknown { try c.encode(value, forKey: AnyKey(key)) }
     }
 }
@@ -185,7 +190,9 @@ public final class Keyring: @unchecked Sendable {  // confined to the router's e
         }
         for i in entries.indices where entries[i].state == .active { entries[i].state = .accepted }
         entries[index].state = .active
+        // Made active again by an operator: no longer being retired, so no longer pinned-only.
         entries[index].retireAt = nil
+        entries[index].pinnedOnly = false
     }
 
     func retire(_ id: PSKID) throws {
@@ -199,10 +206,17 @@ public final class Keyring: @unchecked Sendable {  // confined to the router's e
         entries[index].retireAt = nil
     }
 
-    func scheduleRetirement(_ id: PSKID, at date: Date) {
+    /// Schedules an accepted entry's retirement; `pinnedOnly` marks it as retired because of a
+    /// revocation (a mark is never removed by a later, unmarked schedule: the revoked host still
+    /// knows that password).
+    func scheduleRetirement(_ id: PSKID, at date: Date, pinnedOnly: Bool = false) {
         guard let index = entries.firstIndex(where: { $0.id == id.description }), entries[index].state == .accepted else { return }
         entries[index].retireAt = Self.timestamp(date)
+        if pinnedOnly { entries[index].pinnedOnly = true }
     }
+
+    /// Whether `id` is a password being retired because of a revocation.
+    func isPinnedOnly(_ id: PSKID) -> Bool { entries.first { $0.id == id.description }?.pinnedOnly ?? false }
 
     /// Accepted entries whose scheduled retirement has come.
     func due(at date: Date) -> [PSKID] {

@@ -77,6 +77,7 @@ final class RouterMetrics: @unchecked Sendable {
         case .identityMismatch: return "identity_mismatch"
         case .identityPinned: return "identity_pinned"
         case .revoked: return "revoked"
+        case .retiringPasswordUnknownKey: return "retiring_password_unknown_key"
         case .unknown: return "unknown"
         }
     }

@@ -158,7 +158,9 @@ extension Router {
                 let use = try PasswordUse.decode(payload)
                 let id = PSKID(bytes: use.newId)
                 let wasActive = keyring.active?.id == id
-                switchPassword(to: id, retiring: PSKID(bytes: use.oldId), grace: Double(use.graceSeconds), except: link)
+                // The payload is passed on as it came, so its pinned-only flag travels with it.
+                switchPassword(to: id, retiring: PSKID(bytes: use.oldId), grace: Double(use.graceSeconds), pinnedOnly: use.pinnedOnly,
+                               except: link)
                 if !wasActive, keyring.active?.id == id {
                     for other in established.values where other !== link && other.canRekey {
                         other.send(type: MessageType.passwordUse.rawValue, payload: payload)
@@ -179,16 +181,20 @@ extension Router {
     }
 
     /// Makes `id` active here, schedules the old one's retirement, and moves every link not
-    /// yet under it (but `except`, whose other end does that) to it by rekeying. Returns the
-    /// links it rekeys with each rekey's outcome (nil: moved; else why not).
+    /// yet under it (but `except`, whose other end does that) to it by rekeying; `pinnedOnly`: the
+    /// old one is retired because of a revocation (accepted only from pinned keys meanwhile,
+    /// §3.11). Returns the links it rekeys with each rekey's outcome (nil: moved; else why not).
     @discardableResult
-    func switchPassword(to id: PSKID, retiring old: PSKID?, grace: Double, except: Link?) -> [(link: Link, outcome: EventLoopFuture<String?>)] {
+    func switchPassword(to id: PSKID, retiring old: PSKID?, grace: Double, pinnedOnly: Bool = false,
+                        except: Link?) -> [(link: Link, outcome: EventLoopFuture<String?>)] {
         guard let keyring, let psk = keyring.accepted(id) else { return [] }
         if keyring.active?.id != id {
             try? keyring.use(id)
             logger.info("password switched", metadata: ["pskId": "\(id)"])
         }
-        if let old, old != PSKID.zero, old != id { keyring.scheduleRetirement(old, at: Date().addingTimeInterval(grace)) }
+        if let old, old != PSKID.zero, old != id {
+            keyring.scheduleRetirement(old, at: Date().addingTimeInterval(grace), pinnedOnly: pinnedOnly)
+        }
         saveKeyring()
         return established.values.filter { $0 !== except && $0.pskId != id && $0.canRekey }.map { ($0, rekey($0, psk: psk)) }
     }
@@ -214,29 +220,33 @@ extension Router {
     /// the active one and moved to it.
     func catchUpPassword(_ link: Link) {
         guard let keyring, let active = keyring.active, let linkPSK = link.pskId, linkPSK != active.id, link.canRekey else { return }
-        let retireAt = keyring.entries.first { $0.id == linkPSK.description }?.retireAt
-            .flatMap { ISO8601DateFormatter().date(from: $0) }
+        let entry = keyring.entries.first { $0.id == linkPSK.description }
+        let retireAt = entry?.retireAt.flatMap { ISO8601DateFormatter().date(from: $0) }
         let grace = max(1, retireAt.map { $0.timeIntervalSinceNow } ?? 0)
         link.send(type: MessageType.passwordOffer.rawValue, payload: PasswordOffer(psk: active.key).encode())
+        // A password retired because of a revocation stays pinned-only on the late peer too.
         link.send(type: MessageType.passwordUse.rawValue,
-                  payload: PasswordUse(newId: active.id.bytes, oldId: linkPSK.bytes, graceSeconds: PasswordUse.wireGrace(grace)).encode())
+                  payload: PasswordUse(newId: active.id.bytes, oldId: linkPSK.bytes, graceSeconds: PasswordUse.wireGrace(grace),
+                                       pinnedOnly: entry?.pinnedOnly ?? false).encode())
         _ = rekey(link, psk: active)
     }
 
     // MARK: weft rotate-password
 
     /// Offers `psk` to every directly connected peer, switches once they acknowledged (or after
-    /// 5 s, naming those that did not), and retires the previous password after `grace`.
-    func rotatePassword(to psk: PreSharedKey, grace: Double) -> EventLoopFuture<RotatePasswordResult> {
+    /// 5 s, naming those that did not), and retires the previous password after `grace`;
+    /// `pinnedOnly` (the rotation of `weft revoke`): meanwhile the previous password is accepted
+    /// only from identity keys pinned here, everywhere (PASSWORD_USE's flag, §3.11).
+    func rotatePassword(to psk: PreSharedKey, grace: Double, pinnedOnly: Bool = false) -> EventLoopFuture<RotatePasswordResult> {
         let previous = keyWork.rotationChain ?? loop.makeSucceededVoidFuture()
         let result = previous.flatMap { () -> EventLoopFuture<RotatePasswordResult> in
-            self.runRotation(psk: psk, grace: grace)
+            self.runRotation(psk: psk, grace: grace, pinnedOnly: pinnedOnly)
         }
         keyWork.rotationChain = result.map { _ in () }.recover { _ in () }
         return result
     }
 
-    private func runRotation(psk: PreSharedKey, grace: Double) -> EventLoopFuture<RotatePasswordResult> {
+    private func runRotation(psk: PreSharedKey, grace: Double, pinnedOnly: Bool) -> EventLoopFuture<RotatePasswordResult> {
         guard let keyring, let old = keyring.active else {
             return loop.makeFailedFuture(ControlAPIError(.conflict, "this router has no password; launch it with one first"))
         }
@@ -265,12 +275,12 @@ extension Router {
         }
         return done.futureResult.flatMap {
             let acknowledged = self.keyWork.acks.removeValue(forKey: psk.id) ?? []
-            let use = PasswordUse(newId: psk.id.bytes, oldId: old.id.bytes, graceSeconds: PasswordUse.wireGrace(grace))
+            let use = PasswordUse(newId: psk.id.bytes, oldId: old.id.bytes, graceSeconds: PasswordUse.wireGrace(grace), pinnedOnly: pinnedOnly)
             // Sent to every neighbour; each passes it on once it has switched (§3.8).
             for link in self.established.values where link.canRekey {
                 link.send(type: MessageType.passwordUse.rawValue, payload: use.encode())
             }
-            self.switchPassword(to: psk.id, retiring: old.id, grace: grace, except: nil)
+            self.switchPassword(to: psk.id, retiring: old.id, grace: grace, pinnedOnly: pinnedOnly, except: nil)
             let waits = self.established.values.compactMap { link -> EventLoopFuture<String?>? in
                 guard let waiters = self.keyWork.waiters[ObjectIdentifier(link)], !waiters.isEmpty else { return nil }
                 let p = self.loop.makePromise(of: String?.self)

@@ -143,8 +143,10 @@ extension Router {
             return loop.makeSucceededFuture(RevokeResult(revoked: status, closedLinks: closed.count, rotation: nil,
                                                          rotationSkipped: "this router runs without a password: there is none to rotate"))
         }
-        // The offer goes out after the REVOCATIONS just sent, on the same links (§3.11).
-        return rotatePassword(to: psk ?? .generate(), grace: grace).map { rotation in
+        // The offer goes out after the REVOCATIONS just sent, on the same links (§3.11). The old
+        // password stays open during the grace only to keys pinned before: not to a fresh key of
+        // the revoked host.
+        return rotatePassword(to: psk ?? .generate(), grace: grace, pinnedOnly: true).map { rotation in
             RevokeResult(revoked: status, closedLinks: closed.count, rotation: rotation, rotationSkipped: nil)
         }.flatMapErrorThrowing { error in
             // The revocation stands whatever the rotation did; say why the password did not move.

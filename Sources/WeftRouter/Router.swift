@@ -314,7 +314,9 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         let duplicate = link.refuseCode == .duplicateConnection
         if let address = link.targetAddress, var target = targets[address], target.link === link {
             target.link = nil
-            if wasEstablished || duplicate {
+            // A dialer is established once it wrote message 3, so the responder's refusal of its
+            // key comes on an established link; it is still a refusal that retrying cannot cure.
+            if (wasEstablished && !Self.isIdentityRefusal(link.refuseCode)) || duplicate {
                 target.failures = duplicate ? 0 : 1
                 target.reason = duplicate ? nil : link.reason
                 target.authFailure = false
@@ -341,10 +343,16 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         }
     }
 
+    /// Refusals of the authenticated key (§3.11): the link may have been established a moment.
+    static func isIdentityRefusal(_ code: RefuseCode?) -> Bool {
+        code == .revoked || code == .retiringPasswordUnknownKey
+    }
+
     static func isAuthFailure(_ code: RefuseCode?) -> Bool {
         switch code {
         // Retrying soon cannot help: another password, another weft version or another key is needed.
-        case .unknownPSKId, .handshakeFailed, .passwordMismatch, .noCommonVersion, .identityMismatch, .identityPinned, .revoked: return true
+        case .unknownPSKId, .handshakeFailed, .passwordMismatch, .noCommonVersion, .identityMismatch, .identityPinned, .revoked,
+             .retiringPasswordUnknownKey: return true
         default: return false
         }
     }
@@ -571,8 +579,14 @@ extension Router: LinkDelegate {
         if hello.name == config.name {
             return Refuse(code: .connectingToSelf, text: "connection to self (\(config.name))")
         }
-        if let key = link.remoteIdentity, let refusal = pinRefusal(name: hello.name, key: key, address: "\(link.socketAddress)") {
-            return refusal
+        if let key = link.remoteIdentity {
+            // Before the pin check, which would pin a key seen for the first time (§3.11).
+            if let pskId = link.pskId, keyring?.isPinnedOnly(pskId) == true,
+               let refusal = RetiringPassword.refusal(pinnedOnly: true, pin: identityPins.pins.decide(name: hello.name, key: key),
+                                                      fingerprint: IdentityKey.fingerprint(publicKey: key)) {
+                return refusal
+            }
+            if let refusal = pinRefusal(name: hello.name, key: key, address: "\(link.socketAddress)") { return refusal }
         }
         if let existing = established[hello.name], existing !== link {
             switch DuplicateConnections.resolve(local: config.name, remote: hello.name, newIsOutbound: link.direction == .outbound,

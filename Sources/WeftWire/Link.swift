@@ -114,6 +114,9 @@ public enum RefuseCode: UInt8, Sendable, Codable {
     case identityPinned = 12
     /// The authenticated key is revoked (§3.11).
     case revoked = 13
+    /// The link's password is being retired because of a revocation and its authenticated key is
+    /// not pinned here (§3.11): a fresh key must join with the current password.
+    case retiringPasswordUnknownKey = 14
     case unknown = 255
 }
 

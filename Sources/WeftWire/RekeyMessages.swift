@@ -47,7 +47,9 @@ public struct RekeyResponse: Equatable, Sendable {
 
 /// PASSWORD_OFFER: a new PSK for the receiver's keyring (as accepted), from a rotation.
 /// PASSWORD_ACK: the PSK id the receiver now holds. PASSWORD_USE: make `newId` active, rekey
-/// links under it, and retire `oldId` after `graceSeconds`.
+/// links under it, and retire `oldId` after `graceSeconds`; `flags` bit 0 (`pinnedOnly`): the
+/// rotation follows a revocation, so during the grace `oldId` is accepted only from identity
+/// keys already pinned (docs/protocol.md §3.8, §3.11).
 public struct PasswordOffer: Equatable, Sendable {
     public var psk: [UInt8]
     public init(psk: [UInt8]) { self.psk = psk }
@@ -69,26 +71,41 @@ public struct PasswordUse: Equatable, Sendable {
         return seconds >= maxGraceSeconds ? UInt32.max : UInt32(seconds)
     }
 
+    /// Bit 0 of `flags`.
+    public static let pinnedOnlyFlag: UInt8 = 1
+
     public var newId: [UInt8]
     public var oldId: [UInt8]
     public var graceSeconds: UInt32
+    /// Bit 0: `pinnedOnly`; the other bits are sent as 0 and ignored.
+    public var flags: UInt8
 
-    public init(newId: [UInt8], oldId: [UInt8], graceSeconds: UInt32) {
+    public init(newId: [UInt8], oldId: [UInt8], graceSeconds: UInt32, pinnedOnly: Bool = false) {
         self.newId = newId
         self.oldId = oldId
         self.graceSeconds = graceSeconds
+        self.flags = pinnedOnly ? Self.pinnedOnlyFlag : 0
     }
+
+    /// The old password is retired because of a revocation: during the grace it is accepted
+    /// only from identity keys pinned here (REFUSE 14 for others).
+    public var pinnedOnly: Bool { flags & Self.pinnedOnlyFlag != 0 }
 
     public func encode() -> [UInt8] {
         var w = ByteWriter()
         w.append(newId)
         w.append(oldId)
         w.u32(graceSeconds)
+        w.u8(flags)
         return w.bytes
     }
 
+    /// Exactly 21 bytes: a short message or bytes after the flags are malformed.
     public static func decode(_ bytes: [UInt8]) throws -> PasswordUse {
         var r = ByteReader(bytes)
-        return PasswordUse(newId: try r.bytes(8, "new psk id"), oldId: try r.bytes(8, "old psk id"), graceSeconds: try r.u32("grace"))
+        var use = PasswordUse(newId: try r.bytes(8, "new psk id"), oldId: try r.bytes(8, "old psk id"), graceSeconds: try r.u32("grace"))
+        use.flags = try r.u8("password use flags")
+        guard r.isAtEnd else { throw WireError.invalid(what: "password use (\(r.remaining) bytes after the flags)") }
+        return use
     }
 }

@@ -3,7 +3,8 @@
 // closed and router 4 shows REFUSE 13's reason; 200 pings a second between workloads on routers
 // 2 and 3 lose nothing meanwhile; the mesh moves to a new password that router 4 never gets;
 // router 3 lists the record; router 2 keeps it across a restart; router 4 relaunched with its
-// data dir stays refused.
+// data dir stays refused, and relaunched with a fresh data dir (a new identity key) and the old
+// password, inside the grace, is refused by every router with REFUSE 14.
 import Foundation
 import XCTest
 import WeftControl
@@ -12,6 +13,14 @@ import WeftControl
 final class RevocationTests: XCTestCase {
     private func established(_ net: TestNet, _ index: Int) -> [ConnectionStatus] {
         ((try? net.connections(index)) ?? []).filter { $0.state == .established }
+    }
+
+    /// Host 4's connection to host `index` was refused with REFUSE 14's reason.
+    private func refusedAsUnknownUnderRetiringPassword(_ net: TestNet, to index: Int) -> Bool {
+        ((try? net.connections(4)) ?? []).contains {
+            $0.address.hasPrefix(net.host(index).address) && $0.state == .failed
+                && $0.reason?.contains("this password is being retired; join with the current one (your identity") == true
+        }
     }
 
     private func refusedAsRevoked(_ net: TestNet, _ index: Int) -> Bool {
@@ -47,7 +56,8 @@ final class RevocationTests: XCTestCase {
         let ping = try net.startBackground(namespace: w2, ["ping", "-i", "0.005", "-c", "2400", "-W", "1", "10.47.0.3"], output: pingLog)
         usleep(1_000_000)
         let started = Date()
-        let revoke = try net.cli(1, ["revoke", net.nickname(4)])
+        // A grace long enough that the old password is still accepted (from pinned keys) at the end.
+        let revoke = try net.cli(1, ["revoke", net.nickname(4), "--grace", "10m"])
         XCTAssertEqual(revoke.status, 0, revoke.output + net.log(1))
         XCTAssertTrue(revoke.output.contains("revoked \(fourth.name) (\(net.nickname(4))), identity \(fourth.identity ?? "?")"), revoke.output)
         XCTAssertTrue(revoke.output.contains("new password id"), revoke.output)
@@ -100,5 +110,33 @@ final class RevocationTests: XCTestCase {
         usleep(3_000_000)
         XCTAssertTrue(established(net, 4).isEmpty, "\(established(net, 4))")
         for index in 1...3 { XCTAssertNil(try net.connection(index, to: 4), "host \(index)") }
+
+        // Router 4 relaunched with a fresh data dir (a new key, so a new name) and the old password,
+        // which routers 1–3 still accept during the grace, but only from keys pinned before: every
+        // router it dials refuses it with REFUSE 14, whose reason its own status shows.
+        net.kill(4, signal: SIGTERM)
+        let dataDir4 = net.host(4).dataDir
+        try FileManager.default.moveItem(atPath: dataDir4, toPath: dataDir4 + ".revoked")
+        let relaunched = Date()
+        try net.launch(4, peers: [1, 2, 3])
+        XCTAssertTrue(net.waitUntil(timeout: 10) { (try? net.status(4).name).map { $0 != fourth.name } == true }, net.log(4))
+        let fresh = try net.status(4)
+        XCTAssertNotEqual(fresh.identity, fourth.identity)
+        let refused = net.waitUntil(timeout: 20) { (1...3).allSatisfy { self.refusedAsUnknownUnderRetiringPassword(net, to: $0) } }
+        XCTAssertTrue(refused, "\((try? net.connections(4)) ?? [])\n\(net.log(1).suffix(2000))")
+        print("revocation: fresh key under the old password refused by routers 1-3 within "
+              + "\(String(format: "%.2f", Date().timeIntervalSince(relaunched))) s of its launch")
+        for index in 1...3 { XCTAssertTrue(net.log(index).contains("this password is being retired"), "host \(index) logs the refusal") }
+        XCTAssertTrue(established(net, 4).isEmpty, "\(established(net, 4))")
+        for index in 1...3 {
+            XCTAssertNil(try net.connection(index, to: 4), "host \(index)")
+            XCTAssertFalse(try net.peers(index).contains { $0.name == fresh.name }, "host \(index) never admitted the fresh key")
+        }
+        // The mark came with PASSWORD_USE to routers 2 and 3 and is in their keyrings (router 2's
+        // across its restart).
+        for index in 2...3 {
+            let keyring = try String(contentsOfFile: net.host(index).dataDir + "/keyring.json", encoding: .utf8)
+            XCTAssertTrue(keyring.contains("\"pinnedOnly\" : true"), "host \(index): \(keyring)")
+        }
     }
 }

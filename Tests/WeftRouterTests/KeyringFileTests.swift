@@ -83,4 +83,27 @@ final class KeyringFileTests: XCTestCase {
         XCTAssertEqual(entries[0]["weight"] as? Int, 1, "a number stays a number")
         XCTAssertNotNil(try Keyring.read(path: "\(dir)/keyring.json"), "what Weft wrote reads back")
     }
+
+    /// A password retired because of a revocation keeps its mark across a write and a read; an
+    /// unmarked entry is written without the field; made active again, it loses the mark.
+    func testPinnedOnlyMarkIsWrittenReadAndClearedByUse() throws {
+        let text = #"{"format":1,"entries":[{"id":"\#(id)","state":"active","addedAt":"x","psk":"\#(hex)"}]}"#
+        let dir = try dataDir(text)
+        let keyring = try XCTUnwrap(try Keyring.load(dataDir: dir, launchPSK: nil, log: { _ in }))
+        let next = PreSharedKey(key: [UInt8](repeating: 0x33, count: 32))
+        keyring.add(next, state: .accepted)
+        try keyring.use(next.id)
+        let old = PreSharedKey(key: psk).id
+        keyring.scheduleRetirement(old, at: Date().addingTimeInterval(600), pinnedOnly: true)
+        keyring.scheduleRetirement(old, at: Date().addingTimeInterval(300))
+        XCTAssertTrue(keyring.isPinnedOnly(old), "a later unmarked schedule keeps the mark")
+        XCTAssertFalse(keyring.isPinnedOnly(next.id))
+        try keyring.save()
+        let written = try String(contentsOfFile: "\(dir)/keyring.json", encoding: .utf8)
+        XCTAssertEqual(written.components(separatedBy: "\"pinnedOnly\" : true").count, 2, written)
+        let reread = try XCTUnwrap(try Keyring.load(dataDir: dir, launchPSK: nil, log: { _ in }))
+        XCTAssertTrue(reread.isPinnedOnly(old))
+        try reread.use(old)
+        XCTAssertFalse(reread.isPinnedOnly(old))
+    }
 }

@@ -80,7 +80,8 @@ let wireTargets: [FuzzTarget] = [
     FuzzTarget(name: "password", run: { data in
         roundTripEither(data, (PasswordOffer.decode, { $0.encode() }, "password offer"), (PasswordUse.decode, { $0.encode() }, "password use"))
     }, seeds: { [[0] + PasswordOffer(psk: [UInt8](repeating: 0x11, count: 32)).encode(),
-                 [1] + PasswordUse(newId: [1, 2, 3, 4, 5, 6, 7, 8], oldId: [8, 7, 6, 5, 4, 3, 2, 1], graceSeconds: 600).encode()] }),
+                 [1] + PasswordUse(newId: [1, 2, 3, 4, 5, 6, 7, 8], oldId: [8, 7, 6, 5, 4, 3, 2, 1], graceSeconds: 600).encode(),
+                 [1] + PasswordUse(newId: [1, 2, 3, 4, 5, 6, 7, 8], oldId: [8, 7, 6, 5, 4, 3, 2, 1], graceSeconds: 600, pinnedOnly: true).encode()] }),
 
     // A GOSSIP payload decoded and merged into a topology, then the routes and dial candidates
     // of what came of it; also the digests that travel beside it.
