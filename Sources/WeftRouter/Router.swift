@@ -343,9 +343,13 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
         }
     }
 
-    /// Refusals of the authenticated key (§3.11): the link may have been established a moment.
+    /// Refusals of the authenticated key or of the name it claims (§3.10, §3.11): the dialer's
+    /// link may have been established a moment when they come.
     static func isIdentityRefusal(_ code: RefuseCode?) -> Bool {
-        code == .revoked || code == .retiringPasswordUnknownKey
+        switch code {
+        case .identityMismatch, .identityPinned, .revoked, .retiringPasswordUnknownKey: return true
+        default: return false
+        }
     }
 
     static func isAuthFailure(_ code: RefuseCode?) -> Bool {
