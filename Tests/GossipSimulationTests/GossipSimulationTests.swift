@@ -27,7 +27,7 @@ final class GossipSimulationTests: XCTestCase {
     private func report(_ what: String, _ c: MeshSimulator.Counters, routers: Int, seconds: Double? = nil) {
         let perRouter = Double(c.bytes) / Double(routers)
         var line = "gossip-sim \(what): \(c.messages) messages (\(c.gossipMessages) gossip, \(c.fullDigests) full digests, "
-            + "\(c.summaries) summaries; \(c.entries) entries"
+            + "\(c.summaries) summaries; \(c.entries) entries; " + String(format: "%.2f", Double(c.ownVersions) / Double(routers)) + " own versions sent per router"
             + (MeshSimulator.countsHeld ? ", \(c.heldEntries) already held, \(c.ownUpdates) own updates" : "") + "), \(c.bytes) bytes, \(String(format: "%.0f", perRouter)) bytes per router"
         if let seconds { line += String(format: ", %.1f bytes/s per router", perRouter / seconds) }
 

@@ -23,6 +23,8 @@ struct MeshSimulator {
         var lookedAt: (listings: UInt64, links: Int)?
         /// When a forward of waiting gossip is scheduled (Gossip.forwardDue).
         var forwardAt: Double?
+        /// The last version of its own entry this router sent (`Counters.ownVersions`).
+        var sentVersion: UInt64?
     }
 
     private enum Event {
@@ -52,6 +54,8 @@ struct MeshSimulator {
         /// messages that are a router's own update.
         var heldEntries = 0
         var ownUpdates = 0
+        /// Versions of their own entry that routers sent (each one is flooded to every router).
+        var ownVersions = 0
     }
 
     /// WEFT_SIM_HELD set: decode every delivery once more to count entries the receiver already
@@ -302,6 +306,14 @@ struct MeshSimulator {
             if send.type == .gossip {
                 counters.gossipMessages += 1
                 counters.entries += Int(send.payload[0]) << 8 | Int(send.payload[1])
+                // An entry starts with its peer's name; the own entry sent is always the current one.
+                if send.payload.count >= 8, send.payload[2..<8].reduce(0, { $0 << 8 | UInt64($1) }) == routers[i].name.value {
+                    let version = routers[i].gossip.topology.own.version
+                    if routers[i].sentVersion != version {
+                        routers[i].sentVersion = version
+                        counters.ownVersions += 1
+                    }
+                }
                 if Self.countsHeld, Array(send.payload[2..<8]) == routers[i].name.bytes { counters.ownUpdates += 1 }
             } else if send.payload.first == 0 {
                 counters.summaries += 1
