@@ -201,7 +201,7 @@ public struct LinkStateMachine {
 
     /// The owner has handled the last `.deliver`: reads the frames behind it.
     public mutating func resume(now: UInt64, keyring: LinkKeyring) -> [LinkAction] {
-        guard phase != .closing, waitsForOwner else { return [] }
+        guard phase != .closing, waitsForOwner else { waitsForOwner = false; return [] }
         waitsForOwner = false
         process(now: now, keyring: keyring)
         return drain()
@@ -244,6 +244,9 @@ public struct LinkStateMachine {
     public mutating func transportClosed() {
         if reason == nil { reason = phase == .established ? "connection closed by peer" : "connection closed during handshake" }
         phase = .closing
+        // Nothing more is read, so nothing waits for the owner: a delivery whose handling saw the
+        // connection close (a write that failed inside it) must not leave the owner resuming forever.
+        waitsForOwner = false
     }
 
     /// The owner ignored a delivered message of a type it does not know.

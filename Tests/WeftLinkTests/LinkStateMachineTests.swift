@@ -161,6 +161,28 @@ final class LinkStateMachineTests: XCTestCase {
         XCTAssertEqual(pair.dialer.delivered.map(\.payload), [[9]])
     }
 
+    /// A connection that closes while a delivered message is being handled (a write inside the
+    /// handling failed and the channel went inactive) leaves nothing waiting for the owner:
+    /// otherwise the owner's "resume while it waits" loop spins forever on a closed link, as
+    /// routers of a 100-router mesh did (every resume answered nothing and waited on).
+    func testATransportClosedDuringADeliveryLeavesNothingWaiting() {
+        let pair = LinkPair()
+        pair.connect()
+        XCTAssertTrue(pair.acceptor.established)
+        pair.dialer.send(.gossip, [1], now: pair.now)
+        pair.dialer.send(.gossip, [2], now: pair.now)
+        let bytes = pair.dialer.outbox
+        pair.dialer.outbox = []
+        var machine = pair.acceptor.machine
+        let actions = machine.receive(bytes, now: pair.now, keyring: { _ in LinkPair.psk })
+        XCTAssertEqual(actions.filter { if case .deliver = $0 { true } else { false } }.count, 1, "one delivery at a time")
+        XCTAssertTrue(machine.waitsForOwner)
+        machine.transportClosed()
+        XCTAssertFalse(machine.waitsForOwner, "a closed link waits for nobody")
+        XCTAssertTrue(machine.resume(now: pair.now, keyring: { _ in LinkPair.psk }).isEmpty)
+        XCTAssertFalse(machine.waitsForOwner)
+    }
+
     // MARK: refusals (protocol.md §3.1)
 
     func testUnknownPSKIdIsRefusedWithCode1WhenHandshakeInitArrives() {
