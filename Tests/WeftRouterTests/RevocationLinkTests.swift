@@ -13,35 +13,7 @@ import WeftWire
 import XCTest
 @testable import WeftRouter
 
-final class RevocationLinkTests: XCTestCase {
-    /// The far end: records what it receives.
-    private final class Peer: LinkDelegate {
-        let psk: PreSharedKey
-        var received: [(type: UInt8, payload: [UInt8])] = []
-        init(psk: PreSharedKey) { self.psk = psk }
-        func linkAuthenticated(_ link: Link) -> Refuse? { nil }
-        func linkEstablished(_ link: Link) {}
-        func link(_ link: Link, received type: UInt8, payload: [UInt8]) { received.append((type, payload)) }
-        func psk(for id: PSKID) -> PreSharedKey? { id == psk.id ? psk : nil }
-        func link(_ link: Link, acceptEpoch epoch: UInt8, keys: LinkKeys) {}
-        func link(_ link: Link, sendEpoch epoch: UInt8, keys: LinkKeys) {}
-        func linkRekeyEnded(_ link: Link, failure: String?) {}
-    }
-
-    private static func identity(_ n: UInt8) -> IdentityKey { try! IdentityKey(privateKey: [UInt8](repeating: n, count: 32)) }
-    private static func name(_ n: UInt8) -> PeerName { PeerName(bytes: identity(n).peerNameBytes) }
-
-    private static func hello(_ n: UInt8) -> Hello {
-        Hello(name: name(n), nickname: "host-\(n)", uid: UInt64(n), connectionId: UInt64(n) << 8,
-              gossipPort: 6783, sleevePort: 6783, shortId: UInt16(n), trustsRemote: false, fastdpCapable: false, overlays: 1, ciphers: 1)
-    }
-
-    private func deliver(_ from: EmbeddedChannel, to link: Link) throws {
-        var all = from.allocator.buffer(capacity: 0)
-        while var piece = try from.readOutbound(as: ByteBuffer.self) { all.writeBuffer(&piece) }
-        if all.readableBytes > 0 { link.receive(&all) }
-    }
-
+final class RevocationLinkTests: RouterLinkTestCase {
     private func record(_ n: UInt8, by: UInt8 = 9) -> Revocation {
         Revocation(key: Self.identity(n).publicKey, name: Self.name(n), nickname: "host-\(n)", revokedBy: Self.name(by), at: 1_800_000_000)
     }
@@ -49,23 +21,9 @@ final class RevocationLinkTests: XCTestCase {
     /// Router 2 (`router`) and a peer, router 1, that dials it: established, the router owning
     /// its end. Runs on the router's loop.
     private func connect(_ router: Router, peer: Peer, psk: PreSharedKey) throws -> (dialer: Link, responder: Link, a: EmbeddedChannel, b: EmbeddedChannel) {
-        let address = try SocketAddress(ipAddress: "127.0.0.1", port: 6783)
-        let (a, b) = (EmbeddedChannel(), EmbeddedChannel())
-        try a.connect(to: address).wait()
-        try b.connect(to: address).wait()
-        let dialer = Link(direction: .outbound, channel: a, targetAddress: nil, localHello: Self.hello(1), localPSK: psk, identity: Self.identity(1))
-        let responder = Link(direction: .inbound, channel: b, targetAddress: nil, localHello: Self.hello(2), localPSK: psk, identity: Self.identity(2))
-        dialer.delegate = peer
-        responder.delegate = router
-        router.links[ObjectIdentifier(responder)] = responder
-        dialer.start()
-        responder.start()
-        for _ in 0..<10 where !(dialer.isEstablished && responder.isEstablished) {
-            try deliver(a, to: responder)
-            try deliver(b, to: dialer)
-        }
-        XCTAssertTrue(dialer.isEstablished && responder.isEstablished)
-        return (dialer, responder, a, b)
+        let link = try dial(router, from: 1, psk: psk, peer: peer)
+        XCTAssertTrue(link.dialer.isEstablished && link.responder.isEstablished)
+        return (link.dialer, link.responder, link.a, link.b)
     }
 
     func testRevocationsOnTheLink() throws {
