@@ -355,9 +355,8 @@ public final class Router: @unchecked Sendable {  // confined to `loop`
     static func isAuthFailure(_ code: RefuseCode?) -> Bool {
         switch code {
         // Retrying soon cannot help: another password, another weft version or another key is needed.
-        case .unknownPSKId, .handshakeFailed, .passwordMismatch, .noCommonVersion, .identityMismatch, .identityPinned, .revoked,
-             .retiringPasswordUnknownKey: return true
-        default: return false
+        case .unknownPSKId, .handshakeFailed, .passwordMismatch, .noCommonVersion: return true
+        default: return isIdentityRefusal(code)
         }
     }
 
